@@ -1,0 +1,85 @@
+//! The validating webhook for ResourceScalingGroups.
+
+use kube::core::admission::{AdmissionRequest, AdmissionResponse, Operation};
+use kube::core::DynamicObject;
+
+use super::review::deny;
+use super::{lookups, AdmissionContext};
+use crate::api::ResourceScalingGroup;
+use crate::validation::{exclusive_target_errors, invalid_object_message, validate_rsg};
+
+fn decode_rsg(object: &DynamicObject) -> Result<ResourceScalingGroup, serde_json::Error> {
+    serde_json::to_value(object).and_then(serde_json::from_value)
+}
+
+/// Validates a CREATE or UPDATE of an RSG: every rule, all problems in one answer.
+pub async fn validate_rsg_request(
+    ctx: &AdmissionContext,
+    request: &AdmissionRequest<DynamicObject>,
+) -> AdmissionResponse {
+    if !matches!(request.operation, Operation::Create | Operation::Update) {
+        return AdmissionResponse::from(request);
+    }
+    let Some(object) = &request.object else {
+        return deny(request, 400, "the admission request carries no object");
+    };
+    let rsg = match decode_rsg(object) {
+        Ok(rsg) => rsg,
+        Err(err) => {
+            return deny(
+                request,
+                400,
+                format!("the object is not a valid ResourceScalingGroup: {err}"),
+            )
+        }
+    };
+    if request.operation == Operation::Update {
+        let unchanged = request
+            .old_object
+            .as_ref()
+            .and_then(|old| decode_rsg(old).ok())
+            .is_some_and(|old| old.spec == rsg.spec);
+        if unchanged {
+            // Metadata-only updates (labels, finalizers) are never blocked.
+            return AdmissionResponse::from(request);
+        }
+    }
+    let namespace = request.namespace.clone().unwrap_or_default();
+    let name = match (&rsg.metadata.name, &rsg.metadata.generate_name) {
+        (Some(name), _) if !name.is_empty() => name.clone(),
+        (_, Some(prefix)) => format!("{prefix}xxxxx"),
+        _ => request.name.clone(),
+    };
+    let (mut errors, mut warnings) = validate_rsg(&name, &namespace, &rsg.spec);
+    errors.extend(exclusive_target_errors(
+        &namespace,
+        &name,
+        &rsg.spec,
+        |key| ctx.stores.target_index.claims_on(key),
+    ));
+    if let Some(client) = &ctx.client {
+        let live = lookups::live_checks(client, &namespace, &name, &rsg.spec);
+        match tokio::time::timeout(ctx.lookup_timeout, live).await {
+            Ok(found) => {
+                errors.extend(found.errors);
+                warnings.extend(found.warnings);
+            }
+            Err(_) => warnings.push(format!(
+                "the targets could not be checked against the cluster within {:?}; the controller reports problems in the RSG's status",
+                ctx.lookup_timeout
+            )),
+        }
+    }
+    let mut response = if errors.is_empty() {
+        tracing::debug!("allowed");
+        AdmissionResponse::from(request)
+    } else {
+        let message = invalid_object_message("ResourceScalingGroup", &name, &errors);
+        tracing::info!(problems = errors.len(), %message, "denied");
+        deny(request, 422, message)
+    };
+    if !warnings.is_empty() {
+        response.warnings = Some(warnings);
+    }
+    response
+}

@@ -1,0 +1,15 @@
+//! Label and annotation keys that rsg reads and writes.
+
+/// Names the RSG that owns or adopted an object.
+pub const LABEL_NAME: &str = "rsg.io/name";
+/// The group number of a workload, Service or pod (absent on group 0 pods).
+pub const LABEL_GROUP_ID: &str = "rsg.io/group-id";
+/// The target name a snapshot (ControllerRevision) belongs to.
+pub const LABEL_TARGET: &str = "rsg.io/target";
+/// Marks exactly one pod per active group; `status.selector` selects these.
+pub const LABEL_REPRESENTATIVE: &str = "rsg.io/representative";
+/// Per-group metric value used when Prometheus cannot decide a scale-down.
+pub const ANNOTATION_METRIC_VALUES: &str = "autoscaling.rsg.metric.values";
+
+/// The largest group count a spec may ask for; copy names are checked against it.
+pub const MAX_GROUP_REPLICAS: i32 = 1000;

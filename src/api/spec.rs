@@ -1,0 +1,216 @@
+//! The desired state of a ResourceScalingGroup.
+//!
+//! Fields whose values come from a fixed set (strategy type, metric type, aggregator,
+//! order) are plain strings in the schema: the validating webhook checks them together
+//! with every other rule so that a user sees all problems in one answer.
+
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::status::ResourceScalingGroupStatus;
+
+/// Strategy type value for cloning whole groups.
+pub const STRATEGY_GROUP_REPLICATION: &str = "GroupReplication";
+/// Strategy type value for keeping followers at a ratio of a leader.
+pub const STRATEGY_INPLACE_SCALING: &str = "InplaceScaling";
+/// Every supported strategy type.
+pub const STRATEGY_TYPES: [&str; 2] = [STRATEGY_GROUP_REPLICATION, STRATEGY_INPLACE_SCALING];
+
+/// Metric types accepted in `scaleDown.metric.type`.
+pub const METRIC_TYPES: [&str; 3] = ["Counter", "Gauge", "Histogram"];
+/// Aggregators accepted in `scaleDown.metric.aggregator`.
+pub const AGGREGATORS: [&str; 4] = ["sum", "avg", "max", "min"];
+/// Orders accepted in `scaleDown.order`.
+pub const ORDERS: [&str; 2] = ["ascending", "descending"];
+
+/// The desired state of a ResourceScalingGroup: which workloads it scales and how.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "autoscaling.openfuyao.com",
+    version = "v1alpha1",
+    kind = "ResourceScalingGroup",
+    plural = "resourcescalinggroups",
+    shortname = "rsg",
+    namespaced,
+    status = "ResourceScalingGroupStatus",
+    derive = "PartialEq",
+    doc = "ResourceScalingGroup scales a set of workloads as one unit: GroupReplication clones or removes whole groups of them; InplaceScaling keeps followers at a fixed ratio of a leader.",
+    scale(
+        spec_replicas_path = ".spec.scalingStrategy.groupConfig.replicas",
+        status_replicas_path = ".status.currentReplicas",
+        label_selector_path = ".status.selector"
+    ),
+    printcolumn = r#"{"name":"Strategy","type":"string","description":"Scaling strategy type","jsonPath":".spec.scalingStrategy.type"}"#,
+    printcolumn = r#"{"name":"Desired","type":"integer","description":"Desired number of groups","jsonPath":".spec.scalingStrategy.groupConfig.replicas"}"#,
+    printcolumn = r#"{"name":"Current","type":"integer","description":"Groups that exist and are active","jsonPath":".status.currentReplicas"}"#,
+    printcolumn = r#"{"name":"Ready","type":"integer","description":"Groups whose every workload is ready","jsonPath":".status.readyReplicas"}"#,
+    printcolumn = r#"{"name":"Status","type":"string","description":"Ready condition","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Reason","type":"string","priority":1,"description":"Ready condition reason","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceScalingGroupSpec {
+    /// The workloads this group scales (1..n). Target names are unique within the RSG and
+    /// are used by the strategy (leader/follower names) and as keys of the replica ConfigMap.
+    pub target_resources: Vec<TargetResource>,
+    /// How the targets are scaled.
+    pub scaling_strategy: ScalingStrategy,
+}
+
+/// One workload managed by the RSG.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetResource {
+    /// Logical name of this target, unique within the RSG (a DNS-1123 label, e.g. `prefill`).
+    pub name: String,
+    /// The workload this target refers to.
+    pub resource_ref: ResourceRef,
+}
+
+/// A reference to a workload.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceRef {
+    /// API version of the workload: `apps/v1` for Deployment and StatefulSet,
+    /// `leaderworkerset.x-k8s.io/v1` for LeaderWorkerSet, `workloads.x-k8s.io/v1alpha1` for
+    /// RoleBasedGroup, or the group/version of another custom kind that has `spec.replicas`.
+    pub api_version: String,
+    /// Kind of the workload: Deployment, StatefulSet, LeaderWorkerSet, RoleBasedGroup, or
+    /// another custom kind with a `spec.replicas` field.
+    pub kind: String,
+    /// Name of the workload.
+    pub name: String,
+    /// Namespace of the workload. Defaults to the RSG's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+}
+
+/// The scaling strategy and its configuration.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScalingStrategy {
+    /// `GroupReplication` (clone or remove whole groups of the targets) or `InplaceScaling`
+    /// (keep followers at a ratio of a leader).
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// Configuration of GroupReplication. Required for GroupReplication, forbidden otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_config: Option<GroupConfig>,
+    /// Configuration of InplaceScaling. Required for InplaceScaling, forbidden otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader_follower_config: Option<LeaderFollowerConfig>,
+}
+
+/// GroupReplication settings.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupConfig {
+    /// Prefix of copied workload names (`<groupName>-<workload>-<i>`) and suffix of copied
+    /// Service names (`<service>-<groupName>-<i>`). A DNS-1123 label; defaults to the RSG name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_name: Option<String>,
+    /// Desired number of groups (>= 0, at most 1000). Group 0 is the base workloads; groups
+    /// 1.. are copies. Defaults to 1. This is the field the scale subresource sets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<i32>,
+    /// How groups to remove are chosen on scale down. Without it the highest group ids go first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_down: Option<ScaleDown>,
+}
+
+/// Scale-down victim selection.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScaleDown {
+    /// The Prometheus metric whose per-group value (label `group_id`) orders the victims.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric: Option<ScaleDownMetric>,
+    /// `ascending` removes the groups with the smallest value first, `descending` the
+    /// largest. Defaults to `ascending`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order: Option<String>,
+    /// How long a victim group may drain (its Services removed first) before its workloads
+    /// are deleted; it is deleted earlier once its metric reads 0. A Prometheus duration such
+    /// as `90s` or `2m`. Absent or `0s` removes victims at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain_timeout: Option<String>,
+}
+
+/// A per-group metric queried from Prometheus.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScaleDownMetric {
+    /// A metric name or PromQL expression, e.g. `vllm:num_requests_running`. Its series must
+    /// carry a `group_id` label equal to the group number.
+    pub expr: String,
+    /// `Counter`, `Gauge` or `Histogram`. Counter and Histogram are queried through `rate()`.
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// Range of the `rate()` window, a Prometheus duration such as `2m`. Required for
+    /// Counter and Histogram.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<String>,
+    /// `sum`, `avg`, `max` or `min`, applied `by (group_id)`. Defaults to `avg` for Gauge and
+    /// `sum` otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aggregator: Option<String>,
+}
+
+/// InplaceScaling settings.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LeaderFollowerConfig {
+    /// The target whose replica count the followers follow.
+    pub leader: Leader,
+    /// Targets kept at `leader replicas * followRatio`.
+    #[serde(default)]
+    pub follower: Vec<Follower>,
+}
+
+/// The leader of an InplaceScaling RSG.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Leader {
+    /// Name of the target (in `targetResources`) that leads.
+    pub resource_name: String,
+    /// When set, applied to the leader workload whenever this value changes (so an HPA on
+    /// the leader is not fought on every reconcile).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<i32>,
+}
+
+/// A follower of an InplaceScaling RSG.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Follower {
+    /// Name of the target (in `targetResources`) that follows.
+    pub resource_name: String,
+    /// Follower replicas per leader replica, an integer >= 1.
+    pub follow_ratio: i32,
+}
+
+impl ResourceRef {
+    /// The namespace of the workload, falling back to the RSG's namespace.
+    pub fn namespace_or<'a>(&'a self, rsg_namespace: &'a str) -> &'a str {
+        match self.namespace.as_deref() {
+            Some(ns) if !ns.is_empty() => ns,
+            _ => rsg_namespace,
+        }
+    }
+
+    /// The API group part of `apiVersion` (empty for the core group).
+    pub fn group(&self) -> &str {
+        match self.api_version.split_once('/') {
+            Some((group, _)) => group,
+            None => "",
+        }
+    }
+}
+
+impl GroupConfig {
+    /// The desired group count, with the documented default of 1.
+    pub fn desired_replicas(&self) -> i32 {
+        self.replicas.unwrap_or(1)
+    }
+}

@@ -1,0 +1,212 @@
+//! An index from workload to the RSGs that target it, kept current from watch events, so
+//! the duplicate-target check costs the same with ten RSGs or ten thousand.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use kube::runtime::watcher::Event;
+use kube::ResourceExt;
+
+use crate::api::ResourceScalingGroup;
+use crate::validation::TargetClaim;
+use crate::workload::WorkloadKey;
+
+type RsgKey = (String, String);
+
+#[derive(Default)]
+struct IndexState {
+    by_rsg: HashMap<RsgKey, (String, Vec<WorkloadKey>)>,
+    by_workload: HashMap<WorkloadKey, BTreeSet<TargetClaim>>,
+    relisting: Option<HashMap<RsgKey, (String, Vec<WorkloadKey>)>>,
+}
+
+/// Workload → claiming RSGs.
+#[derive(Default)]
+pub struct TargetIndex {
+    state: RwLock<IndexState>,
+}
+
+fn entry_of(rsg: &ResourceScalingGroup) -> (RsgKey, (String, Vec<WorkloadKey>)) {
+    let namespace = rsg.namespace().unwrap_or_default();
+    let workloads = rsg
+        .spec
+        .target_resources
+        .iter()
+        .map(|t| WorkloadKey::from_ref(&t.resource_ref, &namespace))
+        .collect();
+    (
+        (namespace, rsg.name_any()),
+        (rsg.spec.scaling_strategy.type_.clone(), workloads),
+    )
+}
+
+impl IndexState {
+    fn remove(&mut self, key: &RsgKey) {
+        if let Some((strategy, workloads)) = self.by_rsg.remove(key) {
+            let claim = claim_of(key, &strategy);
+            for workload in workloads {
+                if let Some(claims) = self.by_workload.get_mut(&workload) {
+                    claims.remove(&claim);
+                    if claims.is_empty() {
+                        self.by_workload.remove(&workload);
+                    }
+                }
+            }
+        }
+    }
+
+    fn insert(&mut self, key: RsgKey, value: (String, Vec<WorkloadKey>)) {
+        self.remove(&key);
+        let claim = claim_of(&key, &value.0);
+        for workload in &value.1 {
+            self.by_workload
+                .entry(workload.clone())
+                .or_default()
+                .insert(claim.clone());
+        }
+        self.by_rsg.insert(key, value);
+    }
+}
+
+fn claim_of(key: &RsgKey, strategy: &str) -> TargetClaim {
+    TargetClaim {
+        rsg_namespace: key.0.clone(),
+        rsg_name: key.1.clone(),
+        strategy: strategy.to_string(),
+    }
+}
+
+impl TargetIndex {
+    fn write(&self) -> RwLockWriteGuard<'_, IndexState> {
+        self.state
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, IndexState> {
+        self.state
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Applies one watch event.
+    pub fn apply(&self, event: &Event<ResourceScalingGroup>) {
+        let mut state = self.write();
+        match event {
+            Event::Apply(rsg) => {
+                let (key, value) = entry_of(rsg);
+                state.insert(key, value);
+            }
+            Event::Delete(rsg) => {
+                let (key, _) = entry_of(rsg);
+                state.remove(&key);
+            }
+            Event::Init => state.relisting = Some(HashMap::new()),
+            Event::InitApply(rsg) => {
+                let (key, value) = entry_of(rsg);
+                state
+                    .relisting
+                    .get_or_insert_with(HashMap::new)
+                    .insert(key, value);
+            }
+            Event::InitDone => {
+                let fresh = state.relisting.take().unwrap_or_default();
+                *state = IndexState::default();
+                for (key, value) in fresh {
+                    state.insert(key, value);
+                }
+            }
+        }
+    }
+
+    /// Every RSG that targets `workload`.
+    pub fn claims_on(&self, workload: &WorkloadKey) -> Vec<TargetClaim> {
+        self.read()
+            .by_workload
+            .get(workload)
+            .map(|c| c.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Number of RSGs indexed.
+    pub fn len(&self) -> usize {
+        self.read().by_rsg.len()
+    }
+
+    /// True when no RSG is indexed.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rsg(ns: &str, name: &str, strategy: &str, workloads: &[&str]) -> ResourceScalingGroup {
+        let targets: Vec<_> = workloads
+            .iter()
+            .map(|w| serde_json::json!({"name": w, "resourceRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": w}}))
+            .collect();
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "autoscaling.openfuyao.com/v1alpha1", "kind": "ResourceScalingGroup",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {"targetResources": targets, "scalingStrategy": {"type": strategy}}
+        }))
+        .unwrap()
+    }
+
+    fn key(ns: &str, name: &str) -> WorkloadKey {
+        WorkloadKey {
+            group: "apps".into(),
+            kind: "Deployment".into(),
+            namespace: ns.into(),
+            name: name.into(),
+        }
+    }
+
+    #[test]
+    fn tracks_applies_updates_and_deletes() {
+        let index = TargetIndex::default();
+        index.apply(&Event::Apply(rsg(
+            "a",
+            "one",
+            "GroupReplication",
+            &["web", "db"],
+        )));
+        index.apply(&Event::Apply(rsg("a", "two", "InplaceScaling", &["web"])));
+        assert_eq!(index.claims_on(&key("a", "web")).len(), 2);
+        index.apply(&Event::Apply(rsg("a", "one", "GroupReplication", &["db"])));
+        assert_eq!(index.claims_on(&key("a", "web")).len(), 1);
+        index.apply(&Event::Delete(rsg("a", "two", "InplaceScaling", &["web"])));
+        assert!(index.claims_on(&key("a", "web")).is_empty());
+        assert_eq!(index.claims_on(&key("a", "db"))[0].rsg_name, "one");
+    }
+
+    #[test]
+    fn relist_replaces_the_contents() {
+        let index = TargetIndex::default();
+        index.apply(&Event::Apply(rsg(
+            "a",
+            "gone",
+            "GroupReplication",
+            &["web"],
+        )));
+        index.apply(&Event::Init);
+        index.apply(&Event::InitApply(rsg(
+            "a",
+            "kept",
+            "GroupReplication",
+            &["db"],
+        )));
+        assert_eq!(
+            index.claims_on(&key("a", "web")).len(),
+            1,
+            "old state serves until the relist completes"
+        );
+        index.apply(&Event::InitDone);
+        assert!(index.claims_on(&key("a", "web")).is_empty());
+        assert_eq!(index.claims_on(&key("a", "db")).len(), 1);
+        assert_eq!(index.len(), 1);
+    }
+}

@@ -1,0 +1,90 @@
+//! Command-line interface.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::validation::parse_prometheus_duration;
+
+/// rsg: the ResourceScalingGroup controller and admission webhook.
+#[derive(Parser, Debug)]
+#[command(name = "rsg", version, about)]
+pub struct Cli {
+    /// Log format: `text` or `json`.
+    #[arg(long, env = "RSG_LOG_FORMAT", default_value = "text", global = true)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log output format.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the service: webhooks, health, metrics and the controllers.
+    Run(RunArgs),
+    /// Print the CustomResourceDefinition generated from the Rust types.
+    Crd,
+    /// Generate a CA and a serving certificate for local use and print the caBundle.
+    Certs(CertsArgs),
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    parse_prometheus_duration(s).map_err(|e| e.to_string())
+}
+
+/// `rsg run` options.
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Address of the HTTPS port.
+    #[arg(long, env = "RSG_LISTEN", default_value = "0.0.0.0:9443")]
+    pub listen: SocketAddr,
+    /// Directory holding tls.crt and tls.key.
+    #[arg(long, env = "RSG_CERT_DIR", default_value = "webhook-certs")]
+    pub cert_dir: PathBuf,
+    /// How often the certificate directory is checked for changes.
+    #[arg(long, env = "RSG_CERT_RELOAD_INTERVAL", default_value = "10s", value_parser = parse_duration)]
+    pub cert_reload_interval: Duration,
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "RSG_MAX_BODY_BYTES", default_value_t = crate::server::DEFAULT_MAX_BODY_BYTES)]
+    pub max_body_bytes: usize,
+    /// Upper bound on the live cluster checks of one admission request.
+    #[arg(long, env = "RSG_LOOKUP_TIMEOUT", default_value = "3s", value_parser = parse_duration)]
+    pub lookup_timeout: Duration,
+    /// After SIGTERM, how long to keep serving while reporting not ready.
+    #[arg(long, env = "RSG_SHUTDOWN_DELAY", default_value = "0s", value_parser = parse_duration)]
+    pub shutdown_delay: Duration,
+    /// After that, how long open requests may take to finish.
+    #[arg(long, env = "RSG_DRAIN_TIMEOUT", default_value = "20s", value_parser = parse_duration)]
+    pub drain_timeout: Duration,
+    /// Prometheus base URL used for scale-down decisions.
+    #[arg(long, env = "RSG_PROMETHEUS_URL")]
+    pub prometheus_url: Option<String>,
+}
+
+/// `rsg certs` options.
+#[derive(Args, Debug)]
+pub struct CertsArgs {
+    /// Output directory.
+    #[arg(long, default_value = "webhook-certs")]
+    pub dir: PathBuf,
+    /// DNS names and IP addresses the serving certificate is valid for.
+    #[arg(long = "name", default_values_t = vec!["localhost".to_string(), "127.0.0.1".to_string()])]
+    pub names: Vec<String>,
+    /// Validity of the serving certificate in days.
+    #[arg(long, default_value_t = 365)]
+    pub days: i64,
+    /// Make a new CA even if the directory has one.
+    #[arg(long)]
+    pub new_ca: bool,
+}

@@ -1,0 +1,17 @@
+//! rsg: the ResourceScalingGroup controller and admission webhook.
+//!
+//! One process serves the mutating and validating webhooks, health and metrics on one
+//! HTTPS port and runs the reconcile loops, all over one shared informer cache.
+
+pub mod admission;
+pub mod api;
+pub mod cache;
+pub mod certs;
+pub mod cli;
+pub mod crd;
+pub mod metrics;
+pub mod naming;
+pub mod run;
+pub mod server;
+pub mod validation;
+pub mod workload;

@@ -1,0 +1,86 @@
+//! `rsg run`: wires the cache, the webhooks, the server and the controllers together.
+
+use std::sync::Arc;
+
+use kube::Client;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::admission::AdmissionContext;
+use crate::cache::Stores;
+use crate::certs::CertStore;
+use crate::cli::RunArgs;
+use crate::metrics::Metrics;
+use crate::server::{self, Readiness, TlsConfigError};
+
+/// Why the service stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// No usable Kubernetes client configuration.
+    #[error("connecting to Kubernetes: {0}")]
+    Kube(#[from] kube::Error),
+    /// The TLS configuration could not be built.
+    #[error(transparent)]
+    Tls(#[from] TlsConfigError),
+    /// The port could not be bound or a signal handler installed.
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+}
+
+/// Runs until SIGTERM or SIGINT.
+pub async fn run(args: RunArgs) -> Result<(), RunError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let client = Client::try_default().await?;
+    let stores = Stores::start(client.clone());
+    let certs = Arc::new(CertStore::new(&args.cert_dir, provider.clone()));
+    if let Err(err) = certs.reload() {
+        warn!(error = %err, dir = %args.cert_dir.display(), "no serving certificate yet; not ready until one loads");
+    }
+    let shutdown = CancellationToken::new();
+    tokio::spawn(
+        certs
+            .clone()
+            .watch(args.cert_reload_interval, shutdown.clone()),
+    );
+
+    let metrics = Arc::new(Metrics::default());
+    let admission = Arc::new(AdmissionContext {
+        stores: stores.clone(),
+        client: Some(client.clone()),
+        metrics: metrics.clone(),
+        lookup_timeout: args.lookup_timeout,
+    });
+    let readiness = Readiness::new(stores, certs.clone());
+    let app = server::router(admission, readiness.clone(), metrics, args.max_body_bytes);
+    let tls = server::server_config(provider, certs)?;
+    let listener = server::bind(args.listen)
+        .await
+        .map_err(|source| RunError::Io {
+            what: format!("binding {}", args.listen),
+            source,
+        })?;
+
+    let mut terminate = signal(SignalKind::terminate()).map_err(|source| RunError::Io {
+        what: "installing the SIGTERM handler".into(),
+        source,
+    })?;
+    let signal_shutdown = shutdown.clone();
+    let delay = args.shutdown_delay;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = terminate.recv() => info!("SIGTERM received; shutting down"),
+            _ = tokio::signal::ctrl_c() => info!("interrupt received; shutting down"),
+        }
+        readiness.begin_shutdown();
+        tokio::time::sleep(delay).await;
+        signal_shutdown.cancel();
+    });
+
+    server::serve(listener, tls, app, shutdown, args.drain_timeout).await;
+    info!("stopped");
+    Ok(())
+}

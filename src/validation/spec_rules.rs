@@ -1,0 +1,406 @@
+//! The rules a ResourceScalingGroup must satisfy on its own (no cluster state needed).
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::duration::parse_prometheus_duration;
+use super::field_error::FieldError;
+use super::names::{dns1123_label_errors, dns1123_subdomain_errors};
+use crate::api::{
+    GroupConfig, LeaderFollowerConfig, ResourceScalingGroupSpec, ScaleDown, AGGREGATORS,
+    MAX_GROUP_REPLICAS, METRIC_TYPES, ORDERS, STRATEGY_GROUP_REPLICATION, STRATEGY_INPLACE_SCALING,
+    STRATEGY_TYPES,
+};
+use crate::naming::copy_workload_name;
+use crate::workload::{WorkloadKey, WorkloadKind};
+
+const TARGETS: &str = "spec.targetResources";
+const STRATEGY: &str = "spec.scalingStrategy";
+const GROUP_CONFIG: &str = "spec.scalingStrategy.groupConfig";
+const LEADER_FOLLOWER: &str = "spec.scalingStrategy.leaderFollowerConfig";
+
+/// Legal but probably unintended things found while validating.
+pub type SpecWarnings = Vec<String>;
+
+/// The group name copies use: `groupConfig.groupName`, defaulting to the RSG's name.
+pub fn effective_group_name<'a>(rsg_name: &'a str, config: &'a GroupConfig) -> &'a str {
+    match config.group_name.as_deref() {
+        Some(name) if !name.is_empty() => name,
+        _ => rsg_name,
+    }
+}
+
+/// Checks every rule that needs only the object itself. Returns all errors at once, and
+/// warnings for things that are legal but likely a mistake.
+pub fn validate_rsg(
+    rsg_name: &str,
+    rsg_namespace: &str,
+    spec: &ResourceScalingGroupSpec,
+) -> (Vec<FieldError>, SpecWarnings) {
+    let mut errors = Vec::new();
+    let mut warnings = Vec::new();
+    for detail in dns1123_label_errors(rsg_name) {
+        errors.push(FieldError::invalid(
+            "metadata.name",
+            rsg_name,
+            format!("{detail} (the name is used as the value of the label rsg.io/name)"),
+        ));
+    }
+    let kinds = validate_targets(rsg_namespace, spec, &mut errors);
+    let strategy = &spec.scaling_strategy;
+    match strategy.type_.as_str() {
+        STRATEGY_GROUP_REPLICATION => {
+            if strategy.leader_follower_config.is_some() {
+                errors.push(FieldError::forbidden(
+                    LEADER_FOLLOWER,
+                    format!("may only be set when type is {STRATEGY_INPLACE_SCALING:?}"),
+                ));
+            }
+            match &strategy.group_config {
+                None => errors.push(FieldError::required(
+                    GROUP_CONFIG,
+                    format!("required when type is {STRATEGY_GROUP_REPLICATION:?}"),
+                )),
+                Some(config) => validate_group_config(rsg_name, spec, config, &kinds, &mut errors),
+            }
+            for (i, target) in spec.target_resources.iter().enumerate() {
+                let base_namespace = target.resource_ref.namespace_or(rsg_namespace);
+                if base_namespace != rsg_namespace {
+                    warnings.push(format!(
+                        "{TARGETS}[{i}]: copies of {} {base_namespace}/{} will be created in namespace {rsg_namespace:?} (the RSG's namespace), not in {base_namespace:?} where the base lives",
+                        target.resource_ref.kind, target.resource_ref.name
+                    ));
+                }
+            }
+        }
+        STRATEGY_INPLACE_SCALING => {
+            if strategy.group_config.is_some() {
+                errors.push(FieldError::forbidden(
+                    GROUP_CONFIG,
+                    format!("may only be set when type is {STRATEGY_GROUP_REPLICATION:?}"),
+                ));
+            }
+            match &strategy.leader_follower_config {
+                None => errors.push(FieldError::required(
+                    LEADER_FOLLOWER,
+                    format!("required when type is {STRATEGY_INPLACE_SCALING:?}"),
+                )),
+                Some(config) => validate_leader_follower(spec, config, &kinds, &mut errors),
+            }
+        }
+        "" => errors.push(FieldError::required(format!("{STRATEGY}.type"), "")),
+        other => errors.push(FieldError::unsupported(
+            format!("{STRATEGY}.type"),
+            other,
+            &STRATEGY_TYPES,
+        )),
+    }
+    (errors, warnings)
+}
+
+/// Validates the target list; returns the resolved kind of each target name that has one.
+fn validate_targets(
+    rsg_namespace: &str,
+    spec: &ResourceScalingGroupSpec,
+    errors: &mut Vec<FieldError>,
+) -> HashMap<String, WorkloadKind> {
+    let mut kinds = HashMap::new();
+    if spec.target_resources.is_empty() {
+        errors.push(FieldError::required(
+            TARGETS,
+            "at least one target is needed",
+        ));
+    }
+    let mut names_seen: HashMap<&str, usize> = HashMap::new();
+    let mut workloads_seen: BTreeMap<WorkloadKey, usize> = BTreeMap::new();
+    for (i, target) in spec.target_resources.iter().enumerate() {
+        let path = format!("{TARGETS}[{i}]");
+        if target.name.is_empty() {
+            errors.push(FieldError::required(format!("{path}.name"), ""));
+        } else {
+            for detail in dns1123_label_errors(&target.name) {
+                errors.push(FieldError::invalid(
+                    format!("{path}.name"),
+                    &target.name,
+                    detail,
+                ));
+            }
+            if let Some(first) = names_seen.insert(&target.name, i) {
+                names_seen.insert(&target.name, first);
+                errors.push(FieldError::duplicate(
+                    format!("{path}.name"),
+                    &target.name,
+                    format!("already used by {TARGETS}[{first}]"),
+                ));
+            }
+        }
+        let reference = &target.resource_ref;
+        match WorkloadKind::parse(&reference.api_version, &reference.kind) {
+            Ok(kind) => {
+                kinds.entry(target.name.clone()).or_insert(kind);
+            }
+            Err(err) => errors.push(FieldError::invalid(
+                format!("{path}.resourceRef"),
+                format!("{} {}", reference.api_version, reference.kind),
+                err.to_string(),
+            )),
+        }
+        if reference.name.is_empty() {
+            errors.push(FieldError::required(format!("{path}.resourceRef.name"), ""));
+        } else {
+            for detail in dns1123_subdomain_errors(&reference.name) {
+                errors.push(FieldError::invalid(
+                    format!("{path}.resourceRef.name"),
+                    &reference.name,
+                    detail,
+                ));
+            }
+        }
+        if let Some(ns) = reference.namespace.as_deref().filter(|ns| !ns.is_empty()) {
+            for detail in dns1123_label_errors(ns) {
+                errors.push(FieldError::invalid(
+                    format!("{path}.resourceRef.namespace"),
+                    ns,
+                    detail,
+                ));
+            }
+        }
+        let key = WorkloadKey::from_ref(reference, rsg_namespace);
+        if let Some(first) = workloads_seen.get(&key) {
+            errors.push(FieldError::duplicate(
+                format!("{path}.resourceRef"),
+                &key,
+                format!("the same workload is already referenced by {TARGETS}[{first}]"),
+            ));
+        } else {
+            workloads_seen.insert(key, i);
+        }
+    }
+    kinds
+}
+
+fn validate_group_config(
+    rsg_name: &str,
+    spec: &ResourceScalingGroupSpec,
+    config: &GroupConfig,
+    kinds: &HashMap<String, WorkloadKind>,
+    errors: &mut Vec<FieldError>,
+) {
+    let group_name = effective_group_name(rsg_name, config);
+    let group_name_path = format!("{GROUP_CONFIG}.groupName");
+    let group_name_errors = dns1123_label_errors(group_name);
+    for detail in &group_name_errors {
+        errors.push(FieldError::invalid(
+            &group_name_path,
+            group_name,
+            detail.clone(),
+        ));
+    }
+    if let Some(replicas) = config.replicas {
+        if replicas < 0 {
+            errors.push(FieldError::invalid(
+                format!("{GROUP_CONFIG}.replicas"),
+                replicas,
+                "must be greater than or equal to 0",
+            ));
+        } else if replicas > MAX_GROUP_REPLICAS {
+            errors.push(FieldError::invalid(
+                format!("{GROUP_CONFIG}.replicas"),
+                replicas,
+                format!("must be less than or equal to {MAX_GROUP_REPLICAS}"),
+            ));
+        }
+    }
+    if group_name_errors.is_empty() {
+        for target in &spec.target_resources {
+            let Some(kind) = kinds.get(&target.name) else {
+                continue;
+            };
+            let longest =
+                copy_workload_name(group_name, &target.resource_ref.name, MAX_GROUP_REPLICAS);
+            if longest.len() > kind.max_name_len() {
+                errors.push(FieldError::invalid(
+                    &group_name_path,
+                    group_name,
+                    format!(
+                        "copies of target {:?} would be named up to {longest:?} ({} characters), longer than the {} allowed for a {} name; shorten groupName or the workload name",
+                        target.name,
+                        longest.len(),
+                        kind.max_name_len(),
+                        kind.kind_name()
+                    ),
+                ));
+            }
+        }
+    }
+    if let Some(scale_down) = &config.scale_down {
+        validate_scale_down(scale_down, errors);
+    }
+}
+
+fn validate_scale_down(scale_down: &ScaleDown, errors: &mut Vec<FieldError>) {
+    let path = format!("{GROUP_CONFIG}.scaleDown");
+    if let Some(order) = &scale_down.order {
+        if !ORDERS.contains(&order.as_str()) {
+            errors.push(FieldError::unsupported(
+                format!("{path}.order"),
+                order,
+                &ORDERS,
+            ));
+        }
+    }
+    if let Some(timeout) = &scale_down.drain_timeout {
+        if let Err(err) = parse_prometheus_duration(timeout) {
+            errors.push(FieldError::invalid(
+                format!("{path}.drainTimeout"),
+                timeout,
+                err.to_string(),
+            ));
+        }
+    }
+    let Some(metric) = &scale_down.metric else {
+        return;
+    };
+    let metric_path = format!("{path}.metric");
+    if metric.expr.trim().is_empty() {
+        errors.push(FieldError::required(
+            format!("{metric_path}.expr"),
+            "a metric name or PromQL expression",
+        ));
+    }
+    let type_known = METRIC_TYPES.contains(&metric.type_.as_str());
+    if metric.type_.is_empty() {
+        errors.push(FieldError::required(format!("{metric_path}.type"), ""));
+    } else if !type_known {
+        errors.push(FieldError::unsupported(
+            format!("{metric_path}.type"),
+            &metric.type_,
+            &METRIC_TYPES,
+        ));
+    }
+    match &metric.window {
+        None => {
+            if type_known && metric.type_ != "Gauge" {
+                errors.push(FieldError::required(
+                    format!("{metric_path}.window"),
+                    format!("required for type {:?} (the range of rate())", metric.type_),
+                ));
+            }
+        }
+        Some(window) => match parse_prometheus_duration(window) {
+            Err(err) => errors.push(FieldError::invalid(
+                format!("{metric_path}.window"),
+                window,
+                err.to_string(),
+            )),
+            Ok(d) if d.is_zero() => errors.push(FieldError::invalid(
+                format!("{metric_path}.window"),
+                window,
+                "must be greater than 0",
+            )),
+            Ok(_) => {}
+        },
+    }
+    if let Some(aggregator) = &metric.aggregator {
+        if !AGGREGATORS.contains(&aggregator.as_str()) {
+            errors.push(FieldError::unsupported(
+                format!("{metric_path}.aggregator"),
+                aggregator,
+                &AGGREGATORS,
+            ));
+        }
+    }
+}
+
+fn validate_leader_follower(
+    spec: &ResourceScalingGroupSpec,
+    config: &LeaderFollowerConfig,
+    kinds: &HashMap<String, WorkloadKind>,
+    errors: &mut Vec<FieldError>,
+) {
+    let target_names: Vec<String> = spec
+        .target_resources
+        .iter()
+        .map(|t| format!("{:?}", t.name))
+        .collect();
+    let must_name_target = format!("must name one of {TARGETS}: {}", target_names.join(", "));
+    let check_scalable = |path: String, name: &str, errors: &mut Vec<FieldError>| {
+        if let Some(kind) = kinds.get(name).filter(|k| !k.has_single_replica_count()) {
+            errors.push(FieldError::invalid(
+                path,
+                name,
+                format!(
+                    "{} has no single replica count, so InplaceScaling cannot scale it; use GroupReplication to clone it as a whole",
+                    kind.kind_name()
+                ),
+            ));
+        }
+    };
+    let leader = &config.leader;
+    let leader_path = format!("{LEADER_FOLLOWER}.leader.resourceName");
+    if leader.resource_name.is_empty() {
+        errors.push(FieldError::required(&leader_path, ""));
+    } else if !kinds.contains_key(&leader.resource_name)
+        && !spec
+            .target_resources
+            .iter()
+            .any(|t| t.name == leader.resource_name)
+    {
+        errors.push(FieldError::not_found(
+            &leader_path,
+            &leader.resource_name,
+            &must_name_target,
+        ));
+    } else {
+        check_scalable(leader_path, &leader.resource_name, errors);
+    }
+    if let Some(replicas) = leader.replicas.filter(|r| *r < 0) {
+        errors.push(FieldError::invalid(
+            format!("{LEADER_FOLLOWER}.leader.replicas"),
+            replicas,
+            "must be greater than or equal to 0",
+        ));
+    }
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for (i, follower) in config.follower.iter().enumerate() {
+        let path = format!("{LEADER_FOLLOWER}.follower[{i}]");
+        let name_path = format!("{path}.resourceName");
+        if follower.resource_name.is_empty() {
+            errors.push(FieldError::required(&name_path, ""));
+        } else if !spec
+            .target_resources
+            .iter()
+            .any(|t| t.name == follower.resource_name)
+        {
+            errors.push(FieldError::not_found(
+                &name_path,
+                &follower.resource_name,
+                &must_name_target,
+            ));
+        } else if follower.resource_name == leader.resource_name {
+            errors.push(FieldError::invalid(
+                &name_path,
+                &follower.resource_name,
+                "the leader cannot also be a follower",
+            ));
+        } else if let Some(first) = seen.get(follower.resource_name.as_str()) {
+            errors.push(FieldError::duplicate(
+                &name_path,
+                &follower.resource_name,
+                format!("already a follower at {LEADER_FOLLOWER}.follower[{first}]"),
+            ));
+        } else {
+            check_scalable(name_path, &follower.resource_name, errors);
+        }
+        seen.entry(follower.resource_name.as_str()).or_insert(i);
+        if follower.follow_ratio < 1 {
+            errors.push(FieldError::invalid(
+                format!("{path}.followRatio"),
+                follower.follow_ratio,
+                "must be greater than or equal to 1",
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,36 @@
+//! The identity of a workload, independent of API version.
+
+use std::fmt;
+
+use crate::api::ResourceRef;
+
+/// Identifies one workload: API group, kind, namespace and name.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct WorkloadKey {
+    /// API group (empty for core).
+    pub group: String,
+    /// Kind.
+    pub kind: String,
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+}
+
+impl WorkloadKey {
+    /// The workload a reference points at, given the RSG's namespace.
+    pub fn from_ref(reference: &ResourceRef, rsg_namespace: &str) -> Self {
+        Self {
+            group: reference.group().to_string(),
+            kind: reference.kind.clone(),
+            namespace: reference.namespace_or(rsg_namespace).to_string(),
+            name: reference.name.clone(),
+        }
+    }
+}
+
+impl fmt::Display for WorkloadKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}/{}", self.kind, self.namespace, self.name)
+    }
+}

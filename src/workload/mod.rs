@@ -1,0 +1,11 @@
+//! What rsg knows about the workloads it scales: kinds, identities and pod templates.
+
+mod key;
+mod kind;
+mod pod_template;
+
+pub use key::WorkloadKey;
+pub use kind::{KindError, WorkloadKind};
+pub use pod_template::{pod_spec_paths, pod_template_labels, referenced_objects, ReferencedObject};
+mod service_association;
+pub use service_association::selector_matches_template;
