@@ -78,7 +78,6 @@ pub struct ScaleDownRecord {
     /// What decided: `Metric`, `Annotation` or `GroupId`.
     pub source: String,
     /// Why this source decided (for fallbacks: why the previous source could not).
-    #[serde(default)]
     pub reason: String,
     /// Every candidate group and the value it was ranked by.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

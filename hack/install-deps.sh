@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs everything the tests and the local run need on a fresh Debian machine:
+# openssl and kubectl (Debian's kubernetes-client when none is on PATH), then the
+# Kubernetes control-plane binaries via hack/install-k8s.sh (cached after the first run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+
+missing=()
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+command -v kubectl >/dev/null 2>&1 || missing+=(kubernetes-client)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "[install-deps] installing ${missing[*]}" >&2
+  $SUDO apt-get update -qq
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+hack/install-k8s.sh
+for tool in cargo rustfmt cargo-clippy; do
+  command -v "$tool" >/dev/null 2>&1 || { echo "[install-deps] $tool is missing: install the Rust toolchain with rustup (components rustfmt, clippy)" >&2; exit 1; }
+done

@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# The main job: starts a local control plane (etcd, kube-apiserver, kube-controller-manager)
+# on loopback, runs rsg against it with both webhooks registered, applies the samples in
+# manifests/samples/, and shows what rsg does. Ctrl-C stops everything.
+#   --once   apply the samples, show the result, and exit (a smoke run).
+# State (logs, kubeconfig, certificates) goes to .local/ and is wiped at start.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ONCE=false
+[ "${1:-}" = "--once" ] && ONCE=true
+
+hack/install-deps.sh
+echo "[run-local] building rsg"
+cargo build --locked --quiet
+RSG="$PWD/target/debug/rsg"
+K8S_BIN="${RSG_K8S_BIN:-${RSG_K8S_CACHE:-$HOME/.cache/rsg/k8s-1.20}/bin}"
+STATE="$PWD/.local"
+APISERVER_PORT="${RSG_LOCAL_APISERVER_PORT:-16443}"
+ETCD_PORT="${RSG_LOCAL_ETCD_PORT:-12379}"
+RSG_PORT="${RSG_LOCAL_RSG_PORT:-19443}"
+TOKEN="rsg-local-admin-token"
+
+pids=()
+cleanup() {
+  trap - EXIT INT TERM
+  echo "[run-local] stopping"
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT INT TERM
+
+rm -rf "$STATE"
+mkdir -p "$STATE"
+export KUBECONFIG="$STATE/kubeconfig"
+
+wait_until() { # wait_until <seconds> <description> <command...>
+  local deadline=$((SECONDS + $1)) what=$2; shift 2
+  until "$@" >/dev/null 2>&1; do
+    if [ $SECONDS -ge $deadline ]; then echo "[run-local] timed out waiting for $what (logs in $STATE)" >&2; exit 1; fi
+    sleep 0.5
+  done
+}
+
+echo "[run-local] starting etcd on 127.0.0.1:$ETCD_PORT"
+etcd --name=default --data-dir="$STATE/etcd" --log-level=warn \
+  --listen-client-urls="http://127.0.0.1:$ETCD_PORT" --advertise-client-urls="http://127.0.0.1:$ETCD_PORT" \
+  --listen-peer-urls="http://127.0.0.1:$((ETCD_PORT + 1))" --initial-advertise-peer-urls="http://127.0.0.1:$((ETCD_PORT + 1))" \
+  --initial-cluster="default=http://127.0.0.1:$((ETCD_PORT + 1))" >"$STATE/etcd.log" 2>&1 &
+pids+=($!)
+
+openssl genrsa -out "$STATE/sa.key" 2048 2>/dev/null
+echo "$TOKEN,admin,admin,system:masters" >"$STATE/tokens.csv"
+echo "[run-local] starting kube-apiserver on https://127.0.0.1:$APISERVER_PORT"
+"$K8S_BIN/kube-apiserver" --etcd-servers="http://127.0.0.1:$ETCD_PORT" --cert-dir="$STATE/apiserver-certs" \
+  --secure-port="$APISERVER_PORT" --insecure-port=0 --bind-address=127.0.0.1 --advertise-address=127.0.0.1 \
+  --service-cluster-ip-range=10.0.0.0/24 --authorization-mode=RBAC --token-auth-file="$STATE/tokens.csv" \
+  --service-account-issuer=https://kubernetes.default.svc --service-account-key-file="$STATE/sa.key" \
+  --service-account-signing-key-file="$STATE/sa.key" --allow-privileged=true \
+  --disable-admission-plugins=ServiceAccount --enable-priority-and-fairness=false >"$STATE/kube-apiserver.log" 2>&1 &
+pids+=($!)
+
+cat >"$KUBECONFIG" <<KC
+apiVersion: v1
+kind: Config
+clusters:
+- name: local
+  cluster: {server: "https://127.0.0.1:$APISERVER_PORT", insecure-skip-tls-verify: true}
+users:
+- name: admin
+  user: {token: $TOKEN}
+contexts:
+- name: local
+  context: {cluster: local, user: admin}
+current-context: local
+KC
+wait_until 90 "kube-apiserver" kubectl get --raw /readyz
+wait_until 30 "the default namespace" kubectl get namespace default
+
+echo "[run-local] starting kube-controller-manager (Deployments, StatefulSets, HPA, garbage collection)"
+"$K8S_BIN/kube-controller-manager" --kubeconfig="$KUBECONFIG" --leader-elect=false --port=0 \
+  --secure-port=$((APISERVER_PORT + 1)) --bind-address=127.0.0.1 \
+  --controllers=horizontalpodautoscaling,garbagecollector,deployment,replicaset,statefulset \
+  >"$STATE/kube-controller-manager.log" 2>&1 &
+pids+=($!)
+
+echo "[run-local] installing the CRD"
+kubectl apply -f manifests/crd/resourcescalinggroups.yaml >/dev/null
+kubectl wait --for condition=established --timeout=60s crd/resourcescalinggroups.autoscaling.openfuyao.com >/dev/null
+
+echo "[run-local] starting rsg on https://127.0.0.1:$RSG_PORT"
+CA_BUNDLE=$("$RSG" certs --dir "$STATE/webhook-certs" --name 127.0.0.1 --name localhost 2>/dev/null)
+"$RSG" run --listen "127.0.0.1:$RSG_PORT" --cert-dir "$STATE/webhook-certs" >"$STATE/rsg.log" 2>&1 &
+pids+=($!)
+wait_until 60 "rsg /readyz" curl -sf --cacert "$STATE/webhook-certs/ca.crt" "https://127.0.0.1:$RSG_PORT/readyz"
+
+echo "[run-local] registering the webhooks"
+sed -e "s|RSG_URL|https://127.0.0.1:$RSG_PORT|g" -e "s|CA_BUNDLE|$CA_BUNDLE|g" hack/local-webhooks.yaml | kubectl apply -f - >/dev/null
+wait_until 30 "the webhooks to take effect" sh -c \
+  "kubectl apply --dry-run=server -f hack/webhook-probe.yaml 2>&1 | grep -q 'denied the request'"
+
+echo "[run-local] applying manifests/samples/"
+kubectl apply -f manifests/samples/
+sleep 3
+echo
+kubectl get rsg,deploy,svc -n scaling-system
+echo
+kubectl get deploy,svc -n production
+echo
+echo "[run-local] ready. In another shell:"
+echo "  export KUBECONFIG=$KUBECONFIG"
+echo "  kubectl get rsg -A; kubectl describe rsg -n scaling-system llm-pd-group"
+echo "  kubectl scale rsg -n scaling-system llm-pd-group --replicas=3"
+echo "[run-local] logs: $STATE/rsg.log (and the control plane's next to it)"
+if $ONCE; then exit 0; fi
+echo "[run-local] following rsg's log; Ctrl-C stops everything"
+tail -f "$STATE/rsg.log" &
+pids+=($!)
+wait "${pids[2]}"

@@ -1,0 +1,268 @@
+//! The HTTP handlers driven directly (no TLS, no apiserver) from AdmissionReview fixtures.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use axum::Router;
+use base64::Engine;
+use http_body_util::BodyExt;
+use kube::runtime::watcher::Event;
+use rsg::admission::AdmissionContext;
+use rsg::api::ResourceScalingGroup;
+use rsg::cache::{DetachedFeeder, Stores};
+use rsg::certs::CertStore;
+use rsg::metrics::Metrics;
+use rsg::server::{router, Readiness};
+use serde_json::Value;
+use tower::ServiceExt;
+
+const BODY_LIMIT: usize = 64 * 1024;
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(format!(
+        "{}/tests/fixtures/admission/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .expect("fixture")
+}
+
+fn app() -> (Router, DetachedFeeder) {
+    let (stores, feeder) = Stores::detached();
+    let metrics = Arc::new(Metrics::default());
+    let admission = Arc::new(AdmissionContext {
+        stores: stores.clone(),
+        client: None,
+        metrics: metrics.clone(),
+        lookup_timeout: Duration::from_secs(1),
+    });
+    let certs = Arc::new(CertStore::new(
+        "/nonexistent",
+        Arc::new(rustls::crypto::ring::default_provider()),
+    ));
+    (
+        router(
+            admission,
+            Readiness::new(stores, certs),
+            metrics,
+            BODY_LIMIT,
+        ),
+        feeder,
+    )
+}
+
+async fn post(app: &Router, path: &str, body: Vec<u8>) -> (StatusCode, Value) {
+    let request = Request::post(path)
+        .header("content-type", "application/json")
+        .body(Body::from(body))
+        .unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let value = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    (status, value)
+}
+
+#[tokio::test]
+async fn valid_create_is_allowed_with_warnings() {
+    let (app, _) = app();
+    let (status, review) = post(&app, "/validate", fixture("create-valid.json")).await;
+    assert_eq!(status, StatusCode::OK);
+    let response = &review["response"];
+    assert_eq!(response["uid"], "0b9d2f3c-0000-4000-8000-000000000001");
+    assert_eq!(response["allowed"], true);
+    assert_eq!(review["apiVersion"], "admission.k8s.io/v1");
+    let warnings = response["warnings"].as_array().expect("warnings");
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0]
+        .as_str()
+        .unwrap()
+        .contains(r#"will be created in namespace "scaling-system""#));
+}
+
+#[tokio::test]
+async fn invalid_create_is_denied_with_every_problem() {
+    let (app, _) = app();
+    let (status, review) = post(&app, "/validate", fixture("create-invalid.json")).await;
+    assert_eq!(status, StatusCode::OK);
+    let response = &review["response"];
+    assert_eq!(response["allowed"], false);
+    assert_eq!(response["status"]["code"], 422);
+    assert_eq!(
+        response["status"]["message"],
+        r#"ResourceScalingGroup "llm-pd-group" is invalid: [spec.targetResources[1].name: Duplicate value: "prefill": already used by spec.targetResources[0], spec.scalingStrategy.groupConfig.scaleDown.metric.type: Unsupported value: "guage": supported values: "Counter", "Gauge", "Histogram"]"#
+    );
+}
+
+#[tokio::test]
+async fn mutate_returns_an_idempotent_defaults_patch() {
+    let (app, _) = app();
+    let (status, review) = post(&app, "/mutate", fixture("create-valid.json")).await;
+    assert_eq!(status, StatusCode::OK);
+    let response = &review["response"];
+    assert_eq!(response["allowed"], true);
+    assert_eq!(response["patchType"], "JSONPatch");
+    // Go's encoding/json accepts a []byte field as base64 text or as an array of numbers.
+    let patch: Vec<u8> = match &response["patch"] {
+        Value::String(text) => base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .unwrap(),
+        Value::Array(bytes) => bytes.iter().map(|b| b.as_u64().unwrap() as u8).collect(),
+        other => panic!("no patch in the response: {other}"),
+    };
+    let patch: json_patch::Patch = serde_json::from_slice(&patch).unwrap();
+    let mut input: Value = serde_json::from_slice(&fixture("create-valid.json")).unwrap();
+    let object = input["request"]["object"].take();
+    let mut patched = object.clone();
+    json_patch::patch(&mut patched, &patch).unwrap();
+    assert_eq!(
+        patched["spec"]["targetResources"][1]["resourceRef"]["namespace"],
+        "scaling-system"
+    );
+    assert_eq!(
+        patched["spec"]["targetResources"][0]["resourceRef"]["namespace"],
+        "production"
+    );
+    assert_eq!(
+        patched["spec"]["scalingStrategy"]["groupConfig"]["groupName"],
+        "llm-pd-group"
+    );
+    assert_eq!(
+        patched["spec"]["scalingStrategy"]["groupConfig"]["replicas"],
+        1
+    );
+    assert_eq!(
+        patched["spec"]["scalingStrategy"]["groupConfig"]["scaleDown"]["order"],
+        "ascending"
+    );
+    assert_eq!(
+        patched["spec"]["scalingStrategy"]["groupConfig"]["scaleDown"]["metric"]["aggregator"],
+        "avg"
+    );
+
+    // The patched object sent again gets no patch.
+    input["request"]["object"] = patched;
+    let (_, review) = post(&app, "/mutate", serde_json::to_vec(&input).unwrap()).await;
+    assert!(review["response"]["patch"].is_null(), "{review}");
+}
+
+fn inplace_rsg() -> ResourceScalingGroup {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "autoscaling.openfuyao.com/v1alpha1", "kind": "ResourceScalingGroup",
+        "metadata": {"name": "leader-follower", "namespace": "scaling-system"},
+        "spec": {
+            "targetResources": [
+                {"name": "scheduler", "resourceRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "scheduler"}},
+                {"name": "worker", "resourceRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "worker"}}
+            ],
+            "scalingStrategy": {"type": "InplaceScaling", "leaderFollowerConfig": {
+                "leader": {"resourceName": "scheduler"}, "follower": [{"resourceName": "worker", "followRatio": 2}]
+            }}
+        }
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn scale_of_an_inplace_rsg_is_denied() {
+    let (app, mut feeder) = app();
+    feeder.apply(Event::Apply(inplace_rsg()));
+    let (status, review) = post(&app, "/validate", fixture("scale-update.json")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(review["response"]["allowed"], false);
+    assert_eq!(
+        review["response"]["status"]["message"],
+        "ResourceScalingGroup scaling-system/leader-follower uses the InplaceScaling strategy: the scale subresource applies to GroupReplication only (it sets the group count); scale the leader workload instead"
+    );
+}
+
+#[tokio::test]
+async fn scale_of_an_unknown_rsg_is_left_to_the_apiserver() {
+    let (app, _) = app();
+    let (_, review) = post(&app, "/validate", fixture("scale-update.json")).await;
+    assert_eq!(review["response"]["allowed"], true);
+}
+
+#[tokio::test]
+async fn wrong_kind_is_denied_with_an_explanation() {
+    let (app, _) = app();
+    let (status, review) = post(&app, "/validate", fixture("wrong-kind.json")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(review["response"]["allowed"], false);
+    assert_eq!(
+        review["response"]["uid"],
+        "0b9d2f3c-0000-4000-8000-000000000004"
+    );
+    assert!(review["response"]["status"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("not apps/deployments"));
+}
+
+#[tokio::test]
+async fn unreadable_requests_get_a_400_and_the_server_keeps_serving() {
+    let (app, _) = app();
+    for (name, expected) in [
+        ("malformed.json", "the body is not a valid AdmissionReview"),
+        ("missing-request.json", "the AdmissionReview has no request"),
+    ] {
+        for path in ["/validate", "/mutate"] {
+            let (status, body) = post(&app, path, fixture(name)).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{name} on {path}");
+            assert!(
+                body["error"].as_str().unwrap().contains(expected),
+                "{name}: {body}"
+            );
+        }
+    }
+    let (status, _) = post(&app, "/validate", b"\xff\xfe not json at all".to_vec()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, review) = post(&app, "/validate", fixture("create-valid.json")).await;
+    assert_eq!(
+        (status, &review["response"]["allowed"]),
+        (StatusCode::OK, &Value::Bool(true))
+    );
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_refused() {
+    let (app, _) = app();
+    let mut huge = fixture("create-valid.json");
+    huge.truncate(huge.len() - 2);
+    huge.extend_from_slice(b", \"padding\": \"");
+    huge.extend(std::iter::repeat_n(b'x', BODY_LIMIT * 2));
+    huge.extend_from_slice(b"\"}");
+    let (status, _) = post(&app, "/validate", huge).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    let (status, _) = post(&app, "/validate", fixture("create-valid.json")).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn readiness_needs_a_certificate_and_metrics_are_served() {
+    let (app, _) = app();
+    let response = app
+        .clone()
+        .oneshot(Request::get("/readyz").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert!(String::from_utf8_lossy(&body).contains("[-] serving certificate loaded"));
+    let response = app
+        .clone()
+        .oneshot(Request::get("/healthz").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    post(&app, "/validate", fixture("create-invalid.json")).await;
+    let response = app
+        .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let text = String::from_utf8_lossy(&body);
+    assert!(text.contains(r#"rsg_admission_requests_total{webhook="validate",operation="CREATE",result="denied"} 1"#), "{text}");
+}

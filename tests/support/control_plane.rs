@@ -1,0 +1,201 @@
+//! etcd + kube-apiserver (+ kube-controller-manager) on loopback.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use super::kubectl::kubectl;
+use super::processes::{free_port, log_tail, spawn_logged};
+use super::wait_for;
+
+const INSTALL_HINT: &str = "run hack/install-k8s.sh (the README's test command does it)";
+/// Bearer token of the test administrator.
+pub const ADMIN_TOKEN: &str = "rsg-e2e-admin-token";
+
+/// Where the Kubernetes binaries are: `$RSG_K8S_BIN`, else the install script's cache.
+pub fn k8s_bin_dir() -> PathBuf {
+    if let Ok(dir) = std::env::var("RSG_K8S_BIN") {
+        return PathBuf::from(dir);
+    }
+    let cache = std::env::var("RSG_K8S_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/rsg/k8s-1.20")
+        });
+    cache.join("bin")
+}
+
+fn binary(name: &str) -> PathBuf {
+    let path = k8s_bin_dir().join(name);
+    assert!(
+        path.is_file(),
+        "{name} not found at {}: {INSTALL_HINT}",
+        path.display()
+    );
+    path
+}
+
+fn etcd_binary() -> PathBuf {
+    ["/usr/bin/etcd", "/usr/local/bin/etcd"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!("etcd not found: {INSTALL_HINT} (it installs Debian's etcd-server)")
+        })
+}
+
+/// A running control plane.
+pub struct ControlPlane {
+    /// Admin kubeconfig.
+    pub kubeconfig: PathBuf,
+    /// The apiserver's secure port.
+    pub apiserver_port: u16,
+    /// Scratch directory.
+    pub dir: PathBuf,
+    /// apiserver log file.
+    pub apiserver_log: PathBuf,
+    children: Mutex<Vec<Child>>,
+    apiserver: Mutex<Option<Child>>,
+    apiserver_args: Vec<String>,
+}
+
+impl ControlPlane {
+    /// Starts etcd and kube-apiserver (and kube-controller-manager when asked) and waits
+    /// until the apiserver is ready.
+    pub fn start(dir: &Path, with_controller_manager: bool) -> Self {
+        let etcd_port = free_port();
+        let peer_port = free_port();
+        let mut etcd = Command::new(etcd_binary());
+        etcd.args([
+            "--name=default".to_string(),
+            format!("--data-dir={}", dir.join("etcd").display()),
+            format!("--listen-client-urls=http://127.0.0.1:{etcd_port}"),
+            format!("--advertise-client-urls=http://127.0.0.1:{etcd_port}"),
+            format!("--listen-peer-urls=http://127.0.0.1:{peer_port}"),
+            format!("--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}"),
+            format!("--initial-cluster=default=http://127.0.0.1:{peer_port}"),
+            "--log-level=warn".to_string(),
+        ]);
+        let etcd = spawn_logged(etcd, &dir.join("etcd.log"));
+
+        let sa_key = dir.join("sa.key");
+        let status = Command::new("openssl")
+            .args(["genrsa", "-out"])
+            .arg(&sa_key)
+            .arg("2048")
+            .output()
+            .unwrap_or_else(|e| panic!("running openssl ({e}): apt-get install openssl"));
+        assert!(
+            status.status.success(),
+            "openssl genrsa failed: {}",
+            String::from_utf8_lossy(&status.stderr)
+        );
+        let tokens = dir.join("tokens.csv");
+        std::fs::write(
+            &tokens,
+            format!("{ADMIN_TOKEN},admin,admin,system:masters\n"),
+        )
+        .expect("writing tokens");
+
+        let apiserver_port = free_port();
+        let apiserver_args: Vec<String> = vec![
+            format!("--etcd-servers=http://127.0.0.1:{etcd_port}"),
+            format!("--cert-dir={}", dir.join("apiserver-certs").display()),
+            format!("--secure-port={apiserver_port}"),
+            "--insecure-port=0".into(),
+            "--bind-address=127.0.0.1".into(),
+            "--advertise-address=127.0.0.1".into(),
+            "--service-cluster-ip-range=10.0.0.0/24".into(),
+            "--authorization-mode=RBAC".into(),
+            format!("--token-auth-file={}", tokens.display()),
+            "--service-account-issuer=https://kubernetes.default.svc".into(),
+            format!("--service-account-key-file={}", sa_key.display()),
+            format!("--service-account-signing-key-file={}", sa_key.display()),
+            "--allow-privileged=true".into(),
+            "--disable-admission-plugins=ServiceAccount".into(),
+            "--enable-priority-and-fairness=false".into(),
+        ];
+        let apiserver_log = dir.join("kube-apiserver.log");
+        let mut command = Command::new(binary("kube-apiserver"));
+        command.args(&apiserver_args);
+        let apiserver = spawn_logged(command, &apiserver_log);
+
+        let kubeconfig = dir.join("kubeconfig");
+        std::fs::write(
+            &kubeconfig,
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: https://127.0.0.1:{apiserver_port}\n    insecure-skip-tls-verify: true\nusers:\n- name: admin\n  user:\n    token: {ADMIN_TOKEN}\ncontexts:\n- name: test\n  context:\n    cluster: test\n    user: admin\ncurrent-context: test\n"
+            ),
+        )
+        .expect("writing the kubeconfig");
+        let plane = Self {
+            kubeconfig,
+            apiserver_port,
+            dir: dir.to_path_buf(),
+            apiserver_log,
+            children: Mutex::new(vec![etcd]),
+            apiserver: Mutex::new(Some(apiserver)),
+            apiserver_args,
+        };
+        plane.wait_ready();
+        if with_controller_manager {
+            plane.start_controller_manager();
+        }
+        plane
+    }
+
+    fn wait_ready(&self) {
+        let log = self.apiserver_log.clone();
+        let kubeconfig = self.kubeconfig.clone();
+        wait_for(
+            &format!("kube-apiserver to become ready (log {})", log.display()),
+            Duration::from_secs(90),
+            || {
+                let out = kubectl(&kubeconfig, &["get", "--raw", "/readyz"]);
+                (out.success && out.stdout.trim() == "ok").then_some(())
+            },
+        );
+        // The default namespace and RBAC bootstrap roles are made right after readiness.
+        wait_for("the default namespace", Duration::from_secs(30), || {
+            kubectl(&kubeconfig, &["get", "namespace", "default"])
+                .success
+                .then_some(())
+        });
+        let _ = log_tail;
+    }
+
+    fn start_controller_manager(&self) {
+        let mut command = Command::new(binary("kube-controller-manager"));
+        command.args([
+            format!("--kubeconfig={}", self.kubeconfig.display()),
+            "--controllers=horizontalpodautoscaling,garbagecollector,deployment,replicaset,statefulset".into(),
+            "--leader-elect=false".into(),
+            "--port=0".into(),
+            format!("--secure-port={}", free_port()),
+            "--bind-address=127.0.0.1".into(),
+            "--horizontal-pod-autoscaler-sync-period=2s".into(),
+            "--concurrent-gc-syncs=5".into(),
+        ]);
+        let child = spawn_logged(command, &self.dir.join("kube-controller-manager.log"));
+        self.children
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(child);
+    }
+
+    /// Kills the apiserver and starts it again with the same data, then waits until ready.
+    pub fn restart_apiserver(&self) {
+        let mut slot = self.apiserver.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(mut child) = slot.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let mut command = Command::new(binary("kube-apiserver"));
+        command.args(&self.apiserver_args);
+        *slot = Some(spawn_logged(command, &self.apiserver_log));
+        drop(slot);
+        self.wait_ready();
+    }
+}

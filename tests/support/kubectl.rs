@@ -1,0 +1,94 @@
+//! Running kubectl against the test apiserver, as a user would.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use super::wait_for;
+
+/// What kubectl printed and whether it succeeded.
+#[derive(Debug)]
+pub struct KubectlOutput {
+    /// Exit status was 0.
+    pub success: bool,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error (where kubectl prints errors and warnings).
+    pub stderr: String,
+}
+
+fn kubectl_binary() -> String {
+    std::env::var("RSG_KUBECTL").unwrap_or_else(|_| "kubectl".to_string())
+}
+
+fn run(kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> KubectlOutput {
+    let mut command = Command::new(kubectl_binary());
+    command
+        .arg(format!("--kubeconfig={}", kubeconfig.display()))
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command
+        .spawn()
+        .unwrap_or_else(|e| panic!("running kubectl ({e}): install kubectl or set RSG_KUBECTL"));
+    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        pipe.write_all(input.as_bytes())
+            .expect("writing kubectl's stdin");
+    }
+    let output = child.wait_with_output().expect("waiting for kubectl");
+    KubectlOutput {
+        success: output.status.success(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// `kubectl <args>`.
+pub fn kubectl(kubeconfig: &Path, args: &[&str]) -> KubectlOutput {
+    run(kubeconfig, args, None)
+}
+
+/// `kubectl apply -f - <extra>` with `yaml` on stdin.
+pub fn kubectl_apply(kubeconfig: &Path, yaml: &str, extra: &[&str]) -> KubectlOutput {
+    let mut args = vec!["apply", "-f", "-"];
+    args.extend_from_slice(extra);
+    run(kubeconfig, &args, Some(yaml))
+}
+
+/// Installs the committed CRD and waits until it is established.
+pub fn install_crd(kubeconfig: &Path) {
+    let crd = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/manifests/crd/resourcescalinggroups.yaml"
+    );
+    let out = kubectl(kubeconfig, &["apply", "-f", crd]);
+    assert!(out.success, "installing the CRD: {}", out.stderr);
+    wait_for("the CRD to be established", Duration::from_secs(30), || {
+        let out = kubectl(
+            kubeconfig,
+            &[
+                "get",
+                "crd",
+                "resourcescalinggroups.autoscaling.openfuyao.com",
+                "-o",
+                "jsonpath={.status.conditions[?(@.type==\"Established\")].status}",
+            ],
+        );
+        (out.stdout.trim() == "True").then_some(())
+    });
+    wait_for(
+        "the rsg resource to be served",
+        Duration::from_secs(30),
+        || {
+            kubectl(kubeconfig, &["get", "rsg", "-A"])
+                .success
+                .then_some(())
+        },
+    );
+}

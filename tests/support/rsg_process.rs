@@ -1,0 +1,251 @@
+//! The rsg binary under test, running against the test apiserver.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use super::kubectl::kubectl_apply;
+use super::processes::{free_port, log_tail, spawn_logged};
+use super::wait_for;
+
+/// A running `rsg run`.
+pub struct RsgProcess {
+    /// HTTPS port.
+    pub port: u16,
+    /// Certificate directory it serves from.
+    pub cert_dir: PathBuf,
+    /// base64 CA bundle for the webhook configurations.
+    pub ca_bundle: String,
+    /// Log file.
+    pub log: PathBuf,
+    child: Mutex<Option<Child>>,
+    kubeconfig: PathBuf,
+    extra_args: Vec<String>,
+}
+
+/// Path of the rsg binary built for these tests and benchmarks.
+pub fn rsg_binary() -> &'static str {
+    env!("CARGO_BIN_EXE_rsg")
+}
+
+/// Runs `rsg certs` into `dir` and returns the caBundle it printed.
+pub fn generate_certs(dir: &Path) -> String {
+    let out = Command::new(rsg_binary())
+        .args([
+            "certs",
+            "--name",
+            "127.0.0.1",
+            "--name",
+            "localhost",
+            "--dir",
+        ])
+        .arg(dir)
+        .output()
+        .expect("running rsg certs");
+    assert!(
+        out.status.success(),
+        "rsg certs failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// GETs `path` over HTTPS from the rsg on `port`, trusting the CA in `cert_dir`.
+pub fn https_get(port: u16, cert_dir: &Path, path: &str) -> Result<(u16, String), String> {
+    let ca = std::fs::read(cert_dir.join("ca.crt")).map_err(|e| e.to_string())?;
+    let url = format!("https://127.0.0.1:{port}{path}");
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        runtime.block_on(async move {
+            let client = reqwest::Client::builder()
+                .add_root_certificate(
+                    reqwest::Certificate::from_pem(&ca).map_err(|e| e.to_string())?,
+                )
+                .timeout(Duration::from_secs(5))
+                .build()
+                .map_err(|e| e.to_string())?;
+            let response = client.get(&url).send().await.map_err(|e| e.to_string())?;
+            let status = response.status().as_u16();
+            Ok((status, response.text().await.map_err(|e| e.to_string())?))
+        })
+    })
+    .join()
+    .map_err(|_| "request thread panicked".to_string())?
+}
+
+impl RsgProcess {
+    /// Generates certificates and starts `rsg run`, waiting until `/readyz` answers 200.
+    pub fn start(dir: &Path, kubeconfig: &Path, name: &str) -> Self {
+        let cert_dir = dir.join(format!("{name}-certs"));
+        let ca_bundle = generate_certs(&cert_dir);
+        Self::start_with_certs(dir, kubeconfig, name, cert_dir, ca_bundle, &[])
+    }
+
+    /// Starts `rsg run` serving from `cert_dir` with extra arguments.
+    pub fn start_with_certs(
+        dir: &Path,
+        kubeconfig: &Path,
+        name: &str,
+        cert_dir: PathBuf,
+        ca_bundle: String,
+        extra_args: &[&str],
+    ) -> Self {
+        let process = Self {
+            port: free_port(),
+            cert_dir,
+            ca_bundle,
+            log: dir.join(format!("{name}.log")),
+            child: Mutex::new(None),
+            kubeconfig: kubeconfig.to_path_buf(),
+            extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
+        };
+        process.launch();
+        process
+    }
+
+    fn launch(&self) {
+        let mut command = Command::new(rsg_binary());
+        command
+            .args(["run", "--listen"])
+            .arg(format!("127.0.0.1:{}", self.port))
+            .arg("--cert-dir")
+            .arg(&self.cert_dir)
+            .args(["--cert-reload-interval", "500ms"])
+            .args(&self.extra_args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("RSG_LOG", "info,rsg=debug");
+        let child = spawn_logged(command, &self.log);
+        *self.child.lock().unwrap_or_else(|p| p.into_inner()) = Some(child);
+        self.wait_ready();
+    }
+
+    /// Waits until `/readyz` answers 200.
+    pub fn wait_ready(&self) {
+        wait_for(
+            &format!("rsg to become ready (log {})", self.log.display()),
+            Duration::from_secs(60),
+            || {
+                matches!(
+                    https_get(self.port, &self.cert_dir, "/readyz"),
+                    Ok((200, _))
+                )
+                .then_some(())
+            },
+        );
+    }
+
+    /// GETs a path on the rsg port.
+    pub fn get(&self, path: &str) -> Result<(u16, String), String> {
+        https_get(self.port, &self.cert_dir, path)
+    }
+
+    /// The last lines of the log.
+    pub fn log_tail(&self, lines: usize) -> String {
+        log_tail(&self.log, lines)
+    }
+
+    /// Sends `signal` to the process without waiting.
+    pub fn signal(&self, signal: i32) {
+        if let Some(child) = self
+            .child
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            unsafe {
+                libc::kill(child.id() as i32, signal);
+            }
+        }
+    }
+
+    /// Waits for the process to exit after a signal; returns its exit status.
+    pub fn wait_exit(&self) -> Option<std::process::ExitStatus> {
+        let mut child = self
+            .child
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()?;
+        child.wait().ok()
+    }
+
+    /// Sends `signal` to the process and waits for it to exit; returns its exit status.
+    pub fn stop(&self, signal: i32) -> Option<std::process::ExitStatus> {
+        let mut slot = self.child.lock().unwrap_or_else(|p| p.into_inner());
+        let mut child = slot.take()?;
+        unsafe {
+            libc::kill(child.id() as i32, signal);
+        }
+        child.wait().ok()
+    }
+
+    /// Starts the process again after [`RsgProcess::stop`].
+    pub fn restart(&self) {
+        self.launch();
+    }
+}
+
+/// Registers the mutating and validating webhooks by URL, failing closed.
+pub fn register_webhooks(kubeconfig: &Path, rsg: &RsgProcess) {
+    let rules = r#"
+  rules:
+  - apiGroups: ["autoscaling.openfuyao.com"]
+    apiVersions: ["v1alpha1"]
+    operations: ["CREATE", "UPDATE"]"#;
+    let yaml = format!(
+        r#"apiVersion: admissionregistration.k8s.io/v1
+kind: MutatingWebhookConfiguration
+metadata:
+  name: rsg-mutating
+webhooks:
+- name: mutate.autoscaling.openfuyao.com
+  admissionReviewVersions: ["v1"]
+  sideEffects: None
+  failurePolicy: Fail
+  timeoutSeconds: 10
+  clientConfig:
+    url: https://127.0.0.1:{port}/mutate
+    caBundle: {ca}{rules}
+    resources: ["resourcescalinggroups"]
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingWebhookConfiguration
+metadata:
+  name: rsg-validating
+webhooks:
+- name: validate.autoscaling.openfuyao.com
+  admissionReviewVersions: ["v1"]
+  sideEffects: None
+  failurePolicy: Fail
+  timeoutSeconds: 10
+  clientConfig:
+    url: https://127.0.0.1:{port}/validate
+    caBundle: {ca}{rules}
+    resources: ["resourcescalinggroups", "resourcescalinggroups/scale"]
+"#,
+        port = rsg.port,
+        ca = rsg.ca_bundle
+    );
+    let out = kubectl_apply(kubeconfig, &yaml, &[]);
+    assert!(out.success, "registering the webhooks: {}", out.stderr);
+    // The apiserver picks webhook configurations up asynchronously: wait until a bad
+    // object is rejected by the webhook.
+    let probe = r#"apiVersion: autoscaling.openfuyao.com/v1alpha1
+kind: ResourceScalingGroup
+metadata: {name: webhook-probe, namespace: default}
+spec:
+  targetResources: []
+  scalingStrategy: {type: Probe}
+"#;
+    wait_for(
+        "the webhooks to be called by the apiserver",
+        Duration::from_secs(30),
+        || {
+            let out = kubectl_apply(kubeconfig, probe, &["--dry-run=server"]);
+            out.stderr.contains("denied the request").then_some(())
+        },
+    );
+}
