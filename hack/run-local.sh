@@ -64,7 +64,7 @@ apiVersion: v1
 kind: Config
 clusters:
 - name: local
-  cluster: {server: "https://127.0.0.1:$APISERVER_PORT", insecure-skip-tls-verify: true}
+  cluster: {server: "https://127.0.0.1:$APISERVER_PORT", certificate-authority: "$STATE/apiserver-certs/apiserver.crt"}
 users:
 - name: admin
   user: {token: $TOKEN}
@@ -73,6 +73,7 @@ contexts:
   context: {cluster: local, user: admin}
 current-context: local
 KC
+wait_until 90 "the apiserver certificate" test -s "$STATE/apiserver-certs/apiserver.crt"
 wait_until 90 "kube-apiserver" kubectl get --raw /readyz
 wait_until 30 "the default namespace" kubectl get namespace default
 

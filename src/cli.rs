@@ -61,6 +61,10 @@ pub struct RunArgs {
     /// Upper bound on the live cluster checks of one admission request.
     #[arg(long, env = "RSG_LOOKUP_TIMEOUT", default_value = "3s", value_parser = parse_duration)]
     pub lookup_timeout: Duration,
+    /// Whether admission also reads the targets, their Services and the objects their pod
+    /// templates use from the API server (for warnings and Service name checks).
+    #[arg(long, env = "RSG_ADMISSION_LIVE_CHECKS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub admission_live_checks: bool,
     /// After SIGTERM, how long to keep serving while reporting not ready.
     #[arg(long, env = "RSG_SHUTDOWN_DELAY", default_value = "0s", value_parser = parse_duration)]
     pub shutdown_delay: Duration,

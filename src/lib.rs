@@ -8,10 +8,15 @@ pub mod api;
 pub mod cache;
 pub mod certs;
 pub mod cli;
+pub mod controller;
 pub mod crd;
+pub mod group_replication;
 pub mod metrics;
 pub mod naming;
 pub mod run;
 pub mod server;
 pub mod validation;
 pub mod workload;
+
+/// The field manager rsg writes as.
+pub const FIELD_MANAGER: &str = "rsg";

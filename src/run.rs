@@ -7,10 +7,13 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use kube::runtime::events::{Recorder, Reporter};
+
 use crate::admission::AdmissionContext;
 use crate::cache::Stores;
 use crate::certs::CertStore;
 use crate::cli::RunArgs;
+use crate::controller::{self, Context};
 use crate::metrics::Metrics;
 use crate::server::{self, Readiness, TlsConfigError};
 
@@ -35,7 +38,7 @@ pub enum RunError {
 pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let client = Client::try_default().await?;
-    let stores = Stores::start(client.clone());
+    let (stores, feeds) = Stores::start(client.clone());
     let certs = Arc::new(CertStore::new(&args.cert_dir, provider.clone()));
     if let Err(err) = certs.reload() {
         warn!(error = %err, dir = %args.cert_dir.display(), "no serving certificate yet; not ready until one loads");
@@ -51,10 +54,11 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let admission = Arc::new(AdmissionContext {
         stores: stores.clone(),
         client: Some(client.clone()),
+        live_checks: args.admission_live_checks,
         metrics: metrics.clone(),
         lookup_timeout: args.lookup_timeout,
     });
-    let readiness = Readiness::new(stores, certs.clone());
+    let readiness = Readiness::new(stores.clone(), certs.clone());
     let app = server::router(admission, readiness.clone(), metrics, args.max_body_bytes);
     let tls = server::server_config(provider, certs)?;
     let listener = server::bind(args.listen)
@@ -80,7 +84,21 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         signal_shutdown.cancel();
     });
 
+    let reporter = Reporter {
+        controller: "rsg".into(),
+        instance: std::env::var("POD_NAME").ok(),
+    };
+    let context = Arc::new(Context::new(
+        client.clone(),
+        stores.clone(),
+        Recorder::new(client.clone(), reporter),
+    ));
+    let controller = tokio::spawn(controller::run(context, feeds, shutdown.clone()));
+
     server::serve(listener, tls, app, shutdown, args.drain_timeout).await;
+    if let Err(err) = controller.await {
+        warn!(error = %err, "controller task ended abnormally");
+    }
     info!("stopped");
     Ok(())
 }

@@ -34,6 +34,7 @@ fn app() -> (Router, DetachedFeeder) {
     let admission = Arc::new(AdmissionContext {
         stores: stores.clone(),
         client: None,
+        live_checks: false,
         metrics: metrics.clone(),
         lookup_timeout: Duration::from_secs(1),
     });

@@ -29,8 +29,10 @@ use crate::metrics::{AdmissionLabels, Metrics, WebhookLabels};
 pub struct AdmissionContext {
     /// The shared informer cache.
     pub stores: Stores,
-    /// Client for live checks; `None` skips them (tests, benchmarks of the pure path).
+    /// Client for reading the cluster; `None` in tests without an API server.
     pub client: Option<Client>,
+    /// Whether validation also reads targets, Services and pod references from the API.
+    pub live_checks: bool,
     /// Metrics registry.
     pub metrics: Arc<Metrics>,
     /// Upper bound on the live checks of one request.

@@ -57,7 +57,7 @@ pub async fn validate_rsg_request(
         &rsg.spec,
         |key| ctx.stores.target_index.claims_on(key),
     ));
-    if let Some(client) = &ctx.client {
+    if let Some(client) = ctx.client.as_ref().filter(|_| ctx.live_checks) {
         let live = lookups::live_checks(client, &namespace, &name, &rsg.spec);
         match tokio::time::timeout(ctx.lookup_timeout, live).await {
             Ok(found) => {

@@ -1,79 +1,179 @@
 //! The one informer cache shared by the webhooks and the controllers.
 //!
-//! Every kind is watched once; readers get cheap clones of the stores.
+//! Every kind is watched once. RSGs are watched in full; the objects rsg manages
+//! (Deployments, StatefulSets, Services, ConfigMaps, ControllerRevisions) only when they
+//! carry the label `rsg.io/name`, and pods only when they are a group's representative.
+//! Events on managed objects are turned into reconcile triggers for the RSGs they belong to.
 
 mod target_index;
+mod triggers;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use futures::{StreamExt, TryStreamExt};
-use kube::runtime::reflector::{self, Store};
+use futures::{FutureExt, StreamExt, TryStreamExt};
+use k8s_openapi::api::apps::v1::{ControllerRevision, Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
+use kube::runtime::reflector::{self, store::Writer, ObjectRef, ReflectHandle, Store};
 use kube::runtime::{watcher, WatchStreamExt};
-use kube::{Api, Client};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 pub use target_index::TargetIndex;
+pub use triggers::RsgTriggers;
 
-/// Feeds detached [`Stores`] with watch events.
-pub struct DetachedFeeder {
-    writer: reflector::store::Writer<ResourceScalingGroup>,
-    target_index: Arc<TargetIndex>,
-}
+use crate::api::{ResourceScalingGroup, LABEL_NAME, LABEL_REPRESENTATIVE};
 
-impl DetachedFeeder {
-    /// Applies one watch event to the store and the index.
-    pub fn apply(&mut self, event: watcher::Event<ResourceScalingGroup>) {
-        self.target_index.apply(&event);
-        self.writer.apply_watcher_event(&event);
-    }
-}
-
-use crate::api::ResourceScalingGroup;
+const SHARED_BUFFER: usize = 1024;
 
 /// Reflector stores and indexes over the objects rsg reads.
 #[derive(Clone)]
 pub struct Stores {
     /// Every ResourceScalingGroup in the cluster.
     pub rsgs: Store<ResourceScalingGroup>,
-    /// Which RSGs claim which workloads, for the cross-RSG duplicate check.
+    /// Deployments labelled `rsg.io/name` (adopted bases and copies).
+    pub deployments: Store<Deployment>,
+    /// StatefulSets labelled `rsg.io/name`.
+    pub statefulsets: Store<StatefulSet>,
+    /// Services labelled `rsg.io/name` (copies).
+    pub services: Store<Service>,
+    /// ConfigMaps labelled `rsg.io/name` (replica baselines).
+    pub config_maps: Store<ConfigMap>,
+    /// ControllerRevisions labelled `rsg.io/name` (snapshots).
+    pub revisions: Store<ControllerRevision>,
+    /// Pods labelled `rsg.io/representative`.
+    pub representatives: Store<Pod>,
+    /// Which RSGs claim which workloads.
     pub target_index: Arc<TargetIndex>,
-    rsgs_synced: Arc<AtomicBool>,
+    synced: Arc<AtomicBool>,
+}
+
+/// What the controllers consume: the RSG event stream and triggers from related objects.
+pub struct ControllerFeeds {
+    /// RSG objects as the shared watch sees them.
+    pub rsgs: ReflectHandle<ResourceScalingGroup>,
+    /// RSGs to reconcile because an object they manage changed.
+    pub triggers: mpsc::UnboundedReceiver<ObjectRef<ResourceScalingGroup>>,
+}
+
+fn label_selected(label: &str) -> watcher::Config {
+    watcher::Config::default().labels(label)
+}
+
+/// Runs a reflector for `K` as a background task, calling `on_event` for every event.
+fn spawn_reflector<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    writer: Writer<K>,
+    on_event: impl Fn(&watcher::Event<K>) + Send + Sync + 'static,
+) where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
+{
+    let kind = K::kind(&K::DynamicType::default()).into_owned();
+    let stream = watcher(api, config)
+        .default_backoff()
+        .modify(|object| object.managed_fields_mut().clear())
+        .reflect_shared(writer)
+        .inspect_ok(move |event| on_event(event));
+    tokio::spawn(async move {
+        stream
+            .for_each(|result| {
+                if let Err(err) = result {
+                    warn!(error = %err, kind = %kind, "watch failed; retrying");
+                }
+                futures::future::ready(())
+            })
+            .await;
+    });
+}
+
+fn watch_labelled<K>(
+    client: &Client,
+    label: &str,
+    triggers: &RsgTriggers,
+    map: fn(&RsgTriggers, &K) -> Vec<ObjectRef<ResourceScalingGroup>>,
+) -> Store<K>
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let (store, writer) = reflector::store::<K>();
+    let triggers = triggers.clone();
+    spawn_reflector(
+        Api::<K>::all(client.clone()),
+        label_selected(label),
+        writer,
+        move |event| triggers.send_for_event(event, map),
+    );
+    store
 }
 
 impl Stores {
-    /// Starts the reflectors as background tasks and returns the stores they fill.
-    pub fn start(client: Client) -> Self {
-        let (rsgs, writer) = reflector::store::<ResourceScalingGroup>();
+    /// Starts every reflector as a background task and returns the stores they fill, and
+    /// the feeds for the controllers.
+    pub fn start(client: Client) -> (Self, ControllerFeeds) {
         let target_index = Arc::new(TargetIndex::default());
-        let rsgs_synced = Arc::new(AtomicBool::new(false));
+        let (rsgs, rsg_writer) = reflector::store_shared::<ResourceScalingGroup>(SHARED_BUFFER);
+        let rsg_events = rsg_writer
+            .subscribe()
+            .expect("a shared store can be subscribed");
+        let (sender, receiver) = mpsc::unbounded_channel();
+        let triggers = RsgTriggers::new(sender, rsgs.clone(), target_index.clone());
+        let index = target_index.clone();
+        spawn_reflector(
+            Api::<ResourceScalingGroup>::all(client.clone()),
+            watcher::Config::default(),
+            rsg_writer,
+            move |event| index.apply(event),
+        );
         let stores = Self {
             rsgs,
-            target_index: target_index.clone(),
-            rsgs_synced: rsgs_synced.clone(),
+            deployments: watch_labelled(&client, LABEL_NAME, &triggers, RsgTriggers::for_workload),
+            statefulsets: watch_labelled(&client, LABEL_NAME, &triggers, RsgTriggers::for_workload),
+            services: watch_labelled(&client, LABEL_NAME, &triggers, RsgTriggers::for_labelled),
+            config_maps: watch_labelled(&client, LABEL_NAME, &triggers, RsgTriggers::for_labelled),
+            revisions: watch_labelled(&client, LABEL_NAME, &triggers, RsgTriggers::for_labelled),
+            representatives: watch_labelled(
+                &client,
+                LABEL_REPRESENTATIVE,
+                &triggers,
+                RsgTriggers::for_representative,
+            ),
+            target_index,
+            synced: Arc::new(AtomicBool::new(false)),
         };
-
-        let api: Api<ResourceScalingGroup> = Api::all(client);
-        let stream = watcher(api, watcher::Config::default()).default_backoff();
-        let indexed =
-            reflector::reflector(writer, stream).inspect_ok(move |event| target_index.apply(event));
+        let waiting = stores.clone();
         tokio::spawn(async move {
-            indexed
-                .for_each(|result| async move {
-                    if let Err(err) = result {
-                        warn!(error = %err, "watch of ResourceScalingGroups failed; retrying");
-                    }
-                })
-                .await;
-        });
-        let reader = stores.rsgs.clone();
-        tokio::spawn(async move {
-            if reader.wait_until_ready().await.is_ok() {
-                rsgs_synced.store(true, Ordering::Release);
-                info!("ResourceScalingGroup cache synced");
+            let ready = futures::future::join_all([
+                waiting.rsgs.wait_until_ready().boxed(),
+                waiting.deployments.wait_until_ready().boxed(),
+                waiting.statefulsets.wait_until_ready().boxed(),
+                waiting.services.wait_until_ready().boxed(),
+                waiting.config_maps.wait_until_ready().boxed(),
+                waiting.revisions.wait_until_ready().boxed(),
+                waiting.representatives.wait_until_ready().boxed(),
+            ])
+            .await;
+            if ready.iter().all(Result::is_ok) {
+                waiting.synced.store(true, Ordering::Release);
+                info!(rsgs = waiting.rsgs.len(), "informer caches synced");
             }
         });
-        stores
+        (
+            stores,
+            ControllerFeeds {
+                rsgs: rsg_events,
+                triggers: receiver,
+            },
+        )
     }
 
     /// Stores that are not connected to a cluster, filled through the returned feeder
@@ -83,8 +183,14 @@ impl Stores {
         let target_index = Arc::new(TargetIndex::default());
         let stores = Self {
             rsgs,
+            deployments: reflector::store().0,
+            statefulsets: reflector::store().0,
+            services: reflector::store().0,
+            config_maps: reflector::store().0,
+            revisions: reflector::store().0,
+            representatives: reflector::store().0,
             target_index: target_index.clone(),
-            rsgs_synced: Arc::new(AtomicBool::new(true)),
+            synced: Arc::new(AtomicBool::new(true)),
         };
         (
             stores,
@@ -97,6 +203,41 @@ impl Stores {
 
     /// True once every cache has completed its initial list.
     pub fn is_synced(&self) -> bool {
-        self.rsgs_synced.load(Ordering::Acquire)
+        self.synced.load(Ordering::Acquire)
+    }
+
+    /// The RSG with this namespace and name, if cached.
+    pub fn rsg(&self, namespace: &str, name: &str) -> Option<Arc<ResourceScalingGroup>> {
+        self.rsgs.get(&ObjectRef::new(name).within(namespace))
+    }
+}
+
+/// Objects in `store` in `namespace` whose label `key` equals `value`.
+pub fn labelled<K>(store: &Store<K>, namespace: &str, key: &str, value: &str) -> Vec<Arc<K>>
+where
+    K: Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    store
+        .state()
+        .into_iter()
+        .filter(|o| {
+            o.namespace().as_deref() == Some(namespace)
+                && o.labels().get(key).map(String::as_str) == Some(value)
+        })
+        .collect()
+}
+
+/// Feeds detached [`Stores`] with watch events.
+pub struct DetachedFeeder {
+    writer: Writer<ResourceScalingGroup>,
+    target_index: Arc<TargetIndex>,
+}
+
+impl DetachedFeeder {
+    /// Applies one watch event to the store and the index.
+    pub fn apply(&mut self, event: watcher::Event<ResourceScalingGroup>) {
+        self.target_index.apply(&event);
+        self.writer.apply_watcher_event(&event);
     }
 }

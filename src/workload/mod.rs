@@ -9,3 +9,7 @@ pub use kind::{KindError, WorkloadKind};
 pub use pod_template::{pod_spec_paths, pod_template_labels, referenced_objects, ReferencedObject};
 mod service_association;
 pub use service_association::selector_matches_template;
+mod access;
+pub use access::{object_to_value, AccessError, WorkloadAccess};
+mod readiness;
+pub use readiness::{is_fully_ready, spec_replicas};

@@ -148,6 +148,15 @@ impl RsgProcess {
         log_tail(&self.log, lines)
     }
 
+    /// Process id while running.
+    pub fn pid(&self) -> Option<u32> {
+        self.child
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(Child::id)
+    }
+
     /// Sends `signal` to the process without waiting.
     pub fn signal(&self, signal: i32) {
         if let Some(child) = self

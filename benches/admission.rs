@@ -1,0 +1,212 @@
+//! Admission throughput and latency of rsg, beside the Kubernetes project's Go admission
+//! webhook (agnhost `webhook`, `/custom-resource`), loaded by the same client over TLS with
+//! keep-alive. rsg is measured with an empty cache and with 10,000 RSGs cached.
+//!
+//! Run: `cargo bench --bench admission` (RSG_BENCH_SECONDS sets the seconds per run).
+
+mod common;
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{bench_duration, invoked_as_benchmark, memory_mib, print_header, print_row, run_load};
+use futures::StreamExt;
+use kube::api::PostParams;
+use kube::Api;
+use rsg::api::ResourceScalingGroup;
+use support::control_plane::{k8s_bin_dir, ControlPlane};
+use support::kubectl::{install_crd, kubectl_apply};
+use support::processes::{free_port, scratch_dir, spawn_logged};
+use support::rsg_process::{generate_certs, RsgProcess};
+use support::wait_for;
+
+const CACHED_RSGS: usize = 10_000;
+const CONCURRENCY: [usize; 2] = [16, 64];
+
+fn fixture(name: &str) -> Arc<Vec<u8>> {
+    Arc::new(
+        std::fs::read(format!(
+            "{}/tests/fixtures/admission/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .expect("fixture"),
+    )
+}
+
+const BASE_WORKLOADS: &str = r#"
+apiVersion: v1
+kind: Namespace
+metadata: {name: production}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: scaling-system}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: llm-prefill, namespace: production}
+spec:
+  selector: {matchLabels: {app: prefill}}
+  template:
+    metadata: {labels: {app: prefill}}
+    spec: {containers: [{name: main, image: registry.local/llm:1}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: llm-prefill, namespace: production}
+spec: {selector: {app: prefill}, ports: [{port: 80}]}
+"#;
+
+async fn fill_cache(client: kube::Client, count: usize) {
+    let started = Instant::now();
+    let creates = futures::stream::iter(0..count).map(|i| {
+        let client = client.clone();
+        async move {
+            let namespace = "scaling-system";
+            let rsg: ResourceScalingGroup = serde_json::from_value(serde_json::json!({
+                "apiVersion": "autoscaling.openfuyao.com/v1alpha1", "kind": "ResourceScalingGroup",
+                "metadata": {"name": format!("bench-{i}"), "namespace": namespace},
+                "spec": {
+                    "targetResources": [
+                        {"name": "prefill", "resourceRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": format!("prefill-{i}"), "namespace": "production"}},
+                        {"name": "decode", "resourceRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": format!("decode-{i}"), "namespace": "production"}}
+                    ],
+                    "scalingStrategy": {"type": "GroupReplication", "groupConfig": {"groupName": format!("g{i}"), "replicas": 0}}
+                }
+            }))
+            .expect("bench RSG");
+            Api::<ResourceScalingGroup>::namespaced(client, namespace)
+                .create(&PostParams::default(), &rsg)
+                .await
+                .map(|_| ())
+        }
+    });
+    let failures = creates
+        .buffer_unordered(32)
+        .filter(|r| futures::future::ready(r.is_err()))
+        .count()
+        .await;
+    assert_eq!(failures, 0, "some RSGs could not be created");
+    eprintln!(
+        "created {count} RSGs in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+struct Target<'a> {
+    name: &'a str,
+    url_base: String,
+    pid: u32,
+    validate_path: &'a str,
+}
+
+async fn measure(target: &Target<'_>, cache: &str, ca: &[u8], duration: Duration) {
+    for (review, body) in [
+        ("valid", fixture("create-valid.json")),
+        ("invalid", fixture("create-invalid.json")),
+    ] {
+        for concurrency in CONCURRENCY {
+            let url = format!("{}{}", target.url_base, target.validate_path);
+            let result = run_load(
+                &url,
+                body.clone(),
+                ca,
+                concurrency,
+                Duration::from_secs(1),
+                duration,
+            )
+            .await;
+            let (rss, _) = memory_mib(target.pid);
+            print_row(target.name, cache, review, concurrency, &result, rss);
+        }
+    }
+}
+
+fn main() {
+    if !invoked_as_benchmark() {
+        println!("admission benchmark: run with `cargo bench --bench admission`");
+        return;
+    }
+    let duration = bench_duration(5);
+    let dir = scratch_dir();
+    let plane = ControlPlane::start(&dir, false);
+    install_crd(&plane.kubeconfig);
+    let out = kubectl_apply(&plane.kubeconfig, BASE_WORKLOADS, &[]);
+    assert!(out.success, "{}", out.stderr);
+
+    let rsg = RsgProcess::start(&dir, &plane.kubeconfig, "rsg-bench");
+    let ca = std::fs::read(rsg.cert_dir.join("ca.crt")).expect("CA");
+    let pure = RsgProcess::start_with_certs(
+        &dir,
+        &plane.kubeconfig,
+        "rsg-bench-no-live-checks",
+        rsg.cert_dir.clone(),
+        rsg.ca_bundle.clone(),
+        &["--admission-live-checks=false"],
+    );
+    let agnhost_certs = dir.join("agnhost-certs");
+    generate_certs(&agnhost_certs);
+    let agnhost_ca = std::fs::read(agnhost_certs.join("ca.crt")).expect("CA");
+    let agnhost_port = free_port();
+    let mut command = Command::new(k8s_bin_dir().join("agnhost"));
+    command.args(["webhook", "--port", &agnhost_port.to_string()]);
+    command.arg(format!(
+        "--tls-cert-file={}",
+        agnhost_certs.join("tls.crt").display()
+    ));
+    command.arg(format!(
+        "--tls-private-key-file={}",
+        agnhost_certs.join("tls.key").display()
+    ));
+    let mut agnhost = spawn_logged(command, &dir.join("agnhost.log"));
+    wait_for("agnhost to listen", Duration::from_secs(20), || {
+        std::net::TcpStream::connect(("127.0.0.1", agnhost_port))
+            .ok()
+            .map(|_| ())
+    });
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        println!("\nAdmission benchmark: {}s per run after 1s warm-up; TLS, HTTP/1.1 keep-alive, one connection per worker.", duration.as_secs());
+        println!("'valid' is allowed with warnings (rsg also reads the targets, their Services and pod references from the apiserver); 'invalid' is denied with 2 problems.\n");
+        print_header();
+        measure(&target("rsg", &rsg), "empty", &ca, duration).await;
+        measure(&target("rsg, no live", &pure), "empty", &ca, duration).await;
+        let go_target = Target { name: "agnhost (Go)", url_base: format!("https://127.0.0.1:{agnhost_port}"), pid: agnhost.id(), validate_path: "/custom-resource" };
+        measure(&go_target, "n/a", &agnhost_ca, duration).await;
+
+        let kubeconfig = kube::config::Kubeconfig::read_from(&plane.kubeconfig).expect("kubeconfig");
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.expect("config");
+        fill_cache(kube::Client::try_from(config).expect("client"), CACHED_RSGS).await;
+    });
+    // A restarted rsg reports ready only after its cache holds every RSG.
+    for process in [&rsg, &pure] {
+        process.stop(libc::SIGTERM);
+        process.restart();
+    }
+    runtime.block_on(async {
+        measure(&target("rsg", &rsg), "10,000 RSGs", &ca, duration).await;
+        measure(&target("rsg, no live", &pure), "10,000 RSGs", &ca, duration).await;
+        let (rss, peak) = memory_mib(rsg.pid().expect("pid"));
+        println!(
+            "\nrsg memory with {CACHED_RSGS} RSGs cached: RSS {rss:.1} MiB, peak {peak:.1} MiB"
+        );
+    });
+    let _ = agnhost.kill();
+    let _ = agnhost.wait();
+}
+
+fn target<'a>(name: &'a str, process: &RsgProcess) -> Target<'a> {
+    Target {
+        name,
+        url_base: format!("https://127.0.0.1:{}", process.port),
+        pid: process.pid().expect("pid"),
+        validate_path: "/validate",
+    }
+}

@@ -1,0 +1,152 @@
+//! Shared pieces of the benchmarks: a keep-alive HTTPS load generator and process memory.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What one load run measured.
+pub struct LoadResult {
+    /// Successful responses.
+    pub requests: usize,
+    /// Failed requests (transport errors or non-200).
+    pub errors: usize,
+    /// Successful responses per second.
+    pub per_second: f64,
+    /// Median latency.
+    pub p50: Duration,
+    /// 99th percentile latency.
+    pub p99: Duration,
+}
+
+/// POSTs `body` to `url` from `concurrency` workers, each on its own kept-alive HTTP/1.1
+/// connection, for `warmup` (not measured) and then `duration`.
+pub async fn run_load(
+    url: &str,
+    body: Arc<Vec<u8>>,
+    ca_pem: &[u8],
+    concurrency: usize,
+    warmup: Duration,
+    duration: Duration,
+) -> LoadResult {
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(ca_pem).expect("CA"))
+        .http1_only()
+        .pool_max_idle_per_host(concurrency)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client");
+    let started = Instant::now();
+    let measure_from = started + warmup;
+    let stop_at = measure_from + duration;
+    let workers: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (client, body, url) = (client.clone(), body.clone(), url.to_string());
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut errors = 0;
+                while Instant::now() < stop_at {
+                    let sent = Instant::now();
+                    let outcome = client
+                        .post(&url)
+                        .header("content-type", "application/json")
+                        .body(body.as_ref().clone())
+                        .send()
+                        .await;
+                    let ok = match outcome {
+                        Ok(response) => {
+                            response.status().is_success() && response.bytes().await.is_ok()
+                        }
+                        Err(_) => false,
+                    };
+                    if sent >= measure_from {
+                        if ok {
+                            latencies.push(sent.elapsed());
+                        } else {
+                            errors += 1;
+                        }
+                    }
+                }
+                (latencies, errors)
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    let mut errors = 0;
+    for worker in workers {
+        let (l, e) = worker.await.expect("worker");
+        latencies.extend(l);
+        errors += e;
+    }
+    latencies.sort();
+    let pick = |q: f64| {
+        latencies
+            .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
+    LoadResult {
+        requests: latencies.len(),
+        errors,
+        per_second: latencies.len() as f64 / duration.as_secs_f64(),
+        p50: pick(0.50),
+        p99: pick(0.99),
+    }
+}
+
+/// Resident and peak resident memory of a process, in MiB.
+pub fn memory_mib(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+            .map(|kib| kib / 1024.0)
+            .unwrap_or(f64::NAN)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// Duration from `RSG_BENCH_SECONDS` (default `default_secs`).
+pub fn bench_duration(default_secs: u64) -> Duration {
+    Duration::from_secs(
+        std::env::var("RSG_BENCH_SECONDS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(default_secs),
+    )
+}
+
+/// True when run by `cargo bench` (which passes `--bench`); `cargo test` builds benches too.
+pub fn invoked_as_benchmark() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// One row of a results table.
+pub fn print_row(
+    server: &str,
+    cache: &str,
+    review: &str,
+    concurrency: usize,
+    result: &LoadResult,
+    rss: f64,
+) {
+    println!(
+        "| {server:<14} | {cache:<12} | {review:<7} | {concurrency:>4} | {:>9.0} | {:>8.2} | {:>8.2} | {:>6} | {rss:>8.1} |",
+        result.per_second,
+        ms(result.p50),
+        ms(result.p99),
+        result.errors
+    );
+}
+
+/// The header of the results table.
+pub fn print_header() {
+    println!("| server         | cache        | review  | conc |     req/s | p50 (ms) | p99 (ms) | errors | RSS (MiB) |");
+    println!("|----------------|--------------|---------|------|-----------|----------|----------|--------|-----------|");
+}

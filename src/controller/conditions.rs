@@ -1,0 +1,94 @@
+//! Building `status.conditions` the way Kubernetes tools expect them.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::chrono::Utc;
+
+/// The condition type that summarizes an RSG.
+pub const READY: &str = "Ready";
+
+/// Reasons written to conditions.
+pub mod reason {
+    /// Converged: the groups (or followers) match the spec.
+    pub const RECONCILED: &str = "Reconciled";
+    /// Work is under way.
+    pub const PROGRESSING: &str = "Progressing";
+    /// The spec breaks a rule.
+    pub const INVALID_SPEC: &str = "InvalidSpec";
+    /// Another RSG of the same strategy targets the same workload.
+    pub const DUPLICATE_TARGET: &str = "DuplicateTarget";
+    /// A target workload (or its kind) does not exist.
+    pub const TARGET_NOT_FOUND: &str = "TargetNotFound";
+    /// An object with a copy's name exists and was not made by this RSG.
+    pub const NAME_CONFLICT: &str = "NameConflict";
+    /// The API server refused an operation (RBAC).
+    pub const FORBIDDEN: &str = "Forbidden";
+    /// The replica ConfigMap holds a value that is not a non-negative integer.
+    pub const INVALID_REPLICA_CONFIG: &str = "InvalidReplicaConfig";
+    /// An API call failed; it is retried.
+    pub const API_ERROR: &str = "ApiError";
+}
+
+/// Returns `conditions` with the condition of `type_` set; the transition time changes only
+/// when the status does.
+pub fn with_condition(
+    mut conditions: Vec<Condition>,
+    type_: &str,
+    status: bool,
+    reason: &str,
+    message: String,
+    generation: Option<i64>,
+) -> Vec<Condition> {
+    let status = if status { "True" } else { "False" }.to_string();
+    let previous = conditions.iter().position(|c| c.type_ == type_);
+    let last_transition_time = match previous.map(|i| &conditions[i]) {
+        Some(old) if old.status == status => old.last_transition_time.clone(),
+        _ => Time(Utc::now()),
+    };
+    let condition = Condition {
+        type_: type_.to_string(),
+        status,
+        reason: reason.to_string(),
+        message,
+        observed_generation: generation,
+        last_transition_time,
+    };
+    match previous {
+        Some(i) => conditions[i] = condition,
+        None => conditions.push(condition),
+    }
+    conditions
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transition_time_changes_only_with_status() {
+        let first = with_condition(
+            Vec::new(),
+            READY,
+            false,
+            reason::PROGRESSING,
+            "a".into(),
+            Some(1),
+        );
+        let time = first[0].last_transition_time.clone();
+        let same = with_condition(
+            first.clone(),
+            READY,
+            false,
+            reason::TARGET_NOT_FOUND,
+            "b".into(),
+            Some(2),
+        );
+        assert_eq!(same.len(), 1);
+        assert_eq!(same[0].last_transition_time, time);
+        assert_eq!(
+            (same[0].reason.as_str(), same[0].message.as_str()),
+            (reason::TARGET_NOT_FOUND, "b")
+        );
+        let flipped = with_condition(same, READY, true, reason::RECONCILED, "c".into(), Some(2));
+        assert_eq!(flipped[0].status, "True");
+    }
+}

@@ -1,0 +1,81 @@
+//! What every reconcile needs.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::reflector::ObjectRef;
+use kube::{Client, Resource};
+
+use crate::api::ResourceScalingGroup;
+use crate::cache::Stores;
+use crate::workload::WorkloadAccess;
+
+/// Shared state of the controllers.
+pub struct Context {
+    /// API client.
+    pub client: Client,
+    /// The shared informer cache.
+    pub stores: Stores,
+    /// Workload I/O for every kind.
+    pub workloads: WorkloadAccess,
+    /// Publishes Events on RSGs.
+    pub recorder: Recorder,
+    /// Consecutive failures per RSG, for backoff.
+    failures: Mutex<HashMap<ObjectRef<ResourceScalingGroup>, u32>>,
+}
+
+impl Context {
+    /// A context over `client` and `stores`.
+    pub fn new(client: Client, stores: Stores, recorder: Recorder) -> Self {
+        Self {
+            workloads: WorkloadAccess::new(client.clone()),
+            client,
+            stores,
+            recorder,
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Publishes an Event on `rsg`; failures are logged, never fatal.
+    pub async fn event(
+        &self,
+        rsg: &ResourceScalingGroup,
+        warning: bool,
+        reason: &str,
+        action: &str,
+        note: String,
+    ) {
+        let event = Event {
+            type_: if warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: reason.to_string(),
+            note: Some(note),
+            action: action.to_string(),
+            secondary: None,
+        };
+        if let Err(err) = self.recorder.publish(&event, &rsg.object_ref(&())).await {
+            tracing::warn!(error = %err, reason, "could not publish an Event");
+        }
+    }
+
+    /// The delay before retrying `rsg` after a failure: 1s doubling to 5 minutes.
+    pub fn next_backoff(&self, rsg: &ObjectRef<ResourceScalingGroup>) -> Duration {
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let count = failures.entry(rsg.clone()).or_insert(0);
+        *count = count.saturating_add(1);
+        Duration::from_secs(1u64 << (*count - 1).min(8)).min(Duration::from_secs(300))
+    }
+
+    /// Forgets the failures of `rsg` after a success.
+    pub fn reset_backoff(&self, rsg: &ObjectRef<ResourceScalingGroup>) {
+        self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(rsg);
+    }
+}

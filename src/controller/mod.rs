@@ -1,0 +1,190 @@
+//! The reconcile loop over RSGs, driven by the shared cache.
+//!
+//! Every reconcile first re-checks the spec with the webhook's own rules (the webhook may be
+//! bypassed), then hands the RSG to its strategy.
+
+pub mod conditions;
+mod context;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::{Action, Config, Controller};
+use kube::runtime::reflector::ObjectRef;
+use kube::{Api, ResourceExt};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn, Instrument};
+
+pub use context::Context;
+
+use crate::api::{ResourceScalingGroup, STRATEGY_GROUP_REPLICATION, STRATEGY_INPLACE_SCALING};
+use crate::cache::ControllerFeeds;
+use crate::group_replication::{self, ReconcileError};
+use crate::validation::{exclusive_target_errors, invalid_object_message, validate_rsg};
+use conditions::{reason, with_condition, READY};
+
+/// How many RSGs are reconciled at once.
+const CONCURRENCY: u16 = 4;
+
+/// Runs the controller until `shutdown` fires.
+pub async fn run(ctx: Arc<Context>, feeds: ControllerFeeds, shutdown: CancellationToken) {
+    let mut triggers = feeds.triggers;
+    let trigger_stream = futures::stream::poll_fn(move |cx| triggers.poll_recv(cx));
+    let reader = ctx.stores.rsgs.clone();
+    Controller::for_shared_stream(feeds.rsgs, reader)
+        .reconcile_on(trigger_stream)
+        .with_config(Config::default().concurrency(CONCURRENCY))
+        .graceful_shutdown_on(async move { shutdown.cancelled().await })
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(err) = result {
+                tracing::debug!(error = %err, "reconcile did not complete");
+            }
+        })
+        .await;
+    info!("controller stopped");
+}
+
+fn error_policy(rsg: Arc<ResourceScalingGroup>, err: &ReconcileError, ctx: Arc<Context>) -> Action {
+    let delay = ctx.next_backoff(&ObjectRef::from_obj(rsg.as_ref()));
+    warn!(rsg = %format!("{}/{}", rsg.namespace().unwrap_or_default(), rsg.name_any()), error = %err, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
+
+async fn reconcile(
+    rsg: Arc<ResourceScalingGroup>,
+    ctx: Arc<Context>,
+) -> Result<Action, ReconcileError> {
+    let span = tracing::info_span!("reconcile", namespace = %rsg.namespace().unwrap_or_default(), name = %rsg.name_any());
+    async move {
+        if rsg.metadata.deletion_timestamp.is_some() {
+            return Ok(Action::await_change());
+        }
+        let result = reconcile_strategy(&rsg, &ctx).await;
+        match &result {
+            Ok(_) => ctx.reset_backoff(&ObjectRef::from_obj(rsg.as_ref())),
+            Err(err) => {
+                let message = format!("retrying after an API error: {err}");
+                if let Err(status_err) =
+                    write_ready(&ctx, &rsg, false, reason::API_ERROR, message).await
+                {
+                    warn!(error = %status_err, "could not record the error in status");
+                }
+            }
+        }
+        result
+    }
+    .instrument(span)
+    .await
+}
+
+async fn reconcile_strategy(
+    rsg: &ResourceScalingGroup,
+    ctx: &Context,
+) -> Result<Action, ReconcileError> {
+    let namespace = rsg.namespace().unwrap_or_default();
+    let name = rsg.name_any();
+    let (errors, _) = validate_rsg(&name, &namespace, &rsg.spec);
+    if !errors.is_empty() {
+        let message = invalid_object_message("ResourceScalingGroup", &name, &errors);
+        write_ready(ctx, rsg, false, reason::INVALID_SPEC, message).await?;
+        return Ok(Action::await_change());
+    }
+    let duplicates = exclusive_target_errors(&namespace, &name, &rsg.spec, |key| {
+        ctx.stores
+            .target_index
+            .claims_on(key)
+            .into_iter()
+            .filter(|claim| claimed_earlier(ctx, rsg, &claim.rsg_namespace, &claim.rsg_name))
+            .collect()
+    });
+    if !duplicates.is_empty() {
+        let message = duplicates
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ");
+        write_ready(ctx, rsg, false, reason::DUPLICATE_TARGET, message).await?;
+        return Ok(Action::requeue(Duration::from_secs(60)));
+    }
+    match rsg.spec.scaling_strategy.type_.as_str() {
+        STRATEGY_GROUP_REPLICATION => {
+            let Some(config) = rsg.spec.scaling_strategy.group_config.as_ref() else {
+                return Ok(Action::await_change());
+            };
+            let outcome = group_replication::reconcile(ctx, rsg, config).await?;
+            Ok(Action::requeue(outcome.requeue_after))
+        }
+        STRATEGY_INPLACE_SCALING => {
+            write_ready(
+                ctx,
+                rsg,
+                false,
+                reason::PROGRESSING,
+                "InplaceScaling is not served by this version of rsg".into(),
+            )
+            .await?;
+            Ok(Action::await_change())
+        }
+        _ => Ok(Action::await_change()),
+    }
+}
+
+/// Whether the other RSG came first (older, or same age and smaller name): it keeps the workload.
+fn claimed_earlier(ctx: &Context, rsg: &ResourceScalingGroup, namespace: &str, name: &str) -> bool {
+    let Some(other) = ctx.stores.rsg(namespace, name) else {
+        return false;
+    };
+    let key = |r: &ResourceScalingGroup| {
+        (
+            r.metadata.creation_timestamp.clone().map(|t| t.0),
+            r.namespace(),
+            r.name_any(),
+        )
+    };
+    key(other.as_ref()) < key(rsg)
+}
+
+/// Sets the Ready condition (and observedGeneration) only.
+async fn write_ready(
+    ctx: &Context,
+    rsg: &ResourceScalingGroup,
+    ready: bool,
+    why: &str,
+    message: String,
+) -> Result<(), ReconcileError> {
+    let mut status = rsg.status.clone().unwrap_or_default();
+    let unchanged = status
+        .conditions
+        .iter()
+        .any(|c| c.type_ == READY && c.reason == why && c.message == message)
+        && status.observed_generation == rsg.metadata.generation;
+    if unchanged {
+        return Ok(());
+    }
+    if !ready {
+        ctx.event(rsg, true, why, "Reconcile", message.clone())
+            .await;
+    }
+    status.observed_generation = rsg.metadata.generation;
+    status.conditions = with_condition(
+        status.conditions,
+        READY,
+        ready,
+        why,
+        message,
+        rsg.metadata.generation,
+    );
+    let api: Api<ResourceScalingGroup> =
+        Api::namespaced(ctx.client.clone(), &rsg.namespace().unwrap_or_default());
+    api.patch_status(
+        &rsg.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&json!({"status": status})),
+    )
+    .await?;
+    Ok(())
+}

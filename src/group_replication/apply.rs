@@ -1,0 +1,307 @@
+//! Carrying out a group plan: creating, completing and removing copy groups, holding and
+//! restoring group 0, and adopting base workloads. Base pod templates are never touched.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Service;
+use kube::api::{DeleteParams, PostParams};
+use kube::{Api, ResourceExt};
+use serde_json::{json, Value};
+
+use super::build::{build_service_copy, build_workload_copy, CopySpec, ServiceCopySpec};
+use super::observe::{Observation, ANNOTATION_HELD_AT_ZERO};
+use super::{Problem, ReconcileError};
+use crate::api::{ResourceScalingGroup, LABEL_GROUP_ID, LABEL_NAME};
+use crate::controller::Context;
+use crate::naming::{copy_service_name, copy_workload_name};
+use crate::workload::WorkloadKind;
+
+fn labelled_ours(object: &Value, rsg_name: &str) -> bool {
+    object
+        .pointer(&format!(
+            "/metadata/labels/{}",
+            LABEL_NAME.replace('/', "~1")
+        ))
+        .and_then(Value::as_str)
+        == Some(rsg_name)
+}
+
+/// Base Service name → its copy's name in group `id`.
+fn service_renames(obs: &Observation, group_name: &str, id: i32) -> BTreeMap<String, String> {
+    obs.base_services
+        .iter()
+        .map(|s| (s.name.clone(), copy_service_name(&s.name, group_name, id)))
+        .collect()
+}
+
+/// One object of a group that does not exist yet.
+enum Missing<'a> {
+    Workload {
+        target: usize,
+        name: String,
+        kind: &'a WorkloadKind,
+    },
+    Service {
+        base: usize,
+        name: String,
+    },
+}
+
+fn missing_parts<'a>(obs: &'a Observation, group_name: &str, id: i32) -> Vec<Missing<'a>> {
+    let mut missing = Vec::new();
+    for (i, target) in obs.targets.iter().enumerate() {
+        if !target.copies.contains_key(&id) {
+            missing.push(Missing::Workload {
+                target: i,
+                name: copy_workload_name(group_name, &target.base_name, id),
+                kind: &target.kind,
+            });
+        }
+    }
+    let existing: Vec<String> = obs
+        .copy_services
+        .get(&id)
+        .map(|s| {
+            s.iter()
+                .map(|v| {
+                    v["metadata"]["name"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string()
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    for (i, service) in obs.base_services.iter().enumerate() {
+        let name = copy_service_name(&service.name, group_name, id);
+        if !existing.contains(&name) {
+            missing.push(Missing::Service { base: i, name });
+        }
+    }
+    missing
+}
+
+/// Creates the objects group `id` is missing. Returns the names created, or the problem
+/// that stopped it (nothing of the group is created when a name is taken or a baseline is bad).
+pub async fn create_group(
+    ctx: &Context,
+    rsg: &ResourceScalingGroup,
+    obs: &Observation,
+    group_name: &str,
+    id: i32,
+) -> Result<Result<Vec<String>, Problem>, ReconcileError> {
+    let namespace = rsg.namespace().unwrap_or_default();
+    let rsg_name = rsg.name_any();
+    let missing = missing_parts(obs, group_name, id);
+    let services: Api<Service> = Api::namespaced(ctx.client.clone(), &namespace);
+    let mut to_create = Vec::new();
+    for part in missing {
+        let existing = match &part {
+            Missing::Workload { name, kind, .. } => {
+                ctx.workloads.get(kind, &namespace, name).await?
+            }
+            Missing::Service { name, .. } => services
+                .get_opt(name)
+                .await?
+                .map(|s| serde_json::to_value(s).unwrap_or_default()),
+        };
+        match existing {
+            Some(object) if labelled_ours(&object, &rsg_name) => {}
+            Some(object) => {
+                let kind = object["kind"].as_str().unwrap_or("object").to_string();
+                let name = object["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                return Ok(Err(Problem::NameConflict(format!(
+                    "{kind} {namespace}/{name} exists and was not made by this RSG (no label {LABEL_NAME}={rsg_name}); group {id} is not created"
+                ))));
+            }
+            None => to_create.push(part),
+        }
+    }
+    let renames = service_renames(obs, group_name, id);
+    let mut created = Vec::new();
+    for part in to_create {
+        match part {
+            Missing::Workload { target, name, kind } => {
+                let target = &obs.targets[target];
+                let replicas = match &target.baseline {
+                    Ok(replicas) => *replicas,
+                    Err(message) => return Ok(Err(Problem::InvalidReplicaConfig(message.clone()))),
+                };
+                let copy = build_workload_copy(
+                    &target.snapshot,
+                    &CopySpec {
+                        rsg_name: &rsg_name,
+                        rsg_namespace: &namespace,
+                        target_name: &target.name,
+                        copy_name: &name,
+                        group_id: id,
+                        replicas: kind.has_single_replica_count().then_some(replicas),
+                        service_renames: &renames,
+                    },
+                );
+                match ctx.workloads.create(kind, &namespace, copy).await {
+                    Ok(()) => created.push(format!("{} {namespace}/{name}", kind.kind_name())),
+                    Err(err) if err.status_code() == Some(409) => {}
+                    Err(err) if err.status_code() == Some(403) => {
+                        return Ok(Err(Problem::Forbidden(format!(
+                            "creating {} {namespace}/{name}: {err}",
+                            kind.kind_name()
+                        ))))
+                    }
+                    Err(err) => return Err(err.into()),
+                }
+            }
+            Missing::Service { base, name } => {
+                let copy = build_service_copy(
+                    &obs.base_services[base].object,
+                    &ServiceCopySpec {
+                        rsg_name: &rsg_name,
+                        rsg_namespace: &namespace,
+                        copy_name: &name,
+                        group_id: id,
+                    },
+                );
+                let service: Service =
+                    serde_json::from_value(copy).map_err(ReconcileError::Convert)?;
+                let params = PostParams {
+                    field_manager: Some(crate::FIELD_MANAGER.into()),
+                    ..PostParams::default()
+                };
+                match services.create(&params, &service).await {
+                    Ok(_) => created.push(format!("Service {namespace}/{name}")),
+                    Err(kube::Error::Api(status)) if status.code == 409 => {}
+                    Err(err) => return Err(err.into()),
+                }
+            }
+        }
+    }
+    Ok(Ok(created))
+}
+
+/// Deletes copy group `id`: its Services first (routing stops), then its workloads.
+/// Returns what was deleted.
+pub async fn remove_copy_group(
+    ctx: &Context,
+    rsg: &ResourceScalingGroup,
+    obs: &Observation,
+    id: i32,
+) -> Result<Vec<String>, ReconcileError> {
+    let namespace = rsg.namespace().unwrap_or_default();
+    let mut deleted = delete_copy_services(ctx, rsg, obs, id).await?;
+    for target in &obs.targets {
+        if let Some(copy) = target.copies.get(&id) {
+            let name = copy["metadata"]["name"].as_str().unwrap_or_default();
+            ctx.workloads.delete(&target.kind, &namespace, name).await?;
+            deleted.push(format!("{} {namespace}/{name}", target.kind.kind_name()));
+        }
+    }
+    Ok(deleted)
+}
+
+/// Deletes the Service copies of group `id`.
+pub async fn delete_copy_services(
+    ctx: &Context,
+    rsg: &ResourceScalingGroup,
+    obs: &Observation,
+    id: i32,
+) -> Result<Vec<String>, ReconcileError> {
+    let namespace = rsg.namespace().unwrap_or_default();
+    let api: Api<Service> = Api::namespaced(ctx.client.clone(), &namespace);
+    let mut deleted = Vec::new();
+    for service in obs.copy_services.get(&id).into_iter().flatten() {
+        let name = service["metadata"]["name"].as_str().unwrap_or_default();
+        let is_group = service
+            .pointer(&format!(
+                "/metadata/labels/{}",
+                LABEL_GROUP_ID.replace('/', "~1")
+            ))
+            .and_then(Value::as_str)
+            == Some(id.to_string().as_str());
+        if !is_group {
+            continue;
+        }
+        match api.delete(name, &DeleteParams::background()).await {
+            Ok(_) => deleted.push(format!("Service {namespace}/{name}")),
+            Err(kube::Error::Api(status)) if status.code == 404 => {}
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Ok(deleted)
+}
+
+/// Scales every base workload to zero (holding group 0) or back to its baseline.
+pub async fn set_group0(
+    ctx: &Context,
+    obs: &Observation,
+    hold: bool,
+) -> Result<Result<(), Problem>, ReconcileError> {
+    for target in &obs.targets {
+        let replicas = if hold {
+            0
+        } else {
+            match &target.baseline {
+                Ok(replicas) => *replicas,
+                Err(message) => return Ok(Err(Problem::InvalidReplicaConfig(message.clone()))),
+            }
+        };
+        let annotation = if hold {
+            Value::from("true")
+        } else {
+            Value::Null
+        };
+        let mut patch = json!({"metadata": {"annotations": {ANNOTATION_HELD_AT_ZERO: annotation}}});
+        if target.kind.has_single_replica_count() {
+            patch["spec"] = json!({"replicas": replicas});
+        }
+        ctx.workloads
+            .merge_patch(
+                &target.kind,
+                &target.base_namespace,
+                &target.base_name,
+                &patch,
+            )
+            .await?;
+    }
+    Ok(Ok(()))
+}
+
+/// Labels each base workload (metadata only) as group 0 of this RSG.
+pub async fn adopt_bases(
+    ctx: &Context,
+    rsg: &ResourceScalingGroup,
+    obs: &Observation,
+) -> Result<Vec<String>, ReconcileError> {
+    let rsg_name = rsg.name_any();
+    let mut adopted = Vec::new();
+    for target in &obs.targets {
+        let group = target
+            .base
+            .pointer(&format!(
+                "/metadata/labels/{}",
+                LABEL_GROUP_ID.replace('/', "~1")
+            ))
+            .and_then(Value::as_str);
+        if labelled_ours(&target.base, &rsg_name) && group == Some("0") {
+            continue;
+        }
+        let patch = json!({"metadata": {"labels": {LABEL_NAME: rsg_name, LABEL_GROUP_ID: "0"}}});
+        ctx.workloads
+            .merge_patch(
+                &target.kind,
+                &target.base_namespace,
+                &target.base_name,
+                &patch,
+            )
+            .await?;
+        adopted.push(format!(
+            "{} {}/{}",
+            target.kind.kind_name(),
+            target.base_namespace,
+            target.base_name
+        ));
+    }
+    Ok(adopted)
+}

@@ -1,0 +1,174 @@
+//! The RSG-owned artifacts: one snapshot (ControllerRevision) per target and the replica
+//! baseline ConfigMap. Both carry an ownerReference to the RSG, so deleting the RSG removes
+//! them (by garbage collection, even while rsg is down) and nothing else.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::ControllerRevision;
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use k8s_openapi::apimachinery::pkg::runtime::RawExtension;
+use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
+use kube::runtime::reflector::ObjectRef;
+use kube::{Api, Resource, ResourceExt};
+use serde_json::Value;
+
+use super::build::strip_runtime_fields;
+use super::ReconcileError;
+use crate::api::{ResourceScalingGroup, LABEL_NAME, LABEL_TARGET};
+use crate::controller::Context;
+use crate::naming::{replica_config_name, snapshot_name};
+use crate::workload::spec_replicas;
+
+fn owner_reference(rsg: &ResourceScalingGroup) -> Option<OwnerReference> {
+    rsg.controller_owner_ref(&()).map(|mut owner| {
+        owner.block_owner_deletion = None;
+        owner
+    })
+}
+
+fn owned_meta(
+    rsg: &ResourceScalingGroup,
+    name: String,
+    extra_labels: &[(&str, &str)],
+) -> ObjectMeta {
+    let mut labels = BTreeMap::from([(LABEL_NAME.to_string(), rsg.name_any())]);
+    for (k, v) in extra_labels {
+        labels.insert((*k).to_string(), (*v).to_string());
+    }
+    ObjectMeta {
+        name: Some(name),
+        namespace: rsg.namespace(),
+        labels: Some(labels),
+        owner_references: owner_reference(rsg).map(|o| vec![o]),
+        ..ObjectMeta::default()
+    }
+}
+
+fn post_params() -> PostParams {
+    PostParams {
+        field_manager: Some(crate::FIELD_MANAGER.into()),
+        ..PostParams::default()
+    }
+}
+
+/// The snapshot of `target`, taken from `base` when none exists yet. Returns the stored
+/// workload and whether it was taken now.
+pub async fn ensure_snapshot(
+    ctx: &Context,
+    rsg: &ResourceScalingGroup,
+    target: &str,
+    base: &Value,
+) -> Result<(Value, bool), ReconcileError> {
+    let namespace = rsg.namespace().unwrap_or_default();
+    let name = snapshot_name(&rsg.name_any(), target);
+    let cached = ctx
+        .stores
+        .revisions
+        .get(&ObjectRef::new(&name).within(&namespace));
+    if let Some(data) = cached.and_then(|cr| cr.data.clone()) {
+        return Ok((data.0, false));
+    }
+    let api: Api<ControllerRevision> = Api::namespaced(ctx.client.clone(), &namespace);
+    let snapshot = strip_runtime_fields(base);
+    let revision = ControllerRevision {
+        metadata: owned_meta(rsg, name.clone(), &[(LABEL_TARGET, target)]),
+        data: Some(RawExtension(snapshot.clone())),
+        revision: 1,
+    };
+    match api.create(&post_params(), &revision).await {
+        Ok(_) => Ok((snapshot, true)),
+        Err(kube::Error::Api(status)) if status.code == 409 => {
+            let existing = api.get(&name).await?;
+            Ok((existing.data.map(|d| d.0).unwrap_or(snapshot), false))
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// A target's baseline as read from the ConfigMap.
+pub type Baseline = Result<i32, String>;
+
+fn parse_baseline(target: &str, value: &str) -> Baseline {
+    match value.trim().parse::<i32>() {
+        Ok(n) if n >= 0 => Ok(n),
+        _ => Err(format!(
+            "ConfigMap key {target:?} holds {value:?}, which is not a non-negative integer; new groups of this target wait until it is fixed"
+        )),
+    }
+}
+
+/// Reads the baseline ConfigMap, creating it (or adding missing keys) from the snapshots'
+/// replica counts. Existing values are never replaced.
+pub async fn ensure_baselines(
+    ctx: &Context,
+    rsg: &ResourceScalingGroup,
+    snapshots: &BTreeMap<String, Value>,
+) -> Result<BTreeMap<String, Baseline>, ReconcileError> {
+    let namespace = rsg.namespace().unwrap_or_default();
+    let name = replica_config_name(&rsg.name_any());
+    let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &namespace);
+    let defaults: BTreeMap<String, String> = snapshots
+        .iter()
+        .map(|(target, snapshot)| (target.clone(), spec_replicas(snapshot).to_string()))
+        .collect();
+    let cached = ctx
+        .stores
+        .config_maps
+        .get(&ObjectRef::new(&name).within(&namespace));
+    let data = match cached {
+        None => {
+            let config_map = ConfigMap {
+                metadata: owned_meta(rsg, name.clone(), &[]),
+                data: Some(defaults.clone()),
+                ..ConfigMap::default()
+            };
+            match api.create(&post_params(), &config_map).await {
+                Ok(created) => created.data.unwrap_or_default(),
+                Err(kube::Error::Api(status)) if status.code == 409 => {
+                    api.get(&name).await?.data.unwrap_or_default()
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
+        Some(existing) => {
+            let mut data = existing.data.clone().unwrap_or_default();
+            let missing: BTreeMap<&String, &String> = defaults
+                .iter()
+                .filter(|(k, _)| !data.contains_key(*k))
+                .collect();
+            if !missing.is_empty() {
+                let patch = serde_json::json!({"data": missing});
+                api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await?;
+                for (k, v) in missing {
+                    data.insert(k.clone(), v.clone());
+                }
+            }
+            data
+        }
+    };
+    Ok(snapshots
+        .keys()
+        .map(|target| {
+            (
+                target.clone(),
+                parse_baseline(target, data.get(target).map(String::as_str).unwrap_or("")),
+            )
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_baseline;
+
+    #[test]
+    fn baselines_must_be_non_negative_integers() {
+        assert_eq!(parse_baseline("p", "3"), Ok(3));
+        assert_eq!(parse_baseline("p", " 0 "), Ok(0));
+        assert!(parse_baseline("p", "-1").is_err());
+        assert!(parse_baseline("p", "two").is_err());
+        assert!(parse_baseline("p", "").is_err());
+    }
+}

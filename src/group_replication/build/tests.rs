@@ -1,0 +1,191 @@
+use std::collections::BTreeMap;
+
+use serde_json::json;
+
+use super::*;
+
+fn live_deployment() -> Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {
+            "name": "llm-prefill", "namespace": "production", "uid": "u", "resourceVersion": "42",
+            "generation": 3, "creationTimestamp": "2026-01-01T00:00:00Z", "managedFields": [{}],
+            "labels": {"app": "llm", "rsg.io/name": "old", "rsg.io/group-id": "0"},
+            "annotations": {"deployment.kubernetes.io/revision": "3", "team": "inference"}
+        },
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": "llm"}},
+            "template": {"metadata": {"labels": {"app": "llm"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}}
+        },
+        "status": {"replicas": 2}
+    })
+}
+
+#[test]
+fn snapshots_drop_runtime_fields_and_keep_the_authors_intent() {
+    let snapshot = strip_runtime_fields(&live_deployment());
+    assert!(snapshot.get("status").is_none());
+    let meta = &snapshot["metadata"];
+    for gone in [
+        "uid",
+        "resourceVersion",
+        "generation",
+        "creationTimestamp",
+        "managedFields",
+    ] {
+        assert!(meta.get(gone).is_none(), "{gone} kept");
+    }
+    assert_eq!(meta["annotations"], json!({"team": "inference"}));
+    assert_eq!(meta["labels"], json!({"app": "llm"}));
+    assert_eq!(snapshot["spec"]["replicas"], 2);
+}
+
+#[test]
+fn workload_copies_get_names_labels_selectors_and_replicas() {
+    let renames = BTreeMap::new();
+    let copy = build_workload_copy(
+        &strip_runtime_fields(&live_deployment()),
+        &CopySpec {
+            rsg_name: "llm-pd-group",
+            rsg_namespace: "scaling-system",
+            target_name: "prefill",
+            copy_name: "pd-llm-prefill-2",
+            group_id: 2,
+            replicas: Some(3),
+            service_renames: &renames,
+        },
+    );
+    assert_eq!(copy["metadata"]["name"], "pd-llm-prefill-2");
+    assert_eq!(copy["metadata"]["namespace"], "scaling-system");
+    assert_eq!(
+        copy["metadata"]["labels"],
+        json!({"app": "llm", "rsg.io/name": "llm-pd-group", "rsg.io/group-id": "2", "rsg.io/target": "prefill"})
+    );
+    assert_eq!(copy["spec"]["replicas"], 3);
+    assert_eq!(
+        copy["spec"]["selector"]["matchLabels"],
+        json!({"app": "llm", "rsg.io/group-id": "2"})
+    );
+    assert_eq!(
+        copy["spec"]["template"]["metadata"]["labels"],
+        json!({"app": "llm", "rsg.io/name": "llm-pd-group", "rsg.io/group-id": "2"})
+    );
+}
+
+#[test]
+fn statefulset_copies_point_at_their_copied_headless_service() {
+    let sts = json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "db", "namespace": "ns"},
+        "spec": {"serviceName": "db-headless", "replicas": 1, "selector": {"matchLabels": {"app": "db"}},
+                 "template": {"metadata": {"labels": {"app": "db"}}, "spec": {}}}});
+    let renames = BTreeMap::from([("db-headless".to_string(), "db-headless-g-1".to_string())]);
+    let copy = build_workload_copy(
+        &sts,
+        &CopySpec {
+            rsg_name: "r",
+            rsg_namespace: "ns",
+            target_name: "db",
+            copy_name: "g-db-1",
+            group_id: 1,
+            replicas: Some(1),
+            service_renames: &renames,
+        },
+    );
+    assert_eq!(copy["spec"]["serviceName"], "db-headless-g-1");
+}
+
+#[test]
+fn leader_worker_set_labels_go_into_existing_templates_only() {
+    let lws = json!({"apiVersion": "leaderworkerset.x-k8s.io/v1", "kind": "LeaderWorkerSet", "metadata": {"name": "lws", "namespace": "ns"},
+        "spec": {"replicas": 2, "leaderWorkerTemplate": {"size": 4, "workerTemplate": {"spec": {"containers": []}}}}});
+    let renames = BTreeMap::new();
+    let copy = build_workload_copy(
+        &lws,
+        &CopySpec {
+            rsg_name: "r",
+            rsg_namespace: "ns",
+            target_name: "w",
+            copy_name: "g-lws-1",
+            group_id: 1,
+            replicas: Some(2),
+            service_renames: &renames,
+        },
+    );
+    assert_eq!(
+        copy["spec"]["leaderWorkerTemplate"]["workerTemplate"]["metadata"]["labels"],
+        json!({"rsg.io/name": "r", "rsg.io/group-id": "1"})
+    );
+    assert!(
+        copy["spec"]["leaderWorkerTemplate"]
+            .get("leaderTemplate")
+            .is_none(),
+        "no leaderTemplate may be invented"
+    );
+    assert!(copy["spec"].get("selector").is_none());
+
+    let mut with_leader = lws.clone();
+    with_leader["spec"]["leaderWorkerTemplate"]["leaderTemplate"] =
+        json!({"metadata": {"labels": {"role": "leader"}}, "spec": {}});
+    let copy = build_workload_copy(
+        &with_leader,
+        &CopySpec {
+            rsg_name: "r",
+            rsg_namespace: "ns",
+            target_name: "w",
+            copy_name: "g-lws-1",
+            group_id: 1,
+            replicas: Some(2),
+            service_renames: &renames,
+        },
+    );
+    assert_eq!(
+        copy["spec"]["leaderWorkerTemplate"]["leaderTemplate"]["metadata"]["labels"],
+        json!({"role": "leader", "rsg.io/name": "r", "rsg.io/group-id": "1"})
+    );
+}
+
+#[test]
+fn service_copies_select_their_group_and_reallocate_addresses() {
+    let base = json!({"apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "llm-prefill", "namespace": "production", "uid": "u", "labels": {"app": "llm"}},
+        "spec": {"clusterIP": "10.0.0.7", "clusterIPs": ["10.0.0.7"], "type": "NodePort",
+                 "selector": {"app": "llm", "role": "prefill"},
+                 "ports": [{"port": 8000, "nodePort": 30080}]},
+        "status": {"loadBalancer": {}}});
+    let copy = build_service_copy(
+        &base,
+        &ServiceCopySpec {
+            rsg_name: "g",
+            rsg_namespace: "scaling-system",
+            copy_name: "llm-prefill-pd-1",
+            group_id: 1,
+        },
+    );
+    assert_eq!(copy["metadata"]["name"], "llm-prefill-pd-1");
+    assert_eq!(copy["metadata"]["namespace"], "scaling-system");
+    assert_eq!(
+        copy["metadata"]["labels"],
+        json!({"app": "llm", "rsg.io/name": "g", "rsg.io/group-id": "1"})
+    );
+    assert_eq!(
+        copy["spec"]["selector"],
+        json!({"app": "llm", "role": "prefill", "rsg.io/group-id": "1"})
+    );
+    assert!(copy["spec"].get("clusterIP").is_none());
+    assert!(copy["spec"].get("clusterIPs").is_none());
+    assert!(copy["spec"]["ports"][0].get("nodePort").is_none());
+    assert!(copy.get("status").is_none());
+
+    let headless = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "db", "namespace": "ns"},
+        "spec": {"clusterIP": "None", "selector": {"app": "db"}, "ports": [{"port": 5432}]}});
+    let copy = build_service_copy(
+        &headless,
+        &ServiceCopySpec {
+            rsg_name: "g",
+            rsg_namespace: "ns",
+            copy_name: "db-g-1",
+            group_id: 1,
+        },
+    );
+    assert_eq!(copy["spec"]["clusterIP"], "None");
+}

@@ -1,0 +1,276 @@
+//! Reading everything a GroupReplication reconcile decides from.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use k8s_openapi::api::core::v1::Service;
+use kube::api::ListParams;
+use kube::{Api, ResourceExt};
+use serde_json::Value;
+
+use super::artifacts::{ensure_baselines, ensure_snapshot, Baseline};
+use super::{Problem, ReconcileError};
+use crate::api::{ResourceScalingGroup, LABEL_GROUP_ID, LABEL_NAME, LABEL_TARGET};
+use crate::cache::labelled;
+use crate::controller::Context;
+use crate::workload::{
+    object_to_value, pod_template_labels, selector_matches_template, AccessError, WorkloadKind,
+};
+
+/// Annotation on base workloads while the RSG holds group 0 at zero replicas.
+pub const ANNOTATION_HELD_AT_ZERO: &str = "rsg.io/held-at-zero";
+
+/// One target as observed.
+pub struct TargetState {
+    /// Target name.
+    pub name: String,
+    /// Kind.
+    pub kind: WorkloadKind,
+    /// Namespace of the base workload.
+    pub base_namespace: String,
+    /// Name of the base workload.
+    pub base_name: String,
+    /// The live base workload.
+    pub base: Value,
+    /// The snapshot new copies are built from.
+    pub snapshot: Value,
+    /// Replicas for new copies and a restored group 0.
+    pub baseline: Baseline,
+    /// Existing copies by group id.
+    pub copies: BTreeMap<i32, Value>,
+}
+
+/// A base Service that fronts one or more targets.
+pub struct BaseService {
+    /// The live Service.
+    pub object: Value,
+    /// Its name.
+    pub name: String,
+}
+
+/// Everything observed.
+pub struct Observation {
+    /// Targets in spec order.
+    pub targets: Vec<TargetState>,
+    /// Base Services to copy into every group.
+    pub base_services: Vec<BaseService>,
+    /// Existing Service copies by group id.
+    pub copy_services: BTreeMap<i32, Vec<Value>>,
+    /// Whether group 0 is held at zero.
+    pub group0_held: bool,
+    /// Snapshots taken during this observation (target names).
+    pub new_snapshots: Vec<String>,
+}
+
+fn group_of(object: &Value) -> Option<i32> {
+    object
+        .pointer(&format!(
+            "/metadata/labels/{}",
+            LABEL_GROUP_ID.replace('/', "~1")
+        ))?
+        .as_str()?
+        .parse()
+        .ok()
+}
+
+fn label<'a>(object: &'a Value, key: &str) -> Option<&'a str> {
+    object
+        .pointer(&format!("/metadata/labels/{}", key.replace('/', "~1")))?
+        .as_str()
+}
+
+fn access_problem(target: &str, what: &str, err: AccessError) -> Result<Problem, ReconcileError> {
+    match err {
+        AccessError::NotServed { .. } => {
+            Ok(Problem::TargetNotFound(format!("target {target:?}: {err}")))
+        }
+        ref e if e.status_code() == Some(403) => Ok(Problem::Forbidden(format!(
+            "target {target:?}: {what}: {err}"
+        ))),
+        other => Err(other.into()),
+    }
+}
+
+/// Copies of `kind` made by this RSG, from the cache for typed kinds, else listed.
+async fn copies_of(
+    ctx: &Context,
+    rsg_namespace: &str,
+    rsg_name: &str,
+    kind: &WorkloadKind,
+) -> Result<Vec<Value>, AccessError> {
+    Ok(match kind {
+        WorkloadKind::Deployment => {
+            labelled(&ctx.stores.deployments, rsg_namespace, LABEL_NAME, rsg_name)
+                .iter()
+                .map(|d| {
+                    object_to_value("Deployment", d.as_ref())
+                        .map(|v| with_kind(v, "apps/v1", "Deployment"))
+                })
+                .collect::<Result<_, _>>()?
+        }
+        WorkloadKind::StatefulSet => labelled(
+            &ctx.stores.statefulsets,
+            rsg_namespace,
+            LABEL_NAME,
+            rsg_name,
+        )
+        .iter()
+        .map(|s| {
+            object_to_value("StatefulSet", s.as_ref())
+                .map(|v| with_kind(v, "apps/v1", "StatefulSet"))
+        })
+        .collect::<Result<_, _>>()?,
+        other => {
+            ctx.workloads
+                .list(other, rsg_namespace, &format!("{LABEL_NAME}={rsg_name}"))
+                .await?
+        }
+    })
+}
+
+fn with_kind(mut value: Value, api_version: &str, kind: &str) -> Value {
+    if let Some(map) = value.as_object_mut() {
+        map.insert("apiVersion".into(), Value::from(api_version));
+        map.insert("kind".into(), Value::from(kind));
+    }
+    value
+}
+
+/// Observes the targets, their snapshots and baselines, existing copies and Services.
+/// Problems the user must fix are returned as `Err(problems)` inside `Ok`.
+pub async fn observe(
+    ctx: &Context,
+    rsg: &ResourceScalingGroup,
+) -> Result<Result<Observation, Vec<Problem>>, ReconcileError> {
+    let rsg_namespace = rsg.namespace().unwrap_or_default();
+    let rsg_name = rsg.name_any();
+    let mut problems = Vec::new();
+    let mut targets = Vec::new();
+    let mut snapshots = BTreeMap::new();
+    let mut new_snapshots = Vec::new();
+    for target in &rsg.spec.target_resources {
+        let reference = &target.resource_ref;
+        let Ok(kind) = WorkloadKind::parse(&reference.api_version, &reference.kind) else {
+            continue;
+        };
+        let base_namespace = reference.namespace_or(&rsg_namespace).to_string();
+        let base = match ctx
+            .workloads
+            .get(&kind, &base_namespace, &reference.name)
+            .await
+        {
+            Ok(Some(base)) => base,
+            Ok(None) => {
+                problems.push(Problem::TargetNotFound(format!(
+                    "target {:?}: {} {base_namespace}/{} not found",
+                    target.name, reference.kind, reference.name
+                )));
+                continue;
+            }
+            Err(err) => {
+                problems.push(access_problem(
+                    &target.name,
+                    "reading the base workload",
+                    err,
+                )?);
+                continue;
+            }
+        };
+        let (snapshot, taken) = ensure_snapshot(ctx, rsg, &target.name, &base).await?;
+        if taken {
+            new_snapshots.push(target.name.clone());
+        }
+        snapshots.insert(target.name.clone(), snapshot.clone());
+        let copies = match copies_of(ctx, &rsg_namespace, &rsg_name, &kind).await {
+            Ok(all) => all
+                .into_iter()
+                .filter(|c| label(c, LABEL_TARGET) == Some(target.name.as_str()))
+                .filter_map(|c| group_of(&c).filter(|id| *id > 0).map(|id| (id, c)))
+                .collect(),
+            Err(err) => {
+                problems.push(access_problem(&target.name, "listing copies", err)?);
+                continue;
+            }
+        };
+        targets.push(TargetState {
+            name: target.name.clone(),
+            kind,
+            base_namespace,
+            base_name: reference.name.clone(),
+            base,
+            snapshot,
+            baseline: Ok(0),
+            copies,
+        });
+    }
+    if !problems.is_empty() {
+        return Ok(Err(problems));
+    }
+    let baselines = ensure_baselines(ctx, rsg, &snapshots).await?;
+    for target in &mut targets {
+        target.baseline = baselines.get(&target.name).cloned().unwrap_or(Ok(1));
+    }
+    let base_services = associated_services(ctx, &targets).await?;
+    let mut copy_services: BTreeMap<i32, Vec<Value>> = BTreeMap::new();
+    for service in labelled(&ctx.stores.services, &rsg_namespace, LABEL_NAME, &rsg_name) {
+        let value = object_to_value("Service", service.as_ref())?;
+        if let Some(id) = group_of(&value).filter(|id| *id > 0) {
+            copy_services.entry(id).or_default().push(value);
+        }
+    }
+    let group0_held = !targets.is_empty()
+        && targets.iter().all(|t| {
+            t.base
+                .pointer(&format!(
+                    "/metadata/annotations/{}",
+                    ANNOTATION_HELD_AT_ZERO.replace('/', "~1")
+                ))
+                .and_then(Value::as_str)
+                == Some("true")
+        });
+    Ok(Ok(Observation {
+        targets,
+        base_services,
+        copy_services,
+        group0_held,
+        new_snapshots,
+    }))
+}
+
+/// The Services in the targets' namespaces whose selector picks a target's pods, and a
+/// StatefulSet's governing Service.
+async fn associated_services(
+    ctx: &Context,
+    targets: &[TargetState],
+) -> Result<Vec<BaseService>, ReconcileError> {
+    let namespaces: BTreeSet<&str> = targets.iter().map(|t| t.base_namespace.as_str()).collect();
+    let mut found: BTreeMap<(String, String), Value> = BTreeMap::new();
+    for namespace in namespaces {
+        let services = Api::<Service>::namespaced(ctx.client.clone(), namespace)
+            .list(&ListParams::default())
+            .await?;
+        for service in services.items {
+            let value = object_to_value("Service", &service)?;
+            let selector = service
+                .spec
+                .as_ref()
+                .and_then(|s| s.selector.clone())
+                .unwrap_or_default();
+            let name = service.name_any();
+            let used = targets
+                .iter()
+                .filter(|t| t.base_namespace == namespace)
+                .any(|t| {
+                    selector_matches_template(&selector, &pod_template_labels(&t.base))
+                        || t.base.pointer("/spec/serviceName").and_then(Value::as_str)
+                            == Some(name.as_str())
+                });
+            if used {
+                found.insert((namespace.to_string(), name), value);
+            }
+        }
+    }
+    Ok(found
+        .into_iter()
+        .map(|((_, name), object)| BaseService { object, name })
+        .collect())
+}

@@ -1,0 +1,138 @@
+//! The pure decision of which groups to create, complete, restore and remove.
+
+use std::collections::BTreeSet;
+
+/// The group-level state the plan is made from.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GroupState {
+    /// Desired number of groups.
+    pub desired: i32,
+    /// Whether group 0 is held at zero by this RSG.
+    pub group0_held: bool,
+    /// Ids of copy groups of which at least one object exists.
+    pub existing_copies: BTreeSet<i32>,
+    /// Existing copy groups that miss some of their objects.
+    pub incomplete_copies: BTreeSet<i32>,
+}
+
+impl GroupState {
+    /// Active groups: group 0 unless held at zero, and every existing copy.
+    pub fn active(&self) -> BTreeSet<i32> {
+        let mut active = self.existing_copies.clone();
+        if !self.group0_held {
+            active.insert(0);
+        }
+        active
+    }
+}
+
+/// What to do to reach the desired count.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GroupPlan {
+    /// Copy groups to create, lowest ids first.
+    pub create: Vec<i32>,
+    /// Whether group 0 is restored to its baseline.
+    pub restore_group0: bool,
+    /// Existing copy groups to complete (objects missing after an interruption).
+    pub complete: Vec<i32>,
+    /// How many active groups must go; the victims are chosen separately.
+    pub remove_count: usize,
+}
+
+impl GroupPlan {
+    /// True when nothing needs doing.
+    pub fn is_empty(&self) -> bool {
+        self.create.is_empty()
+            && !self.restore_group0
+            && self.complete.is_empty()
+            && self.remove_count == 0
+    }
+}
+
+/// Plans the group changes. Scale up activates the lowest inactive ids first (0 is restored
+/// from zero); scale down removes `remove_count` active groups.
+pub fn plan_groups(state: &GroupState) -> GroupPlan {
+    let desired = usize::try_from(state.desired.max(0)).unwrap_or(0);
+    let active = state.active();
+    let mut plan = GroupPlan::default();
+    if active.len() < desired {
+        let mut missing = desired - active.len();
+        let mut id = 0;
+        while missing > 0 {
+            if !active.contains(&id) {
+                if id == 0 {
+                    plan.restore_group0 = true;
+                } else {
+                    plan.create.push(id);
+                }
+                missing -= 1;
+            }
+            id += 1;
+        }
+    } else {
+        plan.remove_count = active.len() - desired;
+    }
+    plan.complete = state.incomplete_copies.iter().copied().collect();
+    plan
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(desired: i32, held: bool, copies: &[i32]) -> GroupState {
+        GroupState {
+            desired,
+            group0_held: held,
+            existing_copies: copies.iter().copied().collect(),
+            incomplete_copies: BTreeSet::new(),
+        }
+    }
+
+    #[test]
+    fn scale_up_fills_the_lowest_ids() {
+        let cases: &[(GroupState, &[i32], bool)] = &[
+            (state(1, false, &[]), &[], false),
+            (state(3, false, &[]), &[1, 2], false),
+            (state(3, false, &[2]), &[1], false),
+            (state(4, false, &[1, 3]), &[2], false),
+            (state(2, true, &[]), &[1], true),
+            (state(2, true, &[5]), &[], true),
+            (state(3, true, &[1]), &[2], true),
+        ];
+        for (state, create, restore) in cases {
+            let plan = plan_groups(state);
+            assert_eq!(
+                (
+                    plan.create.as_slice(),
+                    plan.restore_group0,
+                    plan.remove_count
+                ),
+                (*create, *restore, 0),
+                "{state:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn scale_down_counts_the_surplus() {
+        assert_eq!(plan_groups(&state(1, false, &[1, 2])).remove_count, 2);
+        assert_eq!(plan_groups(&state(0, false, &[1])).remove_count, 2);
+        assert_eq!(plan_groups(&state(0, true, &[])).remove_count, 0);
+        assert!(plan_groups(&state(3, false, &[1, 2])).is_empty());
+    }
+
+    #[test]
+    fn incomplete_groups_are_completed() {
+        let mut s = state(3, false, &[1, 2]);
+        s.incomplete_copies.insert(2);
+        let plan = plan_groups(&s);
+        assert_eq!(plan.complete, vec![2]);
+        assert!(plan.create.is_empty());
+    }
+
+    #[test]
+    fn negative_desired_is_zero() {
+        assert_eq!(plan_groups(&state(-1, false, &[])).remove_count, 1);
+    }
+}

@@ -1,0 +1,203 @@
+//! One labelled pod per active group, so `status.selector` counts groups, not pods.
+//!
+//! The pick prefers a ready pod of the first target and keeps the current representative
+//! while it stays eligible. Labels are changed with a metadata-only patch: nothing restarts.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::{Api, ResourceExt};
+use serde_json::{json, Value};
+
+use super::observe::Observation;
+use super::ReconcileError;
+use crate::api::{ResourceScalingGroup, LABEL_GROUP_ID, LABEL_NAME, LABEL_REPRESENTATIVE};
+use crate::controller::Context;
+
+fn is_ready(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+fn is_eligible(pod: &Pod) -> bool {
+    pod.metadata.deletion_timestamp.is_none()
+        && !matches!(
+            pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+            Some("Succeeded" | "Failed")
+        )
+}
+
+/// Picks the representative among a group's pods (pure): the current one if it is still
+/// eligible and either ready or no other pod is, else the first ready pod, else the first
+/// eligible pod, by name.
+pub fn pick_representative<'a>(pods: &[&'a Pod], rsg_name: &str) -> Option<&'a Pod> {
+    let mut eligible: Vec<&Pod> = pods.iter().copied().filter(|p| is_eligible(p)).collect();
+    eligible.sort_by_key(|p| p.name_any());
+    let any_ready = eligible.iter().any(|p| is_ready(p));
+    let current = eligible.iter().find(|p| {
+        p.labels().get(LABEL_REPRESENTATIVE).map(String::as_str) == Some(rsg_name)
+            && (is_ready(p) || !any_ready)
+    });
+    current
+        .or_else(|| eligible.iter().find(|p| is_ready(p)))
+        .or_else(|| eligible.first())
+        .copied()
+}
+
+fn match_labels(workload: &Value) -> BTreeMap<String, String> {
+    workload
+        .pointer("/spec/selector/matchLabels")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn selects(selector: &BTreeMap<String, String>, pod: &Pod) -> bool {
+    !selector.is_empty() && selector.iter().all(|(k, v)| pod.labels().get(k) == Some(v))
+}
+
+async fn set_label(api: &Api<Pod>, pod: &str, value: Option<&str>) -> Result<(), ReconcileError> {
+    let patch = json!({"metadata": {"labels": {LABEL_REPRESENTATIVE: value}}});
+    match api
+        .patch(pod, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Labels one pod per active group and unlabels every other pod of this RSG. Returns the
+/// groups that have a representative.
+pub async fn ensure_representatives(
+    ctx: &Context,
+    rsg: &ResourceScalingGroup,
+    obs: &Observation,
+    active: &BTreeSet<i32>,
+) -> Result<BTreeSet<i32>, ReconcileError> {
+    let rsg_name = rsg.name_any();
+    let rsg_namespace = rsg.namespace().unwrap_or_default();
+    let Some(first) = obs.targets.first() else {
+        return Ok(BTreeSet::new());
+    };
+    // Pods of every copy group, and of group 0 (in the base namespace, without a group label).
+    let copy_pods = Api::<Pod>::namespaced(ctx.client.clone(), &rsg_namespace)
+        .list(&ListParams::default().labels(&format!("{LABEL_NAME}={rsg_name}")))
+        .await?
+        .items;
+    let base_selector = match_labels(&first.base);
+    let base_pods = if active.contains(&0) && !base_selector.is_empty() {
+        let selector: Vec<String> = base_selector
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .chain([format!("!{LABEL_GROUP_ID}")])
+            .collect();
+        Api::<Pod>::namespaced(ctx.client.clone(), &first.base_namespace)
+            .list(&ListParams::default().labels(&selector.join(",")))
+            .await?
+            .items
+    } else {
+        Vec::new()
+    };
+    let mut chosen: BTreeMap<(String, String), i32> = BTreeMap::new();
+    for id in active {
+        let (namespace, pods): (&str, Vec<&Pod>) = if *id == 0 {
+            (&first.base_namespace, base_pods.iter().collect())
+        } else {
+            let selector = first.copies.get(id).map(match_labels).unwrap_or_default();
+            (
+                &rsg_namespace,
+                copy_pods.iter().filter(|p| selects(&selector, p)).collect(),
+            )
+        };
+        if let Some(pod) = pick_representative(&pods, &rsg_name) {
+            chosen.insert((namespace.to_string(), pod.name_any()), *id);
+        }
+    }
+    // Current representatives: pods carrying the label, as the cache sees them, plus any in
+    // the lists just read.
+    let mut labelled: BTreeSet<(String, String)> = ctx
+        .stores
+        .representatives
+        .state()
+        .iter()
+        .filter(|p| p.labels().get(LABEL_REPRESENTATIVE) == Some(&rsg_name))
+        .filter(|p| {
+            p.namespace()
+                .as_deref()
+                .is_some_and(|ns| ns == rsg_namespace || ns == first.base_namespace)
+        })
+        .map(|p| (p.namespace().unwrap_or_default(), p.name_any()))
+        .collect();
+    for pod in copy_pods.iter().chain(base_pods.iter()) {
+        if pod.labels().get(LABEL_REPRESENTATIVE) == Some(&rsg_name) {
+            labelled.insert((pod.namespace().unwrap_or_default(), pod.name_any()));
+        }
+    }
+    for (namespace, name) in labelled.difference(&chosen.keys().cloned().collect()) {
+        set_label(&Api::namespaced(ctx.client.clone(), namespace), name, None).await?;
+    }
+    for (namespace, name) in chosen.keys() {
+        if !labelled.contains(&(namespace.clone(), name.clone())) {
+            set_label(
+                &Api::namespaced(ctx.client.clone(), namespace),
+                name,
+                Some(&rsg_name),
+            )
+            .await?;
+        }
+    }
+    Ok(chosen.values().copied().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(name: &str, ready: bool, representative: bool) -> Pod {
+        let mut labels = serde_json::Map::new();
+        if representative {
+            labels.insert(LABEL_REPRESENTATIVE.into(), "g".into());
+        }
+        serde_json::from_value(json!({
+            "metadata": {"name": name, "labels": labels},
+            "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn prefers_ready_pods_and_keeps_a_good_current_choice() {
+        let (a, b, c) = (
+            pod("a", false, false),
+            pod("b", true, false),
+            pod("c", true, true),
+        );
+        assert_eq!(
+            pick_representative(&[&a, &b, &c], "g").map(|p| p.name_any()),
+            Some("c".into())
+        );
+        assert_eq!(
+            pick_representative(&[&a, &b], "g").map(|p| p.name_any()),
+            Some("b".into())
+        );
+        let stale = pod("z", false, true);
+        assert_eq!(
+            pick_representative(&[&stale, &b], "g").map(|p| p.name_any()),
+            Some("b".into())
+        );
+        assert_eq!(
+            pick_representative(&[&stale, &a], "g").map(|p| p.name_any()),
+            Some("z".into())
+        );
+        assert_eq!(pick_representative(&[], "g").map(|p| p.name_any()), None);
+    }
+}

@@ -1,0 +1,283 @@
+//! Status of a GroupReplication RSG.
+
+use std::collections::BTreeSet;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::chrono::Utc;
+use kube::api::{Patch, PatchParams};
+use kube::{Api, ResourceExt};
+use serde_json::json;
+
+use super::observe::Observation;
+use super::victims::VictimDecision;
+use super::{Problem, ReconcileError};
+use crate::api::{
+    CandidateValue, GroupStatus, ResourceScalingGroup, ResourceScalingGroupStatus, ScaleDownRecord,
+    LABEL_REPRESENTATIVE,
+};
+use crate::controller::conditions::{reason, with_condition, READY};
+use crate::controller::Context;
+use crate::naming::copy_service_name;
+use crate::workload::is_fully_ready;
+
+/// Condition type telling whether every active group's workloads are ready.
+pub const GROUPS_READY: &str = "GroupsReady";
+
+/// The outcome of a reconcile, for status.
+pub struct GroupSummary<'a> {
+    /// Desired groups.
+    pub desired: i32,
+    /// Active groups after this reconcile.
+    pub active: &'a BTreeSet<i32>,
+    /// Groups with a representative pod.
+    pub represented: &'a BTreeSet<i32>,
+    /// The latest scale-down decision.
+    pub last_scale_down: Option<ScaleDownRecord>,
+}
+
+/// The status record of a decision.
+pub fn record_of(decision: &VictimDecision) -> ScaleDownRecord {
+    ScaleDownRecord {
+        time: Some(Time(Utc::now())),
+        victims: decision.victims.clone(),
+        source: decision.source.as_str().to_string(),
+        reason: decision.reason.clone(),
+        candidates: decision
+            .candidates
+            .iter()
+            .map(|(id, value)| CandidateValue {
+                group_id: *id,
+                value: *value,
+            })
+            .collect(),
+    }
+}
+
+/// A one-line description of a decision for Events.
+pub fn describe_decision(decision: &VictimDecision) -> String {
+    let values: Vec<String> = decision
+        .candidates
+        .iter()
+        .map(|(id, v)| {
+            format!(
+                "{id}={}",
+                v.map(|v| v.to_string()).unwrap_or_else(|| "none".into())
+            )
+        })
+        .collect();
+    format!(
+        "removing groups {:?}, decided by {} ({}); candidates: {}",
+        decision.victims,
+        decision.source.as_str(),
+        decision.reason,
+        values.join(", ")
+    )
+}
+
+fn base_status(rsg: &ResourceScalingGroup) -> ResourceScalingGroupStatus {
+    rsg.status.clone().unwrap_or_default()
+}
+
+async fn patch_status(
+    ctx: &Context,
+    rsg: &ResourceScalingGroup,
+    status: &ResourceScalingGroupStatus,
+) -> Result<(), ReconcileError> {
+    let api: Api<ResourceScalingGroup> =
+        Api::namespaced(ctx.client.clone(), &rsg.namespace().unwrap_or_default());
+    let patch = json!({"status": status});
+    api.patch_status(
+        &rsg.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Writes problems that stopped the reconcile before any group work.
+pub async fn write_problems(
+    ctx: &Context,
+    rsg: &ResourceScalingGroup,
+    problems: &[Problem],
+) -> Result<(), ReconcileError> {
+    let mut status = base_status(rsg);
+    let first = problems
+        .first()
+        .map(Problem::reason)
+        .unwrap_or(reason::PROGRESSING);
+    let message = problems
+        .iter()
+        .map(Problem::message)
+        .collect::<Vec<_>>()
+        .join("; ");
+    status.observed_generation = rsg.metadata.generation;
+    status.conditions = with_condition(
+        status.conditions,
+        READY,
+        false,
+        first,
+        message.clone(),
+        rsg.metadata.generation,
+    );
+    if rsg
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == READY))
+        .map(|c| c.message.as_str())
+        != Some(message.as_str())
+    {
+        ctx.event(rsg, true, first, "Reconcile", message).await;
+    }
+    patch_status(ctx, rsg, &status).await
+}
+
+/// Writes the full status after a GroupReplication reconcile.
+pub async fn write_groups(
+    ctx: &Context,
+    rsg: &ResourceScalingGroup,
+    obs: &Observation,
+    group_name: &str,
+    summary: &GroupSummary<'_>,
+    problems: &[Problem],
+) -> Result<(), ReconcileError> {
+    let namespace = rsg.namespace().unwrap_or_default();
+    let mut groups = Vec::new();
+    let mut ready_count = 0;
+    let mut ids: BTreeSet<i32> = summary.active.clone();
+    ids.insert(0);
+    for id in ids {
+        let active = summary.active.contains(&id);
+        let (workloads, ready): (Vec<String>, bool) = if id == 0 {
+            let names = obs
+                .targets
+                .iter()
+                .map(|t| {
+                    format!(
+                        "{}/{}/{}",
+                        t.kind.kind_name(),
+                        t.base_namespace,
+                        t.base_name
+                    )
+                })
+                .collect();
+            (names, obs.targets.iter().all(|t| is_fully_ready(&t.base)))
+        } else {
+            let names = obs
+                .targets
+                .iter()
+                .map(|t| {
+                    format!(
+                        "{}/{namespace}/{}",
+                        t.kind.kind_name(),
+                        crate::naming::copy_workload_name(group_name, &t.base_name, id)
+                    )
+                })
+                .collect();
+            let ready = obs
+                .targets
+                .iter()
+                .all(|t| t.copies.get(&id).is_some_and(is_fully_ready));
+            (names, ready)
+        };
+        let ready = active && ready;
+        if ready {
+            ready_count += 1;
+        }
+        let services = if id == 0 {
+            obs.base_services
+                .iter()
+                .map(|s| {
+                    format!(
+                        "{}/{}",
+                        s.object["metadata"]["namespace"]
+                            .as_str()
+                            .unwrap_or_default(),
+                        s.name
+                    )
+                })
+                .collect()
+        } else {
+            obs.base_services
+                .iter()
+                .map(|s| format!("{namespace}/{}", copy_service_name(&s.name, group_name, id)))
+                .collect()
+        };
+        let state = match (id, active) {
+            (_, true) => "Active",
+            (0, false) => "ScaledToZero",
+            _ => continue,
+        };
+        groups.push(GroupStatus {
+            id,
+            state: state.into(),
+            active,
+            ready,
+            workloads,
+            services,
+            draining_since: None,
+        });
+    }
+    let current = i32::try_from(summary.active.len()).unwrap_or(i32::MAX);
+    let mut status = base_status(rsg);
+    status.observed_generation = rsg.metadata.generation;
+    status.current_replicas = current;
+    status.ready_replicas = ready_count;
+    status.last_desired_replicas = Some(summary.desired);
+    status.selector = Some(format!("{LABEL_REPRESENTATIVE}={}", rsg.name_any()));
+    status.groups = groups;
+    status.last_scale_down = summary.last_scale_down.clone();
+    let generation = rsg.metadata.generation;
+    let (ready, why, message) = match problems.first() {
+        Some(problem) => (
+            false,
+            problem.reason(),
+            problems
+                .iter()
+                .map(Problem::message)
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+        None if current == summary.desired => (
+            true,
+            reason::RECONCILED,
+            format!("{current} of {} groups exist", summary.desired),
+        ),
+        None => (
+            false,
+            reason::PROGRESSING,
+            format!("{current} of {} groups exist", summary.desired),
+        ),
+    };
+    status.conditions = with_condition(status.conditions, READY, ready, why, message, generation);
+    let unrepresented: Vec<String> = summary
+        .active
+        .difference(summary.represented)
+        .map(ToString::to_string)
+        .collect();
+    let (groups_ready, groups_reason, groups_message) = if ready_count == current {
+        (
+            true,
+            "AllGroupsReady",
+            format!("{ready_count} of {current} groups have every workload ready"),
+        )
+    } else {
+        let mut message = format!("{ready_count} of {current} groups have every workload ready");
+        if !unrepresented.is_empty() {
+            message.push_str(&format!(
+                "; groups without a pod yet: {}",
+                unrepresented.join(", ")
+            ));
+        }
+        (false, "WaitingForWorkloads", message)
+    };
+    status.conditions = with_condition(
+        status.conditions,
+        GROUPS_READY,
+        groups_ready,
+        groups_reason,
+        groups_message,
+        generation,
+    );
+    patch_status(ctx, rsg, &status).await
+}

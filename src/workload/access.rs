@@ -1,0 +1,370 @@
+//! Reading and writing workloads of any supported kind: Deployments and StatefulSets through
+//! their typed APIs, everything else through the dynamic API (found by discovery, cached).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
+use kube::{Api, Client, Resource};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::WorkloadKind;
+
+/// Why a workload operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AccessError {
+    /// The API server does not serve the kind (its CRD is not installed).
+    #[error("{api_version} {kind} is not served by the API server (is its CRD installed?)")]
+    NotServed { api_version: String, kind: String },
+    /// The API call failed.
+    #[error(transparent)]
+    Api(#[from] kube::Error),
+    /// The object could not be converted.
+    #[error("converting {kind}: {source}")]
+    Convert {
+        kind: String,
+        source: serde_json::Error,
+    },
+}
+
+impl AccessError {
+    /// HTTP status of an API error.
+    pub fn status_code(&self) -> Option<u16> {
+        match self {
+            Self::Api(kube::Error::Api(status)) => Some(status.code),
+            _ => None,
+        }
+    }
+}
+
+/// Workload I/O with a discovery cache.
+pub struct WorkloadAccess {
+    client: Client,
+    discovered: Mutex<HashMap<GroupVersionKind, ApiResource>>,
+}
+
+enum Typed {
+    Deployment,
+    StatefulSet,
+    Dynamic(ApiResource),
+}
+
+fn convert<T: DeserializeOwned>(kind: &str, value: Value) -> Result<T, AccessError> {
+    serde_json::from_value(value).map_err(|source| AccessError::Convert {
+        kind: kind.to_string(),
+        source,
+    })
+}
+
+fn to_value<T: Serialize>(kind: &str, object: &T) -> Result<Value, AccessError> {
+    serde_json::to_value(object).map_err(|source| AccessError::Convert {
+        kind: kind.to_string(),
+        source,
+    })
+}
+
+impl WorkloadAccess {
+    /// Workload access through `client`.
+    pub fn new(client: Client) -> Self {
+        Self {
+            client,
+            discovered: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The API resource of `kind`, from the built-in table or discovery.
+    pub async fn api_resource(&self, kind: &WorkloadKind) -> Result<ApiResource, AccessError> {
+        if let Some(ar) = kind.known_api_resource() {
+            return Ok(ar);
+        }
+        let gvk = kind.gvk();
+        if let Some(ar) = self
+            .discovered
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&gvk)
+        {
+            return Ok(ar.clone());
+        }
+        let (ar, _) = kube::discovery::pinned_kind(&self.client, &gvk)
+            .await
+            .map_err(|_| AccessError::NotServed {
+                api_version: gvk.api_version(),
+                kind: gvk.kind.clone(),
+            })?;
+        self.discovered
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(gvk, ar.clone());
+        Ok(ar)
+    }
+
+    async fn typed(&self, kind: &WorkloadKind) -> Result<Typed, AccessError> {
+        Ok(match kind {
+            WorkloadKind::Deployment => Typed::Deployment,
+            WorkloadKind::StatefulSet => Typed::StatefulSet,
+            other => Typed::Dynamic(self.api_resource(other).await?),
+        })
+    }
+
+    async fn not_served_check(&self, kind: &WorkloadKind, err: kube::Error) -> AccessError {
+        // A 404 on a dynamic kind may mean the CRD went away: forget the discovery result.
+        if matches!(&err, kube::Error::Api(s) if s.code == 404)
+            && matches!(
+                kind,
+                WorkloadKind::Custom(_)
+                    | WorkloadKind::LeaderWorkerSet
+                    | WorkloadKind::RoleBasedGroup
+            )
+        {
+            self.discovered
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&kind.gvk());
+            if kube::discovery::pinned_kind(&self.client, &kind.gvk())
+                .await
+                .is_err()
+            {
+                let gvk = kind.gvk();
+                return AccessError::NotServed {
+                    api_version: gvk.api_version(),
+                    kind: gvk.kind,
+                };
+            }
+        }
+        AccessError::Api(err)
+    }
+
+    /// The workload as JSON, or `None` when it does not exist.
+    pub async fn get(
+        &self,
+        kind: &WorkloadKind,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<Value>, AccessError> {
+        let kind_name = kind.kind_name();
+        let result = match self.typed(kind).await? {
+            Typed::Deployment => get_typed::<Deployment>(&self.client, namespace, name).await,
+            Typed::StatefulSet => get_typed::<StatefulSet>(&self.client, namespace, name).await,
+            Typed::Dynamic(ar) => {
+                Api::<DynamicObject>::namespaced_with(self.client.clone(), namespace, &ar)
+                    .get_opt(name)
+                    .await
+                    .map(|o| o.map(|o| serde_json::to_value(o).unwrap_or_default()))
+            }
+        };
+        match result {
+            Ok(value) => Ok(value.map(|v| with_type_meta(v, kind))),
+            Err(err) => Err(self.not_served_check(kind, err).await),
+        }
+        .map_err(|e| match e {
+            AccessError::Convert { source, .. } => AccessError::Convert {
+                kind: kind_name.to_string(),
+                source,
+            },
+            other => other,
+        })
+    }
+
+    /// Workloads of `kind` in `namespace` matching `selector`.
+    pub async fn list(
+        &self,
+        kind: &WorkloadKind,
+        namespace: &str,
+        selector: &str,
+    ) -> Result<Vec<Value>, AccessError> {
+        let params = ListParams::default().labels(selector);
+        let result = match self.typed(kind).await? {
+            Typed::Deployment => list_typed::<Deployment>(&self.client, namespace, &params).await,
+            Typed::StatefulSet => list_typed::<StatefulSet>(&self.client, namespace, &params).await,
+            Typed::Dynamic(ar) => {
+                Api::<DynamicObject>::namespaced_with(self.client.clone(), namespace, &ar)
+                    .list(&params)
+                    .await
+                    .map(|l| {
+                        l.items
+                            .into_iter()
+                            .map(|o| serde_json::to_value(o).unwrap_or_default())
+                            .collect()
+                    })
+            }
+        };
+        match result {
+            Ok(items) => Ok(items.into_iter().map(|v| with_type_meta(v, kind)).collect()),
+            Err(err) => Err(self.not_served_check(kind, err).await),
+        }
+    }
+
+    /// Creates the workload described by `object` in `namespace`.
+    pub async fn create(
+        &self,
+        kind: &WorkloadKind,
+        namespace: &str,
+        object: Value,
+    ) -> Result<(), AccessError> {
+        let params = PostParams {
+            field_manager: Some(crate::FIELD_MANAGER.into()),
+            ..PostParams::default()
+        };
+        let kind_name = kind.kind_name();
+        let result = match self.typed(kind).await? {
+            Typed::Deployment => {
+                let typed: Deployment = convert(kind_name, object)?;
+                Api::<Deployment>::namespaced(self.client.clone(), namespace)
+                    .create(&params, &typed)
+                    .await
+                    .map(|_| ())
+            }
+            Typed::StatefulSet => {
+                let typed: StatefulSet = convert(kind_name, object)?;
+                Api::<StatefulSet>::namespaced(self.client.clone(), namespace)
+                    .create(&params, &typed)
+                    .await
+                    .map(|_| ())
+            }
+            Typed::Dynamic(ar) => {
+                let dynamic: DynamicObject = convert(kind_name, object)?;
+                Api::<DynamicObject>::namespaced_with(self.client.clone(), namespace, &ar)
+                    .create(&params, &dynamic)
+                    .await
+                    .map(|_| ())
+            }
+        };
+        match result {
+            Ok(()) => Ok(()),
+            Err(err) => Err(self.not_served_check(kind, err).await),
+        }
+    }
+
+    /// Deletes a workload; a missing one is not an error.
+    pub async fn delete(
+        &self,
+        kind: &WorkloadKind,
+        namespace: &str,
+        name: &str,
+    ) -> Result<(), AccessError> {
+        let params = DeleteParams::background();
+        let result = match self.typed(kind).await? {
+            Typed::Deployment => Api::<Deployment>::namespaced(self.client.clone(), namespace)
+                .delete(name, &params)
+                .await
+                .map(|_| ()),
+            Typed::StatefulSet => Api::<StatefulSet>::namespaced(self.client.clone(), namespace)
+                .delete(name, &params)
+                .await
+                .map(|_| ()),
+            Typed::Dynamic(ar) => {
+                Api::<DynamicObject>::namespaced_with(self.client.clone(), namespace, &ar)
+                    .delete(name, &params)
+                    .await
+                    .map(|_| ())
+            }
+        };
+        match result {
+            Ok(()) => Ok(()),
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+            Err(err) => Err(self.not_served_check(kind, err).await),
+        }
+    }
+
+    /// Applies a JSON merge patch (only the fields in `patch` change).
+    pub async fn merge_patch(
+        &self,
+        kind: &WorkloadKind,
+        namespace: &str,
+        name: &str,
+        patch: &Value,
+    ) -> Result<(), AccessError> {
+        let params = PatchParams {
+            field_manager: Some(crate::FIELD_MANAGER.into()),
+            ..PatchParams::default()
+        };
+        let patch = Patch::Merge(patch);
+        let result = match self.typed(kind).await? {
+            Typed::Deployment => Api::<Deployment>::namespaced(self.client.clone(), namespace)
+                .patch(name, &params, &patch)
+                .await
+                .map(|_| ()),
+            Typed::StatefulSet => Api::<StatefulSet>::namespaced(self.client.clone(), namespace)
+                .patch(name, &params, &patch)
+                .await
+                .map(|_| ()),
+            Typed::Dynamic(ar) => {
+                Api::<DynamicObject>::namespaced_with(self.client.clone(), namespace, &ar)
+                    .patch(name, &params, &patch)
+                    .await
+                    .map(|_| ())
+            }
+        };
+        match result {
+            Ok(()) => Ok(()),
+            Err(err) => Err(self.not_served_check(kind, err).await),
+        }
+    }
+}
+
+async fn get_typed<K>(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<Value>, kube::Error>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + Serialize
+        + std::fmt::Debug,
+{
+    let object = Api::<K>::namespaced(client.clone(), namespace)
+        .get_opt(name)
+        .await?;
+    Ok(object.map(|o| serde_json::to_value(o).unwrap_or_default()))
+}
+
+async fn list_typed<K>(
+    client: &Client,
+    namespace: &str,
+    params: &ListParams,
+) -> Result<Vec<Value>, kube::Error>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + Serialize
+        + std::fmt::Debug,
+{
+    let list = Api::<K>::namespaced(client.clone(), namespace)
+        .list(params)
+        .await?;
+    Ok(list
+        .items
+        .iter()
+        .map(|o| serde_json::to_value(o).unwrap_or_default())
+        .collect())
+}
+
+/// Lists do not carry apiVersion/kind on their items; put them back.
+fn with_type_meta(mut value: Value, kind: &WorkloadKind) -> Value {
+    let gvk = kind.gvk();
+    if let Some(map) = value.as_object_mut() {
+        map.entry("apiVersion")
+            .or_insert_with(|| Value::from(gvk.api_version()));
+        map.entry("kind")
+            .or_insert_with(|| Value::from(gvk.kind.clone()));
+    }
+    value
+}
+
+/// Converts a typed object to JSON for the uniform code paths.
+pub fn object_to_value<T: Serialize>(kind: &str, object: &T) -> Result<Value, AccessError> {
+    to_value(kind, object)
+}
