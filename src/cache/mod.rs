@@ -73,11 +73,17 @@ fn spawn_reflector<K>(
     K::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
 {
     let kind = K::kind(&K::DynamicType::default()).into_owned();
+    let listed_kind = kind.clone();
     let stream = watcher(api, config)
         .default_backoff()
         .modify(|object| object.managed_fields_mut().clear())
         .reflect_shared(writer)
-        .inspect_ok(move |event| on_event(event));
+        .inspect_ok(move |event| {
+            if matches!(event, watcher::Event::InitDone) {
+                tracing::debug!(kind = %listed_kind, "initial list complete");
+            }
+            on_event(event)
+        });
     tokio::spawn(async move {
         stream
             .for_each(|result| {
@@ -150,23 +156,7 @@ impl Stores {
             target_index,
             synced: Arc::new(AtomicBool::new(false)),
         };
-        let waiting = stores.clone();
-        tokio::spawn(async move {
-            let ready = futures::future::join_all([
-                waiting.rsgs.wait_until_ready().boxed(),
-                waiting.deployments.wait_until_ready().boxed(),
-                waiting.statefulsets.wait_until_ready().boxed(),
-                waiting.services.wait_until_ready().boxed(),
-                waiting.config_maps.wait_until_ready().boxed(),
-                waiting.revisions.wait_until_ready().boxed(),
-                waiting.representatives.wait_until_ready().boxed(),
-            ])
-            .await;
-            if ready.iter().all(Result::is_ok) {
-                waiting.synced.store(true, Ordering::Release);
-                info!(rsgs = waiting.rsgs.len(), "informer caches synced");
-            }
-        });
+        tokio::spawn(stores.clone().mark_synced());
         (
             stores,
             ControllerFeeds {
@@ -199,6 +189,37 @@ impl Stores {
                 target_index,
             },
         )
+    }
+
+    /// Waits for every cache's initial list, reporting the ones still missing every 15s.
+    async fn mark_synced(self) {
+        let mut pending = vec![
+            ("ResourceScalingGroup", self.rsgs.wait_until_ready().boxed()),
+            ("Deployment", self.deployments.wait_until_ready().boxed()),
+            ("StatefulSet", self.statefulsets.wait_until_ready().boxed()),
+            ("Service", self.services.wait_until_ready().boxed()),
+            ("ConfigMap", self.config_maps.wait_until_ready().boxed()),
+            (
+                "ControllerRevision",
+                self.revisions.wait_until_ready().boxed(),
+            ),
+            ("Pod", self.representatives.wait_until_ready().boxed()),
+        ];
+        while !pending.is_empty() {
+            let waiting: Vec<&str> = pending.iter().map(|(kind, _)| *kind).collect();
+            let next = futures::future::select_all(pending.iter_mut().map(|(_, ready)| ready));
+            match tokio::time::timeout(std::time::Duration::from_secs(15), next).await {
+                Ok((Ok(()), index, _)) => {
+                    drop(pending.remove(index));
+                }
+                Ok((Err(_), _, _)) => return,
+                Err(_) => {
+                    warn!(waiting = ?waiting, "informer caches still waiting for their initial list")
+                }
+            }
+        }
+        self.synced.store(true, Ordering::Release);
+        info!(rsgs = self.rsgs.len(), "informer caches synced");
     }
 
     /// True once every cache has completed its initial list.

@@ -1,6 +1,6 @@
 //! What every reconcile needs.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -24,6 +24,8 @@ pub struct Context {
     pub recorder: Recorder,
     /// Consecutive failures per RSG, for backoff.
     failures: Mutex<HashMap<ObjectRef<ResourceScalingGroup>, u32>>,
+    /// Copy names found taken by objects the RSG did not make; checked before creating.
+    name_conflicts: Mutex<HashMap<ObjectRef<ResourceScalingGroup>, BTreeSet<String>>>,
 }
 
 impl Context {
@@ -35,6 +37,7 @@ impl Context {
             stores,
             recorder,
             failures: Mutex::new(HashMap::new()),
+            name_conflicts: Mutex::new(HashMap::new()),
         }
     }
 
@@ -77,5 +80,30 @@ impl Context {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(rsg);
+    }
+}
+
+impl Context {
+    /// Whether `name` was found taken for `rsg` before.
+    pub fn is_known_conflict(&self, rsg: &ObjectRef<ResourceScalingGroup>, name: &str) -> bool {
+        self.name_conflicts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(rsg)
+            .is_some_and(|names| names.contains(name))
+    }
+
+    /// Records (`taken`) or forgets a taken copy name.
+    pub fn set_conflict(&self, rsg: &ObjectRef<ResourceScalingGroup>, name: &str, taken: bool) {
+        let mut conflicts = self
+            .name_conflicts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let names = conflicts.entry(rsg.clone()).or_default();
+        if taken {
+            names.insert(name.to_string());
+        } else {
+            names.remove(name);
+        }
     }
 }

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{DeleteParams, PostParams};
+use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 use serde_json::{json, Value};
 
@@ -81,8 +82,9 @@ fn missing_parts<'a>(obs: &'a Observation, group_name: &str, id: i32) -> Vec<Mis
     missing
 }
 
-/// Creates the objects group `id` is missing. Returns the names created, or the problem
-/// that stopped it (nothing of the group is created when a name is taken or a baseline is bad).
+/// Creates the objects group `id` is missing, optimistically: an existing object is looked
+/// at only when the create reports a conflict. Returns the names created, or the problem that
+/// stopped it; on a problem, what this call created is deleted again so no half group stays.
 pub async fn create_group(
     ctx: &Context,
     rsg: &ResourceScalingGroup,
@@ -92,75 +94,54 @@ pub async fn create_group(
 ) -> Result<Result<Vec<String>, Problem>, ReconcileError> {
     let namespace = rsg.namespace().unwrap_or_default();
     let rsg_name = rsg.name_any();
-    let missing = missing_parts(obs, group_name, id);
+    if let Some(message) = obs.targets.iter().find_map(|t| t.baseline.as_ref().err()) {
+        return Ok(Err(Problem::InvalidReplicaConfig(message.clone())));
+    }
     let services: Api<Service> = Api::namespaced(ctx.client.clone(), &namespace);
-    let mut to_create = Vec::new();
-    for part in missing {
-        let existing = match &part {
-            Missing::Workload { name, kind, .. } => {
-                ctx.workloads.get(kind, &namespace, name).await?
-            }
-            Missing::Service { name, .. } => services
-                .get_opt(name)
-                .await?
-                .map(|s| serde_json::to_value(s).unwrap_or_default()),
-        };
-        match existing {
-            Some(object) if labelled_ours(&object, &rsg_name) => {}
-            Some(object) => {
-                let kind = object["kind"].as_str().unwrap_or("object").to_string();
-                let name = object["metadata"]["name"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string();
-                return Ok(Err(Problem::NameConflict(format!(
-                    "{kind} {namespace}/{name} exists and was not made by this RSG (no label {LABEL_NAME}={rsg_name}); group {id} is not created"
-                ))));
-            }
-            None => to_create.push(part),
+    let renames = service_renames(obs, group_name, id);
+    let rsg_ref = ObjectRef::from_obj(rsg);
+    let missing = missing_parts(obs, group_name, id);
+    // Names found taken before are checked first, so a lasting conflict creates nothing.
+    for part in missing
+        .iter()
+        .filter(|p| ctx.is_known_conflict(&rsg_ref, p.name()))
+    {
+        match conflicting_owner(ctx, &services, &namespace, part).await? {
+            Some(description) => return Ok(Err(name_conflict(&description, &rsg_name, id))),
+            None => ctx.set_conflict(&rsg_ref, part.name(), false),
         }
     }
-    let renames = service_renames(obs, group_name, id);
-    let mut created = Vec::new();
-    for part in to_create {
-        match part {
+    let mut created: Vec<Missing<'_>> = Vec::new();
+    for part in missing {
+        let outcome = match &part {
             Missing::Workload { target, name, kind } => {
-                let target = &obs.targets[target];
-                let replicas = match &target.baseline {
-                    Ok(replicas) => *replicas,
-                    Err(message) => return Ok(Err(Problem::InvalidReplicaConfig(message.clone()))),
-                };
+                let target = &obs.targets[*target];
                 let copy = build_workload_copy(
                     &target.snapshot,
                     &CopySpec {
                         rsg_name: &rsg_name,
                         rsg_namespace: &namespace,
                         target_name: &target.name,
-                        copy_name: &name,
+                        copy_name: name,
                         group_id: id,
-                        replicas: kind.has_single_replica_count().then_some(replicas),
+                        replicas: kind
+                            .has_single_replica_count()
+                            .then(|| *target.baseline.as_ref().unwrap_or(&1)),
                         service_renames: &renames,
                     },
                 );
                 match ctx.workloads.create(kind, &namespace, copy).await {
-                    Ok(()) => created.push(format!("{} {namespace}/{name}", kind.kind_name())),
-                    Err(err) if err.status_code() == Some(409) => {}
-                    Err(err) if err.status_code() == Some(403) => {
-                        return Ok(Err(Problem::Forbidden(format!(
-                            "creating {} {namespace}/{name}: {err}",
-                            kind.kind_name()
-                        ))))
-                    }
-                    Err(err) => return Err(err.into()),
+                    Ok(()) => Ok(()),
+                    Err(err) => Err((err.status_code(), err.to_string())),
                 }
             }
             Missing::Service { base, name } => {
                 let copy = build_service_copy(
-                    &obs.base_services[base].object,
+                    &obs.base_services[*base].object,
                     &ServiceCopySpec {
                         rsg_name: &rsg_name,
                         rsg_namespace: &namespace,
-                        copy_name: &name,
+                        copy_name: name,
                         group_id: id,
                     },
                 );
@@ -171,14 +152,120 @@ pub async fn create_group(
                     ..PostParams::default()
                 };
                 match services.create(&params, &service).await {
-                    Ok(_) => created.push(format!("Service {namespace}/{name}")),
-                    Err(kube::Error::Api(status)) if status.code == 409 => {}
+                    Ok(_) => Ok(()),
+                    Err(kube::Error::Api(status)) => Err((Some(status.code), status.message)),
+                    Err(err) => return Err(err.into()),
+                }
+            }
+        };
+        let problem = match outcome {
+            Ok(()) => {
+                created.push(part);
+                continue;
+            }
+            Err((Some(409), _)) => {
+                match conflicting_owner(ctx, &services, &namespace, &part).await? {
+                    None => continue,
+                    Some(description) => {
+                        ctx.set_conflict(&rsg_ref, part.name(), true);
+                        name_conflict(&description, &rsg_name, id)
+                    }
+                }
+            }
+            Err((Some(403), message)) => Problem::Forbidden(format!(
+                "creating {} {namespace}/{}: {message}",
+                part.kind_name(),
+                part.name()
+            )),
+            Err((_, message)) => {
+                roll_back(ctx, &services, &namespace, &created).await?;
+                return Err(ReconcileError::Create(format!(
+                    "creating {} {namespace}/{}: {message}",
+                    part.kind_name(),
+                    part.name()
+                )));
+            }
+        };
+        roll_back(ctx, &services, &namespace, &created).await?;
+        return Ok(Err(problem));
+    }
+    Ok(Ok(created
+        .iter()
+        .map(|p| format!("{} {namespace}/{}", p.kind_name(), p.name()))
+        .collect()))
+}
+
+fn name_conflict(description: &str, rsg_name: &str, id: i32) -> Problem {
+    Problem::NameConflict(format!(
+        "{description} exists and was not made by this RSG (no label {LABEL_NAME}={rsg_name}); group {id} is not created"
+    ))
+}
+
+impl Missing<'_> {
+    fn name(&self) -> &str {
+        match self {
+            Self::Workload { name, .. } | Self::Service { name, .. } => name,
+        }
+    }
+
+    fn kind_name(&self) -> &str {
+        match self {
+            Self::Workload { kind, .. } => kind.kind_name(),
+            Self::Service { .. } => "Service",
+        }
+    }
+}
+
+/// After a create conflict: `None` when the existing object is ours (a cache lag), else a
+/// description of the object in the way.
+async fn conflicting_owner(
+    ctx: &Context,
+    services: &Api<Service>,
+    namespace: &str,
+    part: &Missing<'_>,
+) -> Result<Option<String>, ReconcileError> {
+    let existing = match part {
+        Missing::Workload { name, kind, .. } => ctx.workloads.get(kind, namespace, name).await?,
+        Missing::Service { name, .. } => services
+            .get_opt(name)
+            .await?
+            .map(|s| serde_json::to_value(s).unwrap_or_default()),
+    };
+    let rsg_label = existing.as_ref().and_then(|o| {
+        o.pointer(&format!(
+            "/metadata/labels/{}",
+            LABEL_NAME.replace('/', "~1")
+        ))
+        .cloned()
+    });
+    Ok(match (existing, rsg_label) {
+        (None, _) => None,
+        (Some(_), Some(_)) => None,
+        (Some(_), None) => Some(format!("{} {namespace}/{}", part.kind_name(), part.name())),
+    })
+}
+
+async fn roll_back(
+    ctx: &Context,
+    services: &Api<Service>,
+    namespace: &str,
+    created: &[Missing<'_>],
+) -> Result<(), ReconcileError> {
+    for part in created {
+        match part {
+            Missing::Workload { name, kind, .. } => {
+                ctx.workloads.delete(kind, namespace, name).await?
+            }
+            Missing::Service { name, .. } => {
+                match services.delete(name, &DeleteParams::background()).await {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(status)) if status.code == 404 => {}
                     Err(err) => return Err(err.into()),
                 }
             }
         }
     }
-    Ok(Ok(created))
+    Ok(())
 }
 
 /// Deletes copy group `id`: its Services first (routing stops), then its workloads.

@@ -14,6 +14,8 @@ mod status;
 pub mod victims;
 
 use std::collections::BTreeSet;
+
+use futures::{StreamExt, TryStreamExt};
 use std::time::Duration;
 
 use tracing::info;
@@ -75,12 +77,61 @@ pub enum ReconcileError {
     /// An object could not be converted.
     #[error("converting an object: {0}")]
     Convert(serde_json::Error),
+    /// A create failed for a reason other than a conflict or RBAC.
+    #[error("{0}")]
+    Create(String),
 }
 
 /// How soon to look again.
 pub struct Outcome {
     /// Requeue delay.
     pub requeue_after: Duration,
+}
+
+/// How many groups are created at once.
+const CREATE_CONCURRENCY: usize = 8;
+
+/// Creates (or completes) the groups `ids`, up to [`CREATE_CONCURRENCY`] at once.
+async fn create_groups(
+    ctx: &Context,
+    rsg: &ResourceScalingGroup,
+    obs: &observe::Observation,
+    group_name: &str,
+    ids: &[i32],
+) -> Result<Vec<(i32, Result<Vec<String>, Problem>)>, ReconcileError> {
+    let mut results: Vec<(i32, Result<Vec<String>, Problem>)> =
+        futures::stream::iter(ids.iter().copied())
+            .map(|id| async move {
+                apply::create_group(ctx, rsg, obs, group_name, id)
+                    .await
+                    .map(|outcome| (id, outcome))
+            })
+            .buffer_unordered(CREATE_CONCURRENCY)
+            .try_collect()
+            .await?;
+    results.sort_by_key(|(id, _)| *id);
+    Ok(results)
+}
+
+/// `1, 2, 5-9` style list of group ids.
+fn id_list(ids: &[i32]) -> String {
+    let mut sorted = ids.to_vec();
+    sorted.sort_unstable();
+    let mut ranges: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < sorted.len() {
+        let start = sorted[i];
+        while i + 1 < sorted.len() && sorted[i + 1] == sorted[i] + 1 {
+            i += 1;
+        }
+        ranges.push(if sorted[i] == start {
+            start.to_string()
+        } else {
+            format!("{start}-{}", sorted[i])
+        });
+        i += 1;
+    }
+    ranges.join(", ")
 }
 
 /// Reconciles one GroupReplication RSG whose spec passed validation.
@@ -139,21 +190,25 @@ pub async fn reconcile(
     let mut active = state.active();
     let mut problems = Vec::new();
 
-    for id in &plan.complete {
-        match apply::create_group(ctx, rsg, &obs, &group_name, *id).await? {
+    let mut completed = Vec::new();
+    for (id, outcome) in create_groups(ctx, rsg, &obs, &group_name, &plan.complete).await? {
+        match outcome {
             Ok(created) if !created.is_empty() => {
-                ctx.event(
-                    rsg,
-                    false,
-                    "CompletedGroup",
-                    "Create",
-                    format!("group {id}: created the missing {}", created.join(", ")),
-                )
-                .await;
+                completed.push(format!("group {id}: {}", created.join(", ")))
             }
             Ok(_) => {}
             Err(problem) => problems.push(problem),
         }
+    }
+    if !completed.is_empty() {
+        ctx.event(
+            rsg,
+            false,
+            "CompletedGroups",
+            "Create",
+            format!("created the missing objects of {}", completed.join("; ")),
+        )
+        .await;
     }
     if plan.restore_group0 {
         match apply::set_group0(ctx, &obs, false).await? {
@@ -171,18 +226,12 @@ pub async fn reconcile(
             Err(problem) => problems.push(problem),
         }
     }
-    for id in &plan.create {
-        match apply::create_group(ctx, rsg, &obs, &group_name, *id).await? {
-            Ok(created) => {
-                active.insert(*id);
-                ctx.event(
-                    rsg,
-                    false,
-                    "CreatedGroup",
-                    "Create",
-                    format!("group {id}: created {}", created.join(", ")),
-                )
-                .await;
+    let mut created_ids = Vec::new();
+    for (id, outcome) in create_groups(ctx, rsg, &obs, &group_name, &plan.create).await? {
+        match outcome {
+            Ok(_) => {
+                active.insert(id);
+                created_ids.push(id);
             }
             Err(problem) => {
                 ctx.event(
@@ -194,9 +243,19 @@ pub async fn reconcile(
                 )
                 .await;
                 problems.push(problem);
-                break;
             }
         }
+    }
+    if !created_ids.is_empty() {
+        let per_group = obs.targets.len() + obs.base_services.len();
+        ctx.event(
+            rsg,
+            false,
+            "CreatedGroups",
+            "Create",
+            format!("created groups {} ({per_group} objects each: a copy of every target and of every Service fronting them)", id_list(&created_ids)),
+        )
+        .await;
     }
     let mut decision: Option<VictimDecision> = None;
     if plan.remove_count > 0 {
@@ -264,4 +323,16 @@ pub async fn reconcile(
         Duration::from_secs(10)
     };
     Ok(Outcome { requeue_after })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::id_list;
+
+    #[test]
+    fn id_lists_are_compact() {
+        assert_eq!(id_list(&[3, 1, 2, 5, 7, 8]), "1-3, 5, 7-8");
+        assert_eq!(id_list(&[4]), "4");
+        assert_eq!(id_list(&[]), "");
+    }
 }

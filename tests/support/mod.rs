@@ -96,3 +96,104 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Opt
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// `kubectl get <kind> <name> -n <ns> -o json`, or `None` when it does not exist.
+pub fn get_json(kind: &str, namespace: &str, name: &str) -> Option<serde_json::Value> {
+    let out = kubectl(
+        &env().kubeconfig,
+        &["get", kind, name, "-n", namespace, "-o", "json"],
+    );
+    if !out.success {
+        assert!(
+            out.stderr.contains("NotFound"),
+            "kubectl get {kind} {name}: {}",
+            out.stderr
+        );
+        return None;
+    }
+    Some(serde_json::from_str(&out.stdout).expect("kubectl printed JSON"))
+}
+
+/// Names of the objects of `kind` in `namespace` matching `selector`.
+pub fn names(kind: &str, namespace: &str, selector: &str) -> Vec<String> {
+    let out = kubectl(
+        &env().kubeconfig,
+        &["get", kind, "-n", namespace, "-l", selector, "-o", "json"],
+    );
+    assert!(out.success, "kubectl get {kind}: {}", out.stderr);
+    let list: serde_json::Value = serde_json::from_str(&out.stdout).expect("kubectl printed JSON");
+    let mut names: Vec<String> = list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|item| item["metadata"]["name"].as_str().map(str::to_string))
+        .collect();
+    names.sort();
+    names
+}
+
+/// Applies `yaml`, asserting success.
+pub fn apply(yaml: &str) {
+    let out = kubectl_apply(&env().kubeconfig, yaml, &[]);
+    assert!(out.success, "kubectl apply failed: {}\n{yaml}", out.stderr);
+}
+
+/// Runs kubectl, asserting success, and returns stdout.
+pub fn run_kubectl(args: &[&str]) -> String {
+    let out = kubectl(&env().kubeconfig, args);
+    assert!(out.success, "kubectl {args:?} failed: {}", out.stderr);
+    out.stdout
+}
+
+/// Waits until the RSG reports `current` groups with Ready=True and returns it.
+pub fn wait_rsg_converged(namespace: &str, name: &str, current: i64) -> serde_json::Value {
+    wait_for(
+        &format!("RSG {namespace}/{name} to report {current} groups and Ready"),
+        Duration::from_secs(60),
+        || {
+            let rsg = get_json("rsg", namespace, name)?;
+            let status = &rsg["status"];
+            let ready = status["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| {
+                    c["type"] == "Ready"
+                        && c["status"] == "True"
+                        && c["observedGeneration"] == rsg["metadata"]["generation"]
+                });
+            (ready
+                && status["currentReplicas"] == current
+                && status["lastDesiredReplicas"] == current)
+                .then_some(rsg)
+        },
+    )
+}
+
+/// Waits until the RSG's Ready condition has `reason` and returns the condition.
+pub fn wait_rsg_reason(namespace: &str, name: &str, reason: &str) -> serde_json::Value {
+    wait_for(
+        &format!("RSG {namespace}/{name} to report {reason}"),
+        Duration::from_secs(60),
+        || {
+            let rsg = get_json("rsg", namespace, name)?;
+            rsg["status"]["conditions"]
+                .as_array()?
+                .iter()
+                .find(|c| c["type"] == "Ready" && c["reason"] == reason)
+                .cloned()
+        },
+    )
+}
+
+/// `kubectl scale rsg`.
+pub fn scale_rsg(namespace: &str, name: &str, replicas: i32) {
+    run_kubectl(&[
+        "scale",
+        "rsg",
+        name,
+        "-n",
+        namespace,
+        &format!("--replicas={replicas}"),
+    ]);
+}

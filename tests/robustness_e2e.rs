@@ -1,0 +1,102 @@
+//! rsg killed mid-work and the API server restarted under it: it converges with nothing
+//! duplicated, orphaned or lost. These tests disturb the shared processes, so they run one
+//! at a time.
+
+mod support;
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use support::{apply, env, get_json, names, namespace, scale_rsg, wait_for, wait_rsg_converged};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn base_and_rsg(ns: &str) {
+    apply(&format!(
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: web, namespace: {ns}}}
+spec:
+  replicas: 0
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec:
+      containers: [{{name: web, image: registry.local/web:1}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: web, namespace: {ns}}}
+spec:
+  selector: {{app: web}}
+  ports: [{{port: 80}}]
+---
+apiVersion: autoscaling.openfuyao.com/v1alpha1
+kind: ResourceScalingGroup
+metadata: {{name: web, namespace: {ns}}}
+spec:
+  targetResources:
+  - name: web
+    resourceRef: {{apiVersion: apps/v1, kind: Deployment, name: web}}
+  scalingStrategy:
+    type: GroupReplication
+    groupConfig: {{groupName: g, replicas: 1}}
+"#
+    ));
+    wait_rsg_converged(ns, "web", 1);
+}
+
+#[test]
+fn killed_while_creating_groups_it_converges_without_duplicates_or_orphans() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let ns = namespace("sigkill");
+    base_and_rsg(&ns);
+    const GROUPS: usize = 40;
+    scale_rsg(&ns, "web", GROUPS as i32);
+    let created_at_kill = wait_for(
+        "group creation to be under way",
+        Duration::from_secs(60),
+        || {
+            let made = names("deployments", &ns, "rsg.io/name=web,rsg.io/group-id!=0").len();
+            (made >= 3).then_some(made)
+        },
+    );
+    env().rsg.stop(libc::SIGKILL);
+    let after_kill = names("deployments", &ns, "rsg.io/name=web,rsg.io/group-id!=0").len();
+    assert!(
+        after_kill < GROUPS - 1,
+        "rsg must be killed half-way (found {after_kill} of {} copies)",
+        GROUPS - 1
+    );
+    env().rsg.restart();
+    wait_rsg_converged(&ns, "web", GROUPS as i64);
+    let deployments = names("deployments", &ns, "rsg.io/name=web,rsg.io/group-id!=0");
+    let services = names("services", &ns, "rsg.io/name=web,rsg.io/group-id!=0");
+    let mut expected_deployments: Vec<String> = (1..GROUPS).map(|i| format!("g-web-{i}")).collect();
+    let mut expected_services: Vec<String> = (1..GROUPS).map(|i| format!("web-g-{i}")).collect();
+    expected_deployments.sort();
+    expected_services.sort();
+    assert_eq!(
+        deployments, expected_deployments,
+        "killed after {created_at_kill} copies"
+    );
+    assert_eq!(services, expected_services);
+    let base = get_json("deployment", &ns, "web").expect("the base is never lost");
+    assert_eq!(base["metadata"]["labels"]["rsg.io/group-id"], "0");
+}
+
+#[test]
+fn a_restarted_api_server_is_survived() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let ns = namespace("restart");
+    base_and_rsg(&ns);
+    env().control_plane.restart_apiserver();
+    scale_rsg(&ns, "web", 3);
+    wait_rsg_converged(&ns, "web", 3);
+    assert_eq!(
+        names("deployments", &ns, "rsg.io/name=web,rsg.io/group-id!=0"),
+        ["g-web-1", "g-web-2"]
+    );
+    let (status, body) = env().rsg.get("/readyz").expect("readyz");
+    assert_eq!(status, 200, "{body}");
+}
