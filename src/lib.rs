@@ -11,6 +11,7 @@ pub mod cli;
 pub mod controller;
 pub mod crd;
 pub mod group_replication;
+pub mod inplace_scaling;
 pub mod metrics;
 pub mod naming;
 pub mod run;

@@ -81,7 +81,7 @@ fn spec_sample_scales_through_2_3_1_0_2_and_deletion_leaves_workloads() {
     let prefill = get_json("deployment", &ns, "pd-llm-prefill-1").expect("prefill copy");
     assert_eq!(
         labels(&prefill, "/metadata/labels"),
-        serde_json::json!({"rsg.io/name": "llm-pd-group", "rsg.io/group-id": "1", "rsg.io/target": "prefill"})
+        serde_json::json!({"rsg.io/name": "llm-pd-group", "rsg.io/group-id": "1", "rsg.io/target": "prefill", "rsg.io/managed": "true"})
     );
     assert_eq!(prefill["spec"]["replicas"], 1);
     assert_eq!(

@@ -2,6 +2,10 @@
 
 /// Names the RSG that owns or adopted an object.
 pub const LABEL_NAME: &str = "rsg.io/name";
+/// Marks every workload rsg manages (bases, copies, leaders, followers), so that one
+/// label-selected watch sees them all. A workload may belong to one RSG of each strategy, so
+/// `rsg.io/name` alone cannot serve.
+pub const LABEL_MANAGED: &str = "rsg.io/managed";
 /// The group number of a workload, Service or pod (absent on group 0 pods).
 pub const LABEL_GROUP_ID: &str = "rsg.io/group-id";
 /// The target name a snapshot (ControllerRevision) belongs to.

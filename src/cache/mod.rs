@@ -24,7 +24,7 @@ use tracing::{info, warn};
 pub use target_index::TargetIndex;
 pub use triggers::RsgTriggers;
 
-use crate::api::{ResourceScalingGroup, LABEL_NAME, LABEL_REPRESENTATIVE};
+use crate::api::{ResourceScalingGroup, LABEL_MANAGED, LABEL_NAME, LABEL_REPRESENTATIVE};
 
 const SHARED_BUFFER: usize = 1024;
 
@@ -33,9 +33,9 @@ const SHARED_BUFFER: usize = 1024;
 pub struct Stores {
     /// Every ResourceScalingGroup in the cluster.
     pub rsgs: Store<ResourceScalingGroup>,
-    /// Deployments labelled `rsg.io/name` (adopted bases and copies).
+    /// Deployments labelled `rsg.io/managed` (adopted bases, copies, leaders, followers).
     pub deployments: Store<Deployment>,
-    /// StatefulSets labelled `rsg.io/name`.
+    /// StatefulSets labelled `rsg.io/managed`.
     pub statefulsets: Store<StatefulSet>,
     /// Services labelled `rsg.io/name` (copies).
     pub services: Store<Service>,
@@ -142,8 +142,18 @@ impl Stores {
         );
         let stores = Self {
             rsgs,
-            deployments: watch_labelled(&client, LABEL_NAME, &triggers, RsgTriggers::for_workload),
-            statefulsets: watch_labelled(&client, LABEL_NAME, &triggers, RsgTriggers::for_workload),
+            deployments: watch_labelled(
+                &client,
+                LABEL_MANAGED,
+                &triggers,
+                RsgTriggers::for_workload,
+            ),
+            statefulsets: watch_labelled(
+                &client,
+                LABEL_MANAGED,
+                &triggers,
+                RsgTriggers::for_workload,
+            ),
             services: watch_labelled(&client, LABEL_NAME, &triggers, RsgTriggers::for_labelled),
             config_maps: watch_labelled(&client, LABEL_NAME, &triggers, RsgTriggers::for_labelled),
             revisions: watch_labelled(&client, LABEL_NAME, &triggers, RsgTriggers::for_labelled),

@@ -23,6 +23,7 @@ pub use context::Context;
 use crate::api::{ResourceScalingGroup, STRATEGY_GROUP_REPLICATION, STRATEGY_INPLACE_SCALING};
 use crate::cache::ControllerFeeds;
 use crate::group_replication::{self, ReconcileError};
+use crate::inplace_scaling;
 use crate::validation::{exclusive_target_errors, invalid_object_message, validate_rsg};
 use conditions::{reason, with_condition, READY};
 
@@ -119,15 +120,12 @@ async fn reconcile_strategy(
             Ok(Action::requeue(outcome.requeue_after))
         }
         STRATEGY_INPLACE_SCALING => {
-            write_ready(
-                ctx,
-                rsg,
-                false,
-                reason::PROGRESSING,
-                "InplaceScaling is not served by this version of rsg".into(),
-            )
-            .await?;
-            Ok(Action::await_change())
+            let Some(config) = rsg.spec.scaling_strategy.leader_follower_config.as_ref() else {
+                return Ok(Action::await_change());
+            };
+            Ok(Action::requeue(
+                inplace_scaling::reconcile(ctx, rsg, config).await?,
+            ))
         }
         _ => Ok(Action::await_change()),
     }

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use super::build::{build_service_copy, build_workload_copy, CopySpec, ServiceCopySpec};
 use super::observe::{Observation, ANNOTATION_HELD_AT_ZERO};
 use super::{Problem, ReconcileError};
-use crate::api::{ResourceScalingGroup, LABEL_GROUP_ID, LABEL_NAME};
+use crate::api::{ResourceScalingGroup, LABEL_GROUP_ID, LABEL_MANAGED, LABEL_NAME};
 use crate::controller::Context;
 use crate::naming::{copy_service_name, copy_workload_name};
 use crate::workload::WorkloadKind;
@@ -371,10 +371,17 @@ pub async fn adopt_bases(
                 LABEL_GROUP_ID.replace('/', "~1")
             ))
             .and_then(Value::as_str);
-        if labelled_ours(&target.base, &rsg_name) && group == Some("0") {
+        let managed = target
+            .base
+            .pointer(&format!(
+                "/metadata/labels/{}",
+                LABEL_MANAGED.replace('/', "~1")
+            ))
+            .is_some();
+        if labelled_ours(&target.base, &rsg_name) && group == Some("0") && managed {
             continue;
         }
-        let patch = json!({"metadata": {"labels": {LABEL_NAME: rsg_name, LABEL_GROUP_ID: "0"}}});
+        let patch = json!({"metadata": {"labels": {LABEL_NAME: rsg_name, LABEL_GROUP_ID: "0", LABEL_MANAGED: "true"}}});
         ctx.workloads
             .merge_patch(
                 &target.kind,

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Map, Value};
 
-use crate::api::{LABEL_GROUP_ID, LABEL_NAME, LABEL_TARGET};
+use crate::api::{LABEL_GROUP_ID, LABEL_MANAGED, LABEL_NAME, LABEL_TARGET};
 use crate::workload::pod_spec_paths;
 
 /// Metadata fields that describe one stored object rather than its desired state.
@@ -100,6 +100,7 @@ pub fn build_workload_copy(snapshot: &Value, spec: &CopySpec<'_>) -> Value {
         (LABEL_NAME, spec.rsg_name),
         (LABEL_GROUP_ID, id.as_str()),
         (LABEL_TARGET, spec.target_name),
+        (LABEL_MANAGED, "true"),
     ] {
         set_label(&mut copy, "/metadata", "labels", label, value);
     }

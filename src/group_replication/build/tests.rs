@@ -60,7 +60,7 @@ fn workload_copies_get_names_labels_selectors_and_replicas() {
     assert_eq!(copy["metadata"]["namespace"], "scaling-system");
     assert_eq!(
         copy["metadata"]["labels"],
-        json!({"app": "llm", "rsg.io/name": "llm-pd-group", "rsg.io/group-id": "2", "rsg.io/target": "prefill"})
+        json!({"app": "llm", "rsg.io/name": "llm-pd-group", "rsg.io/group-id": "2", "rsg.io/target": "prefill", "rsg.io/managed": "true"})
     );
     assert_eq!(copy["spec"]["replicas"], 3);
     assert_eq!(
