@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the tests and the local run need on a fresh Debian machine:
-# openssl and kubectl (Debian's kubernetes-client when none is on PATH), then the
+# openssl, curl, prometheus and prometheus-pushgateway (for the scale-down tests) and kubectl
+# (Debian's kubernetes-client when none is on PATH), then the
 # Kubernetes control-plane binaries via hack/install-k8s.sh (cached after the first run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +12,8 @@ missing=()
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v kubectl >/dev/null 2>&1 || missing+=(kubernetes-client)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+[ -x /usr/bin/prometheus ] || missing+=(prometheus)
+[ -x /usr/bin/prometheus-pushgateway ] || missing+=(prometheus-pushgateway)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "[install-deps] installing ${missing[*]}" >&2
   $SUDO apt-get update -qq

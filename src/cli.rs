@@ -74,6 +74,15 @@ pub struct RunArgs {
     /// Prometheus base URL used for scale-down decisions.
     #[arg(long, env = "RSG_PROMETHEUS_URL")]
     pub prometheus_url: Option<String>,
+    /// File holding a bearer token for Prometheus (read on every query; never logged).
+    #[arg(long, env = "RSG_PROMETHEUS_BEARER_TOKEN_FILE")]
+    pub prometheus_bearer_token_file: Option<std::path::PathBuf>,
+    /// PEM file with the CA of Prometheus' certificate.
+    #[arg(long, env = "RSG_PROMETHEUS_CA_FILE")]
+    pub prometheus_ca_file: Option<std::path::PathBuf>,
+    /// Bound on one Prometheus query; past it the decision falls back.
+    #[arg(long, env = "RSG_PROMETHEUS_TIMEOUT", default_value = "3s", value_parser = parse_duration)]
+    pub prometheus_timeout: Duration,
 }
 
 /// `rsg certs` options.

@@ -15,6 +15,7 @@ pub mod inplace_scaling;
 pub mod metrics;
 pub mod naming;
 pub mod run;
+pub mod scale_down;
 pub mod server;
 pub mod validation;
 pub mod workload;

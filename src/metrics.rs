@@ -24,6 +24,36 @@ pub struct WebhookLabels {
     pub webhook: &'static str,
 }
 
+/// Labels of a reconcile.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReconcileLabels {
+    /// `GroupReplication`, `InplaceScaling` or `Invalid`.
+    pub strategy: String,
+    /// `success` or `error`.
+    pub result: &'static str,
+}
+
+/// Labels naming a strategy.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StrategyLabels {
+    /// The strategy type.
+    pub strategy: String,
+}
+
+/// Labels of a scale-down decision.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DecisionLabels {
+    /// `Metric`, `Annotation` or `GroupId`.
+    pub source: &'static str,
+}
+
+/// Labels of a Prometheus query.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QueryLabels {
+    /// `success` or `error`.
+    pub result: &'static str,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
@@ -37,6 +67,16 @@ pub struct Metrics {
     pub admission_requests: Family<AdmissionLabels, Counter>,
     /// Admission handling latency in seconds.
     pub admission_duration: HistogramFamily<WebhookLabels>,
+    /// Reconciles by strategy and result.
+    pub reconciles: Family<ReconcileLabels, Counter>,
+    /// Reconcile latency in seconds.
+    pub reconcile_duration: HistogramFamily<StrategyLabels>,
+    /// Scale-down decisions by source.
+    pub scale_down_decisions: Family<DecisionLabels, Counter>,
+    /// Prometheus queries by result.
+    pub prometheus_queries: Family<QueryLabels, Counter>,
+    /// Prometheus query latency in seconds.
+    pub prometheus_query_duration: Histogram,
 }
 
 impl Default for Metrics {
@@ -55,15 +95,75 @@ impl Default for Metrics {
             "Time to answer an admission request",
             admission_duration.clone(),
         );
+        let reconciles = Family::<ReconcileLabels, Counter>::default();
+        registry.register(
+            "reconciles",
+            "Reconciles by strategy and result",
+            reconciles.clone(),
+        );
+        let reconcile_duration: HistogramFamily<StrategyLabels> =
+            Family::new_with_constructor(latency_histogram);
+        registry.register(
+            "reconcile_duration_seconds",
+            "Time one reconcile takes",
+            reconcile_duration.clone(),
+        );
+        let scale_down_decisions = Family::<DecisionLabels, Counter>::default();
+        registry.register(
+            "scale_down_decisions",
+            "Scale-down decisions by what decided them: Metric, Annotation or GroupId",
+            scale_down_decisions.clone(),
+        );
+        let prometheus_queries = Family::<QueryLabels, Counter>::default();
+        registry.register(
+            "prometheus_queries",
+            "Prometheus queries by result",
+            prometheus_queries.clone(),
+        );
+        let prometheus_query_duration = latency_histogram();
+        registry.register(
+            "prometheus_query_duration_seconds",
+            "Time a Prometheus query takes",
+            prometheus_query_duration.clone(),
+        );
         Self {
             registry,
             admission_requests,
             admission_duration,
+            reconciles,
+            reconcile_duration,
+            scale_down_decisions,
+            prometheus_queries,
+            prometheus_query_duration,
         }
     }
 }
 
 impl Metrics {
+    /// Records one Prometheus query.
+    pub fn observe_prometheus_query(&self, took: std::time::Duration, ok: bool) {
+        self.prometheus_queries
+            .get_or_create(&QueryLabels {
+                result: if ok { "success" } else { "error" },
+            })
+            .inc();
+        self.prometheus_query_duration.observe(took.as_secs_f64());
+    }
+
+    /// Records one reconcile.
+    pub fn observe_reconcile(&self, strategy: &str, took: std::time::Duration, ok: bool) {
+        let strategy = strategy.to_string();
+        self.reconciles
+            .get_or_create(&ReconcileLabels {
+                strategy: strategy.clone(),
+                result: if ok { "success" } else { "error" },
+            })
+            .inc();
+        self.reconcile_duration
+            .get_or_create(&StrategyLabels { strategy })
+            .observe(took.as_secs_f64());
+    }
+
     /// The metrics in Prometheus text format.
     pub fn render(&self) -> String {
         let mut out = String::new();

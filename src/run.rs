@@ -15,6 +15,7 @@ use crate::certs::CertStore;
 use crate::cli::RunArgs;
 use crate::controller::{self, Context};
 use crate::metrics::Metrics;
+use crate::scale_down::{PrometheusClient, PrometheusConfig, PrometheusError};
 use crate::server::{self, Readiness, TlsConfigError};
 
 /// Why the service stopped with an error.
@@ -26,6 +27,9 @@ pub enum RunError {
     /// The TLS configuration could not be built.
     #[error(transparent)]
     Tls(#[from] TlsConfigError),
+    /// The Prometheus client could not be built.
+    #[error(transparent)]
+    Prometheus(#[from] PrometheusError),
     /// The port could not be bound or a signal handler installed.
     #[error("{what}: {source}")]
     Io {
@@ -59,7 +63,12 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         lookup_timeout: args.lookup_timeout,
     });
     let readiness = Readiness::new(stores.clone(), certs.clone());
-    let app = server::router(admission, readiness.clone(), metrics, args.max_body_bytes);
+    let app = server::router(
+        admission,
+        readiness.clone(),
+        metrics.clone(),
+        args.max_body_bytes,
+    );
     let tls = server::server_config(provider, certs)?;
     let listener = server::bind(args.listen)
         .await
@@ -84,6 +93,18 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         signal_shutdown.cancel();
     });
 
+    let prometheus = match args.prometheus_url.clone().filter(|url| !url.is_empty()) {
+        None => None,
+        Some(url) => Some(PrometheusClient::new(PrometheusConfig {
+            url,
+            bearer_token_file: args.prometheus_bearer_token_file.clone(),
+            ca_file: args.prometheus_ca_file.clone(),
+            timeout: args.prometheus_timeout,
+        })?),
+    };
+    if let Some(client) = &prometheus {
+        info!(url = client.url(), "scale-down decisions query Prometheus");
+    }
     let reporter = Reporter {
         controller: "rsg".into(),
         instance: std::env::var("POD_NAME").ok(),
@@ -92,6 +113,8 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         client.clone(),
         stores.clone(),
         Recorder::new(client.clone(), reporter),
+        metrics.clone(),
+        prometheus,
     ));
     let controller = tokio::spawn(controller::run(context, feeds, shutdown.clone()));
 

@@ -13,6 +13,7 @@ use support::{
 fn setup() {
     env_with(EnvOptions {
         controller_manager: true,
+        ..EnvOptions::default()
     });
 }
 

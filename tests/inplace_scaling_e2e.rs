@@ -12,6 +12,7 @@ use support::{
 fn setup() -> String {
     env_with(EnvOptions {
         controller_manager: true,
+        ..EnvOptions::default()
     });
     let ns = namespace("inplace");
     for name in ["scheduler", "worker", "sidecar"] {

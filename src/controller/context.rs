@@ -1,7 +1,7 @@
 //! What every reconcile needs.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kube::runtime::events::{Event, EventType, Recorder};
@@ -10,6 +10,8 @@ use kube::{Client, Resource};
 
 use crate::api::ResourceScalingGroup;
 use crate::cache::Stores;
+use crate::metrics::Metrics;
+use crate::scale_down::PrometheusClient;
 use crate::workload::WorkloadAccess;
 
 /// Shared state of the controllers.
@@ -22,6 +24,10 @@ pub struct Context {
     pub workloads: WorkloadAccess,
     /// Publishes Events on RSGs.
     pub recorder: Recorder,
+    /// Metrics registry.
+    pub metrics: Arc<Metrics>,
+    /// Prometheus for scale-down decisions, when configured.
+    pub prometheus: Option<PrometheusClient>,
     /// Consecutive failures per RSG, for backoff.
     failures: Mutex<HashMap<ObjectRef<ResourceScalingGroup>, u32>>,
     /// Copy names found taken by objects the RSG did not make; checked before creating.
@@ -30,12 +36,20 @@ pub struct Context {
 
 impl Context {
     /// A context over `client` and `stores`.
-    pub fn new(client: Client, stores: Stores, recorder: Recorder) -> Self {
+    pub fn new(
+        client: Client,
+        stores: Stores,
+        recorder: Recorder,
+        metrics: Arc<Metrics>,
+        prometheus: Option<PrometheusClient>,
+    ) -> Self {
         Self {
             workloads: WorkloadAccess::new(client.clone()),
             client,
             stores,
             recorder,
+            metrics,
+            prometheus,
             failures: Mutex::new(HashMap::new()),
             name_conflicts: Mutex::new(HashMap::new()),
         }

@@ -64,7 +64,13 @@ async fn reconcile(
         if rsg.metadata.deletion_timestamp.is_some() {
             return Ok(Action::await_change());
         }
+        let started = std::time::Instant::now();
         let result = reconcile_strategy(&rsg, &ctx).await;
+        ctx.metrics.observe_reconcile(
+            &rsg.spec.scaling_strategy.type_,
+            started.elapsed(),
+            result.is_ok(),
+        );
         match &result {
             Ok(_) => ctx.reset_backoff(&ObjectRef::from_obj(rsg.as_ref())),
             Err(err) => {

@@ -22,13 +22,15 @@ use tracing::info;
 
 pub use representatives::pick_representative;
 
-use crate::api::{GroupConfig, ResourceScalingGroup};
+use crate::api::{GroupConfig, ResourceScalingGroup, ANNOTATION_METRIC_VALUES};
 use crate::controller::{conditions::reason, Context};
+use crate::metrics::DecisionLabels;
+use crate::scale_down::{self, DecisionInputs};
 use crate::validation::effective_group_name;
 use crate::workload::AccessError;
 use observe::observe;
 use plan::{plan_groups, GroupState};
-use victims::{highest_ids_first, VictimDecision};
+use victims::VictimDecision;
 
 /// A problem the user has to fix; reported as a condition, retried later.
 #[derive(Clone, Debug, PartialEq)]
@@ -260,12 +262,20 @@ pub async fn reconcile(
     let mut decision: Option<VictimDecision> = None;
     if plan.remove_count > 0 {
         let candidates: Vec<i32> = active.iter().copied().collect();
-        let chosen = highest_ids_first(
-            &candidates,
-            plan.remove_count,
-            "no scale-down metric is configured".into(),
-        );
-        info!(victims = ?chosen.victims, source = chosen.source.as_str(), "fallback to max group-id: {}", chosen.reason);
+        let inputs = DecisionInputs {
+            scale_down: config.scale_down.as_ref(),
+            candidates: &candidates,
+            count: plan.remove_count,
+            annotations: obs.first_target_annotations(ANNOTATION_METRIC_VALUES),
+        };
+        let chosen = scale_down::decide(ctx.prometheus.as_ref(), &ctx.metrics, inputs).await;
+        ctx.metrics
+            .scale_down_decisions
+            .get_or_create(&DecisionLabels {
+                source: chosen.source.as_str(),
+            })
+            .inc();
+        info!(victims = ?chosen.victims, source = chosen.source.as_str(), reason = %chosen.reason, "scale-down decision");
         for victim in &chosen.victims {
             if *victim == 0 {
                 if let Err(problem) = apply::set_group0(ctx, &obs, true).await? {

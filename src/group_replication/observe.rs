@@ -61,6 +61,27 @@ pub struct Observation {
     pub new_snapshots: Vec<String>,
 }
 
+impl Observation {
+    /// The value of `annotation` on each group's copy of the first target (group 0: the base).
+    pub fn first_target_annotations(&self, annotation: &str) -> BTreeMap<i32, Option<String>> {
+        let Some(first) = self.targets.first() else {
+            return BTreeMap::new();
+        };
+        let read = |object: &Value| {
+            object
+                .pointer(&format!(
+                    "/metadata/annotations/{}",
+                    annotation.replace('/', "~1")
+                ))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
+        std::iter::once((0, read(&first.base)))
+            .chain(first.copies.iter().map(|(id, copy)| (*id, read(copy))))
+            .collect()
+    }
+}
+
 fn group_of(object: &Value) -> Option<i32> {
     object
         .pointer(&format!(

@@ -6,6 +6,7 @@
 pub mod control_plane;
 pub mod kubectl;
 pub mod processes;
+pub mod prometheus;
 pub mod rsg_process;
 
 use std::path::PathBuf;
@@ -24,6 +25,8 @@ pub struct TestEnv {
     pub control_plane: control_plane::ControlPlane,
     /// The rsg process under test.
     pub rsg: rsg_process::RsgProcess,
+    /// Prometheus and its pushgateway, when asked for.
+    pub prometheus: Option<prometheus::Prometheus>,
 }
 
 static ENV: OnceLock<TestEnv> = OnceLock::new();
@@ -33,6 +36,8 @@ static ENV: OnceLock<TestEnv> = OnceLock::new();
 pub struct EnvOptions {
     /// Also run kube-controller-manager (HPA, garbage collection, Deployment status).
     pub controller_manager: bool,
+    /// Also run Prometheus and a pushgateway, and point rsg at Prometheus.
+    pub prometheus: bool,
 }
 
 /// The environment of this test binary, started on first use.
@@ -47,13 +52,38 @@ pub fn env_with(options: EnvOptions) -> &'static TestEnv {
         let control_plane = control_plane::ControlPlane::start(&dir, options.controller_manager);
         let kubeconfig = control_plane.kubeconfig.clone();
         kubectl::install_crd(&kubeconfig);
-        let rsg = rsg_process::RsgProcess::start(&dir, &kubeconfig, "rsg");
+        let prometheus = options
+            .prometheus
+            .then(|| prometheus::Prometheus::start(&dir));
+        let cert_dir = dir.join("rsg-certs");
+        let ca_bundle = rsg_process::generate_certs(&cert_dir);
+        let prometheus_args: Vec<String> = prometheus
+            .iter()
+            .flat_map(|p| {
+                [
+                    "--prometheus-url".to_string(),
+                    p.url.clone(),
+                    "--prometheus-timeout".into(),
+                    "2s".into(),
+                ]
+            })
+            .collect();
+        let args: Vec<&str> = prometheus_args.iter().map(String::as_str).collect();
+        let rsg = rsg_process::RsgProcess::start_with_certs(
+            &dir,
+            &kubeconfig,
+            "rsg",
+            cert_dir,
+            ca_bundle,
+            &args,
+        );
         rsg_process::register_webhooks(&kubeconfig, &rsg);
         TestEnv {
             dir,
             kubeconfig,
             control_plane,
             rsg,
+            prometheus,
         }
     })
 }

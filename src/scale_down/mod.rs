@@ -1,0 +1,11 @@
+//! Choosing scale-down victims: a Prometheus metric per group, else the annotation
+//! `autoscaling.rsg.metric.values` on each group's copy of the first target, else the
+//! highest group ids. A Prometheus failure never blocks or fails a scale-down.
+
+mod decide;
+mod prometheus;
+pub mod promql;
+pub mod values;
+
+pub use decide::{decide, DecisionInputs};
+pub use prometheus::{PrometheusClient, PrometheusConfig, PrometheusError};

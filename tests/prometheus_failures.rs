@@ -1,0 +1,149 @@
+//! A Prometheus that is down, slow, answers garbage or an error never blocks a scale-down:
+//! the decision falls back (annotation, then group id) within the query timeout.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use rsg::api::{ScaleDown, ScaleDownMetric};
+use rsg::metrics::Metrics;
+use rsg::scale_down::{decide, DecisionInputs, PrometheusClient, PrometheusConfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+const TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Serves every connection with `response` after `delay` (never, if `None`).
+async fn fake_prometheus(response: &'static str, delay: Option<Duration>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buffer = [0u8; 4096];
+                let _ = socket.read(&mut buffer).await;
+                match delay {
+                    None => std::future::pending::<()>().await,
+                    Some(delay) => tokio::time::sleep(delay).await,
+                }
+                let reply = format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{response}", response.len());
+                let _ = socket.write_all(reply.as_bytes()).await;
+            });
+        }
+    });
+    url
+}
+
+fn closed_port_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    url
+}
+
+fn scale_down() -> ScaleDown {
+    ScaleDown {
+        metric: Some(ScaleDownMetric {
+            expr: "vllm:num_requests_running".into(),
+            type_: "Gauge".into(),
+            window: None,
+            aggregator: None,
+        }),
+        order: Some("ascending".into()),
+        drain_timeout: None,
+    }
+}
+
+async fn decide_with(
+    url: &str,
+    annotations: BTreeMap<i32, Option<String>>,
+) -> (rsg::group_replication::victims::VictimDecision, Duration) {
+    let client = PrometheusClient::new(PrometheusConfig {
+        url: url.into(),
+        bearer_token_file: None,
+        ca_file: None,
+        timeout: TIMEOUT,
+    })
+    .unwrap();
+    let metrics = Metrics::default();
+    let scale_down = scale_down();
+    let started = Instant::now();
+    let decision = decide(
+        Some(&client),
+        &metrics,
+        DecisionInputs {
+            scale_down: Some(&scale_down),
+            candidates: &[0, 1, 2],
+            count: 1,
+            annotations,
+        },
+    )
+    .await;
+    (decision, started.elapsed())
+}
+
+fn annotated() -> BTreeMap<i32, Option<String>> {
+    BTreeMap::from([
+        (0, Some("5".into())),
+        (1, Some("1".into())),
+        (2, Some("3".into())),
+    ])
+}
+
+#[tokio::test]
+async fn every_failure_falls_back_within_the_timeout() {
+    let cases = [
+        ("down", closed_port_url(), "querying"),
+        ("slow", fake_prometheus("{}", None).await, "no answer from"),
+        ("garbage", fake_prometheus("<html>proxy error</html>", Some(Duration::ZERO)).await, "not a Prometheus response"),
+        ("error", fake_prometheus(r#"{"status":"error","errorType":"bad_data","error":"parse error"}"#, Some(Duration::ZERO)).await, "Prometheus answered error: parse error"),
+        (
+            "partial",
+            fake_prometheus(
+                r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{"group_id":"0"},"value":[1,"2"]}]}}"#,
+                Some(Duration::ZERO),
+            )
+            .await,
+            "no value for groups [1, 2]",
+        ),
+    ];
+    for (name, url, cause) in cases {
+        let (decision, took) = decide_with(&url, annotated()).await;
+        assert_eq!(
+            decision.source.as_str(),
+            "Annotation",
+            "{name}: {decision:?}"
+        );
+        assert_eq!(decision.victims, vec![1], "{name}");
+        assert!(
+            decision.reason.contains(cause),
+            "{name}: {}",
+            decision.reason
+        );
+        assert!(
+            took < TIMEOUT + Duration::from_secs(1),
+            "{name} took {took:?}"
+        );
+
+        let (decision, _) = decide_with(&url, BTreeMap::new()).await;
+        assert_eq!(
+            (decision.source.as_str(), decision.victims.clone()),
+            ("GroupId", vec![2]),
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_complete_answer_decides_by_metric() {
+    let url = fake_prometheus(
+        r#"{"status":"success","data":{"resultType":"vector","result":[
+            {"metric":{"group_id":"0"},"value":[1,"2"]},{"metric":{"group_id":"1"},"value":[1,"7"]},{"metric":{"group_id":"2"},"value":[1,"0"]}]}}"#,
+        Some(Duration::ZERO),
+    )
+    .await;
+    let (decision, _) = decide_with(&url, BTreeMap::new()).await;
+    assert_eq!(
+        (decision.source.as_str(), decision.victims),
+        ("Metric", vec![2])
+    );
+}

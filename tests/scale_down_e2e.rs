@@ -1,0 +1,293 @@
+//! Choosing scale-down victims with a real Prometheus (fed through a pushgateway) and the
+//! real kube-apiserver: metric in both orders, Gauge and Counter; the annotation when a
+//! group's series is missing; the highest ids when nothing else decides.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::Value;
+use support::prometheus::{http, urlencode, Prometheus};
+use support::{
+    apply, env, env_with, get_json, names, namespace, run_kubectl, scale_rsg, wait_for,
+    wait_rsg_converged, EnvOptions,
+};
+
+fn prometheus() -> &'static Prometheus {
+    env_with(EnvOptions {
+        prometheus: true,
+        ..EnvOptions::default()
+    })
+    .prometheus
+    .as_ref()
+    .expect("prometheus")
+}
+
+/// A base Deployment and an RSG with `groups` groups and the given `scaleDown`.
+fn rsg_with_groups(ns: &str, groups: i32, scale_down: &str) {
+    apply(&format!(
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: web, namespace: {ns}}}
+spec:
+  replicas: 1
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec:
+      containers: [{{name: web, image: registry.local/web:1}}]
+---
+apiVersion: autoscaling.openfuyao.com/v1alpha1
+kind: ResourceScalingGroup
+metadata: {{name: web, namespace: {ns}}}
+spec:
+  targetResources:
+  - name: web
+    resourceRef: {{apiVersion: apps/v1, kind: Deployment, name: web}}
+  scalingStrategy:
+    type: GroupReplication
+    groupConfig:
+      groupName: g
+      replicas: {groups}
+      scaleDown:
+{scale_down}
+"#
+    ));
+    wait_rsg_converged(ns, "web", i64::from(groups));
+}
+
+fn last_scale_down(ns: &str) -> Value {
+    get_json("rsg", ns, "web").expect("rsg")["status"]["lastScaleDown"].clone()
+}
+
+fn copies(ns: &str) -> Vec<String> {
+    names("deployments", ns, "rsg.io/name=web,rsg.io/group-id!=0")
+}
+
+#[test]
+fn gauge_values_choose_the_victims_in_both_orders() {
+    let prometheus = prometheus();
+    for (group, value) in [(0, 5.0), (1, 1.0), (2, 9.0), (3, 0.5)] {
+        prometheus.push(
+            "gauge-test",
+            "vllm:num_requests_running_gauge",
+            "gauge",
+            group,
+            value,
+        );
+    }
+    prometheus.wait_query(
+        "avg by (group_id) (vllm:num_requests_running_gauge)",
+        &[(0, 5.0), (1, 1.0), (2, 9.0), (3, 0.5)],
+    );
+
+    let ascending = namespace("asc");
+    rsg_with_groups(&ascending, 4, "        metric: {expr: \"vllm:num_requests_running_gauge\", type: Gauge}\n        order: ascending");
+    scale_rsg(&ascending, "web", 2);
+    wait_rsg_converged(&ascending, "web", 2);
+    let decision = last_scale_down(&ascending);
+    assert_eq!(decision["source"], "Metric", "{decision}");
+    assert_eq!(decision["victims"], serde_json::json!([3, 1]));
+    let candidates: Vec<(i64, f64)> = decision["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["groupId"].as_i64().unwrap(), c["value"].as_f64().unwrap()))
+        .collect();
+    assert_eq!(candidates, [(0, 5.0), (1, 1.0), (2, 9.0), (3, 0.5)]);
+    assert_eq!(copies(&ascending), ["g-web-2"]);
+
+    let descending = namespace("desc");
+    rsg_with_groups(&descending, 4, "        metric: {expr: \"vllm:num_requests_running_gauge\", type: Gauge, aggregator: max}\n        order: descending");
+    scale_rsg(&descending, "web", 2);
+    wait_rsg_converged(&descending, "web", 2);
+    let decision = last_scale_down(&descending);
+    assert_eq!(
+        (decision["source"].clone(), decision["victims"].clone()),
+        ("Metric".into(), serde_json::json!([2, 0])),
+        "{decision}"
+    );
+    assert_eq!(copies(&descending), ["g-web-1", "g-web-3"]);
+    assert_eq!(
+        get_json("deployment", &descending, "web").unwrap()["spec"]["replicas"],
+        0,
+        "group 0 is scaled to zero, not deleted"
+    );
+
+    let events = run_kubectl(&[
+        "get",
+        "events",
+        "-n",
+        &descending,
+        "--field-selector",
+        "involvedObject.name=web",
+        "-o",
+        "json",
+    ]);
+    assert!(
+        events.contains("ScaleDownDecision") && events.contains("decided by Metric"),
+        "{events}"
+    );
+    let (_, metrics) = env().rsg.get("/metrics").expect("metrics");
+    assert!(
+        metrics.contains(r#"rsg_scale_down_decisions_total{source="Metric"}"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"rsg_prometheus_queries_total{result="success"}"#),
+        "{metrics}"
+    );
+}
+
+fn rates(prometheus: &Prometheus, query: &str) -> Vec<(i32, f64)> {
+    let url = format!("{}/api/v1/query?query={}", prometheus.url, urlencode(query));
+    let Ok((_, body)) = http("GET", &url, None) else {
+        return Vec::new();
+    };
+    let value: Value = serde_json::from_str(&body).unwrap_or_default();
+    let mut found: Vec<(i32, f64)> = value["data"]["result"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| {
+            Some((
+                s["metric"]["group_id"].as_str()?.parse().ok()?,
+                s["value"][1].as_str()?.parse().ok()?,
+            ))
+        })
+        .collect();
+    found.sort_by_key(|(g, _)| *g);
+    found
+}
+
+#[test]
+fn counter_rates_choose_the_victims() {
+    let prometheus = prometheus();
+    for group in 0..4 {
+        prometheus.push(
+            "counter-test",
+            "vllm:request_success_total",
+            "counter",
+            group,
+            0.0,
+        );
+    }
+    prometheus.wait_query(
+        "sum by (group_id) (vllm:request_success_total)",
+        &[(0, 0.0), (1, 0.0), (2, 0.0), (3, 0.0)],
+    );
+    std::thread::sleep(Duration::from_secs(2)); // a second scrape of the zeros
+    for (group, total) in [(0, 10.0), (1, 100.0), (2, 50.0), (3, 1.0)] {
+        prometheus.push(
+            "counter-test",
+            "vllm:request_success_total",
+            "counter",
+            group,
+            total,
+        );
+    }
+    let query = "sum by (group_id) (rate(vllm:request_success_total[1m]))";
+    wait_for(
+        "the rates to rank the groups 3 < 0 < 2 < 1",
+        Duration::from_secs(30),
+        || {
+            let found = rates(prometheus, query);
+            let ranked = found.len() == 4
+                && found[3].1 < found[0].1
+                && found[0].1 < found[2].1
+                && found[2].1 < found[1].1
+                && found[3].1 > 0.0;
+            ranked.then_some(())
+        },
+    );
+    let ns = namespace("counter");
+    rsg_with_groups(
+        &ns,
+        4,
+        "        metric: {expr: \"vllm:request_success_total\", type: Counter, window: 1m}",
+    );
+    scale_rsg(&ns, "web", 2);
+    wait_rsg_converged(&ns, "web", 2);
+    let decision = last_scale_down(&ns);
+    assert_eq!(
+        (decision["source"].clone(), decision["victims"].clone()),
+        ("Metric".into(), serde_json::json!([3, 0])),
+        "{decision}"
+    );
+    assert_eq!(
+        decision["reason"],
+        format!("ranked by Prometheus query {query}")
+    );
+}
+
+#[test]
+fn a_group_without_a_series_hands_the_decision_to_the_annotation() {
+    let prometheus = prometheus();
+    for (group, value) in [(0, 1.0), (1, 2.0), (3, 4.0)] {
+        prometheus.push("partial-test", "vllm:partial_gauge", "gauge", group, value);
+    }
+    prometheus.wait_query(
+        "avg by (group_id) (vllm:partial_gauge)",
+        &[(0, 1.0), (1, 2.0), (3, 4.0)],
+    );
+    let ns = namespace("annotation");
+    rsg_with_groups(
+        &ns,
+        4,
+        "        metric: {expr: \"vllm:partial_gauge\", type: Gauge}",
+    );
+    for (deployment, value) in [
+        ("web", "6"),
+        ("g-web-1", "7"),
+        ("g-web-2", "3"),
+        ("g-web-3", "8"),
+    ] {
+        run_kubectl(&[
+            "annotate",
+            "deployment",
+            deployment,
+            "-n",
+            &ns,
+            &format!("autoscaling.rsg.metric.values={value}"),
+        ]);
+    }
+    scale_rsg(&ns, "web", 2);
+    wait_rsg_converged(&ns, "web", 2);
+    let decision = last_scale_down(&ns);
+    assert_eq!(
+        (decision["source"].clone(), decision["victims"].clone()),
+        ("Annotation".into(), serde_json::json!([2, 0])),
+        "{decision}"
+    );
+    let reason = decision["reason"].as_str().unwrap();
+    assert!(reason.contains("no value for groups [2]"), "{reason}");
+    assert!(env().rsg.log_tail(400).contains("fallback to annotation"));
+}
+
+#[test]
+fn without_values_the_highest_group_ids_go() {
+    prometheus();
+    let ns = namespace("groupid");
+    rsg_with_groups(
+        &ns,
+        4,
+        "        metric: {expr: \"vllm:never_pushed\", type: Gauge}",
+    );
+    scale_rsg(&ns, "web", 1);
+    wait_rsg_converged(&ns, "web", 1);
+    let decision = last_scale_down(&ns);
+    assert_eq!(
+        (decision["source"].clone(), decision["victims"].clone()),
+        ("GroupId".into(), serde_json::json!([3, 2, 1])),
+        "{decision}"
+    );
+    assert!(
+        decision["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no annotation on groups"),
+        "{decision}"
+    );
+    assert!(copies(&ns).is_empty());
+    assert!(env().rsg.log_tail(400).contains("fallback to max group-id"));
+}
