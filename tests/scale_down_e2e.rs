@@ -291,3 +291,130 @@ fn without_values_the_highest_group_ids_go() {
     assert!(copies(&ns).is_empty());
     assert!(env().rsg.log_tail(400).contains("fallback to max group-id"));
 }
+
+/// Three groups with a Service each, draining for `timeout`, ranked by `metric`.
+fn draining_rsg(ns: &str, metric: &str, timeout: &str) {
+    apply(&format!(
+        "apiVersion: v1\nkind: Service\nmetadata: {{name: web, namespace: {ns}}}\nspec:\n  selector: {{app: web}}\n  ports: [{{port: 80}}]\n"
+    ));
+    rsg_with_groups(
+        ns,
+        3,
+        &format!(
+            "        metric: {{expr: \"{metric}\", type: Gauge}}\n        drainTimeout: {timeout}"
+        ),
+    );
+    assert!(get_json("service", ns, "web-g-2").is_some());
+}
+
+fn group_state(ns: &str, id: i64) -> Option<String> {
+    let rsg = get_json("rsg", ns, "web")?;
+    rsg["status"]["groups"]
+        .as_array()?
+        .iter()
+        .find(|g| g["id"] == id)?["state"]
+        .as_str()
+        .map(str::to_string)
+}
+
+fn start_draining_group_2(prometheus: &Prometheus, ns: &str, metric: &str, job: &str) {
+    for (group, value) in [(0, 5.0), (1, 3.0), (2, 1.0)] {
+        prometheus.push(job, metric, "gauge", group, value);
+    }
+    prometheus.wait_query(
+        &format!("avg by (group_id) ({metric})"),
+        &[(0, 5.0), (1, 3.0), (2, 1.0)],
+    );
+    scale_rsg(ns, "web", 2);
+    wait_rsg_converged(ns, "web", 2);
+    assert_eq!(group_state(ns, 2).as_deref(), Some("Draining"));
+    assert!(
+        get_json("service", ns, "web-g-2").is_none(),
+        "routing to a draining group stops first"
+    );
+    let copy =
+        get_json("deployment", ns, "g-web-2").expect("the draining group's workloads stay for now");
+    assert!(copy["metadata"]["annotations"]["rsg.io/draining-since"].is_string());
+}
+
+#[test]
+fn a_draining_group_goes_as_soon_as_its_metric_reads_zero() {
+    let prometheus = prometheus();
+    let ns = namespace("drain-zero");
+    draining_rsg(&ns, "vllm:drain_zero", "10m");
+    start_draining_group_2(prometheus, &ns, "vllm:drain_zero", "drain-zero");
+    prometheus.push("drain-zero", "vllm:drain_zero", "gauge", 2, 0.0);
+    wait_for(
+        "the drained group to be deleted",
+        Duration::from_secs(30),
+        || {
+            get_json("deployment", &ns, "g-web-2")
+                .is_none()
+                .then_some(())
+        },
+    );
+    assert_eq!(group_state(&ns, 2), None);
+    assert!(get_json("deployment", &ns, "g-web-1").is_some());
+}
+
+#[test]
+fn a_draining_group_goes_at_the_timeout_when_its_metric_stays_up() {
+    let prometheus = prometheus();
+    let ns = namespace("drain-timeout");
+    draining_rsg(&ns, "vllm:drain_stuck", "8s");
+    let started = std::time::Instant::now();
+    start_draining_group_2(prometheus, &ns, "vllm:drain_stuck", "drain-stuck");
+    wait_for(
+        "the timeout to remove the group",
+        Duration::from_secs(40),
+        || {
+            get_json("deployment", &ns, "g-web-2")
+                .is_none()
+                .then_some(())
+        },
+    );
+    assert!(
+        started.elapsed() >= Duration::from_secs(8),
+        "removed before the timeout: {:?}",
+        started.elapsed()
+    );
+    let events = run_kubectl(&[
+        "get",
+        "events",
+        "-n",
+        &ns,
+        "--field-selector",
+        "involvedObject.name=web",
+        "-o",
+        "json",
+    ]);
+    assert!(events.contains("the drain timeout passed"), "{events}");
+}
+
+#[test]
+fn rising_demand_reuses_a_draining_group() {
+    let prometheus = prometheus();
+    let ns = namespace("drain-reuse");
+    draining_rsg(&ns, "vllm:drain_reuse", "10m");
+    start_draining_group_2(prometheus, &ns, "vllm:drain_reuse", "drain-reuse");
+    let uid = get_json("deployment", &ns, "g-web-2").unwrap()["metadata"]["uid"].clone();
+    scale_rsg(&ns, "web", 3);
+    wait_rsg_converged(&ns, "web", 3);
+    let copy = get_json("deployment", &ns, "g-web-2").expect("reused");
+    assert_eq!(
+        copy["metadata"]["uid"], uid,
+        "the same workloads serve again"
+    );
+    assert!(copy["metadata"]["annotations"]
+        .get("rsg.io/draining-since")
+        .is_none());
+    assert!(
+        get_json("service", &ns, "web-g-2").is_some(),
+        "its Service is back"
+    );
+    assert!(
+        get_json("deployment", &ns, "g-web-3").is_none(),
+        "no new group was needed"
+    );
+    assert_eq!(group_state(&ns, 2).as_deref(), Some("Active"));
+}

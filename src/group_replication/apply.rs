@@ -10,7 +10,7 @@ use kube::{Api, ResourceExt};
 use serde_json::{json, Value};
 
 use super::build::{build_service_copy, build_workload_copy, CopySpec, ServiceCopySpec};
-use super::observe::{Observation, ANNOTATION_HELD_AT_ZERO};
+use super::observe::{Observation, ANNOTATION_DRAINING_SINCE, ANNOTATION_HELD_AT_ZERO};
 use super::{Problem, ReconcileError};
 use crate::api::{ResourceScalingGroup, LABEL_GROUP_ID, LABEL_MANAGED, LABEL_NAME};
 use crate::controller::Context;
@@ -339,7 +339,7 @@ pub async fn set_group0(
         } else {
             Value::Null
         };
-        let mut patch = json!({"metadata": {"annotations": {ANNOTATION_HELD_AT_ZERO: annotation}}});
+        let mut patch = json!({"metadata": {"annotations": {ANNOTATION_HELD_AT_ZERO: annotation, ANNOTATION_DRAINING_SINCE: null}}});
         if target.kind.has_single_replica_count() {
             patch["spec"] = json!({"replicas": replicas});
         }
@@ -398,4 +398,35 @@ pub async fn adopt_bases(
         ));
     }
     Ok(adopted)
+}
+
+/// Marks group `id` as draining since `since` (or, with `None`, no longer draining) on its
+/// workloads: the copies for a copy group, the bases for group 0. Only an annotation changes.
+pub async fn mark_draining(
+    ctx: &Context,
+    rsg: &ResourceScalingGroup,
+    obs: &Observation,
+    id: i32,
+    since: Option<&str>,
+) -> Result<(), ReconcileError> {
+    let namespace = rsg.namespace().unwrap_or_default();
+    let patch = json!({"metadata": {"annotations": {ANNOTATION_DRAINING_SINCE: since}}});
+    for target in &obs.targets {
+        if id == 0 {
+            ctx.workloads
+                .merge_patch(
+                    &target.kind,
+                    &target.base_namespace,
+                    &target.base_name,
+                    &patch,
+                )
+                .await?;
+        } else if let Some(copy) = target.copies.get(&id) {
+            let name = copy["metadata"]["name"].as_str().unwrap_or_default();
+            ctx.workloads
+                .merge_patch(&target.kind, &namespace, name, &patch)
+                .await?;
+        }
+    }
+    Ok(())
 }

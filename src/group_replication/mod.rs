@@ -16,6 +16,7 @@ pub mod victims;
 use std::collections::BTreeSet;
 
 use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::chrono::Utc;
 use std::time::Duration;
 
 use tracing::info;
@@ -26,7 +27,7 @@ use crate::api::{GroupConfig, ResourceScalingGroup, ANNOTATION_METRIC_VALUES};
 use crate::controller::{conditions::reason, Context};
 use crate::metrics::DecisionLabels;
 use crate::scale_down::{self, DecisionInputs};
-use crate::validation::effective_group_name;
+use crate::validation::{effective_group_name, parse_prometheus_duration};
 use crate::workload::AccessError;
 use observe::observe;
 use plan::{plan_groups, GroupState};
@@ -115,6 +116,42 @@ async fn create_groups(
     Ok(results)
 }
 
+/// Removes group `id` now: a copy group is deleted with its Services; group 0 is scaled to
+/// zero (never deleted). `why` is added to the Event.
+async fn remove_group(
+    ctx: &Context,
+    rsg: &ResourceScalingGroup,
+    obs: &observe::Observation,
+    id: i32,
+    why: &str,
+) -> Result<Result<(), Problem>, ReconcileError> {
+    let because = if why.is_empty() {
+        String::new()
+    } else {
+        format!(" ({why})")
+    };
+    if id == 0 {
+        if let Err(problem) = apply::set_group0(ctx, obs, true).await? {
+            return Ok(Err(problem));
+        }
+        let note =
+            format!("group 0: scaled the base workloads to 0; they are kept, not deleted{because}");
+        ctx.event(rsg, false, "ScaledGroup0ToZero", "Scale", note)
+            .await;
+    } else {
+        let deleted = apply::remove_copy_group(ctx, rsg, obs, id).await?;
+        ctx.event(
+            rsg,
+            false,
+            "DeletedGroup",
+            "Delete",
+            format!("group {id}: deleted {}{because}", deleted.join(", ")),
+        )
+        .await;
+    }
+    Ok(Ok(()))
+}
+
 /// `1, 2, 5-9` style list of group ids.
 fn id_list(ids: &[i32]) -> String {
     let mut sorted = ids.to_vec();
@@ -187,10 +224,39 @@ pub async fn reconcile(
         group0_held: obs.group0_held,
         existing_copies,
         incomplete_copies,
+        draining: obs.draining.keys().copied().collect(),
     };
     let plan = plan_groups(&state);
     let mut active = state.active();
     let mut problems = Vec::new();
+    let drain_timeout = config
+        .scale_down
+        .as_ref()
+        .and_then(|s| s.drain_timeout.as_deref())
+        .and_then(|d| parse_prometheus_duration(d).ok())
+        .filter(|d| !d.is_zero());
+    let mut draining = obs.draining.clone();
+    // Demand rose while groups were draining: they come back first, Services restored.
+    for id in &plan.reuse {
+        apply::mark_draining(ctx, rsg, &obs, *id, None).await?;
+        if *id > 0 {
+            for (_, outcome) in create_groups(ctx, rsg, &obs, &group_name, &[*id]).await? {
+                if let Err(problem) = outcome {
+                    problems.push(problem);
+                }
+            }
+        }
+        draining.remove(id);
+        active.insert(*id);
+        ctx.event(
+            rsg,
+            false,
+            "ReusedGroup",
+            "Scale",
+            format!("group {id}: stopped draining and serves again"),
+        )
+        .await;
+    }
 
     let mut completed = Vec::new();
     for (id, outcome) in create_groups(ctx, rsg, &obs, &group_name, &plan.complete).await? {
@@ -277,31 +343,25 @@ pub async fn reconcile(
             .inc();
         info!(victims = ?chosen.victims, source = chosen.source.as_str(), reason = %chosen.reason, "scale-down decision");
         for victim in &chosen.victims {
-            if *victim == 0 {
-                if let Err(problem) = apply::set_group0(ctx, &obs, true).await? {
-                    problems.push(problem);
-                    continue;
-                }
-                ctx.event(
-                    rsg,
-                    false,
-                    "ScaledGroup0ToZero",
-                    "Scale",
-                    "group 0: scaled the base workloads to 0 (they are kept, not deleted)".into(),
-                )
-                .await;
-            } else {
-                let deleted = apply::remove_copy_group(ctx, rsg, &obs, *victim).await?;
-                ctx.event(
-                    rsg,
-                    false,
-                    "DeletedGroup",
-                    "Delete",
-                    format!("group {victim}: deleted {}", deleted.join(", ")),
-                )
-                .await;
-            }
             active.remove(victim);
+            if drain_timeout.is_some() {
+                if *victim > 0 {
+                    apply::delete_copy_services(ctx, rsg, &obs, *victim).await?;
+                }
+                let now = Utc::now();
+                apply::mark_draining(ctx, rsg, &obs, *victim, Some(&now.to_rfc3339())).await?;
+                draining.insert(*victim, now);
+                ctx.event(
+                    rsg,
+                    false,
+                    "DrainingGroup",
+                    "Scale",
+                    format!("group {victim}: draining (copied Services removed) until its metric reads 0 or the drain timeout passes"),
+                )
+                .await;
+            } else if let Err(problem) = remove_group(ctx, rsg, &obs, *victim, "").await? {
+                problems.push(problem);
+            }
         }
         ctx.event(
             rsg,
@@ -314,6 +374,41 @@ pub async fn reconcile(
         decision = Some(chosen);
     }
 
+    let mut next_drain_check = None;
+    if !draining.is_empty() {
+        let values = scale_down::current_values(
+            ctx.prometheus.as_ref(),
+            &ctx.metrics,
+            config.scale_down.as_ref(),
+        )
+        .await;
+        let now = Utc::now();
+        for (id, since) in draining.clone() {
+            let elapsed = (now - since).to_std().unwrap_or_default();
+            let idle = values
+                .as_ref()
+                .and_then(|v| v.get(&id))
+                .is_some_and(|v| *v == 0.0);
+            let why = match drain_timeout {
+                _ if idle => "its metric reads 0",
+                Some(timeout) if elapsed < timeout => {
+                    let remaining = timeout - elapsed;
+                    next_drain_check =
+                        Some(next_drain_check.map_or(remaining, |n: Duration| n.min(remaining)));
+                    continue;
+                }
+                Some(_) => "the drain timeout passed",
+                None => "draining is no longer configured",
+            };
+            match remove_group(ctx, rsg, &obs, id, why).await? {
+                Ok(()) => {
+                    draining.remove(&id);
+                }
+                Err(problem) => problems.push(problem),
+            }
+        }
+    }
+
     let represented = representatives::ensure_representatives(ctx, rsg, &obs, &active).await?;
     let last_scale_down = decision
         .as_ref()
@@ -322,15 +417,17 @@ pub async fn reconcile(
     let summary = status::GroupSummary {
         desired,
         active: &active,
+        draining: &draining,
         represented: &represented,
         last_scale_down,
     };
     let all_represented = active.iter().all(|id| represented.contains(id));
     status::write_groups(ctx, rsg, &obs, &group_name, &summary, &problems).await?;
-    let requeue_after = if all_represented && problems.is_empty() {
-        Duration::from_secs(300)
-    } else {
-        Duration::from_secs(10)
+    let requeue_after = match next_drain_check {
+        // Poll the metric of draining groups every few seconds, and wake at the timeout.
+        Some(remaining) => remaining.min(Duration::from_secs(3)),
+        None if all_represented && problems.is_empty() => Duration::from_secs(300),
+        None => Duration::from_secs(10),
     };
     Ok(Outcome { requeue_after })
 }

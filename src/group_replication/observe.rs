@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::chrono::{DateTime, Utc};
 use kube::api::ListParams;
 use kube::{Api, ResourceExt};
 use serde_json::Value;
@@ -18,6 +19,8 @@ use crate::workload::{
 
 /// Annotation on base workloads while the RSG holds group 0 at zero replicas.
 pub const ANNOTATION_HELD_AT_ZERO: &str = "rsg.io/held-at-zero";
+/// Annotation on a group's workloads while it drains before removal (RFC 3339 time).
+pub const ANNOTATION_DRAINING_SINCE: &str = "rsg.io/draining-since";
 
 /// One target as observed.
 pub struct TargetState {
@@ -57,6 +60,8 @@ pub struct Observation {
     pub copy_services: BTreeMap<i32, Vec<Value>>,
     /// Whether group 0 is held at zero.
     pub group0_held: bool,
+    /// Groups draining before removal, and since when.
+    pub draining: BTreeMap<i32, DateTime<Utc>>,
     /// Snapshots taken during this observation (target names).
     pub new_snapshots: Vec<String>,
 }
@@ -80,6 +85,18 @@ impl Observation {
             .chain(first.copies.iter().map(|(id, copy)| (*id, read(copy))))
             .collect()
     }
+}
+
+fn draining_since(object: &Value) -> Option<DateTime<Utc>> {
+    let text = object
+        .pointer(&format!(
+            "/metadata/annotations/{}",
+            ANNOTATION_DRAINING_SINCE.replace('/', "~1")
+        ))?
+        .as_str()?;
+    DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
 }
 
 fn group_of(object: &Value) -> Option<i32> {
@@ -248,11 +265,23 @@ pub async fn observe(
                 .and_then(Value::as_str)
                 == Some("true")
         });
+    let mut draining = BTreeMap::new();
+    for target in &targets {
+        if let Some(since) = draining_since(&target.base).filter(|_| !group0_held) {
+            draining.insert(0, since);
+        }
+        for (id, copy) in &target.copies {
+            if let Some(since) = draining_since(copy) {
+                draining.insert(*id, since);
+            }
+        }
+    }
     Ok(Ok(Observation {
         targets,
         base_services,
         copy_services,
         group0_held,
+        draining,
         new_snapshots,
     }))
 }

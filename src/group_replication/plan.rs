@@ -13,15 +13,19 @@ pub struct GroupState {
     pub existing_copies: BTreeSet<i32>,
     /// Existing copy groups that miss some of their objects.
     pub incomplete_copies: BTreeSet<i32>,
+    /// Groups draining before removal (not active, reusable).
+    pub draining: BTreeSet<i32>,
 }
 
 impl GroupState {
-    /// Active groups: group 0 unless held at zero, and every existing copy.
+    /// Active groups: group 0 unless held at zero, and every existing copy, except those
+    /// draining.
     pub fn active(&self) -> BTreeSet<i32> {
         let mut active = self.existing_copies.clone();
         if !self.group0_held {
             active.insert(0);
         }
+        active.retain(|id| !self.draining.contains(id));
         active
     }
 }
@@ -29,6 +33,8 @@ impl GroupState {
 /// What to do to reach the desired count.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct GroupPlan {
+    /// Draining groups to bring back (their Services restored), lowest ids first.
+    pub reuse: Vec<i32>,
     /// Copy groups to create, lowest ids first.
     pub create: Vec<i32>,
     /// Whether group 0 is restored to its baseline.
@@ -49,17 +55,22 @@ impl GroupPlan {
     }
 }
 
-/// Plans the group changes. Scale up activates the lowest inactive ids first (0 is restored
-/// from zero); scale down removes `remove_count` active groups.
+/// Plans the group changes. Scale up reuses draining groups first, then activates the
+/// lowest inactive ids (0 is restored from zero); scale down removes `remove_count` active
+/// groups.
 pub fn plan_groups(state: &GroupState) -> GroupPlan {
     let desired = usize::try_from(state.desired.max(0)).unwrap_or(0);
     let active = state.active();
     let mut plan = GroupPlan::default();
     if active.len() < desired {
         let mut missing = desired - active.len();
+        for id in state.draining.iter().take(missing) {
+            plan.reuse.push(*id);
+        }
+        missing -= plan.reuse.len();
         let mut id = 0;
         while missing > 0 {
-            if !active.contains(&id) {
+            if !active.contains(&id) && !state.draining.contains(&id) {
                 if id == 0 {
                     plan.restore_group0 = true;
                 } else {
@@ -72,7 +83,12 @@ pub fn plan_groups(state: &GroupState) -> GroupPlan {
     } else {
         plan.remove_count = active.len() - desired;
     }
-    plan.complete = state.incomplete_copies.iter().copied().collect();
+    plan.complete = state
+        .incomplete_copies
+        .iter()
+        .copied()
+        .filter(|id| !state.draining.contains(id))
+        .collect();
     plan
 }
 
@@ -86,6 +102,7 @@ mod tests {
             group0_held: held,
             existing_copies: copies.iter().copied().collect(),
             incomplete_copies: BTreeSet::new(),
+            draining: BTreeSet::new(),
         }
     }
 
@@ -129,6 +146,25 @@ mod tests {
         let plan = plan_groups(&s);
         assert_eq!(plan.complete, vec![2]);
         assert!(plan.create.is_empty());
+    }
+
+    #[test]
+    fn draining_groups_are_inactive_and_reused_first() {
+        let mut s = state(2, false, &[1, 2, 3]);
+        s.draining = [2, 3].into_iter().collect();
+        s.incomplete_copies = [2].into_iter().collect();
+        assert_eq!(s.active(), [0, 1].into_iter().collect());
+        let plan = plan_groups(&s);
+        assert!(plan.is_empty(), "{plan:?}");
+        s.desired = 3;
+        assert_eq!(plan_groups(&s).reuse, vec![2]);
+        s.desired = 5;
+        let plan = plan_groups(&s);
+        assert_eq!((plan.reuse, plan.create), (vec![2, 3], vec![4]));
+        let mut zero = state(1, false, &[1]);
+        zero.draining = [0].into_iter().collect();
+        assert_eq!(zero.active(), [1].into_iter().collect());
+        assert_eq!(plan_groups(&zero).remove_count, 0);
     }
 
     #[test]

@@ -1,9 +1,9 @@
 //! Status of a GroupReplication RSG.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use k8s_openapi::chrono::Utc;
+use k8s_openapi::chrono::{DateTime, Utc};
 use kube::api::{Patch, PatchParams};
 use kube::{Api, ResourceExt};
 use serde_json::json;
@@ -29,6 +29,8 @@ pub struct GroupSummary<'a> {
     pub desired: i32,
     /// Active groups after this reconcile.
     pub active: &'a BTreeSet<i32>,
+    /// Draining groups and since when.
+    pub draining: &'a BTreeMap<i32, DateTime<Utc>>,
     /// Groups with a representative pod.
     pub represented: &'a BTreeSet<i32>,
     /// The latest scale-down decision.
@@ -145,6 +147,7 @@ pub async fn write_groups(
     let mut groups = Vec::new();
     let mut ready_count = 0;
     let mut ids: BTreeSet<i32> = summary.active.clone();
+    ids.extend(summary.draining.keys().copied());
     ids.insert(0);
     for id in ids {
         let active = summary.active.contains(&id);
@@ -203,10 +206,17 @@ pub async fn write_groups(
                 .map(|s| format!("{namespace}/{}", copy_service_name(&s.name, group_name, id)))
                 .collect()
         };
-        let state = match (id, active) {
-            (_, true) => "Active",
-            (0, false) => "ScaledToZero",
+        let draining_since = summary.draining.get(&id).map(|since| Time(*since));
+        let state = match (id, active, draining_since.is_some()) {
+            (_, true, _) => "Active",
+            (_, false, true) => "Draining",
+            (0, false, false) => "ScaledToZero",
             _ => continue,
+        };
+        let services = if draining_since.is_some() && id > 0 {
+            Vec::new()
+        } else {
+            services
         };
         groups.push(GroupStatus {
             id,
@@ -215,7 +225,7 @@ pub async fn write_groups(
             ready,
             workloads,
             services,
-            draining_since: None,
+            draining_since,
         });
     }
     let current = i32::try_from(summary.active.len()).unwrap_or(i32::MAX);

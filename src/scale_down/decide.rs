@@ -6,7 +6,7 @@ use std::time::Instant;
 use tracing::info;
 
 use super::promql::scale_down_query;
-use super::values::{values_from_annotations, values_from_response};
+use super::values::{present_values, values_from_annotations, values_from_response};
 use super::PrometheusClient;
 use crate::api::ScaleDown;
 use crate::group_replication::victims::{
@@ -79,4 +79,19 @@ pub async fn decide(
             )
         }
     }
+}
+
+/// The current value of the scale-down metric per group, for draining groups; `None` when
+/// there is no metric, no Prometheus, or the query fails (a drain then waits for its timeout).
+pub async fn current_values(
+    prometheus: Option<&PrometheusClient>,
+    metrics: &Metrics,
+    scale_down: Option<&ScaleDown>,
+) -> Option<BTreeMap<i32, f64>> {
+    let (metric, client) = (scale_down?.metric.as_ref()?, prometheus?);
+    let query = scale_down_query(metric);
+    let started = Instant::now();
+    let answer = client.query(&query).await;
+    metrics.observe_prometheus_query(started.elapsed(), answer.is_ok());
+    present_values(&answer.ok()?)
 }

@@ -7,5 +7,5 @@ mod prometheus;
 pub mod promql;
 pub mod values;
 
-pub use decide::{decide, DecisionInputs};
+pub use decide::{current_values, decide, DecisionInputs};
 pub use prometheus::{PrometheusClient, PrometheusConfig, PrometheusError};

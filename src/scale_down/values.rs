@@ -95,6 +95,28 @@ pub fn values_from_response(
     Ok(values)
 }
 
+/// Every finite per-group value in a successful vector response, whatever groups it covers.
+pub fn present_values(response: &QueryResponse) -> Option<BTreeMap<i32, f64>> {
+    if response.status != "success" {
+        return None;
+    }
+    let data = response
+        .data
+        .as_ref()
+        .filter(|d| d.result_type == "vector")?;
+    Some(
+        data.result
+            .iter()
+            .filter_map(|s| {
+                Some((
+                    s.metric.get("group_id")?.trim().parse().ok()?,
+                    numeric(&s.value.1)?,
+                ))
+            })
+            .collect(),
+    )
+}
+
 /// One value per candidate from the annotation on each group's copy of the first target.
 pub fn values_from_annotations(
     annotations: &BTreeMap<i32, Option<String>>,
