@@ -7,7 +7,7 @@ mod support;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::prometheus::{http, urlencode, Prometheus};
+use support::prometheus::Prometheus;
 use support::{
     apply, env, env_with, get_json, names, namespace, run_kubectl, scale_rsg, wait_for,
     wait_rsg_converged, EnvOptions,
@@ -139,27 +139,6 @@ fn gauge_values_choose_the_victims_in_both_orders() {
     );
 }
 
-fn rates(prometheus: &Prometheus, query: &str) -> Vec<(i32, f64)> {
-    let url = format!("{}/api/v1/query?query={}", prometheus.url, urlencode(query));
-    let Ok((_, body)) = http("GET", &url, None) else {
-        return Vec::new();
-    };
-    let value: Value = serde_json::from_str(&body).unwrap_or_default();
-    let mut found: Vec<(i32, f64)> = value["data"]["result"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|s| {
-            Some((
-                s["metric"]["group_id"].as_str()?.parse().ok()?,
-                s["value"][1].as_str()?.parse().ok()?,
-            ))
-        })
-        .collect();
-    found.sort_by_key(|(g, _)| *g);
-    found
-}
-
 #[test]
 fn counter_rates_choose_the_victims() {
     let prometheus = prometheus();
@@ -191,7 +170,7 @@ fn counter_rates_choose_the_victims() {
         "the rates to rank the groups 3 < 0 < 2 < 1",
         Duration::from_secs(30),
         || {
-            let found = rates(prometheus, query);
+            let found = prometheus.query_values(query);
             let ranked = found.len() == 4
                 && found[3].1 < found[0].1
                 && found[0].1 < found[2].1

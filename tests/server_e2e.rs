@@ -34,35 +34,25 @@ fn project_secret(dir: &Path, version: &str, source: &Path) {
 
 fn served_certificate(port: u16, ca: &[u8]) -> Result<Vec<u8>, String> {
     let ca = ca.to_vec();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
+    support::block_on_helper(async move {
+        let client = reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(&ca).map_err(|e| e.to_string())?)
+            .tls_info(true)
             .build()
             .map_err(|e| e.to_string())?;
-        runtime.block_on(async move {
-            let client = reqwest::Client::builder()
-                .add_root_certificate(
-                    reqwest::Certificate::from_pem(&ca).map_err(|e| e.to_string())?,
-                )
-                .tls_info(true)
-                .build()
-                .map_err(|e| e.to_string())?;
-            let response = client
-                .get(format!("https://127.0.0.1:{port}/healthz"))
-                .send()
-                .await
-                .map_err(|e| e.to_string())?;
-            let info = response
-                .extensions()
-                .get::<reqwest::tls::TlsInfo>()
-                .ok_or("no TLS info")?;
-            info.peer_certificate()
-                .map(<[u8]>::to_vec)
-                .ok_or_else(|| "no peer certificate".to_string())
-        })
+        let response = client
+            .get(format!("https://127.0.0.1:{port}/healthz"))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let info = response
+            .extensions()
+            .get::<reqwest::tls::TlsInfo>()
+            .ok_or("no TLS info")?;
+        info.peer_certificate()
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| "no peer certificate".to_string())
     })
-    .join()
-    .map_err(|_| "panicked".to_string())?
 }
 
 #[test]

@@ -4,11 +4,12 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use kube::api::{Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::reflector::ObjectRef;
-use kube::{Client, Resource};
+use kube::{Api, Client, Resource, ResourceExt};
 
-use crate::api::ResourceScalingGroup;
+use crate::api::{ResourceScalingGroup, ResourceScalingGroupStatus};
 use crate::cache::Stores;
 use crate::metrics::Metrics;
 use crate::scale_down::PrometheusClient;
@@ -78,6 +79,24 @@ impl Context {
         if let Err(err) = self.recorder.publish(&event, &rsg.object_ref(&())).await {
             tracing::warn!(error = %err, reason, "could not publish an Event");
         }
+    }
+
+    /// Writes `status` to the RSG's status subresource (a merge patch).
+    pub async fn write_status(
+        &self,
+        rsg: &ResourceScalingGroup,
+        status: &ResourceScalingGroupStatus,
+    ) -> Result<(), kube::Error> {
+        let api: Api<ResourceScalingGroup> =
+            Api::namespaced(self.client.clone(), &rsg.namespace().unwrap_or_default());
+        let patch = serde_json::json!({ "status": status });
+        api.patch_status(
+            &rsg.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await?;
+        Ok(())
     }
 
     /// The delay before retrying `rsg` after a failure: 1s doubling to 5 minutes.

@@ -10,11 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::{Action, Config, Controller};
 use kube::runtime::reflector::ObjectRef;
-use kube::{Api, ResourceExt};
-use serde_json::json;
+use kube::ResourceExt;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn, Instrument};
 
@@ -182,13 +180,6 @@ async fn write_ready(
         message,
         rsg.metadata.generation,
     );
-    let api: Api<ResourceScalingGroup> =
-        Api::namespaced(ctx.client.clone(), &rsg.namespace().unwrap_or_default());
-    api.patch_status(
-        &rsg.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(&json!({"status": status})),
-    )
-    .await?;
+    ctx.write_status(rsg, &status).await?;
     Ok(())
 }

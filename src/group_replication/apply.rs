@@ -257,11 +257,7 @@ async fn roll_back(
                 ctx.workloads.delete(kind, namespace, name).await?
             }
             Missing::Service { name, .. } => {
-                match services.delete(name, &DeleteParams::background()).await {
-                    Ok(_) => {}
-                    Err(kube::Error::Api(status)) if status.code == 404 => {}
-                    Err(err) => return Err(err.into()),
-                }
+                delete_service(services, name).await?;
             }
         }
     }
@@ -288,6 +284,15 @@ pub async fn remove_copy_group(
     Ok(deleted)
 }
 
+/// Deletes a Service; a missing one is not an error. Returns whether it existed.
+async fn delete_service(api: &Api<Service>, name: &str) -> Result<bool, ReconcileError> {
+    match api.delete(name, &DeleteParams::background()).await {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
+        Err(err) => Err(err.into()),
+    }
+}
+
 /// Deletes the Service copies of group `id`.
 pub async fn delete_copy_services(
     ctx: &Context,
@@ -310,10 +315,8 @@ pub async fn delete_copy_services(
         if !is_group {
             continue;
         }
-        match api.delete(name, &DeleteParams::background()).await {
-            Ok(_) => deleted.push(format!("Service {namespace}/{name}")),
-            Err(kube::Error::Api(status)) if status.code == 404 => {}
-            Err(err) => return Err(err.into()),
+        if delete_service(&api, name).await? {
+            deleted.push(format!("Service {namespace}/{name}"));
         }
     }
     Ok(deleted)

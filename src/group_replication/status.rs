@@ -4,9 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::chrono::{DateTime, Utc};
-use kube::api::{Patch, PatchParams};
-use kube::{Api, ResourceExt};
-use serde_json::json;
+use kube::ResourceExt;
 
 use super::observe::Observation;
 use super::victims::VictimDecision;
@@ -85,16 +83,7 @@ async fn patch_status(
     rsg: &ResourceScalingGroup,
     status: &ResourceScalingGroupStatus,
 ) -> Result<(), ReconcileError> {
-    let api: Api<ResourceScalingGroup> =
-        Api::namespaced(ctx.client.clone(), &rsg.namespace().unwrap_or_default());
-    let patch = json!({"status": status});
-    api.patch_status(
-        &rsg.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(&patch),
-    )
-    .await?;
-    Ok(())
+    Ok(ctx.write_status(rsg, status).await?)
 }
 
 /// Writes problems that stopped the reconcile before any group work.

@@ -7,8 +7,6 @@
 
 use std::time::Duration;
 
-use kube::api::{Patch, PatchParams};
-use kube::{Api, ResourceExt};
 use serde_json::json;
 use tracing::{info, warn};
 
@@ -277,14 +275,7 @@ pub async fn reconcile(
         message,
         rsg.metadata.generation,
     );
-    let api: Api<ResourceScalingGroup> =
-        Api::namespaced(ctx.client.clone(), &rsg.namespace().unwrap_or_default());
-    api.patch_status(
-        &rsg.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(&json!({"status": status})),
-    )
-    .await?;
+    ctx.write_status(rsg, &status).await?;
     let dynamic = std::iter::once(&leader.kind)
         .chain(
             config

@@ -227,3 +227,21 @@ pub fn scale_rsg(namespace: &str, name: &str, replicas: i32) {
         &format!("--replicas={replicas}"),
     ]);
 }
+
+/// Runs `work` to completion on a helper thread with its own runtime, so blocking test code
+/// can make async requests whether or not it already runs inside a runtime.
+pub fn block_on_helper<T, F>(work: F) -> Result<T, String>
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = Result<T, String>> + Send + 'static,
+{
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        runtime.block_on(work)
+    })
+    .join()
+    .map_err(|_| "helper thread panicked".to_string())?
+}

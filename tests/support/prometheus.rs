@@ -33,29 +33,20 @@ fn binary(name: &str) -> String {
 /// A blocking HTTP request on a helper thread (tests may already run inside a runtime).
 pub fn http(method: &str, url: &str, body: Option<String>) -> Result<(u16, String), String> {
     let (method, url) = (method.to_string(), url.to_string());
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
+    super::block_on_helper(async move {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
             .build()
             .map_err(|e| e.to_string())?;
-        runtime.block_on(async move {
-            let client = reqwest::Client::builder()
-                .timeout(Duration::from_secs(5))
-                .build()
-                .map_err(|e| e.to_string())?;
-            let method =
-                reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?;
-            let mut request = client.request(method, &url);
-            if let Some(body) = body {
-                request = request.body(body);
-            }
-            let response = request.send().await.map_err(|e| e.to_string())?;
-            let status = response.status().as_u16();
-            Ok((status, response.text().await.map_err(|e| e.to_string())?))
-        })
+        let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?;
+        let mut request = client.request(method, &url);
+        if let Some(body) = body {
+            request = request.body(body);
+        }
+        let response = request.send().await.map_err(|e| e.to_string())?;
+        let status = response.status().as_u16();
+        Ok((status, response.text().await.map_err(|e| e.to_string())?))
     })
-    .join()
-    .map_err(|_| "request thread panicked".to_string())?
 }
 
 impl Prometheus {
@@ -125,26 +116,35 @@ impl Prometheus {
         );
     }
 
+    /// The current `(group_id, value)` pairs `query` returns, sorted by group.
+    pub fn query_values(&self, query: &str) -> Vec<(i32, f64)> {
+        let url = format!("{}/api/v1/query?query={}", self.url, urlencode(query));
+        let Ok((_, body)) = http("GET", &url, None) else {
+            return Vec::new();
+        };
+        let value: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        let mut found: Vec<(i32, f64)> = value["data"]["result"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| {
+                Some((
+                    s["metric"]["group_id"].as_str()?.parse().ok()?,
+                    s["value"][1].as_str()?.parse().ok()?,
+                ))
+            })
+            .collect();
+        found.sort_by_key(|(g, _)| *g);
+        found
+    }
+
     /// Waits until `query` returns exactly `expected` (group_id -> value, compared at 1e-6).
     pub fn wait_query(&self, query: &str, expected: &[(i32, f64)]) {
-        let url = format!("{}/api/v1/query?query={}", self.url, urlencode(query));
         wait_for(
             &format!("Prometheus to answer {query} with {expected:?}"),
             Duration::from_secs(60),
             || {
-                let (_, body) = http("GET", &url, None).ok()?;
-                let value: serde_json::Value = serde_json::from_str(&body).ok()?;
-                let result = value["data"]["result"].as_array()?;
-                let mut found: Vec<(i32, f64)> = result
-                    .iter()
-                    .filter_map(|s| {
-                        Some((
-                            s["metric"]["group_id"].as_str()?.parse().ok()?,
-                            s["value"][1].as_str()?.parse().ok()?,
-                        ))
-                    })
-                    .collect();
-                found.sort_by_key(|(g, _)| *g);
+                let found = self.query_values(query);
                 let matches = found.len() == expected.len()
                     && found
                         .iter()

@@ -55,26 +55,16 @@ pub fn generate_certs(dir: &Path) -> String {
 pub fn https_get(port: u16, cert_dir: &Path, path: &str) -> Result<(u16, String), String> {
     let ca = std::fs::read(cert_dir.join("ca.crt")).map_err(|e| e.to_string())?;
     let url = format!("https://127.0.0.1:{port}{path}");
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
+    super::block_on_helper(async move {
+        let client = reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(&ca).map_err(|e| e.to_string())?)
+            .timeout(Duration::from_secs(5))
             .build()
             .map_err(|e| e.to_string())?;
-        runtime.block_on(async move {
-            let client = reqwest::Client::builder()
-                .add_root_certificate(
-                    reqwest::Certificate::from_pem(&ca).map_err(|e| e.to_string())?,
-                )
-                .timeout(Duration::from_secs(5))
-                .build()
-                .map_err(|e| e.to_string())?;
-            let response = client.get(&url).send().await.map_err(|e| e.to_string())?;
-            let status = response.status().as_u16();
-            Ok((status, response.text().await.map_err(|e| e.to_string())?))
-        })
+        let response = client.get(&url).send().await.map_err(|e| e.to_string())?;
+        let status = response.status().as_u16();
+        Ok((status, response.text().await.map_err(|e| e.to_string())?))
     })
-    .join()
-    .map_err(|_| "request thread panicked".to_string())?
 }
 
 impl RsgProcess {

@@ -1,0 +1,72 @@
+//! Every sample in manifests/samples/ applies and does what its comment says.
+
+mod support;
+
+use std::time::Duration;
+
+use support::{
+    env_with, get_json, run_kubectl, wait_for, wait_rsg_converged, wait_rsg_reason, EnvOptions,
+};
+
+const SAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/manifests/samples");
+
+#[test]
+fn the_samples_apply_and_converge() {
+    env_with(EnvOptions {
+        controller_manager: true,
+        ..EnvOptions::default()
+    });
+    run_kubectl(&["apply", "-f", &format!("{SAMPLES}/00-namespaces.yaml")]);
+    run_kubectl(&["apply", "-f", SAMPLES]);
+    wait_rsg_converged("scaling-system", "llm-pd-group", 2);
+    assert!(get_json("deployment", "scaling-system", "pd-llm-prefill-1").is_some());
+    assert!(get_json("service", "scaling-system", "llm-decode-pd-1").is_some());
+    wait_rsg_converged("scaling-system", "vllm-cluster", 3);
+    assert_eq!(
+        get_json("statefulset", "scaling-system", "svc-vllm-2").unwrap()["spec"]["serviceName"],
+        "vllm-svc-2"
+    );
+    wait_rsg_reason("scaling-system", "leader-follower", "Reconciled");
+    wait_for(
+        "the leader/follower sample's 3 / 6 / 3",
+        Duration::from_secs(30),
+        || {
+            let replicas = |name: &str| {
+                get_json("deployment", "scaling-system", name)
+                    .and_then(|d| d["spec"]["replicas"].as_i64())
+            };
+            (replicas("scheduler") == Some(3)
+                && replicas("worker") == Some(6)
+                && replicas("sidecar") == Some(3))
+            .then_some(())
+        },
+    );
+    // The HPA sample is accepted by the API server (its API exists in every supported version).
+    run_kubectl(&[
+        "apply",
+        "--dry-run=server",
+        "-f",
+        &format!("{SAMPLES}/autoscalers/hpa.yaml"),
+    ]);
+}
+
+#[test]
+fn samples_for_other_operators_are_well_formed() {
+    for (file, kind) in [
+        ("autoscalers/keda.yaml", "ScaledObject"),
+        ("monitoring/servicemonitor-group-id.yaml", "PodMonitor"),
+    ] {
+        let text = std::fs::read_to_string(format!("{SAMPLES}/{file}")).unwrap();
+        let value: serde_json::Value =
+            serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert_eq!(value["kind"], kind, "{file}");
+    }
+    let keda: serde_json::Value = serde_yaml::from_str(
+        &std::fs::read_to_string(format!("{SAMPLES}/autoscalers/keda.yaml")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        keda["spec"]["scaleTargetRef"]["kind"],
+        "ResourceScalingGroup"
+    );
+}
