@@ -70,3 +70,21 @@ fn samples_for_other_operators_are_well_formed() {
         "ResourceScalingGroup"
     );
 }
+
+#[test]
+fn the_install_manifests_are_accepted_by_the_api_server() {
+    env_with(EnvOptions {
+        controller_manager: true,
+        ..EnvOptions::default()
+    });
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/manifests/install");
+    run_kubectl(&["apply", "-f", &format!("{dir}/00-namespace.yaml")]);
+    let ca = support::env().rsg.ca_bundle.clone();
+    for file in ["10-rbac.yaml", "20-deployment.yaml", "30-webhooks.yaml"] {
+        let text = std::fs::read_to_string(format!("{dir}/{file}"))
+            .unwrap()
+            .replace("CA_BUNDLE", &ca);
+        let out = support::kubectl_apply(&support::env().kubeconfig, &text, &["--dry-run=server"]);
+        assert!(out.success, "{file}: {}", out.stderr);
+    }
+}
