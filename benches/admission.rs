@@ -137,7 +137,18 @@ fn main() {
     let out = kubectl_apply(&plane.kubeconfig, BASE_WORKLOADS, &[]);
     assert!(out.success, "{}", out.stderr);
 
-    let rsg = RsgProcess::start(&dir, &plane.kubeconfig, "rsg-bench");
+    // Admission only: the reconcile loops would otherwise work on the 10,000 filler RSGs
+    // (whose targets do not exist) while the webhook is measured.
+    let cert_dir = dir.join("rsg-bench-certs");
+    let ca_bundle = generate_certs(&cert_dir);
+    let rsg = RsgProcess::start_with_certs(
+        &dir,
+        &plane.kubeconfig,
+        "rsg-bench",
+        cert_dir,
+        ca_bundle,
+        &["--run-controllers=false"],
+    );
     let ca = std::fs::read(rsg.cert_dir.join("ca.crt")).expect("CA");
     let pure = RsgProcess::start_with_certs(
         &dir,
@@ -145,7 +156,7 @@ fn main() {
         "rsg-bench-no-live-checks",
         rsg.cert_dir.clone(),
         rsg.ca_bundle.clone(),
-        &["--admission-live-checks=false"],
+        &["--admission-live-checks=false", "--run-controllers=false"],
     );
     let agnhost_certs = dir.join("agnhost-certs");
     generate_certs(&agnhost_certs);

@@ -65,6 +65,9 @@ pub struct RunArgs {
     /// templates use from the API server (for warnings and Service name checks).
     #[arg(long, env = "RSG_ADMISSION_LIVE_CHECKS", default_value_t = true, action = clap::ArgAction::Set)]
     pub admission_live_checks: bool,
+    /// Whether the reconcile loops run; `false` serves only the webhooks, health and metrics.
+    #[arg(long, env = "RSG_RUN_CONTROLLERS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub run_controllers: bool,
     /// After SIGTERM, how long to keep serving while reporting not ready.
     #[arg(long, env = "RSG_SHUTDOWN_DELAY", default_value = "0s", value_parser = parse_duration)]
     pub shutdown_delay: Duration,

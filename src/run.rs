@@ -116,10 +116,24 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         metrics.clone(),
         prometheus,
     ));
-    let controller = tokio::spawn(controller::run(context, feeds, shutdown.clone()));
+    let controller = if args.run_controllers {
+        Some(tokio::spawn(controller::run(
+            context,
+            feeds,
+            shutdown.clone(),
+        )))
+    } else {
+        // Without a subscriber the shared watch never waits on the controller.
+        drop(feeds);
+        info!("controllers disabled: serving the webhooks, health and metrics only");
+        None
+    };
 
     server::serve(listener, tls, app, shutdown, args.drain_timeout).await;
-    if let Err(err) = controller.await {
+    if let Some(Err(err)) = match controller {
+        Some(task) => Some(task.await),
+        None => None,
+    } {
         warn!(error = %err, "controller task ended abnormally");
     }
     info!("stopped");

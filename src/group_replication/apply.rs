@@ -15,16 +15,10 @@ use super::{Problem, ReconcileError};
 use crate::api::{ResourceScalingGroup, LABEL_GROUP_ID, LABEL_MANAGED, LABEL_NAME};
 use crate::controller::Context;
 use crate::naming::{copy_service_name, copy_workload_name};
-use crate::workload::WorkloadKind;
+use crate::workload::{label, WorkloadKind};
 
 fn labelled_ours(object: &Value, rsg_name: &str) -> bool {
-    object
-        .pointer(&format!(
-            "/metadata/labels/{}",
-            LABEL_NAME.replace('/', "~1")
-        ))
-        .and_then(Value::as_str)
-        == Some(rsg_name)
+    label(object, LABEL_NAME) == Some(rsg_name)
 }
 
 /// Base Service name → its copy's name in group `id`.
@@ -231,13 +225,9 @@ async fn conflicting_owner(
             .await?
             .map(|s| serde_json::to_value(s).unwrap_or_default()),
     };
-    let rsg_label = existing.as_ref().and_then(|o| {
-        o.pointer(&format!(
-            "/metadata/labels/{}",
-            LABEL_NAME.replace('/', "~1")
-        ))
-        .cloned()
-    });
+    let rsg_label = existing
+        .as_ref()
+        .and_then(|o| label(o, LABEL_NAME).map(str::to_string));
     Ok(match (existing, rsg_label) {
         (None, _) => None,
         (Some(_), Some(_)) => None,
@@ -305,13 +295,7 @@ pub async fn delete_copy_services(
     let mut deleted = Vec::new();
     for service in obs.copy_services.get(&id).into_iter().flatten() {
         let name = service["metadata"]["name"].as_str().unwrap_or_default();
-        let is_group = service
-            .pointer(&format!(
-                "/metadata/labels/{}",
-                LABEL_GROUP_ID.replace('/', "~1")
-            ))
-            .and_then(Value::as_str)
-            == Some(id.to_string().as_str());
+        let is_group = label(service, LABEL_GROUP_ID) == Some(id.to_string().as_str());
         if !is_group {
             continue;
         }
@@ -367,20 +351,8 @@ pub async fn adopt_bases(
     let rsg_name = rsg.name_any();
     let mut adopted = Vec::new();
     for target in &obs.targets {
-        let group = target
-            .base
-            .pointer(&format!(
-                "/metadata/labels/{}",
-                LABEL_GROUP_ID.replace('/', "~1")
-            ))
-            .and_then(Value::as_str);
-        let managed = target
-            .base
-            .pointer(&format!(
-                "/metadata/labels/{}",
-                LABEL_MANAGED.replace('/', "~1")
-            ))
-            .is_some();
+        let group = label(&target.base, LABEL_GROUP_ID);
+        let managed = label(&target.base, LABEL_MANAGED).is_some();
         if labelled_ours(&target.base, &rsg_name) && group == Some("0") && managed {
             continue;
         }

@@ -14,7 +14,8 @@ use crate::api::{ResourceScalingGroup, LABEL_GROUP_ID, LABEL_NAME, LABEL_TARGET}
 use crate::cache::labelled;
 use crate::controller::Context;
 use crate::workload::{
-    object_to_value, pod_template_labels, selector_matches_template, AccessError, WorkloadKind,
+    self, label, object_to_value, pod_template_labels, selector_matches_template, AccessError,
+    WorkloadKind,
 };
 
 /// Annotation on base workloads while the RSG holds group 0 at zero replicas.
@@ -72,15 +73,7 @@ impl Observation {
         let Some(first) = self.targets.first() else {
             return BTreeMap::new();
         };
-        let read = |object: &Value| {
-            object
-                .pointer(&format!(
-                    "/metadata/annotations/{}",
-                    annotation.replace('/', "~1")
-                ))
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        };
+        let read = |object: &Value| workload::annotation(object, annotation).map(str::to_string);
         std::iter::once((0, read(&first.base)))
             .chain(first.copies.iter().map(|(id, copy)| (*id, read(copy))))
             .collect()
@@ -88,32 +81,14 @@ impl Observation {
 }
 
 fn draining_since(object: &Value) -> Option<DateTime<Utc>> {
-    let text = object
-        .pointer(&format!(
-            "/metadata/annotations/{}",
-            ANNOTATION_DRAINING_SINCE.replace('/', "~1")
-        ))?
-        .as_str()?;
+    let text = workload::annotation(object, ANNOTATION_DRAINING_SINCE)?;
     DateTime::parse_from_rfc3339(text)
         .ok()
         .map(|t| t.with_timezone(&Utc))
 }
 
 fn group_of(object: &Value) -> Option<i32> {
-    object
-        .pointer(&format!(
-            "/metadata/labels/{}",
-            LABEL_GROUP_ID.replace('/', "~1")
-        ))?
-        .as_str()?
-        .parse()
-        .ok()
-}
-
-fn label<'a>(object: &'a Value, key: &str) -> Option<&'a str> {
-    object
-        .pointer(&format!("/metadata/labels/{}", key.replace('/', "~1")))?
-        .as_str()
+    label(object, LABEL_GROUP_ID)?.parse().ok()
 }
 
 fn access_problem(target: &str, what: &str, err: AccessError) -> Result<Problem, ReconcileError> {
@@ -256,15 +231,9 @@ pub async fn observe(
         }
     }
     let group0_held = !targets.is_empty()
-        && targets.iter().all(|t| {
-            t.base
-                .pointer(&format!(
-                    "/metadata/annotations/{}",
-                    ANNOTATION_HELD_AT_ZERO.replace('/', "~1")
-                ))
-                .and_then(Value::as_str)
-                == Some("true")
-        });
+        && targets
+            .iter()
+            .all(|t| workload::annotation(&t.base, ANNOTATION_HELD_AT_ZERO) == Some("true"));
     let mut draining = BTreeMap::new();
     for target in &targets {
         if let Some(since) = draining_since(&target.base).filter(|_| !group0_held) {

@@ -17,7 +17,7 @@ use crate::api::{
 use crate::controller::conditions::{reason, with_condition, READY};
 use crate::controller::Context;
 use crate::group_replication::ReconcileError;
-use crate::workload::{spec_replicas, AccessError, WorkloadKind};
+use crate::workload::{label, spec_replicas, AccessError, WorkloadKind};
 
 /// A workload named by a leader or follower entry.
 struct Member<'a> {
@@ -297,13 +297,7 @@ pub async fn reconcile(
 
 /// Labels a leader or follower `rsg.io/managed` (metadata only) so its changes are watched.
 async fn adopt(ctx: &Context, member: &Member<'_>, object: &serde_json::Value) {
-    let labelled = object
-        .pointer(&format!(
-            "/metadata/labels/{}",
-            LABEL_MANAGED.replace('/', "~1")
-        ))
-        .is_some();
-    if labelled {
+    if label(object, LABEL_MANAGED).is_some() {
         return;
     }
     let patch = json!({"metadata": {"labels": {LABEL_MANAGED: "true"}}});

@@ -13,3 +13,5 @@ mod access;
 pub use access::{object_to_value, AccessError, WorkloadAccess};
 mod readiness;
 pub use readiness::{is_fully_ready, spec_replicas};
+mod meta;
+pub use meta::{annotation, label};
