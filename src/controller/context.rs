@@ -11,6 +11,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 
 use crate::api::{ResourceScalingGroup, ResourceScalingGroupStatus};
 use crate::cache::Stores;
+use crate::controller::conditions::{with_condition, READY};
 use crate::metrics::Metrics;
 use crate::scale_down::PrometheusClient;
 use crate::workload::WorkloadAccess;
@@ -97,6 +98,41 @@ impl Context {
         )
         .await?;
         Ok(())
+    }
+
+    /// Sets the Ready condition (and observedGeneration) only. Nothing is written when the
+    /// condition already says this; a Warning Event goes out whenever a not-ready reason or
+    /// message is new.
+    pub async fn write_ready(
+        &self,
+        rsg: &ResourceScalingGroup,
+        ready: bool,
+        why: &str,
+        message: String,
+    ) -> Result<(), kube::Error> {
+        let mut status = rsg.status.clone().unwrap_or_default();
+        let unchanged = status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == READY && c.reason == why && c.message == message)
+            && status.observed_generation == rsg.metadata.generation;
+        if unchanged {
+            return Ok(());
+        }
+        if !ready {
+            self.event(rsg, true, why, "Reconcile", message.clone())
+                .await;
+        }
+        status.observed_generation = rsg.metadata.generation;
+        status.conditions = with_condition(
+            status.conditions,
+            READY,
+            ready,
+            why,
+            message,
+            rsg.metadata.generation,
+        );
+        self.write_status(rsg, &status).await
     }
 
     /// The delay before retrying `rsg` after a failure: 1s doubling to 5 minutes.

@@ -23,7 +23,7 @@ use crate::cache::ControllerFeeds;
 use crate::group_replication::{self, ReconcileError};
 use crate::inplace_scaling;
 use crate::validation::{exclusive_target_errors, invalid_object_message, validate_rsg};
-use conditions::{reason, with_condition, READY};
+use conditions::reason;
 
 /// How many RSGs are reconciled at once.
 const CONCURRENCY: u16 = 4;
@@ -73,8 +73,9 @@ async fn reconcile(
             Ok(_) => ctx.reset_backoff(&ObjectRef::from_obj(rsg.as_ref())),
             Err(err) => {
                 let message = format!("retrying after an API error: {err}");
-                if let Err(status_err) =
-                    write_ready(&ctx, &rsg, false, reason::API_ERROR, message).await
+                if let Err(status_err) = ctx
+                    .write_ready(&rsg, false, reason::API_ERROR, message)
+                    .await
                 {
                     warn!(error = %status_err, "could not record the error in status");
                 }
@@ -95,7 +96,8 @@ async fn reconcile_strategy(
     let (errors, _) = validate_rsg(&name, &namespace, &rsg.spec);
     if !errors.is_empty() {
         let message = invalid_object_message("ResourceScalingGroup", &name, &errors);
-        write_ready(ctx, rsg, false, reason::INVALID_SPEC, message).await?;
+        ctx.write_ready(rsg, false, reason::INVALID_SPEC, message)
+            .await?;
         return Ok(Action::await_change());
     }
     let duplicates = exclusive_target_errors(&namespace, &name, &rsg.spec, |key| {
@@ -112,7 +114,8 @@ async fn reconcile_strategy(
             .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join("; ");
-        write_ready(ctx, rsg, false, reason::DUPLICATE_TARGET, message).await?;
+        ctx.write_ready(rsg, false, reason::DUPLICATE_TARGET, message)
+            .await?;
         return Ok(Action::requeue(Duration::from_secs(60)));
     }
     match rsg.spec.scaling_strategy.type_.as_str() {
@@ -148,38 +151,4 @@ fn claimed_earlier(ctx: &Context, rsg: &ResourceScalingGroup, namespace: &str, n
         )
     };
     key(other.as_ref()) < key(rsg)
-}
-
-/// Sets the Ready condition (and observedGeneration) only.
-async fn write_ready(
-    ctx: &Context,
-    rsg: &ResourceScalingGroup,
-    ready: bool,
-    why: &str,
-    message: String,
-) -> Result<(), ReconcileError> {
-    let mut status = rsg.status.clone().unwrap_or_default();
-    let unchanged = status
-        .conditions
-        .iter()
-        .any(|c| c.type_ == READY && c.reason == why && c.message == message)
-        && status.observed_generation == rsg.metadata.generation;
-    if unchanged {
-        return Ok(());
-    }
-    if !ready {
-        ctx.event(rsg, true, why, "Reconcile", message.clone())
-            .await;
-    }
-    status.observed_generation = rsg.metadata.generation;
-    status.conditions = with_condition(
-        status.conditions,
-        READY,
-        ready,
-        why,
-        message,
-        rsg.metadata.generation,
-    );
-    ctx.write_status(rsg, &status).await?;
-    Ok(())
 }

@@ -10,7 +10,9 @@ use kube::{Api, ResourceExt};
 use serde_json::{json, Value};
 
 use super::build::{build_service_copy, build_workload_copy, CopySpec, ServiceCopySpec};
-use super::observe::{Observation, ANNOTATION_DRAINING_SINCE, ANNOTATION_HELD_AT_ZERO};
+use super::observe::{
+    Observation, TargetState, ANNOTATION_DRAINING_SINCE, ANNOTATION_HELD_AT_ZERO,
+};
 use super::{Problem, ReconcileError};
 use crate::api::{ResourceScalingGroup, LABEL_GROUP_ID, LABEL_MANAGED, LABEL_NAME};
 use crate::controller::Context;
@@ -330,16 +332,26 @@ pub async fn set_group0(
         if target.kind.has_single_replica_count() {
             patch["spec"] = json!({"replicas": replicas});
         }
-        ctx.workloads
-            .merge_patch(
-                &target.kind,
-                &target.base_namespace,
-                &target.base_name,
-                &patch,
-            )
-            .await?;
+        patch_base(ctx, target, &patch).await?;
     }
     Ok(Ok(()))
+}
+
+/// Merge-patches a target's base workload.
+async fn patch_base(
+    ctx: &Context,
+    target: &TargetState,
+    patch: &Value,
+) -> Result<(), ReconcileError> {
+    Ok(ctx
+        .workloads
+        .merge_patch(
+            &target.kind,
+            &target.base_namespace,
+            &target.base_name,
+            patch,
+        )
+        .await?)
 }
 
 /// Labels each base workload (metadata only) as group 0 of this RSG.
@@ -357,14 +369,7 @@ pub async fn adopt_bases(
             continue;
         }
         let patch = json!({"metadata": {"labels": {LABEL_NAME: rsg_name, LABEL_GROUP_ID: "0", LABEL_MANAGED: "true"}}});
-        ctx.workloads
-            .merge_patch(
-                &target.kind,
-                &target.base_namespace,
-                &target.base_name,
-                &patch,
-            )
-            .await?;
+        patch_base(ctx, target, &patch).await?;
         adopted.push(format!(
             "{} {}/{}",
             target.kind.kind_name(),
@@ -388,14 +393,7 @@ pub async fn mark_draining(
     let patch = json!({"metadata": {"annotations": {ANNOTATION_DRAINING_SINCE: since}}});
     for target in &obs.targets {
         if id == 0 {
-            ctx.workloads
-                .merge_patch(
-                    &target.kind,
-                    &target.base_namespace,
-                    &target.base_name,
-                    &patch,
-                )
-                .await?;
+            patch_base(ctx, target, &patch).await?;
         } else if let Some(copy) = target.copies.get(&id) {
             let name = copy["metadata"]["name"].as_str().unwrap_or_default();
             ctx.workloads

@@ -78,21 +78,12 @@ fn base_status(rsg: &ResourceScalingGroup) -> ResourceScalingGroupStatus {
     rsg.status.clone().unwrap_or_default()
 }
 
-async fn patch_status(
-    ctx: &Context,
-    rsg: &ResourceScalingGroup,
-    status: &ResourceScalingGroupStatus,
-) -> Result<(), ReconcileError> {
-    Ok(ctx.write_status(rsg, status).await?)
-}
-
 /// Writes problems that stopped the reconcile before any group work.
 pub async fn write_problems(
     ctx: &Context,
     rsg: &ResourceScalingGroup,
     problems: &[Problem],
 ) -> Result<(), ReconcileError> {
-    let mut status = base_status(rsg);
     let first = problems
         .first()
         .map(Problem::reason)
@@ -102,25 +93,7 @@ pub async fn write_problems(
         .map(Problem::message)
         .collect::<Vec<_>>()
         .join("; ");
-    status.observed_generation = rsg.metadata.generation;
-    status.conditions = with_condition(
-        status.conditions,
-        READY,
-        false,
-        first,
-        message.clone(),
-        rsg.metadata.generation,
-    );
-    if rsg
-        .status
-        .as_ref()
-        .and_then(|s| s.conditions.iter().find(|c| c.type_ == READY))
-        .map(|c| c.message.as_str())
-        != Some(message.as_str())
-    {
-        ctx.event(rsg, true, first, "Reconcile", message).await;
-    }
-    patch_status(ctx, rsg, &status).await
+    Ok(ctx.write_ready(rsg, false, first, message).await?)
 }
 
 /// Writes the full status after a GroupReplication reconcile.
@@ -278,5 +251,5 @@ pub async fn write_groups(
         groups_message,
         generation,
     );
-    patch_status(ctx, rsg, &status).await
+    Ok(ctx.write_status(rsg, &status).await?)
 }

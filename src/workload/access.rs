@@ -151,7 +151,6 @@ impl WorkloadAccess {
         namespace: &str,
         name: &str,
     ) -> Result<Option<Value>, AccessError> {
-        let kind_name = kind.kind_name();
         let result = match self.typed(kind).await? {
             Typed::Deployment => get_typed::<Deployment>(&self.client, namespace, name).await,
             Typed::StatefulSet => get_typed::<StatefulSet>(&self.client, namespace, name).await,
@@ -166,13 +165,6 @@ impl WorkloadAccess {
             Ok(value) => Ok(value.map(|v| with_type_meta(v, kind))),
             Err(err) => Err(self.not_served_check(kind, err).await),
         }
-        .map_err(|e| match e {
-            AccessError::Convert { source, .. } => AccessError::Convert {
-                kind: kind_name.to_string(),
-                source,
-            },
-            other => other,
-        })
     }
 
     /// Workloads of `kind` in `namespace` matching `selector`.
