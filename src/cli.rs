@@ -32,7 +32,7 @@ pub enum LogFormat {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the service: webhooks, health, metrics and the controllers.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print the CustomResourceDefinition generated from the Rust types.
     Crd,
     /// Generate a CA and a serving certificate for local use and print the caBundle.
@@ -86,6 +86,33 @@ pub struct RunArgs {
     /// Bound on one Prometheus query; past it the decision falls back.
     #[arg(long, env = "RSG_PROMETHEUS_TIMEOUT", default_value = "3s", value_parser = parse_duration)]
     pub prometheus_timeout: Duration,
+    /// Whether replicas elect a leader through a Lease; only the leader reconciles. Turn off
+    /// only when exactly one replica runs.
+    #[arg(long, env = "RSG_LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_election: bool,
+    /// Namespace of the leader Lease (default: the pod's namespace, `POD_NAMESPACE`, or the
+    /// kubeconfig's namespace).
+    #[arg(long, env = "RSG_LEADER_ELECTION_NAMESPACE")]
+    pub leader_election_namespace: Option<String>,
+    /// Name of the leader Lease.
+    #[arg(
+        long,
+        env = "RSG_LEADER_ELECTION_LEASE_NAME",
+        default_value = "rsg-leader"
+    )]
+    pub leader_election_lease_name: String,
+    /// This replica's identity in the Lease (default: the pod name, else host name and pid).
+    #[arg(long, env = "POD_NAME")]
+    pub leader_election_identity: Option<String>,
+    /// How long a leader's claim holds without renewal; a standby takes over after it.
+    #[arg(long, env = "RSG_LEASE_DURATION", default_value = "15s", value_parser = parse_duration)]
+    pub lease_duration: Duration,
+    /// How long the leader keeps reconciling while renewals fail (less than the lease duration).
+    #[arg(long, env = "RSG_RENEW_DEADLINE", default_value = "10s", value_parser = parse_duration)]
+    pub renew_deadline: Duration,
+    /// How often the Lease is tried or renewed.
+    #[arg(long, env = "RSG_RETRY_PERIOD", default_value = "2s", value_parser = parse_duration)]
+    pub retry_period: Duration,
 }
 
 /// `rsg certs` options.

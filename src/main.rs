@@ -66,7 +66,7 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            match runtime.block_on(rsg::run::run(args)) {
+            match runtime.block_on(rsg::run::run(*args)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(err) => {
                     tracing::error!(error = %err, "rsg stopped");

@@ -3,6 +3,7 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
@@ -77,6 +78,8 @@ pub struct Metrics {
     pub prometheus_queries: Family<QueryLabels, Counter>,
     /// Prometheus query latency in seconds.
     pub prometheus_query_duration: Histogram,
+    /// 1 while this replica holds the Lease and reconciles.
+    pub leader: Gauge,
 }
 
 impl Default for Metrics {
@@ -126,6 +129,12 @@ impl Default for Metrics {
             "Time a Prometheus query takes",
             prometheus_query_duration.clone(),
         );
+        let leader = Gauge::default();
+        registry.register(
+            "leader",
+            "1 while this replica holds the leader Lease and runs the controllers",
+            leader.clone(),
+        );
         Self {
             registry,
             admission_requests,
@@ -135,6 +144,7 @@ impl Default for Metrics {
             scale_down_decisions,
             prometheus_queries,
             prometheus_query_duration,
+            leader,
         }
     }
 }

@@ -14,6 +14,7 @@ use crate::cache::Stores;
 use crate::certs::CertStore;
 use crate::cli::RunArgs;
 use crate::controller::{self, Context};
+use crate::leader::{Elector, LeaseSettings};
 use crate::metrics::Metrics;
 use crate::scale_down::{PrometheusClient, PrometheusConfig, PrometheusError};
 use crate::server::{self, Readiness, TlsConfigError};
@@ -30,6 +31,9 @@ pub enum RunError {
     /// The Prometheus client could not be built.
     #[error(transparent)]
     Prometheus(#[from] PrometheusError),
+    /// Options that contradict each other.
+    #[error("invalid options: {0}")]
+    Options(String),
     /// The port could not be bound or a signal handler installed.
     #[error("{what}: {source}")]
     Io {
@@ -42,7 +46,8 @@ pub enum RunError {
 pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let client = Client::try_default().await?;
-    let (stores, feeds) = Stores::start(client.clone());
+    let lease = lease_settings(&args, &client)?;
+    let stores = Stores::start(client.clone());
     let certs = Arc::new(CertStore::new(&args.cert_dir, provider.clone()));
     if let Err(err) = certs.reload() {
         warn!(error = %err, dir = %args.cert_dir.display(), "no serving certificate yet; not ready until one loads");
@@ -107,7 +112,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     }
     let reporter = Reporter {
         controller: "rsg".into(),
-        instance: std::env::var("POD_NAME").ok(),
+        instance: lease.as_ref().map(|l| l.identity.clone()),
     };
     let context = Arc::new(Context::new(
         client.clone(),
@@ -116,26 +121,78 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         metrics.clone(),
         prometheus,
     ));
-    let controller = if args.run_controllers {
-        Some(tokio::spawn(controller::run(
+    // Without leader election this replica always leads; the sender then lives to the end.
+    let (leading_tx, leading) = tokio::sync::watch::channel(lease.is_none());
+    let elector_stop = CancellationToken::new();
+    let elector = match (&lease, args.run_controllers) {
+        (Some(settings), true) => Some(tokio::spawn(
+            Elector::new(client.clone(), settings.clone()).run(leading_tx, elector_stop.clone()),
+        )),
+        _ => None,
+    };
+    let controllers = if args.run_controllers {
+        Some(tokio::spawn(controller::run_while_leading(
             context,
-            feeds,
+            leading,
             shutdown.clone(),
         )))
     } else {
-        // Without a subscriber the shared watch never waits on the controller.
-        drop(feeds);
         info!("controllers disabled: serving the webhooks, health and metrics only");
         None
     };
 
     server::serve(listener, tls, app, shutdown, args.drain_timeout).await;
-    if let Some(Err(err)) = match controller {
+    if let Some(Err(err)) = match controllers {
         Some(task) => Some(task.await),
         None => None,
     } {
         warn!(error = %err, "controller task ended abnormally");
     }
+    // Released only after the controllers' last write.
+    elector_stop.cancel();
+    if let Some(Err(err)) = match elector {
+        Some(task) => Some(task.await),
+        None => None,
+    } {
+        warn!(error = %err, "leader election task ended abnormally");
+    }
     info!("stopped");
     Ok(())
+}
+
+/// The Lease settings, or `None` when leader election is off.
+fn lease_settings(args: &RunArgs, client: &Client) -> Result<Option<LeaseSettings>, RunError> {
+    if !args.leader_election {
+        return Ok(None);
+    }
+    if args.renew_deadline >= args.lease_duration || args.retry_period >= args.renew_deadline {
+        return Err(RunError::Options(format!(
+            "leader election needs retry period ({:?}) < renew deadline ({:?}) < lease duration ({:?})",
+            args.retry_period, args.renew_deadline, args.lease_duration
+        )));
+    }
+    let namespace = args
+        .leader_election_namespace
+        .clone()
+        .or_else(|| std::env::var("POD_NAMESPACE").ok())
+        .filter(|ns| !ns.is_empty())
+        .unwrap_or_else(|| client.default_namespace().to_string());
+    let identity = args
+        .leader_election_identity
+        .clone()
+        .filter(|id| !id.is_empty())
+        .unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_else(|_| "rsg".into());
+            format!("{host}_{}", std::process::id())
+        });
+    Ok(Some(LeaseSettings {
+        namespace,
+        name: args.leader_election_lease_name.clone(),
+        identity,
+        lease_duration: args.lease_duration,
+        renew_deadline: args.renew_deadline,
+        retry_period: args.retry_period,
+    }))
 }

@@ -66,7 +66,7 @@ fn rotated_certificates_are_served_without_restart_or_failed_requests() {
     let ca = std::fs::read(generated.join("ca.crt")).unwrap();
     let rsg = RsgProcess::start_with_certs(
         &env.dir,
-        &env.kubeconfig,
+        &env.rsg_kubeconfig,
         "rotation",
         secret_dir.clone(),
         ca_bundle,
@@ -184,7 +184,7 @@ fn sigterm_reports_not_ready_then_exits_cleanly() {
     let ca_bundle = generate_certs(&cert_dir);
     let rsg = RsgProcess::start_with_certs(
         &env.dir,
-        &env.kubeconfig,
+        &env.rsg_kubeconfig,
         "shutdown",
         cert_dir,
         ca_bundle,

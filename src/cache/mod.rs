@@ -5,6 +5,7 @@
 //! carry the label `rsg.io/name`, and pods only when they are a group's representative.
 //! Events on managed objects are turned into reconcile triggers for the RSGs they belong to.
 
+mod feed;
 mod target_index;
 mod triggers;
 
@@ -14,19 +15,17 @@ use std::sync::Arc;
 use futures::{FutureExt, StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::{ControllerRevision, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
-use kube::runtime::reflector::{self, store::Writer, ObjectRef, ReflectHandle, Store};
+use kube::runtime::reflector::{self, store::Writer, ObjectRef, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
-use tokio::sync::mpsc;
 use tracing::{info, warn};
 
+pub use feed::ReconcileFeed;
 pub use target_index::TargetIndex;
 pub use triggers::RsgTriggers;
 
 use crate::api::{ResourceScalingGroup, LABEL_MANAGED, LABEL_NAME, LABEL_REPRESENTATIVE};
-
-const SHARED_BUFFER: usize = 1024;
 
 /// Reflector stores and indexes over the objects rsg reads.
 #[derive(Clone)]
@@ -47,15 +46,9 @@ pub struct Stores {
     pub representatives: Store<Pod>,
     /// Which RSGs claim which workloads.
     pub target_index: Arc<TargetIndex>,
+    /// Reconcile requests for the controller, open while this replica leads.
+    pub feed: Arc<ReconcileFeed>,
     synced: Arc<AtomicBool>,
-}
-
-/// What the controllers consume: the RSG event stream and triggers from related objects.
-pub struct ControllerFeeds {
-    /// RSG objects as the shared watch sees them.
-    pub rsgs: ReflectHandle<ResourceScalingGroup>,
-    /// RSGs to reconcile because an object they manage changed.
-    pub triggers: mpsc::UnboundedReceiver<ObjectRef<ResourceScalingGroup>>,
 }
 
 fn label_selected(label: &str) -> watcher::Config {
@@ -77,7 +70,7 @@ fn spawn_reflector<K>(
     let stream = watcher(api, config)
         .default_backoff()
         .modify(|object| object.managed_fields_mut().clear())
-        .reflect_shared(writer)
+        .reflect(writer)
         .inspect_ok(move |event| {
             if matches!(event, watcher::Event::InitDone) {
                 tracing::debug!(kind = %listed_kind, "initial list complete");
@@ -123,22 +116,22 @@ where
 }
 
 impl Stores {
-    /// Starts every reflector as a background task and returns the stores they fill, and
-    /// the feeds for the controllers.
-    pub fn start(client: Client) -> (Self, ControllerFeeds) {
+    /// Starts every reflector as a background task and returns the stores they fill.
+    pub fn start(client: Client) -> Self {
         let target_index = Arc::new(TargetIndex::default());
-        let (rsgs, rsg_writer) = reflector::store_shared::<ResourceScalingGroup>(SHARED_BUFFER);
-        let rsg_events = rsg_writer
-            .subscribe()
-            .expect("a shared store can be subscribed");
-        let (sender, receiver) = mpsc::unbounded_channel();
-        let triggers = RsgTriggers::new(sender, rsgs.clone(), target_index.clone());
+        let feed = Arc::new(ReconcileFeed::default());
+        let (rsgs, rsg_writer) = reflector::store::<ResourceScalingGroup>();
+        let triggers = RsgTriggers::new(feed.clone(), rsgs.clone(), target_index.clone());
         let index = target_index.clone();
+        let rsg_triggers = triggers.clone();
         spawn_reflector(
             Api::<ResourceScalingGroup>::all(client.clone()),
             watcher::Config::default(),
             rsg_writer,
-            move |event| index.apply(event),
+            move |event| {
+                index.apply(event);
+                rsg_triggers.send_for_event(event, RsgTriggers::for_itself);
+            },
         );
         let stores = Self {
             rsgs,
@@ -164,16 +157,11 @@ impl Stores {
                 RsgTriggers::for_representative,
             ),
             target_index,
+            feed,
             synced: Arc::new(AtomicBool::new(false)),
         };
         tokio::spawn(stores.clone().mark_synced());
-        (
-            stores,
-            ControllerFeeds {
-                rsgs: rsg_events,
-                triggers: receiver,
-            },
-        )
+        stores
     }
 
     /// Stores that are not connected to a cluster, filled through the returned feeder
@@ -190,6 +178,7 @@ impl Stores {
             revisions: reflector::store().0,
             representatives: reflector::store().0,
             target_index: target_index.clone(),
+            feed: Arc::default(),
             synced: Arc::new(AtomicBool::new(true)),
         };
         (

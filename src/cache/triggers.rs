@@ -5,16 +5,15 @@ use std::sync::Arc;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
-use tokio::sync::mpsc::UnboundedSender;
 
-use super::TargetIndex;
+use super::{ReconcileFeed, TargetIndex};
 use crate::api::{ResourceScalingGroup, LABEL_NAME, LABEL_REPRESENTATIVE};
 use crate::workload::WorkloadKey;
 
 /// Sends RSG references to the controller.
 #[derive(Clone)]
 pub struct RsgTriggers {
-    sender: UnboundedSender<ObjectRef<ResourceScalingGroup>>,
+    feed: Arc<ReconcileFeed>,
     rsgs: Store<ResourceScalingGroup>,
     target_index: Arc<TargetIndex>,
 }
@@ -22,12 +21,12 @@ pub struct RsgTriggers {
 impl RsgTriggers {
     /// Triggers that resolve owners through the RSG store and the target index.
     pub fn new(
-        sender: UnboundedSender<ObjectRef<ResourceScalingGroup>>,
+        feed: Arc<ReconcileFeed>,
         rsgs: Store<ResourceScalingGroup>,
         target_index: Arc<TargetIndex>,
     ) -> Self {
         Self {
-            sender,
+            feed,
             rsgs,
             target_index,
         }
@@ -46,9 +45,13 @@ impl RsgTriggers {
             watcher::Event::Init | watcher::Event::InitDone => return,
         };
         for reference in map(self, object) {
-            // The receiver is gone only while the process shuts down.
-            let _ = self.sender.send(reference);
+            self.feed.offer(reference);
         }
+    }
+
+    /// The RSG itself.
+    pub fn for_itself(&self, rsg: &ResourceScalingGroup) -> Vec<ObjectRef<ResourceScalingGroup>> {
+        vec![ObjectRef::from_obj(rsg)]
     }
 
     /// An object labelled `rsg.io/name=<rsg>` in the RSG's namespace.

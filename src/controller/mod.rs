@@ -13,13 +13,13 @@ use futures::StreamExt;
 use kube::runtime::controller::{Action, Config, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::ResourceExt;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn, Instrument};
 
 pub use context::Context;
 
 use crate::api::{ResourceScalingGroup, STRATEGY_GROUP_REPLICATION, STRATEGY_INPLACE_SCALING};
-use crate::cache::ControllerFeeds;
 use crate::group_replication::{self, ReconcileError};
 use crate::inplace_scaling;
 use crate::validation::{exclusive_target_errors, invalid_object_message, validate_rsg};
@@ -28,23 +28,55 @@ use conditions::reason;
 /// How many RSGs are reconciled at once.
 const CONCURRENCY: u16 = 4;
 
-/// Runs the controller until `shutdown` fires.
-pub async fn run(ctx: Arc<Context>, feeds: ControllerFeeds, shutdown: CancellationToken) {
-    let mut triggers = feeds.triggers;
-    let trigger_stream = futures::stream::poll_fn(move |cx| triggers.poll_recv(cx));
+/// Runs the controller until `shutdown` fires, fed by the shared cache's reconcile feed.
+pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
+    let mut requests = ctx.stores.feed.open(&ctx.stores.rsgs);
+    let request_stream = futures::stream::poll_fn(move |cx| requests.poll_recv(cx));
     let reader = ctx.stores.rsgs.clone();
-    Controller::for_shared_stream(feeds.rsgs, reader)
-        .reconcile_on(trigger_stream)
+    // Every request, the RSGs' own changes included, arrives through the feed.
+    Controller::for_shared_stream(futures::stream::pending(), reader)
+        .reconcile_on(request_stream)
         .with_config(Config::default().concurrency(CONCURRENCY))
         .graceful_shutdown_on(async move { shutdown.cancelled().await })
-        .run(reconcile, error_policy, ctx)
+        .run(reconcile, error_policy, ctx.clone())
         .for_each(|result| async move {
             if let Err(err) = result {
                 tracing::debug!(error = %err, "reconcile did not complete");
             }
         })
         .await;
+    ctx.stores.feed.close();
     info!("controller stopped");
+}
+
+/// Runs the controller whenever `leading` is true, until `shutdown` fires; returns once the
+/// controller has stopped, so the Lease can be released after the last write.
+pub async fn run_while_leading(
+    ctx: Arc<Context>,
+    mut leading: watch::Receiver<bool>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            changed = leading.wait_for(|leads| *leads) => if changed.is_err() { return },
+            _ = shutdown.cancelled() => return,
+        }
+        ctx.metrics.leader.set(1);
+        let term = shutdown.child_token();
+        let controller = tokio::spawn(run(ctx.clone(), term.clone()));
+        tokio::select! {
+            _ = leading.wait_for(|leads| !*leads) => {}
+            _ = shutdown.cancelled() => {}
+        }
+        term.cancel();
+        if let Err(err) = controller.await {
+            warn!(error = %err, "controller task ended abnormally");
+        }
+        ctx.metrics.leader.set(0);
+        if shutdown.is_cancelled() {
+            return;
+        }
+    }
 }
 
 fn error_policy(rsg: Arc<ResourceScalingGroup>, err: &ReconcileError, ctx: Arc<Context>) -> Action {

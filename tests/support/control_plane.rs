@@ -12,6 +12,33 @@ use super::wait_for;
 const INSTALL_HINT: &str = "run hack/install-k8s.sh (the README's test command does it)";
 /// Bearer token of the test administrator.
 pub const ADMIN_TOKEN: &str = "rsg-e2e-admin-token";
+/// Bearer token of rsg's own identity: the ServiceAccount of `manifests/install`, with the
+/// groups the apiserver gives a ServiceAccount, so only the manifests' RBAC applies to it.
+pub const RSG_TOKEN: &str = "rsg-e2e-serviceaccount-token";
+/// The user name of that identity.
+pub const RSG_USER: &str = "system:serviceaccount:rsg-system:rsg";
+
+/// Audit policy: every request rsg's identity makes, at Metadata level, once answered.
+const AUDIT_POLICY: &str = r#"apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+- level: Metadata
+  users: ["system:serviceaccount:rsg-system:rsg"]
+- level: None
+"#;
+
+/// A kubeconfig for `token` against the apiserver on `port`, defaulting to `namespace`.
+fn write_kubeconfig(path: &Path, dir: &Path, port: u16, user: &str, token: &str, namespace: &str) {
+    std::fs::write(
+        path,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: https://127.0.0.1:{port}\n    certificate-authority: {ca}\nusers:\n- name: {user}\n  user:\n    token: {token}\ncontexts:\n- name: test\n  context:\n    cluster: test\n    user: {user}\n    namespace: {namespace}\ncurrent-context: test\n",
+            ca = dir.join("apiserver-certs/apiserver.crt").display()
+        ),
+    )
+    .expect("writing a kubeconfig");
+}
 
 /// Where the Kubernetes binaries are: `$RSG_K8S_BIN`, else the install script's cache.
 pub fn k8s_bin_dir() -> PathBuf {
@@ -50,6 +77,10 @@ fn etcd_binary() -> PathBuf {
 pub struct ControlPlane {
     /// Admin kubeconfig.
     pub kubeconfig: PathBuf,
+    /// Kubeconfig of rsg's ServiceAccount identity (namespace `rsg-system`).
+    pub rsg_kubeconfig: PathBuf,
+    /// Audit log of every request made with that identity (JSON lines).
+    pub audit_log: PathBuf,
     /// The apiserver's secure port.
     pub apiserver_port: u16,
     /// Scratch directory.
@@ -95,10 +126,15 @@ impl ControlPlane {
         let tokens = dir.join("tokens.csv");
         std::fs::write(
             &tokens,
-            format!("{ADMIN_TOKEN},admin,admin,system:masters\n"),
+            format!(
+                "{ADMIN_TOKEN},admin,admin,system:masters\n{RSG_TOKEN},{RSG_USER},rsg-uid,\"system:serviceaccounts,system:serviceaccounts:rsg-system\"\n"
+            ),
         )
         .expect("writing tokens");
 
+        let audit_policy = dir.join("audit-policy.yaml");
+        std::fs::write(&audit_policy, AUDIT_POLICY).expect("writing the audit policy");
+        let audit_log = dir.join("audit.log");
         let apiserver_port = free_port();
         let apiserver_args: Vec<String> = vec![
             format!("--etcd-servers=http://127.0.0.1:{etcd_port}"),
@@ -116,6 +152,8 @@ impl ControlPlane {
             "--allow-privileged=true".into(),
             "--disable-admission-plugins=ServiceAccount".into(),
             "--enable-priority-and-fairness=false".into(),
+            format!("--audit-policy-file={}", audit_policy.display()),
+            format!("--audit-log-path={}", audit_log.display()),
         ];
         let apiserver_log = dir.join("kube-apiserver.log");
         let mut command = Command::new(binary("kube-apiserver"));
@@ -123,16 +161,27 @@ impl ControlPlane {
         let apiserver = spawn_logged(command, &apiserver_log);
 
         let kubeconfig = dir.join("kubeconfig");
-        std::fs::write(
+        write_kubeconfig(
             &kubeconfig,
-            format!(
-                "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: https://127.0.0.1:{apiserver_port}\n    certificate-authority: {ca}\nusers:\n- name: admin\n  user:\n    token: {ADMIN_TOKEN}\ncontexts:\n- name: test\n  context:\n    cluster: test\n    user: admin\ncurrent-context: test\n",
-                ca = dir.join("apiserver-certs/apiserver.crt").display()
-            ),
-        )
-        .expect("writing the kubeconfig");
+            dir,
+            apiserver_port,
+            "admin",
+            ADMIN_TOKEN,
+            "default",
+        );
+        let rsg_kubeconfig = dir.join("rsg-kubeconfig");
+        write_kubeconfig(
+            &rsg_kubeconfig,
+            dir,
+            apiserver_port,
+            "rsg",
+            RSG_TOKEN,
+            "rsg-system",
+        );
         let plane = Self {
             kubeconfig,
+            rsg_kubeconfig,
+            audit_log,
             apiserver_port,
             dir: dir.to_path_buf(),
             apiserver_log,

@@ -61,6 +61,16 @@ pub fn kubectl_apply(kubeconfig: &Path, yaml: &str, extra: &[&str]) -> KubectlOu
     run(kubeconfig, &args, Some(yaml))
 }
 
+/// Applies rsg's namespace and RBAC from `manifests/install`: the identity rsg runs under in
+/// the tests gets exactly what a cluster install grants.
+pub fn install_rbac(kubeconfig: &Path) {
+    for file in ["00-namespace.yaml", "10-rbac.yaml"] {
+        let path = format!("{}/manifests/install/{file}", env!("CARGO_MANIFEST_DIR"));
+        let out = kubectl(kubeconfig, &["apply", "-f", &path]);
+        assert!(out.success, "applying {file}: {}", out.stderr);
+    }
+}
+
 /// Installs the committed CRD and waits until it is established.
 pub fn install_crd(kubeconfig: &Path) {
     let crd = concat!(

@@ -21,6 +21,8 @@ pub struct TestEnv {
     pub dir: PathBuf,
     /// Admin kubeconfig for the test apiserver.
     pub kubeconfig: PathBuf,
+    /// Kubeconfig rsg runs with: the ServiceAccount identity bound to the manifests' RBAC.
+    pub rsg_kubeconfig: PathBuf,
     /// The control plane.
     pub control_plane: control_plane::ControlPlane,
     /// The rsg process under test.
@@ -52,6 +54,8 @@ pub fn env_with(options: EnvOptions) -> &'static TestEnv {
         let control_plane = control_plane::ControlPlane::start(&dir, options.controller_manager);
         let kubeconfig = control_plane.kubeconfig.clone();
         kubectl::install_crd(&kubeconfig);
+        kubectl::install_rbac(&kubeconfig);
+        let rsg_kubeconfig = control_plane.rsg_kubeconfig.clone();
         let prometheus = options
             .prometheus
             .then(|| prometheus::Prometheus::start(&dir));
@@ -71,7 +75,7 @@ pub fn env_with(options: EnvOptions) -> &'static TestEnv {
         let args: Vec<&str> = prometheus_args.iter().map(String::as_str).collect();
         let rsg = rsg_process::RsgProcess::start_with_certs(
             &dir,
-            &kubeconfig,
+            &rsg_kubeconfig,
             "rsg",
             cert_dir,
             ca_bundle,
@@ -81,6 +85,7 @@ pub fn env_with(options: EnvOptions) -> &'static TestEnv {
         TestEnv {
             dir,
             kubeconfig,
+            rsg_kubeconfig,
             control_plane,
             rsg,
             prometheus,

@@ -19,6 +19,8 @@ pub struct RsgProcess {
     pub ca_bundle: String,
     /// Log file.
     pub log: PathBuf,
+    /// Name, also its identity in the leader Lease (stable across restarts, like a pod name).
+    pub name: String,
     child: Mutex<Option<Child>>,
     kubeconfig: PathBuf,
     extra_args: Vec<String>,
@@ -89,6 +91,7 @@ impl RsgProcess {
             cert_dir,
             ca_bundle,
             log: dir.join(format!("{name}.log")),
+            name: name.to_string(),
             child: Mutex::new(None),
             kubeconfig: kubeconfig.to_path_buf(),
             extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
@@ -107,7 +110,8 @@ impl RsgProcess {
             .args(["--cert-reload-interval", "500ms"])
             .args(&self.extra_args)
             .env("KUBECONFIG", &self.kubeconfig)
-            .env("RSG_LOG", "info,rsg=debug");
+            .env("RSG_LOG", "info,rsg=debug")
+            .env("POD_NAME", &self.name);
         let child = spawn_logged(command, &self.log);
         *self.child.lock().unwrap_or_else(|p| p.into_inner()) = Some(child);
         self.wait_ready();
