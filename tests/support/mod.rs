@@ -40,6 +40,8 @@ pub struct EnvOptions {
     pub controller_manager: bool,
     /// Also run Prometheus and a pushgateway, and point rsg at Prometheus.
     pub prometheus: bool,
+    /// Extra arguments for the shared rsg process.
+    pub rsg_args: &'static [&'static str],
 }
 
 /// The environment of this test binary, started on first use.
@@ -72,7 +74,11 @@ pub fn env_with(options: EnvOptions) -> &'static TestEnv {
                 ]
             })
             .collect();
-        let args: Vec<&str> = prometheus_args.iter().map(String::as_str).collect();
+        let args: Vec<&str> = prometheus_args
+            .iter()
+            .map(String::as_str)
+            .chain(options.rsg_args.iter().copied())
+            .collect();
         let rsg = rsg_process::RsgProcess::start_with_certs(
             &dir,
             &rsg_kubeconfig,

@@ -55,6 +55,16 @@ pub fn generate_certs(dir: &Path) -> String {
 
 /// GETs `path` over HTTPS from the rsg on `port`, trusting the CA in `cert_dir`.
 pub fn https_get(port: u16, cert_dir: &Path, path: &str) -> Result<(u16, String), String> {
+    https_request(port, cert_dir, path, None)
+}
+
+/// Sends a GET, or a POST of JSON `body`, over HTTPS to the rsg on `port`.
+fn https_request(
+    port: u16,
+    cert_dir: &Path,
+    path: &str,
+    body: Option<Vec<u8>>,
+) -> Result<(u16, String), String> {
     let ca = std::fs::read(cert_dir.join("ca.crt")).map_err(|e| e.to_string())?;
     let url = format!("https://127.0.0.1:{port}{path}");
     super::block_on_helper(async move {
@@ -63,7 +73,14 @@ pub fn https_get(port: u16, cert_dir: &Path, path: &str) -> Result<(u16, String)
             .timeout(Duration::from_secs(5))
             .build()
             .map_err(|e| e.to_string())?;
-        let response = client.get(&url).send().await.map_err(|e| e.to_string())?;
+        let request = match body {
+            None => client.get(&url),
+            Some(body) => client
+                .post(&url)
+                .header("content-type", "application/json")
+                .body(body),
+        };
+        let response = request.send().await.map_err(|e| e.to_string())?;
         let status = response.status().as_u16();
         Ok((status, response.text().await.map_err(|e| e.to_string())?))
     })
@@ -135,6 +152,18 @@ impl RsgProcess {
     /// GETs a path on the rsg port.
     pub fn get(&self, path: &str) -> Result<(u16, String), String> {
         https_get(self.port, &self.cert_dir, path)
+    }
+
+    /// POSTs JSON to a path on the rsg port.
+    pub fn post(&self, path: &str, body: &[u8]) -> Result<(u16, String), String> {
+        https_request(self.port, &self.cert_dir, path, Some(body.to_vec()))
+    }
+
+    /// The value of an unlabelled metric on `/metrics`, if exported.
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        let (_, body) = self.get("/metrics").ok()?;
+        body.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
     }
 
     /// The last lines of the log.
