@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs everything the tests and the local run need on a fresh Debian machine:
 # openssl, curl, prometheus and prometheus-pushgateway (for the scale-down tests) and kubectl
-# (Debian's kubernetes-client when none is on PATH), then the
-# Kubernetes control-plane binaries via hack/install-k8s.sh (cached after the first run).
+# (Debian's kubernetes-client when none is on PATH), the Helm library for Python
+# (helm-sdkpy, for the chart tests), then the Kubernetes control-plane binaries via
+# hack/install-k8s.sh (cached after the first run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SUDO=""
@@ -12,12 +13,20 @@ missing=()
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v kubectl >/dev/null 2>&1 || missing+=(kubernetes-client)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-pip)
 [ -x /usr/bin/prometheus ] || missing+=(prometheus)
 [ -x /usr/bin/prometheus-pushgateway ] || missing+=(prometheus-pushgateway)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "[install-deps] installing ${missing[*]}" >&2
   $SUDO apt-get update -qq
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# helm-sdkpy declares Python >= 3.12 but works on 3.11 (what these machines have).
+HELM_SDKPY_VERSION=0.1.32
+if ! python3 -c "import helm_sdkpy" >/dev/null 2>&1; then
+  echo "[install-deps] installing helm-sdkpy $HELM_SDKPY_VERSION" >&2
+  python3 -m pip install -q --ignore-requires-python --break-system-packages "helm-sdkpy==$HELM_SDKPY_VERSION" 2>/dev/null \
+    || python3 -m pip install -q --ignore-requires-python "helm-sdkpy==$HELM_SDKPY_VERSION"
 fi
 hack/install-k8s.sh
 for tool in cargo rustfmt cargo-clippy; do

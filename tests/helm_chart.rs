@@ -1,0 +1,283 @@
+//! The Helm chart, linted and installed with the real Helm library (helm-sdkpy, through
+//! hack/helm.py) into the test apiserver: the objects it creates, what its values switch,
+//! that its certificate survives upgrades, and what uninstall leaves behind.
+
+mod support;
+
+use std::process::Command;
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+use support::{env, get_json, run_kubectl};
+
+const CHART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/rsg");
+/// The release name, and so the name of its objects (the shared environment already has
+/// the plain manifests' `rsg` objects).
+const RELEASE: &str = "rsg-chart";
+
+/// Runs hack/helm.py and returns the JSON it printed.
+fn helm(args: &[&str]) -> Value {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/hack/helm.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .args(args)
+        .env("KUBECONFIG", &env().kubeconfig)
+        .output()
+        .unwrap_or_else(|e| panic!("running python3 ({e}): run hack/install-deps.sh"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "helm {args:?} failed: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("helm printed {stdout}: {e}"))
+}
+
+fn cluster_object(kind: &str, name: &str) -> Option<Value> {
+    let out = support::kubectl(&env().kubeconfig, &["get", kind, name, "-o", "json"]);
+    if !out.success {
+        assert!(out.stderr.contains("NotFound"), "{}", out.stderr);
+        return None;
+    }
+    Some(serde_json::from_str(&out.stdout).expect("JSON"))
+}
+
+/// The rules of the ClusterRole in manifests/install/10-rbac.yaml.
+fn manifest_cluster_role_rules() -> Value {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/manifests/install/10-rbac.yaml"
+    ))
+    .expect("RBAC manifest");
+    let role = serde_yaml::Deserializer::from_str(&text)
+        .map(|doc| Value::deserialize(doc).expect("YAML"))
+        .find(|doc| doc["kind"] == "ClusterRole")
+        .expect("a ClusterRole");
+    role["rules"].clone()
+}
+
+#[test]
+fn the_chart_lints_without_warnings() {
+    let result = helm(&["lint", CHART]);
+    assert_eq!(result["Errors"], Value::Null, "{result}");
+    let warnings: Vec<&Value> = result["Messages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| m["Severity"].as_i64().unwrap_or(0) >= 2)
+        .collect();
+    assert!(warnings.is_empty(), "{warnings:?}");
+}
+
+#[test]
+fn install_upgrade_and_uninstall_create_switch_and_keep_what_they_say() {
+    let ns = "helm-rsg";
+    let base = json!({
+        "namespace": {"name": ns, "create": true},
+        "image": {"repository": "registry.local/rsg", "tag": "test"},
+        "prometheus": {"url": "http://prometheus.monitoring.svc:9090"},
+    });
+    let with = |extra: Value| {
+        let mut values = base.clone();
+        for (key, value) in extra.as_object().expect("object") {
+            values[key] = value.clone();
+        }
+        values.to_string()
+    };
+    helm(&["install", RELEASE, CHART, "default", &base.to_string()]);
+
+    // Namespace (kept on uninstall), RBAC equal to the plain manifests, the Deployment.
+    let namespace = cluster_object("namespace", ns).expect("namespace created");
+    assert_eq!(
+        namespace["metadata"]["annotations"]["helm.sh/resource-policy"],
+        "keep"
+    );
+    assert!(get_json("serviceaccount", ns, RELEASE).is_some());
+    let role = cluster_object("clusterrole", RELEASE).expect("ClusterRole");
+    assert_eq!(role["rules"], manifest_cluster_role_rules());
+    let binding = cluster_object("clusterrolebinding", RELEASE).expect("ClusterRoleBinding");
+    assert_eq!(
+        binding["subjects"],
+        json!([{"kind": "ServiceAccount", "name": RELEASE, "namespace": ns}])
+    );
+    let lease_role = get_json("role", ns, "rsg-chart-leader-election").expect("Lease Role");
+    assert_eq!(
+        lease_role["rules"][1]["resourceNames"],
+        json!(["rsg-chart-leader"])
+    );
+    let deployment = get_json("deployment", ns, RELEASE).expect("Deployment");
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert_eq!(deployment["spec"]["replicas"], 2);
+    assert_eq!(pod["serviceAccountName"], RELEASE);
+    assert_eq!(pod["containers"][0]["image"], "registry.local/rsg:test");
+    let env_value = |name: &str| {
+        pod["containers"][0]["env"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|e| e["name"] == name)
+            .map(|e| e["value"].clone())
+    };
+    assert_eq!(
+        env_value("RSG_PROMETHEUS_URL"),
+        Some(json!("http://prometheus.monitoring.svc:9090"))
+    );
+    assert_eq!(
+        env_value("RSG_LEADER_ELECTION_LEASE_NAME"),
+        Some(json!("rsg-chart-leader"))
+    );
+    let service = get_json("service", ns, RELEASE).expect("Service");
+    assert_eq!(service["spec"]["ports"][0]["port"], 443);
+    assert!(get_json("poddisruptionbudget", ns, RELEASE).is_some());
+
+    // A generated certificate, trusted by both webhook configurations.
+    let secret = get_json("secret", ns, "rsg-chart-webhook-tls").expect("TLS Secret");
+    for key in ["tls.crt", "tls.key", "ca.crt"] {
+        assert!(
+            secret["data"][key].as_str().is_some_and(|v| !v.is_empty()),
+            "{key}"
+        );
+    }
+    for (kind, name, path) in [
+        (
+            "mutatingwebhookconfiguration",
+            "rsg-chart-mutating",
+            "/mutate",
+        ),
+        (
+            "validatingwebhookconfiguration",
+            "rsg-chart-validating",
+            "/validate",
+        ),
+    ] {
+        let config = cluster_object(kind, name).unwrap_or_else(|| panic!("{kind} {name}"));
+        let webhook = &config["webhooks"][0];
+        assert_eq!(webhook["failurePolicy"], "Ignore", "{name}");
+        assert_eq!(webhook["sideEffects"], "None", "{name}");
+        assert_eq!(webhook["timeoutSeconds"], 5, "{name}");
+        assert_eq!(
+            webhook["namespaceSelector"]["matchExpressions"][0],
+            json!({"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": [ns]})
+        );
+        assert_eq!(
+            webhook["clientConfig"]["service"],
+            json!({"name": RELEASE, "namespace": ns, "path": path, "port": 443})
+        );
+        assert_eq!(
+            webhook["clientConfig"]["caBundle"],
+            secret["data"]["ca.crt"]
+        );
+    }
+    assert!(
+        get_json("rsg", ns, "llm-pd-group").is_none(),
+        "no sample by default"
+    );
+
+    // instanceConfig.enabled creates the sample RSG; the certificate is kept.
+    helm(&[
+        "upgrade",
+        RELEASE,
+        CHART,
+        "default",
+        &with(json!({"instanceConfig": {"enabled": true}})),
+    ]);
+    let sample = get_json("rsg", ns, "llm-pd-group").expect("sample RSG");
+    assert_eq!(
+        sample["spec"]["scalingStrategy"]["type"],
+        "GroupReplication"
+    );
+    let kept = get_json("secret", ns, "rsg-chart-webhook-tls").expect("TLS Secret");
+    assert_eq!(
+        kept["data"], secret["data"],
+        "an upgrade keeps the certificate"
+    );
+
+    // webhook.enabled=false removes both webhook configurations, and only them.
+    helm(&[
+        "upgrade",
+        RELEASE,
+        CHART,
+        "default",
+        &with(json!({"webhook": {"enabled": false}, "instanceConfig": {"enabled": false}})),
+    ]);
+    assert!(cluster_object("mutatingwebhookconfiguration", "rsg-chart-mutating").is_none());
+    assert!(cluster_object("validatingwebhookconfiguration", "rsg-chart-validating").is_none());
+    assert!(get_json("deployment", ns, RELEASE).is_some());
+    assert!(
+        get_json("rsg", ns, "llm-pd-group").is_none(),
+        "sample removed"
+    );
+
+    // Uninstall removes what the chart made but keeps the namespace and the CRD.
+    helm(&["uninstall", RELEASE, "default"]);
+    assert!(get_json("deployment", ns, RELEASE).is_none());
+    assert!(cluster_object("clusterrole", RELEASE).is_none());
+    assert!(cluster_object("namespace", ns).is_some());
+    assert!(cluster_object("crd", "resourcescalinggroups.autoscaling.openfuyao.com").is_some());
+    run_kubectl(&["delete", "namespace", ns, "--wait=false"]);
+}
+
+/// cert-manager's two kinds, as far as the API server needs them to store the chart's objects.
+const CERT_MANAGER_CRDS: &str = r#"apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: issuers.cert-manager.io}
+spec:
+  group: cert-manager.io
+  names: {kind: Issuer, plural: issuers, singular: issuer}
+  scope: Namespaced
+  versions:
+  - {name: v1, served: true, storage: true, schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}}
+---
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: certificates.cert-manager.io}
+spec:
+  group: cert-manager.io
+  names: {kind: Certificate, plural: certificates, singular: certificate}
+  scope: Namespaced
+  versions:
+  - {name: v1, served: true, storage: true, schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}}
+"#;
+
+#[test]
+fn with_cert_manager_the_chart_requests_a_certificate_and_has_its_ca_injected() {
+    support::apply(CERT_MANAGER_CRDS);
+    support::wait_for(
+        "the cert-manager CRDs",
+        std::time::Duration::from_secs(30),
+        || {
+            support::kubectl(&env().kubeconfig, &["get", "certificates,issuers", "-A"])
+                .success
+                .then_some(())
+        },
+    );
+    let ns = "helm-rsg-cm";
+    let values = json!({
+        "namespace": {"name": ns, "create": true},
+        "webhook": {"certManager": {"enabled": true}},
+    });
+    helm(&["install", "rsg-cm", CHART, "default", &values.to_string()]);
+    let certificate = get_json("certificate", ns, "rsg-cm-webhook").expect("Certificate");
+    assert_eq!(certificate["spec"]["secretName"], "rsg-cm-webhook-tls");
+    assert_eq!(
+        certificate["spec"]["dnsNames"],
+        json!(["rsg-cm", "rsg-cm.helm-rsg-cm", "rsg-cm.helm-rsg-cm.svc"])
+    );
+    assert_eq!(
+        certificate["spec"]["issuerRef"],
+        json!({"kind": "Issuer", "name": "rsg-cm-selfsigned"})
+    );
+    assert!(get_json("issuer", ns, "rsg-cm-selfsigned").is_some());
+    assert!(
+        get_json("secret", ns, "rsg-cm-webhook-tls").is_none(),
+        "cert-manager writes the Secret, not the chart"
+    );
+    let webhook = cluster_object("validatingwebhookconfiguration", "rsg-cm-validating")
+        .expect("validating webhook");
+    assert_eq!(
+        webhook["metadata"]["annotations"]["cert-manager.io/inject-ca-from"],
+        format!("{ns}/rsg-cm-webhook")
+    );
+    helm(&["uninstall", "rsg-cm", "default"]);
+    run_kubectl(&["delete", "namespace", ns, "--wait=false"]);
+}
