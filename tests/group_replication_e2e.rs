@@ -405,38 +405,10 @@ spec:
     }
 }
 
-const LWS_CRD: &str = r#"apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata: {name: leaderworkersets.leaderworkerset.x-k8s.io}
-spec:
-  group: leaderworkerset.x-k8s.io
-  names: {kind: LeaderWorkerSet, plural: leaderworkersets, singular: leaderworkerset}
-  scope: Namespaced
-  versions:
-  - name: v1
-    served: true
-    storage: true
-    subresources:
-      status: {}
-      scale: {specReplicasPath: .spec.replicas, statusReplicasPath: .status.replicas}
-    schema:
-      openAPIV3Schema:
-        type: object
-        x-kubernetes-preserve-unknown-fields: true
-"#;
-
 #[test]
 fn leader_worker_sets_are_cloned_through_the_dynamic_api_and_missing_kinds_are_reported() {
     setup();
-    apply(LWS_CRD);
-    wait_for("the LeaderWorkerSet CRD", Duration::from_secs(30), || {
-        support::kubectl(
-            &support::env().kubeconfig,
-            &["get", "leaderworkersets", "-A"],
-        )
-        .success
-        .then_some(())
-    });
+    support::crds::install(support::crds::LEADER_WORKER_SET, &["leaderworkersets"]);
     let ns = namespace("lws");
     apply(&format!(
         r#"apiVersion: leaderworkerset.x-k8s.io/v1

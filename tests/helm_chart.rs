@@ -241,16 +241,7 @@ spec:
 
 #[test]
 fn with_cert_manager_the_chart_requests_a_certificate_and_has_its_ca_injected() {
-    support::apply(CERT_MANAGER_CRDS);
-    support::wait_for(
-        "the cert-manager CRDs",
-        std::time::Duration::from_secs(30),
-        || {
-            support::kubectl(&env().kubeconfig, &["get", "certificates,issuers", "-A"])
-                .success
-                .then_some(())
-        },
-    );
+    support::crds::install(CERT_MANAGER_CRDS, &["certificates", "issuers"]);
     let ns = "helm-rsg-cm";
     let values = json!({
         "namespace": {"name": ns, "create": true},

@@ -8,6 +8,8 @@
 mod support;
 
 use std::collections::BTreeSet;
+
+use serde::Deserialize;
 use std::time::Duration;
 
 use support::{
@@ -16,34 +18,6 @@ use support::{
 
 /// One permission: API group, resource (with `/subresource`), verb.
 type Permission = (String, String, String);
-
-const CRDS: &str = r#"apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata: {name: leaderworkersets.leaderworkerset.x-k8s.io}
-spec:
-  group: leaderworkerset.x-k8s.io
-  names: {kind: LeaderWorkerSet, plural: leaderworkersets, singular: leaderworkerset}
-  scope: Namespaced
-  versions:
-  - name: v1
-    served: true
-    storage: true
-    subresources: {scale: {specReplicasPath: .spec.replicas, statusReplicasPath: .status.replicas}}
-    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
----
-apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata: {name: rolebasedgroups.workloads.x-k8s.io}
-spec:
-  group: workloads.x-k8s.io
-  names: {kind: RoleBasedGroup, plural: rolebasedgroups, singular: rolebasedgroup}
-  scope: Namespaced
-  versions:
-  - name: v1alpha1
-    served: true
-    storage: true
-    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
-"#;
 
 /// Groups of `everything`, with or without the RoleBasedGroup target.
 fn group_rsg(ns: &str, with_roles: bool) -> String {
@@ -246,21 +220,14 @@ fn audited_calls() -> Vec<(Permission, i64)> {
         .collect()
 }
 
-use serde::Deserialize;
-
 #[test]
 fn every_call_rsg_makes_is_allowed_and_every_permission_granted_is_used() {
     let env = env_with(EnvOptions {
         controller_manager: true,
         ..EnvOptions::default()
     });
-    apply(CRDS);
-    wait_for("the workload CRDs", Duration::from_secs(30), || {
-        ["leaderworkersets", "rolebasedgroups"]
-            .iter()
-            .all(|kind| support::kubectl(&env.kubeconfig, &["get", kind, "-A"]).success)
-            .then_some(())
-    });
+    support::crds::install(support::crds::LEADER_WORKER_SET, &["leaderworkersets"]);
+    support::crds::install(support::crds::ROLE_BASED_GROUP, &["rolebasedgroups"]);
     let ns = namespace("rbac");
     apply(&workloads(&ns));
     apply(&group_rsg(&ns, false));

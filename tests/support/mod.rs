@@ -4,6 +4,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod control_plane;
+pub mod crds;
 pub mod kubectl;
 pub mod processes;
 pub mod prometheus;
