@@ -56,6 +56,40 @@ fn manifest_cluster_role_rules() -> Value {
     role["rules"].clone()
 }
 
+/// The Secret's pair loads in rsg's own certificate store, chains to its `ca.crt` and names
+/// the Service the webhooks call.
+fn assert_certificate_serves(secret: &Value, service_host: &str) {
+    use base64::Engine;
+    let dir = env().dir.join(format!("chart-cert-{service_host}"));
+    std::fs::create_dir_all(&dir).expect("cert dir");
+    for key in ["tls.crt", "tls.key", "ca.crt"] {
+        let encoded = secret["data"][key].as_str().expect("Secret data");
+        let pem = base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .expect("base64");
+        std::fs::write(dir.join(key), pem).expect("writing");
+    }
+    let store = rsg::certs::CertStore::new(
+        &dir,
+        std::sync::Arc::new(rustls::crypto::ring::default_provider()),
+    );
+    store.reload().expect("rsg loads the chart's certificate");
+    assert!(store.is_loaded());
+    let out = Command::new("openssl")
+        .args(["verify", "-CAfile"])
+        .arg(dir.join("ca.crt"))
+        .args(["-verify_hostname", service_host])
+        .arg(dir.join("tls.crt"))
+        .output()
+        .expect("openssl");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn the_chart_lints_without_warnings() {
     let result = helm(&["lint", CHART]);
@@ -138,6 +172,7 @@ fn install_upgrade_and_uninstall_create_switch_and_keep_what_they_say() {
             "{key}"
         );
     }
+    assert_certificate_serves(&secret, &format!("{RELEASE}.{ns}.svc"));
     for (kind, name, path) in [
         (
             "mutatingwebhookconfiguration",
