@@ -19,13 +19,17 @@ APISERVER_PORT="${RSG_LOCAL_APISERVER_PORT:-16443}"
 ETCD_PORT="${RSG_LOCAL_ETCD_PORT:-12379}"
 RSG_PORT="${RSG_LOCAL_RSG_PORT:-19443}"
 TOKEN="rsg-local-admin-token"
+RSG_TOKEN="rsg-local-serviceaccount-token"
 
 pids=()
 cleanup() {
   trap - EXIT INT TERM
   echo "[run-local] stopping"
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  # Newest first, each waited for: rsg releases its Lease while the apiserver still runs.
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+    kill "${pids[$i]}" 2>/dev/null || true
+    wait "${pids[$i]}" 2>/dev/null || true
+  done
 }
 trap cleanup EXIT INT TERM
 
@@ -49,7 +53,12 @@ etcd --name=default --data-dir="$STATE/etcd" --log-level=warn \
 pids+=($!)
 
 openssl genrsa -out "$STATE/sa.key" 2048 2>/dev/null
-echo "$TOKEN,admin,admin,system:masters" >"$STATE/tokens.csv"
+# The admin, and rsg's identity: the ServiceAccount of manifests/install with its groups, so
+# rsg runs with exactly the RBAC a cluster install grants.
+cat >"$STATE/tokens.csv" <<TOKENS
+$TOKEN,admin,admin,system:masters
+$RSG_TOKEN,system:serviceaccount:rsg-system:rsg,rsg-uid,"system:serviceaccounts,system:serviceaccounts:rsg-system"
+TOKENS
 echo "[run-local] starting kube-apiserver on https://127.0.0.1:$APISERVER_PORT"
 "$K8S_BIN/kube-apiserver" --etcd-servers="http://127.0.0.1:$ETCD_PORT" --cert-dir="$STATE/apiserver-certs" \
   --secure-port="$APISERVER_PORT" --insecure-port=0 --bind-address=127.0.0.1 --advertise-address=127.0.0.1 \
@@ -88,9 +97,15 @@ echo "[run-local] installing the CRD"
 kubectl apply -f manifests/crd/resourcescalinggroups.yaml >/dev/null
 kubectl wait --for condition=established --timeout=60s crd/resourcescalinggroups.autoscaling.openfuyao.com >/dev/null
 
-echo "[run-local] starting rsg on https://127.0.0.1:$RSG_PORT"
+echo "[run-local] installing rsg's namespace and RBAC (manifests/install)"
+kubectl apply -f manifests/install/00-namespace.yaml -f manifests/install/10-rbac.yaml >/dev/null
+sed -e "s|user: {token: $TOKEN}|user: {token: $RSG_TOKEN}|" -e "s|context: {cluster: local, user: admin}|context: {cluster: local, user: admin, namespace: rsg-system}|" \
+  "$KUBECONFIG" >"$STATE/rsg-kubeconfig"
+
+echo "[run-local] starting rsg on https://127.0.0.1:$RSG_PORT as system:serviceaccount:rsg-system:rsg"
 CA_BUNDLE=$("$RSG" certs --dir "$STATE/webhook-certs" --name 127.0.0.1 --name localhost 2>/dev/null)
-"$RSG" run --listen "127.0.0.1:$RSG_PORT" --cert-dir "$STATE/webhook-certs" >"$STATE/rsg.log" 2>&1 &
+KUBECONFIG="$STATE/rsg-kubeconfig" POD_NAME=rsg-local \
+  "$RSG" run --listen "127.0.0.1:$RSG_PORT" --cert-dir "$STATE/webhook-certs" >"$STATE/rsg.log" 2>&1 &
 pids+=($!)
 wait_until 60 "rsg /readyz" curl -sf --cacert "$STATE/webhook-certs/ca.crt" "https://127.0.0.1:$RSG_PORT/readyz"
 
