@@ -112,7 +112,10 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     }
     let reporter = Reporter {
         controller: "rsg".into(),
-        instance: lease.as_ref().map(|l| l.identity.clone()),
+        instance: lease
+            .as_ref()
+            .map(|l| l.identity.clone())
+            .or_else(|| args.leader_election_identity.clone()),
     };
     let context = Arc::new(Context::new(
         client.clone(),

@@ -126,6 +126,10 @@ fn install_upgrade_and_uninstall_create_switch_and_keep_what_they_say() {
         namespace["metadata"]["annotations"]["helm.sh/resource-policy"],
         "keep"
     );
+    assert_eq!(
+        namespace["metadata"]["labels"]["kubernetes.io/metadata.name"], ns,
+        "the label the webhooks' namespaceSelector excludes, also on 1.20"
+    );
     assert!(get_json("serviceaccount", ns, RELEASE).is_some());
     let role = cluster_object("clusterrole", RELEASE).expect("ClusterRole");
     assert_eq!(role["rules"], manifest_cluster_role_rules());
