@@ -14,6 +14,10 @@ const CHART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/rsg");
 /// The release name, and so the name of its objects (the shared environment already has
 /// the plain manifests' `rsg` objects).
 const RELEASE: &str = "rsg-chart";
+const CRD: &str = "resourcescalinggroups.autoscaling.openfuyao.com";
+
+/// The install tests take turns: one of them removes the CRD to see the chart install it.
+static INSTALLS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Runs hack/helm.py and returns the JSON it printed.
 fn helm(args: &[&str]) -> Value {
@@ -118,7 +122,21 @@ fn install_upgrade_and_uninstall_create_switch_and_keep_what_they_say() {
         }
         values.to_string()
     };
+    let _turn = INSTALLS.lock().unwrap_or_else(|p| p.into_inner());
+    // The shared environment installed the CRD from manifests/; the chart must bring its own.
+    run_kubectl(&["delete", "crd", CRD, "--wait=true"]);
     helm(&["install", RELEASE, CHART, "default", &base.to_string()]);
+    let crd = cluster_object("crd", CRD).expect("the chart installs the CRD");
+    assert_eq!(crd["spec"]["names"]["shortNames"], json!(["rsg"]));
+    support::wait_for(
+        "the CRD to be served",
+        std::time::Duration::from_secs(30),
+        || {
+            support::kubectl(&env().kubeconfig, &["get", "rsg", "-A"])
+                .success
+                .then_some(())
+        },
+    );
 
     // Namespace (kept on uninstall), RBAC equal to the plain manifests, the Deployment.
     let namespace = cluster_object("namespace", ns).expect("namespace created");
@@ -252,7 +270,7 @@ fn install_upgrade_and_uninstall_create_switch_and_keep_what_they_say() {
     assert!(get_json("deployment", ns, RELEASE).is_none());
     assert!(cluster_object("clusterrole", RELEASE).is_none());
     assert!(cluster_object("namespace", ns).is_some());
-    assert!(cluster_object("crd", "resourcescalinggroups.autoscaling.openfuyao.com").is_some());
+    assert!(cluster_object("crd", CRD).is_some(), "Helm keeps CRDs");
     run_kubectl(&["delete", "namespace", ns, "--wait=false"]);
 }
 
@@ -280,6 +298,7 @@ spec:
 
 #[test]
 fn with_cert_manager_the_chart_requests_a_certificate_and_has_its_ca_injected() {
+    let _turn = INSTALLS.lock().unwrap_or_else(|p| p.into_inner());
     support::crds::install(CERT_MANAGER_CRDS, &["certificates", "issuers"]);
     let ns = "helm-rsg-cm";
     let values = json!({
