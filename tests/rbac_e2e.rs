@@ -152,13 +152,10 @@ spec:
     )
 }
 
-/// Granted for recovery paths one run cannot reach on purpose: reading back a snapshot whose
-/// create conflicted because the cache lagged, and reading an RSG the webhook's cache does not
-/// have yet when its scale subresource is updated.
-const GRANTED_FOR_RARE_PATHS: [(&str, &str, &str); 2] = [
-    ("apps", "controllerrevisions", "get"),
-    ("autoscaling.openfuyao.com", "resourcescalinggroups", "get"),
-];
+/// Granted for a path one run cannot reach on purpose: reading an RSG the webhook's cache does
+/// not have yet when its scale subresource is updated.
+const GRANTED_FOR_RARE_PATHS: [(&str, &str, &str); 1] =
+    [("autoscaling.openfuyao.com", "resourcescalinggroups", "get")];
 
 /// Every (group, resource, verb) the ClusterRole and Role of `manifests/install` grant.
 fn granted() -> BTreeSet<Permission> {
@@ -230,7 +227,28 @@ fn every_call_rsg_makes_is_allowed_and_every_permission_granted_is_used() {
     support::crds::install(support::crds::ROLE_BASED_GROUP, &["rolebasedgroups"]);
     let ns = namespace("rbac");
     apply(&workloads(&ns));
+    // A ControllerRevision that is not ours holds the snapshot's name: rsg reads it back after
+    // its create conflicts, and refuses to use it.
+    apply(&format!(
+        "apiVersion: apps/v1\nkind: ControllerRevision\nmetadata: {{name: everything-prefill-snapshot, namespace: {ns}}}\ndata: {{someone: else}}\nrevision: 1\n"
+    ));
     apply(&group_rsg(&ns, false));
+    let condition = support::wait_rsg_reason(&ns, "everything", "NameConflict");
+    assert!(
+        condition["message"].as_str().is_some_and(
+            |m| m.contains("ControllerRevision") && m.contains("everything-prefill-snapshot")
+        ),
+        "{condition}"
+    );
+    support::run_kubectl(&[
+        "delete",
+        "controllerrevision",
+        "everything-prefill-snapshot",
+        "-n",
+        &ns,
+    ]);
+    // Problems are re-checked every 30 s; a change to the RSG wakes it at once.
+    support::run_kubectl(&["annotate", "rsg", "everything", "-n", &ns, "retry=now"]);
     wait_rsg_converged(&ns, "everything", 2);
     // A new target adds its key to the baseline ConfigMap.
     apply(&group_rsg(&ns, true));

@@ -14,7 +14,7 @@ use kube::{Api, Resource, ResourceExt};
 use serde_json::Value;
 
 use super::build::strip_runtime_fields;
-use super::ReconcileError;
+use super::{Problem, ReconcileError};
 use crate::api::{ResourceScalingGroup, LABEL_NAME, LABEL_TARGET};
 use crate::controller::Context;
 use crate::naming::{replica_config_name, snapshot_name};
@@ -52,22 +52,48 @@ fn post_params() -> PostParams {
     }
 }
 
+/// Whether `meta` belongs to `rsg`: its label names the RSG and, when the RSG has a uid, an
+/// owner reference carries it (so a leftover of a deleted RSG of the same name is not reused).
+fn made_by(meta: &ObjectMeta, rsg: &ResourceScalingGroup) -> bool {
+    let labelled = meta.labels.as_ref().and_then(|l| l.get(LABEL_NAME)) == Some(&rsg.name_any());
+    let owned = match rsg.uid() {
+        None => true,
+        Some(uid) => meta
+            .owner_references
+            .iter()
+            .flatten()
+            .any(|owner| owner.uid == uid),
+    };
+    labelled && owned
+}
+
 /// The snapshot of `target`, taken from `base` when none exists yet. Returns the stored
-/// workload and whether it was taken now.
+/// workload and whether it was taken now, or a name conflict when a ControllerRevision with
+/// the snapshot's name was not made by this RSG.
 pub async fn ensure_snapshot(
     ctx: &Context,
     rsg: &ResourceScalingGroup,
     target: &str,
     base: &Value,
-) -> Result<(Value, bool), ReconcileError> {
+) -> Result<Result<(Value, bool), Problem>, ReconcileError> {
     let namespace = rsg.namespace().unwrap_or_default();
     let name = snapshot_name(&rsg.name_any(), target);
     let cached = ctx
         .stores
         .revisions
         .get(&ObjectRef::new(&name).within(&namespace));
-    if let Some(data) = cached.and_then(|cr| cr.data.clone()) {
-        return Ok((data.0, false));
+    let conflict = || {
+        Ok(Err(Problem::NameConflict(format!(
+            "ControllerRevision {namespace}/{name} (the snapshot of target {target:?}) exists and was not made by this RSG; rename or delete it"
+        ))))
+    };
+    if let Some(revision) = cached {
+        if !made_by(&revision.metadata, rsg) {
+            return conflict();
+        }
+        if let Some(data) = revision.data.clone() {
+            return Ok(Ok((data.0, false)));
+        }
     }
     let api: Api<ControllerRevision> = Api::namespaced(ctx.client.clone(), &namespace);
     let snapshot = strip_runtime_fields(base);
@@ -77,10 +103,14 @@ pub async fn ensure_snapshot(
         revision: 1,
     };
     match api.create(&post_params(), &revision).await {
-        Ok(_) => Ok((snapshot, true)),
+        Ok(_) => Ok(Ok((snapshot, true))),
         Err(kube::Error::Api(status)) if status.code == 409 => {
+            // The cache lagged behind, or the name is taken by an object that is not ours.
             let existing = api.get(&name).await?;
-            Ok((existing.data.map(|d| d.0).unwrap_or(snapshot), false))
+            if !made_by(&existing.metadata, rsg) {
+                return conflict();
+            }
+            Ok(Ok((existing.data.map(|d| d.0).unwrap_or(snapshot), false)))
         }
         Err(err) => Err(err.into()),
     }
@@ -161,7 +191,42 @@ pub async fn ensure_baselines(
 
 #[cfg(test)]
 mod tests {
-    use super::parse_baseline;
+    use super::{made_by, parse_baseline};
+    use crate::api::ResourceScalingGroup;
+    use kube::api::ObjectMeta;
+
+    fn rsg(uid: &str) -> ResourceScalingGroup {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "autoscaling.openfuyao.com/v1alpha1",
+            "kind": "ResourceScalingGroup",
+            "metadata": {"name": "pd", "namespace": "ns", "uid": uid},
+            "spec": {"targetResources": [], "scalingStrategy": {"type": "GroupReplication"}}
+        }))
+        .expect("an RSG")
+    }
+
+    fn meta(label: Option<&str>, owner_uid: Option<&str>) -> ObjectMeta {
+        serde_json::from_value(serde_json::json!({
+            "name": "pd-prefill-snapshot",
+            "labels": label.map(|l| serde_json::json!({"rsg.io/name": l})),
+            "ownerReferences": owner_uid.map(|uid| serde_json::json!([{
+                "apiVersion": "autoscaling.openfuyao.com/v1alpha1",
+                "kind": "ResourceScalingGroup", "name": "pd", "uid": uid}])),
+        }))
+        .expect("metadata")
+    }
+
+    #[test]
+    fn a_snapshot_is_ours_only_with_our_label_and_our_uid_as_owner() {
+        let ours = rsg("uid-1");
+        assert!(made_by(&meta(Some("pd"), Some("uid-1")), &ours));
+        assert!(!made_by(&meta(None, None), &ours), "someone else's object");
+        assert!(!made_by(&meta(Some("other"), Some("uid-1")), &ours));
+        assert!(
+            !made_by(&meta(Some("pd"), Some("uid-0")), &ours),
+            "left over from a deleted RSG of the same name"
+        );
+    }
 
     #[test]
     fn baselines_must_be_non_negative_integers() {

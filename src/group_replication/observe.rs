@@ -188,7 +188,13 @@ pub async fn observe(
                 continue;
             }
         };
-        let (snapshot, taken) = ensure_snapshot(ctx, rsg, &target.name, &base).await?;
+        let (snapshot, taken) = match ensure_snapshot(ctx, rsg, &target.name, &base).await? {
+            Ok(stored) => stored,
+            Err(problem) => {
+                problems.push(problem);
+                continue;
+            }
+        };
         if taken {
             new_snapshots.push(target.name.clone());
         }
