@@ -19,8 +19,16 @@ const CRD: &str = "resourcescalinggroups.autoscaling.openfuyao.com";
 /// The install tests take turns: one of them removes the CRD to see the chart install it.
 static INSTALLS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// Runs hack/helm.py and returns the JSON it printed.
+/// Runs hack/helm.py, asserting success, and returns the JSON it printed.
 fn helm(args: &[&str]) -> Value {
+    match try_helm(args) {
+        Ok(result) => result,
+        Err(error) => panic!("helm {args:?} failed: {error}"),
+    }
+}
+
+/// Runs hack/helm.py: the JSON it printed, or the error it reported.
+fn try_helm(args: &[&str]) -> Result<Value, String> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/hack/helm.py");
     let out = Command::new("python3")
         .arg(script)
@@ -29,12 +37,17 @@ fn helm(args: &[&str]) -> Value {
         .output()
         .unwrap_or_else(|e| panic!("running python3 ({e}): run hack/install-deps.sh"));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "helm {args:?} failed: {stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("helm printed {stdout}: {e}"))
+    let printed: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+        panic!(
+            "helm printed {stdout}{} ({e})",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    if out.status.success() {
+        Ok(printed)
+    } else {
+        Err(printed["error"].as_str().unwrap_or_default().to_string())
+    }
 }
 
 fn cluster_object(kind: &str, name: &str) -> Option<Value> {
@@ -236,8 +249,15 @@ fn install_upgrade_and_uninstall_create_switch_and_keep_what_they_say() {
         RELEASE,
         CHART,
         "default",
-        &with(json!({"instanceConfig": {"enabled": true}})),
+        &with(json!({"instanceConfig": {"enabled": true}, "webhook": {"failurePolicy": "Fail"}})),
     ]);
+    for (kind, name) in [
+        ("mutatingwebhookconfiguration", "rsg-chart-mutating"),
+        ("validatingwebhookconfiguration", "rsg-chart-validating"),
+    ] {
+        let config = cluster_object(kind, name).expect("webhook configuration");
+        assert_eq!(config["webhooks"][0]["failurePolicy"], "Fail", "{name}");
+    }
     let sample = get_json("rsg", ns, "llm-pd-group").expect("sample RSG");
     assert_eq!(
         sample["spec"]["scalingStrategy"]["type"],
@@ -329,4 +349,37 @@ fn with_cert_manager_the_chart_requests_a_certificate_and_has_its_ca_injected() 
     );
     helm(&["uninstall", "rsg-cm", "default"]);
     run_kubectl(&["delete", "namespace", ns, "--wait=false"]);
+}
+
+#[test]
+fn values_that_cannot_work_are_refused_with_the_value_named() {
+    for (values, expected) in [
+        (
+            json!({"webhook": {"failurePolicy": "Ignored"}}),
+            "at '/webhook/failurePolicy': value must be one of 'Ignore', 'Fail'",
+        ),
+        (json!({"replicaCount": 0}), "at '/replicaCount'"),
+        (
+            json!({"namespace": {"name": "Scaling_System"}}),
+            "at '/namespace/name'",
+        ),
+        (
+            json!({"leaderElection": {"enabled": false}}),
+            "replicaCount > 1 needs leaderElection.enabled",
+        ),
+    ] {
+        let error = try_helm(&[
+            "install",
+            "rsg-refused",
+            CHART,
+            "default",
+            &values.to_string(),
+        ])
+        .expect_err("the install must be refused");
+        assert!(error.contains(expected), "{values}: {error}");
+    }
+    assert!(
+        cluster_object("clusterrole", "rsg-refused").is_none(),
+        "nothing installed"
+    );
 }
