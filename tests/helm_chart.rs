@@ -294,8 +294,9 @@ fn install_upgrade_and_uninstall_create_switch_and_keep_what_they_say() {
     run_kubectl(&["delete", "namespace", ns, "--wait=false"]);
 }
 
-/// cert-manager's two kinds, as far as the API server needs them to store the chart's objects.
-const CERT_MANAGER_CRDS: &str = r#"apiVersion: apiextensions.k8s.io/v1
+/// cert-manager's two kinds and the Prometheus Operator's ServiceMonitor, as far as the API
+/// server needs them to store the chart's objects.
+const OPERATOR_CRDS: &str = r#"apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
 metadata: {name: issuers.cert-manager.io}
 spec:
@@ -314,16 +315,30 @@ spec:
   scope: Namespaced
   versions:
   - {name: v1, served: true, storage: true, schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}}
+---
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: servicemonitors.monitoring.coreos.com}
+spec:
+  group: monitoring.coreos.com
+  names: {kind: ServiceMonitor, plural: servicemonitors, singular: servicemonitor}
+  scope: Namespaced
+  versions:
+  - {name: v1, served: true, storage: true, schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}}
 "#;
 
 #[test]
-fn with_cert_manager_the_chart_requests_a_certificate_and_has_its_ca_injected() {
+fn with_cert_manager_and_a_service_monitor_the_chart_makes_their_objects() {
     let _turn = INSTALLS.lock().unwrap_or_else(|p| p.into_inner());
-    support::crds::install(CERT_MANAGER_CRDS, &["certificates", "issuers"]);
+    support::crds::install(
+        OPERATOR_CRDS,
+        &["certificates", "issuers", "servicemonitors"],
+    );
     let ns = "helm-rsg-cm";
     let values = json!({
         "namespace": {"name": ns, "create": true},
         "webhook": {"certManager": {"enabled": true}},
+        "metrics": {"serviceMonitor": {"enabled": true, "labels": {"release": "prometheus"}}},
     });
     helm(&["install", "rsg-cm", CHART, "default", &values.to_string()]);
     let certificate = get_json("certificate", ns, "rsg-cm-webhook").expect("Certificate");
@@ -346,6 +361,14 @@ fn with_cert_manager_the_chart_requests_a_certificate_and_has_its_ca_injected() 
     assert_eq!(
         webhook["metadata"]["annotations"]["cert-manager.io/inject-ca-from"],
         format!("{ns}/rsg-cm-webhook")
+    );
+    // rsg's own metrics, scraped over TLS with the CA cert-manager writes to the Secret.
+    let monitor = get_json("servicemonitor", ns, "rsg-cm").expect("ServiceMonitor");
+    assert_eq!(monitor["metadata"]["labels"]["release"], "prometheus");
+    assert_eq!(
+        monitor["spec"]["endpoints"][0]["tlsConfig"],
+        json!({"serverName": "rsg-cm.helm-rsg-cm.svc",
+               "ca": {"secret": {"name": "rsg-cm-webhook-tls", "key": "ca.crt"}}})
     );
     helm(&["uninstall", "rsg-cm", "default"]);
     run_kubectl(&["delete", "namespace", ns, "--wait=false"]);
