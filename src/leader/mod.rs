@@ -206,6 +206,7 @@ impl Elector {
         );
         let mut last_renewed: Option<Instant> = None;
         let mut last_holder = String::new();
+        let mut last_error = String::new();
         loop {
             let attempt = match tokio::time::timeout(settings.renew_deadline, self.try_once()).await
             {
@@ -215,6 +216,7 @@ impl Elector {
             let is_leading = *leading.borrow();
             match attempt {
                 Ok(Outcome::Leading) => {
+                    last_error.clear();
                     last_renewed = Some(Instant::now());
                     if !is_leading {
                         info!(identity = %settings.identity, "acquired the Lease; reconciling");
@@ -222,6 +224,7 @@ impl Elector {
                     }
                 }
                 Ok(Outcome::Following(holder)) => {
+                    last_error.clear();
                     last_renewed = None;
                     if is_leading {
                         warn!(holder = %holder, "the Lease was taken over; stopping the controllers");
@@ -238,9 +241,14 @@ impl Elector {
                         warn!(error = %err, "could not renew the Lease in time; stopping the controllers");
                         leading.send_replace(false);
                         last_renewed = None;
+                    } else if err.to_string() != last_error {
+                        // A standby that cannot reach or may not use the Lease never leads:
+                        // say so once per distinct error rather than at debug level.
+                        warn!(error = %err, "Lease try failed; retrying");
                     } else {
                         debug!(error = %err, "Lease try failed; retrying");
                     }
+                    last_error = err.to_string();
                 }
             }
             tokio::select! {
