@@ -1,6 +1,7 @@
 //! Two rsg replicas against one apiserver: both serve admission, only the Lease holder
-//! reconciles, and when the holder is killed mid-scale the other takes over within the lease
-//! duration and finishes the scale.
+//! reconciles, and when the holder is killed mid-scale the other takes over after about the
+//! lease duration (a claim is trusted for that long from when it was last seen to change, and
+//! the Lease is tried every retry period) and finishes the scale.
 
 mod support;
 
@@ -206,4 +207,39 @@ fn both_replicas_answer_admission_one_reconciles_and_the_standby_takes_over_a_sc
     let handover = stopping.elapsed();
     println!("handover after SIGTERM: {} ms", handover.as_millis());
     assert!(handover < LEASE_DURATION, "took {handover:?}");
+}
+
+#[test]
+fn a_replica_that_may_not_use_its_lease_says_why_and_never_reconciles() {
+    let env = env_with(EnvOptions {
+        rsg_args: LEASE_ARGS,
+        ..EnvOptions::default()
+    });
+    let certs = env.dir.join("misplaced-certs");
+    let ca_bundle = generate_certs(&certs);
+    // The Role for the Lease exists only in rsg-system.
+    let mut args = LEASE_ARGS.to_vec();
+    args.extend(["--leader-election-namespace", "default"]);
+    let replica = RsgProcess::start_with_certs(
+        &env.dir,
+        &env.rsg_kubeconfig,
+        "rsg-misplaced",
+        certs,
+        ca_bundle,
+        &args,
+    );
+    let line = wait_for(
+        "the Lease error in the log",
+        Duration::from_secs(30),
+        || {
+            replica
+                .log_tail(50)
+                .lines()
+                .find(|l| l.contains("Lease try failed") && l.contains("forbidden"))
+                .map(str::to_string)
+        },
+    );
+    assert!(line.contains("WARN"), "{line}");
+    assert_eq!(replica.metric("rsg_leader"), Some(0.0));
+    assert!(get_json("lease", "default", "rsg-leader").is_none());
 }
