@@ -145,22 +145,22 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     };
 
     server::serve(listener, tls, app, shutdown, args.drain_timeout).await;
-    if let Some(Err(err)) = match controllers {
-        Some(task) => Some(task.await),
-        None => None,
-    } {
-        warn!(error = %err, "controller task ended abnormally");
-    }
+    join_logged(controllers, "controller").await;
     // Released only after the controllers' last write.
     elector_stop.cancel();
-    if let Some(Err(err)) = match elector {
+    join_logged(elector, "leader election").await;
+    info!("stopped");
+    Ok(())
+}
+
+/// Waits for a background task, if it was started, and logs how it ended abnormally.
+async fn join_logged(task: Option<tokio::task::JoinHandle<()>>, what: &str) {
+    if let Some(Err(err)) = match task {
         Some(task) => Some(task.await),
         None => None,
     } {
-        warn!(error = %err, "leader election task ended abnormally");
+        warn!(error = %err, "{what} task ended abnormally");
     }
-    info!("stopped");
-    Ok(())
 }
 
 /// The Lease settings, or `None` when leader election is off.

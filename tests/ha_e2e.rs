@@ -31,26 +31,13 @@ fn lease_holder() -> Option<String> {
     lease["spec"]["holderIdentity"].as_str().map(str::to_string)
 }
 
+/// A Deployment with its Service, and an RSG of one group over them.
 fn group_rsg(ns: &str) -> String {
+    let deployment = support::fixtures::deployment(ns, "engine", 1);
+    let service = support::fixtures::service(ns, "engine");
     format!(
-        r#"apiVersion: apps/v1
-kind: Deployment
-metadata: {{name: engine, namespace: {ns}}}
-spec:
-  replicas: 1
-  selector: {{matchLabels: {{app: engine}}}}
-  template:
-    metadata: {{labels: {{app: engine}}}}
-    spec:
-      containers: [{{name: engine, image: registry.local/engine:1}}]
----
-apiVersion: v1
-kind: Service
-metadata: {{name: engine, namespace: {ns}}}
-spec:
-  selector: {{app: engine}}
-  ports: [{{port: 80}}]
----
+        r#"{deployment}---
+{service}---
 apiVersion: autoscaling.openfuyao.com/v1alpha1
 kind: ResourceScalingGroup
 metadata: {{name: ha, namespace: {ns}}}

@@ -181,19 +181,7 @@ fn a_missing_follower_is_reported_and_recovers_and_deletion_leaves_workloads() {
         "--replicas=3",
     ]);
     wait_replicas(&ns, &[("sidecar", 3)]);
-    apply(&format!(
-        r#"apiVersion: apps/v1
-kind: Deployment
-metadata: {{name: worker, namespace: {ns}}}
-spec:
-  replicas: 1
-  selector: {{matchLabels: {{app: worker}}}}
-  template:
-    metadata: {{labels: {{app: worker}}}}
-    spec:
-      containers: [{{name: worker, image: registry.local/worker:1}}]
-"#
-    ));
+    apply(&support::fixtures::deployment(&ns, "worker", 1));
     wait_replicas(&ns, &[("worker", 6)]);
     wait_rsg_reason(&ns, "leader-follower", "Reconciled");
     assert!(

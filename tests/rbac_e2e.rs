@@ -43,6 +43,7 @@ spec:
 }
 
 fn workloads(ns: &str) -> String {
+    let leader = support::fixtures::deployment(ns, "leader", 1);
     format!(
         r#"apiVersion: apps/v1
 kind: Deployment
@@ -113,17 +114,7 @@ spec:
   selector: {{app: someone-else}}
   ports: [{{port: 80}}]
 ---
-apiVersion: apps/v1
-kind: Deployment
-metadata: {{name: leader, namespace: {ns}}}
-spec:
-  replicas: 1
-  selector: {{matchLabels: {{app: leader}}}}
-  template:
-    metadata: {{labels: {{app: leader}}}}
-    spec:
-      containers: [{{name: engine, image: registry.local/engine:1}}]
----
+{leader}---
 apiVersion: apps/v1
 kind: StatefulSet
 metadata: {{name: follower, namespace: {ns}}}

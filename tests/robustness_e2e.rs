@@ -12,26 +12,10 @@ use support::{apply, env, get_json, names, namespace, scale_rsg, wait_for, wait_
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn base_and_rsg(ns: &str) {
+    apply(&support::fixtures::deployment(ns, "web", 0));
+    apply(&support::fixtures::service(ns, "web"));
     apply(&format!(
-        r#"apiVersion: apps/v1
-kind: Deployment
-metadata: {{name: web, namespace: {ns}}}
-spec:
-  replicas: 0
-  selector: {{matchLabels: {{app: web}}}}
-  template:
-    metadata: {{labels: {{app: web}}}}
-    spec:
-      containers: [{{name: web, image: registry.local/web:1}}]
----
-apiVersion: v1
-kind: Service
-metadata: {{name: web, namespace: {ns}}}
-spec:
-  selector: {{app: web}}
-  ports: [{{port: 80}}]
----
-apiVersion: autoscaling.openfuyao.com/v1alpha1
+        r#"apiVersion: autoscaling.openfuyao.com/v1alpha1
 kind: ResourceScalingGroup
 metadata: {{name: web, namespace: {ns}}}
 spec:

@@ -25,19 +25,9 @@ fn prometheus() -> &'static Prometheus {
 
 /// A base Deployment and an RSG with `groups` groups and the given `scaleDown`.
 fn rsg_with_groups(ns: &str, groups: i32, scale_down: &str) {
+    apply(&support::fixtures::deployment(ns, "web", 1));
     apply(&format!(
-        r#"apiVersion: apps/v1
-kind: Deployment
-metadata: {{name: web, namespace: {ns}}}
-spec:
-  replicas: 1
-  selector: {{matchLabels: {{app: web}}}}
-  template:
-    metadata: {{labels: {{app: web}}}}
-    spec:
-      containers: [{{name: web, image: registry.local/web:1}}]
----
-apiVersion: autoscaling.openfuyao.com/v1alpha1
+        r#"apiVersion: autoscaling.openfuyao.com/v1alpha1
 kind: ResourceScalingGroup
 metadata: {{name: web, namespace: {ns}}}
 spec:

@@ -49,11 +49,6 @@ impl ReconcileFeed {
     pub fn close(&self) {
         *self.slot() = None;
     }
-
-    /// Whether a controller listens.
-    pub fn is_open(&self) -> bool {
-        self.slot().is_some()
-    }
 }
 
 #[cfg(test)]
@@ -71,12 +66,10 @@ mod tests {
         let (store, _writer) = reflector::store::<ResourceScalingGroup>();
         feed.offer(reference("before"));
         let mut receiver = feed.open(&store);
-        assert!(feed.is_open());
         feed.offer(reference("during"));
         feed.close();
         feed.offer(reference("after"));
         assert_eq!(receiver.try_recv().ok(), Some(reference("during")));
         assert!(receiver.try_recv().is_err());
-        assert!(!feed.is_open());
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod control_plane;
 pub mod crds;
+pub mod fixtures;
 pub mod kubectl;
 pub mod processes;
 pub mod prometheus;

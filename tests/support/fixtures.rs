@@ -1,0 +1,31 @@
+//! YAML of the plain workloads the tests build on.
+
+/// A Deployment `name` in `ns` whose pods carry `app: <name>`, with one container.
+pub fn deployment(ns: &str, name: &str, replicas: i32) -> String {
+    format!(
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: {name}, namespace: {ns}}}
+spec:
+  replicas: {replicas}
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata: {{labels: {{app: {name}}}}}
+    spec:
+      containers: [{{name: {name}, image: registry.local/{name}:1}}]
+"#
+    )
+}
+
+/// A Service `name` in `ns` selecting `app: <name>` on port 80.
+pub fn service(ns: &str, name: &str) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Service
+metadata: {{name: {name}, namespace: {ns}}}
+spec:
+  selector: {{app: {name}}}
+  ports: [{{port: 80}}]
+"#
+    )
+}
