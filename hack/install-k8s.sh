@@ -14,9 +14,18 @@ SUDO=""
 
 log() { echo "[install-k8s] $*" >&2; }
 
+# The version the binaries are stamped with (the source package's), so the API server reports
+# it at /version (Helm checks a chart's kubeVersion against it).
+K8S_VERSION=1.20.2
+
+reports_version() {
+  "$BIN/$1" --version 2>/dev/null | grep -q "v$K8S_VERSION\$"
+}
+
 have_all() {
   command -v etcd >/dev/null 2>&1 &&
-    [ -x "$BIN/kube-apiserver" ] && [ -x "$BIN/kube-controller-manager" ] && [ -x "$BIN/agnhost" ]
+    [ -x "$BIN/kube-apiserver" ] && [ -x "$BIN/kube-controller-manager" ] && [ -x "$BIN/agnhost" ] &&
+    reports_version kube-apiserver && reports_version kube-controller-manager
 }
 
 if have_all; then
@@ -76,10 +85,17 @@ if [ ! -f pkg/generated/openapi/zz_generated.openapi.go ]; then
   log "make generated_files (a few minutes)"
   make generated_files >"$CACHE/generated_files.log" 2>&1 || { tail -n 50 "$CACHE/generated_files.log"; exit 1; }
 fi
+# What the Kubernetes build itself stamps (hack/lib/version.sh), for the vendored packages.
+version_ldflags=""
+for pkg in k8s.io/kubernetes/vendor/k8s.io/client-go/pkg/version k8s.io/kubernetes/vendor/k8s.io/component-base/version; do
+  version_ldflags+=" -X $pkg.gitVersion=v$K8S_VERSION -X $pkg.gitMajor=${K8S_VERSION%%.*}"
+  minor="${K8S_VERSION#*.}"
+  version_ldflags+=" -X $pkg.gitMinor=${minor%%.*} -X $pkg.gitTreeState=clean"
+done
 for cmd in kube-apiserver kube-controller-manager; do
-  if [ ! -x "$BIN/$cmd" ]; then
-    log "building $cmd (a few minutes)"
-    go build -o "$BIN/$cmd" "./cmd/$cmd"
+  if [ ! -x "$BIN/$cmd" ] || ! reports_version "$cmd"; then
+    log "building $cmd v$K8S_VERSION (a few minutes)"
+    go build -ldflags "$version_ldflags" -o "$BIN/$cmd" "./cmd/$cmd"
   fi
 done
 if [ ! -x "$BIN/agnhost" ]; then
