@@ -62,7 +62,7 @@ TOKENS
 echo "[run-local] starting kube-apiserver on https://127.0.0.1:$APISERVER_PORT"
 "$K8S_BIN/kube-apiserver" --etcd-servers="http://127.0.0.1:$ETCD_PORT" --cert-dir="$STATE/apiserver-certs" \
   --secure-port="$APISERVER_PORT" --insecure-port=0 --bind-address=127.0.0.1 --advertise-address=127.0.0.1 \
-  --service-cluster-ip-range=10.0.0.0/24 --authorization-mode=RBAC --token-auth-file="$STATE/tokens.csv" \
+  --service-cluster-ip-range=10.0.0.0/24 --enable-aggregator-routing=true --authorization-mode=RBAC --token-auth-file="$STATE/tokens.csv" \
   --service-account-issuer=https://kubernetes.default.svc --service-account-key-file="$STATE/sa.key" \
   --service-account-signing-key-file="$STATE/sa.key" --allow-privileged=true \
   --disable-admission-plugins=ServiceAccount --enable-priority-and-fairness=false >"$STATE/kube-apiserver.log" 2>&1 &
@@ -109,8 +109,11 @@ KUBECONFIG="$STATE/rsg-kubeconfig" POD_NAME=rsg-local \
 pids+=($!)
 wait_until 60 "rsg /readyz" curl -sf --cacert "$STATE/webhook-certs/ca.crt" "https://127.0.0.1:$RSG_PORT/readyz"
 
-echo "[run-local] registering the webhooks"
-sed -e "s|RSG_URL|https://127.0.0.1:$RSG_PORT|g" -e "s|CA_BUNDLE|$CA_BUNDLE|g" hack/local-webhooks.yaml | kubectl apply -f - >/dev/null
+echo "[run-local] registering the webhooks (manifests/install/30-webhooks.yaml, called by URL)"
+# The shipped configurations as they are, except that the apiserver calls rsg on this host by
+# URL instead of through the rsg Service.
+sed -E -e "s|service: \{name: rsg, namespace: rsg-system, path: (/[a-z]+), port: 443\}|url: \"https://127.0.0.1:$RSG_PORT\1\"|" \
+  -e "s|CA_BUNDLE|$CA_BUNDLE|g" manifests/install/30-webhooks.yaml | kubectl apply -f - >/dev/null
 wait_until 30 "the webhooks to take effect" sh -c \
   "kubectl apply --dry-run=server -f hack/webhook-probe.yaml 2>&1 | grep -q 'denied the request'"
 

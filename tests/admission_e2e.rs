@@ -534,3 +534,100 @@ fn admission_metrics_count_requests() {
         "{body}"
     );
 }
+
+/// rsg's own namespace, as `manifests/install/00-namespace.yaml` ships it.
+fn install_namespace() -> String {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/manifests/install/00-namespace.yaml"
+    );
+    let text = std::fs::read_to_string(path).expect("reading the shipped namespace");
+    let namespace: serde_json::Value = serde_yaml::from_str(&text).expect("YAML");
+    namespace["metadata"]["name"]
+        .as_str()
+        .expect("a namespace name")
+        .to_string()
+}
+
+#[test]
+fn in_rsgs_own_namespace_the_shipped_webhooks_check_and_default_like_anywhere() {
+    let ns = install_namespace();
+    let kubeconfig = &env().kubeconfig;
+    // Set by Kubernetes itself from 1.21 on (this API server is 1.20): a namespaceSelector
+    // on it would exclude the namespace.
+    let label = format!("kubernetes.io/metadata.name={ns}");
+    let out = kubectl(
+        kubeconfig,
+        &["label", "namespace", &ns, "--overwrite", &label],
+    );
+    assert!(out.success, "{}", out.stderr);
+    // The manual's install check finds both configurations by name.
+    for kind in [
+        "validatingwebhookconfigurations",
+        "mutatingwebhookconfigurations",
+    ] {
+        let out = kubectl(kubeconfig, &["get", kind, "-o", "name"]);
+        assert!(
+            out.stdout
+                .lines()
+                .any(|line| line.contains("resourcescalinggroup")),
+            "`kubectl get {kind} | grep resourcescalinggroup` finds nothing: {}",
+            out.stdout
+        );
+    }
+
+    let stderr = rejected(&group_rsg(
+        &ns,
+        "own-ns-invalid",
+        &target("prefill", "own-ns-prefill"),
+        "      scaleDown:\n        metric: {expr: up, type: guage}",
+    ));
+    assert!(
+        stderr.contains(&format!(
+            r#"{DENIED}ResourceScalingGroup "own-ns-invalid" is invalid: spec.scalingStrategy.groupConfig.scaleDown.metric.type: Unsupported value: "guage""#
+        )),
+        "{stderr}"
+    );
+
+    accepted(&group_rsg(
+        &ns,
+        "own-ns-defaults",
+        &target("prefill", "own-ns-defaults-prefill"),
+        "      groupName: own",
+    ));
+    let replicas = kubectl(
+        kubeconfig,
+        &[
+            "get",
+            "rsg",
+            "own-ns-defaults",
+            "-n",
+            &ns,
+            "-o",
+            "jsonpath={.spec.scalingStrategy.groupConfig.replicas}",
+        ],
+    );
+    assert_eq!(
+        replicas.stdout, "1",
+        "the mutating webhook stores the default group count here too"
+    );
+
+    accepted(&inplace_rsg(
+        &ns,
+        "own-ns-inplace",
+        &(target("scheduler", "own-ns-scheduler") + &target("worker", "own-ns-worker")),
+        "      leader: {resourceName: scheduler}\n      follower: [{resourceName: worker, followRatio: 2}]",
+    ));
+    let out = kubectl(
+        kubeconfig,
+        &["scale", "rsg", "own-ns-inplace", "-n", &ns, "--replicas=4"],
+    );
+    assert!(
+        !out.success
+            && out
+                .stderr
+                .contains("the scale subresource applies to GroupReplication only"),
+        "{}",
+        out.stderr
+    );
+}

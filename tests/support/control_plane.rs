@@ -144,6 +144,10 @@ impl ControlPlane {
             "--bind-address=127.0.0.1".into(),
             "--advertise-address=127.0.0.1".into(),
             "--service-cluster-ip-range=10.0.0.0/24".into(),
+            // Webhooks and aggregated APIs behind a Service are called at its endpoints, not
+            // its cluster IP: Services here have none (no kubelet), so a webhook registered
+            // by the chart fails at once instead of sending traffic off this machine.
+            "--enable-aggregator-routing=true".into(),
             "--authorization-mode=RBAC".into(),
             format!("--token-auth-file={}", tokens.display()),
             "--service-account-issuer=https://kubernetes.default.svc".into(),

@@ -220,47 +220,47 @@ impl RsgProcess {
     }
 }
 
-/// Registers the mutating and validating webhooks by URL, failing closed.
-pub fn register_webhooks(kubeconfig: &Path, rsg: &RsgProcess) {
-    let rules = r#"
-  rules:
-  - apiGroups: ["autoscaling.openfuyao.com"]
-    apiVersions: ["v1alpha1"]
-    operations: ["CREATE", "UPDATE"]"#;
-    let yaml = format!(
-        r#"apiVersion: admissionregistration.k8s.io/v1
-kind: MutatingWebhookConfiguration
-metadata:
-  name: rsg-mutating
-webhooks:
-- name: mutate.autoscaling.openfuyao.com
-  admissionReviewVersions: ["v1"]
-  sideEffects: None
-  failurePolicy: Fail
-  timeoutSeconds: 10
-  clientConfig:
-    url: https://127.0.0.1:{port}/mutate
-    caBundle: {ca}{rules}
-    resources: ["resourcescalinggroups"]
----
-apiVersion: admissionregistration.k8s.io/v1
-kind: ValidatingWebhookConfiguration
-metadata:
-  name: rsg-validating
-webhooks:
-- name: validate.autoscaling.openfuyao.com
-  admissionReviewVersions: ["v1"]
-  sideEffects: None
-  failurePolicy: Fail
-  timeoutSeconds: 10
-  clientConfig:
-    url: https://127.0.0.1:{port}/validate
-    caBundle: {ca}{rules}
-    resources: ["resourcescalinggroups", "resourcescalinggroups/scale"]
-"#,
-        port = rsg.port,
-        ca = rsg.ca_bundle
+/// The webhook configurations rsg ships (`manifests/install/30-webhooks.yaml`), exactly as
+/// shipped (names, rules, selectors, failure policy, timeouts) except `clientConfig`: the
+/// apiserver here has no cluster network, so each webhook calls `https://127.0.0.1:<port>`
+/// at the path its Service reference names, trusting `ca_bundle`.
+pub fn shipped_webhook_configurations(port: u16, ca_bundle: &str) -> Vec<serde_json::Value> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/manifests/install/30-webhooks.yaml"
     );
+    let text = std::fs::read_to_string(path).expect("reading the shipped webhook configurations");
+    let mut configurations = Vec::new();
+    for document in serde_yaml::Deserializer::from_str(&text) {
+        let mut configuration: serde_json::Value =
+            serde::Deserialize::deserialize(document).expect("a YAML document");
+        for webhook in configuration["webhooks"]
+            .as_array_mut()
+            .expect("a webhooks list")
+        {
+            let client = &mut webhook["clientConfig"];
+            let service_path = client["service"]["path"]
+                .as_str()
+                .expect("the shipped webhooks call the rsg Service at a path")
+                .to_string();
+            *client = serde_json::json!({
+                "url": format!("https://127.0.0.1:{port}{service_path}"),
+                "caBundle": ca_bundle,
+            });
+        }
+        configurations.push(configuration);
+    }
+    configurations
+}
+
+/// Registers the webhook configurations rsg ships, calling `rsg`, and waits until the
+/// apiserver calls them.
+pub fn register_webhooks(kubeconfig: &Path, rsg: &RsgProcess) {
+    let yaml = shipped_webhook_configurations(rsg.port, &rsg.ca_bundle)
+        .iter()
+        .map(|c| serde_yaml::to_string(c).expect("YAML"))
+        .collect::<Vec<_>>()
+        .join("---\n");
     let out = kubectl_apply(kubeconfig, &yaml, &[]);
     assert!(out.success, "registering the webhooks: {}", out.stderr);
     // The apiserver picks webhook configurations up asynchronously: wait until a bad

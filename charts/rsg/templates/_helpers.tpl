@@ -37,10 +37,8 @@ admissionReviewVersions: ["v1"]
 sideEffects: None
 failurePolicy: {{ .values.failurePolicy }}
 timeoutSeconds: {{ .values.timeoutSeconds }}
-# rsg's own namespace is never subject to its webhooks, so it can always start.
-namespaceSelector:
-  matchExpressions:
-  - {key: kubernetes.io/metadata.name, operator: NotIn, values: [{{ .ns }}]}
+# No namespaceSelector: the rules match only ResourceScalingGroups, so they apply in every
+# namespace, rsg's own included, and nothing rsg needs to start goes through them.
 clientConfig:
   service: {name: {{ .name }}, namespace: {{ .ns }}, path: {{ .path }}, port: 443}
   {{- if .caBundle }}
