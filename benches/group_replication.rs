@@ -24,6 +24,7 @@ use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client};
 use rsg::api::ResourceScalingGroup;
+use rsg::group_replication::baseline::Replicas;
 use rsg::group_replication::build::{
     build_service_copy, build_workload_copy, CopySpec, ServiceCopySpec,
 };
@@ -183,7 +184,7 @@ async fn plain_client_creates(client: &Client, round: usize) -> Duration {
                                 target_name: name,
                                 copy_name: &format!("pd-{name}-{id}"),
                                 group_id: id,
-                                replicas: Some(1),
+                                replicas: &Replicas::Count(1),
                                 service_renames: &renames,
                             },
                         )

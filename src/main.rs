@@ -8,6 +8,8 @@ fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_env("RSG_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        // Colours only on a terminal: `kubectl logs | grep` and log files see plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder

@@ -297,6 +297,48 @@ fn new_groups_use_the_edited_baseline_and_bad_values_are_reported() {
 }
 
 #[test]
+fn a_replica_config_written_before_the_rsg_is_used_and_owned_by_it() {
+    let (production, ns) = prod_and_rsg_namespaces();
+    // The manual's flow: the ConfigMap first, then the RSG.
+    apply(&format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: llm-pd-group-replica-config, namespace: {ns}}}\ndata: {{prefill: \"4\"}}\n"
+    ));
+    apply(&pd_rsg(&ns, &production, 2));
+    wait_rsg_converged(&ns, "llm-pd-group", 2);
+    assert_eq!(
+        get_json("deployment", &ns, "pd-llm-prefill-1").unwrap()["spec"]["replicas"],
+        4,
+        "the user's value is used"
+    );
+    let uid = get_json("rsg", &ns, "llm-pd-group").unwrap()["metadata"]["uid"].clone();
+    let config = wait_for(
+        "the ConfigMap to be owned by the RSG",
+        Duration::from_secs(30),
+        || {
+            let config = get_json("configmap", &ns, "llm-pd-group-replica-config")?;
+            (config["metadata"]["ownerReferences"][0]["uid"] == uid).then_some(config)
+        },
+    );
+    assert_eq!(config["metadata"]["labels"]["rsg.io/name"], "llm-pd-group");
+    assert_eq!(config["data"]["prefill"], "4", "its values are kept");
+    assert_eq!(config["data"]["decode"], "2", "missing keys are filled in");
+    run_kubectl(&["delete", "rsg", "llm-pd-group", "-n", &ns]);
+    wait_for(
+        "garbage collection to remove the adopted ConfigMap with the RSG",
+        Duration::from_secs(60),
+        || {
+            get_json("configmap", &ns, "llm-pd-group-replica-config")
+                .is_none()
+                .then_some(())
+        },
+    );
+    assert!(
+        get_json("deployment", &ns, "pd-llm-prefill-1").is_some(),
+        "workloads stay"
+    );
+}
+
+#[test]
 fn an_object_with_a_copy_name_that_is_not_ours_is_never_touched() {
     let (production, ns) = prod_and_rsg_namespaces();
     // The group's second object is taken: the first, created before the conflict shows,
@@ -465,6 +507,30 @@ spec:
     scale_rsg(&ns, "lws-group", 1);
     wait_rsg_converged(&ns, "lws-group", 1);
     assert!(get_json("leaderworkerset", &ns, "g-vllm-1").is_none());
+
+    // Group 0 goes to zero replicas (never deleted) and comes back at its baseline.
+    scale_rsg(&ns, "lws-group", 0);
+    let rsg = wait_rsg_converged(&ns, "lws-group", 0);
+    assert_eq!(rsg["status"]["groups"][0]["state"], "ScaledToZero");
+    let base = get_json("leaderworkerset", &ns, "vllm").expect("the base is kept");
+    assert_eq!(base["spec"]["replicas"], 0);
+    assert_eq!(
+        base["metadata"]["annotations"]["rsg.io/held-at-zero"],
+        "true"
+    );
+    assert_eq!(base["spec"]["leaderWorkerTemplate"]["size"], 4);
+    scale_rsg(&ns, "lws-group", 1);
+    wait_rsg_converged(&ns, "lws-group", 1);
+    let base = get_json("leaderworkerset", &ns, "vllm").expect("the base");
+    assert_eq!(base["spec"]["replicas"], 2, "restored to the baseline");
+    assert!(base["metadata"]["annotations"]
+        .get("rsg.io/held-at-zero")
+        .is_none());
+    assert_eq!(
+        base["spec"]["leaderWorkerTemplate"]["workerTemplate"]["metadata"]["labels"],
+        serde_json::json!({"app": "vllm"}),
+        "the base's pod template is never changed"
+    );
 }
 
 #[test]

@@ -263,9 +263,8 @@ fn without_values_the_highest_group_ids_go() {
 
 /// Three groups with a Service each, draining for `timeout`, ranked by `metric`.
 fn draining_rsg(ns: &str, metric: &str, timeout: &str) {
-    apply(&format!(
-        "apiVersion: v1\nkind: Service\nmetadata: {{name: web, namespace: {ns}}}\nspec:\n  selector: {{app: web}}\n  ports: [{{port: 80}}]\n"
-    ));
+    // The base and its Service live in the RSG's namespace.
+    apply(&support::fixtures::service(ns, "web"));
     rsg_with_groups(
         ns,
         3,
@@ -358,6 +357,10 @@ fn a_draining_group_goes_at_the_timeout_when_its_metric_stays_up() {
         "json",
     ]);
     assert!(events.contains("the drain timeout passed"), "{events}");
+    assert!(
+        events.contains("the base's Services in this namespace (web) select every group's pods and still route to it"),
+        "the drain Event says routing through the base's Service does not stop: {events}"
+    );
 }
 
 #[test]

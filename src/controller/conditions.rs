@@ -3,6 +3,8 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::chrono::Utc;
 
+use crate::api::ResourceScalingGroup;
+
 /// The condition type that summarizes an RSG.
 pub const READY: &str = "Ready";
 
@@ -59,9 +61,76 @@ pub fn with_condition(
     conditions
 }
 
+/// The condition of `type_` in the RSG's stored status, as `(reason, message)`.
+pub fn stored_condition<'a>(
+    rsg: &'a ResourceScalingGroup,
+    type_: &str,
+) -> Option<(&'a str, &'a str)> {
+    rsg.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| (c.reason.as_str(), c.message.as_str()))
+}
+
+/// Whether the RSG's stored Ready condition already reports the problem `message` for the
+/// spec generation being reconciled. Problems are logged only when they are not: once per
+/// change, not on every retry.
+pub fn already_reported(rsg: &ResourceScalingGroup, message: &str) -> bool {
+    let same_generation =
+        rsg.status.as_ref().and_then(|s| s.observed_generation) == rsg.metadata.generation;
+    same_generation
+        && stored_condition(rsg, READY).is_some_and(|(_, stored)| stored.contains(message))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::ResourceScalingGroupStatus;
+
+    #[test]
+    fn a_problem_is_already_reported_while_the_stored_condition_names_it() {
+        let mut rsg: ResourceScalingGroup = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "g", "namespace": "n", "generation": 2},
+            "spec": {"targetResources": [], "scalingStrategy": {"type": "GroupReplication"}}
+        }))
+        .expect("an RSG");
+        assert!(!already_reported(
+            &rsg,
+            "target \"a\": Deployment n/a not found"
+        ));
+        rsg.status = Some(ResourceScalingGroupStatus {
+            observed_generation: Some(2),
+            conditions: with_condition(
+                Vec::new(),
+                READY,
+                false,
+                reason::TARGET_NOT_FOUND,
+                "target \"a\": Deployment n/a not found; target \"b\": Deployment n/b not found"
+                    .into(),
+                Some(2),
+            ),
+            ..ResourceScalingGroupStatus::default()
+        });
+        assert!(already_reported(
+            &rsg,
+            "target \"b\": Deployment n/b not found"
+        ));
+        assert!(!already_reported(
+            &rsg,
+            "target \"c\": Deployment n/c not found"
+        ));
+        rsg.metadata.generation = Some(3);
+        assert!(
+            !already_reported(&rsg, "target \"b\": Deployment n/b not found"),
+            "a new spec generation reports again"
+        );
+        assert_eq!(
+            stored_condition(&rsg, READY).map(|(r, _)| r),
+            Some(reason::TARGET_NOT_FOUND)
+        );
+    }
 
     #[test]
     fn transition_time_changes_only_with_status() {

@@ -15,7 +15,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::ResourceExt;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn, Instrument};
+use tracing::{debug, info, warn, Instrument};
 
 pub use context::Context;
 
@@ -102,7 +102,10 @@ async fn reconcile(
             result.is_ok(),
         );
         match &result {
-            Ok(_) => ctx.reset_backoff(&ObjectRef::from_obj(rsg.as_ref())),
+            Ok(action) => {
+                debug!(next = ?action, "reconcile done");
+                ctx.reset_backoff(&ObjectRef::from_obj(rsg.as_ref()))
+            }
             Err(err) => {
                 let message = format!("retrying after an API error: {err}");
                 if let Err(status_err) = ctx

@@ -9,6 +9,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 use serde_json::{json, Value};
 
+use super::baseline::Replicas;
 use super::build::{build_service_copy, build_workload_copy, CopySpec, ServiceCopySpec};
 use super::observe::{
     Observation, TargetState, ANNOTATION_DRAINING_SINCE, ANNOTATION_HELD_AT_ZERO,
@@ -17,7 +18,7 @@ use super::{Problem, ReconcileError};
 use crate::api::{ResourceScalingGroup, LABEL_GROUP_ID, LABEL_MANAGED, LABEL_NAME};
 use crate::controller::Context;
 use crate::naming::{copy_service_name, copy_workload_name};
-use crate::workload::{label, WorkloadKind};
+use crate::workload::{label, role_based_group, WorkloadKind};
 
 fn labelled_ours(object: &Value, rsg_name: &str) -> bool {
     label(object, LABEL_NAME) == Some(rsg_name)
@@ -112,6 +113,8 @@ pub async fn create_group(
         let outcome = match &part {
             Missing::Workload { target, name, kind } => {
                 let target = &obs.targets[*target];
+                // Checked above: every baseline is usable.
+                let replicas = target.baseline.as_ref().unwrap_or(&Replicas::Count(1));
                 let copy = build_workload_copy(
                     &target.snapshot,
                     &CopySpec {
@@ -120,9 +123,7 @@ pub async fn create_group(
                         target_name: &target.name,
                         copy_name: name,
                         group_id: id,
-                        replicas: kind
-                            .has_single_replica_count()
-                            .then(|| *target.baseline.as_ref().unwrap_or(&1)),
+                        replicas,
                         service_renames: &renames,
                     },
                 );
@@ -308,20 +309,21 @@ pub async fn delete_copy_services(
     Ok(deleted)
 }
 
-/// Scales every base workload to zero (holding group 0) or back to its baseline.
+/// Scales every base workload to zero (holding group 0) or back to its baseline. A
+/// RoleBasedGroup is scaled role by role (`spec.roles[].replicas`).
 pub async fn set_group0(
     ctx: &Context,
     obs: &Observation,
     hold: bool,
 ) -> Result<Result<(), Problem>, ReconcileError> {
     for target in &obs.targets {
-        let replicas = if hold {
-            0
-        } else {
-            match &target.baseline {
-                Ok(replicas) => *replicas,
-                Err(message) => return Ok(Err(Problem::InvalidReplicaConfig(message.clone()))),
+        let replicas = match (&target.baseline, hold) {
+            (Ok(Replicas::Count(_)), true) => Replicas::Count(0),
+            (Ok(Replicas::PerRole(roles)), true) => {
+                Replicas::PerRole(roles.keys().map(|role| (role.clone(), 0)).collect())
             }
+            (Ok(baseline), false) => baseline.clone(),
+            (Err(message), _) => return Ok(Err(Problem::InvalidReplicaConfig(message.clone()))),
         };
         let annotation = if hold {
             Value::from("true")
@@ -329,8 +331,16 @@ pub async fn set_group0(
             Value::Null
         };
         let mut patch = json!({"metadata": {"annotations": {ANNOTATION_HELD_AT_ZERO: annotation, ANNOTATION_DRAINING_SINCE: null}}});
-        if target.kind.has_single_replica_count() {
-            patch["spec"] = json!({"replicas": replicas});
+        match &replicas {
+            Replicas::Count(count) if target.kind.has_single_replica_count() => {
+                patch["spec"] = json!({"replicas": count});
+            }
+            Replicas::PerRole(roles) => {
+                let scale = role_based_group::scale_patch(&target.base, roles);
+                patch["spec"] = scale["spec"].clone();
+                patch["metadata"]["resourceVersion"] = scale["metadata"]["resourceVersion"].clone();
+            }
+            Replicas::Count(_) => {}
         }
         patch_base(ctx, target, &patch).await?;
     }

@@ -13,12 +13,12 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Resource, ResourceExt};
 use serde_json::Value;
 
+use super::baseline::{self, Baseline};
 use super::build::strip_runtime_fields;
 use super::{Problem, ReconcileError};
 use crate::api::{ResourceScalingGroup, LABEL_NAME, LABEL_TARGET};
 use crate::controller::Context;
 use crate::naming::{replica_config_name, snapshot_name};
-use crate::workload::spec_replicas;
 
 fn owner_reference(rsg: &ResourceScalingGroup) -> Option<OwnerReference> {
     rsg.controller_owner_ref(&()).map(|mut owner| {
@@ -50,6 +50,36 @@ fn post_params() -> PostParams {
         field_manager: Some(crate::FIELD_MANAGER.into()),
         ..PostParams::default()
     }
+}
+
+/// The metadata patch that makes an existing replica ConfigMap (one written before the RSG,
+/// as the manual's flow does) the RSG's: its label and an owner reference, added beside any
+/// owner it already has (as a controller only when it has none), so it goes with the RSG.
+/// `None` when it already is the RSG's. Its data is never touched.
+pub fn adoption_patch(meta: &ObjectMeta, rsg: &ResourceScalingGroup) -> Option<Value> {
+    if made_by(meta, rsg) {
+        return None;
+    }
+    let ours = owner_reference(rsg)?;
+    let existing: Vec<OwnerReference> = meta
+        .owner_references
+        .iter()
+        .flatten()
+        .filter(|owner| owner.uid != ours.uid)
+        .cloned()
+        .collect();
+    let has_controller = existing.iter().any(|o| o.controller == Some(true));
+    let ours = OwnerReference {
+        controller: (!has_controller).then_some(true),
+        ..ours
+    };
+    let owners: Vec<OwnerReference> = existing.into_iter().chain([ours]).collect();
+    Some(serde_json::json!({"metadata": {
+        "labels": {LABEL_NAME: rsg.name_any()},
+        "ownerReferences": owners,
+        // The owner list is replaced whole: only on the version read.
+        "resourceVersion": meta.resource_version,
+    }}))
 }
 
 /// Whether `meta` belongs to `rsg`: its label names the RSG and, when the RSG has a uid, an
@@ -116,18 +146,6 @@ pub async fn ensure_snapshot(
     }
 }
 
-/// A target's baseline as read from the ConfigMap.
-pub type Baseline = Result<i32, String>;
-
-fn parse_baseline(target: &str, value: &str) -> Baseline {
-    match value.trim().parse::<i32>() {
-        Ok(n) if n >= 0 => Ok(n),
-        _ => Err(format!(
-            "ConfigMap key {target:?} holds {value:?}, which is not a non-negative integer; new groups of this target wait until it is fixed"
-        )),
-    }
-}
-
 /// Reads the baseline ConfigMap, creating it (or adding missing keys) from the snapshots'
 /// replica counts. Existing values are never replaced.
 pub async fn ensure_baselines(
@@ -140,13 +158,16 @@ pub async fn ensure_baselines(
     let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &namespace);
     let defaults: BTreeMap<String, String> = snapshots
         .iter()
-        .map(|(target, snapshot)| (target.clone(), spec_replicas(snapshot).to_string()))
+        .flat_map(|(target, snapshot)| baseline::default_entries(target, snapshot))
         .collect();
     let cached = ctx
         .stores
         .config_maps
         .get(&ObjectRef::new(&name).within(&namespace));
-    let data = match cached {
+    // The cache holds only ConfigMaps labelled as rsg's: one the user wrote first (the
+    // manual's flow) is found by the create's conflict.
+    let existing = match cached {
+        Some(existing) => (*existing).clone(),
         None => {
             let config_map = ConfigMap {
                 metadata: owned_meta(rsg, name.clone(), &[]),
@@ -154,44 +175,46 @@ pub async fn ensure_baselines(
                 ..ConfigMap::default()
             };
             match api.create(&post_params(), &config_map).await {
-                Ok(created) => created.data.unwrap_or_default(),
-                Err(kube::Error::Api(status)) if status.code == 409 => {
-                    api.get(&name).await?.data.unwrap_or_default()
-                }
+                Ok(created) => created,
+                Err(kube::Error::Api(status)) if status.code == 409 => api.get(&name).await?,
                 Err(err) => return Err(err.into()),
             }
         }
-        Some(existing) => {
-            let mut data = existing.data.clone().unwrap_or_default();
-            let missing: BTreeMap<&String, &String> = defaults
-                .iter()
-                .filter(|(k, _)| !data.contains_key(*k))
-                .collect();
-            if !missing.is_empty() {
-                let patch = serde_json::json!({"data": missing});
-                api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                    .await?;
-                for (k, v) in missing {
-                    data.insert(k.clone(), v.clone());
-                }
-            }
-            data
-        }
     };
+    if let Some(patch) = adoption_patch(&existing.metadata, rsg) {
+        api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
+        ctx.event(
+            rsg,
+            false,
+            "Adopted",
+            "Own",
+            format!("ConfigMap {namespace}/{name}: owned by this RSG now, so it is deleted with it; its values are kept"),
+        )
+        .await;
+    }
+    let mut data = existing.data.unwrap_or_default();
+    let missing: BTreeMap<&String, &String> = defaults
+        .iter()
+        .filter(|(k, _)| !data.contains_key(*k))
+        .collect();
+    if !missing.is_empty() {
+        let patch = serde_json::json!({"data": missing});
+        api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
+        for (k, v) in missing {
+            data.insert(k.clone(), v.clone());
+        }
+    }
     Ok(snapshots
-        .keys()
-        .map(|target| {
-            (
-                target.clone(),
-                parse_baseline(target, data.get(target).map(String::as_str).unwrap_or("")),
-            )
-        })
+        .iter()
+        .map(|(target, snapshot)| (target.clone(), baseline::read(target, snapshot, &data)))
         .collect())
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{made_by, parse_baseline};
+    use super::{adoption_patch, made_by};
     use crate::api::ResourceScalingGroup;
     use kube::api::ObjectMeta;
 
@@ -229,11 +252,32 @@ mod tests {
     }
 
     #[test]
-    fn baselines_must_be_non_negative_integers() {
-        assert_eq!(parse_baseline("p", "3"), Ok(3));
-        assert_eq!(parse_baseline("p", " 0 "), Ok(0));
-        assert!(parse_baseline("p", "-1").is_err());
-        assert!(parse_baseline("p", "two").is_err());
-        assert!(parse_baseline("p", "").is_err());
+    fn a_replica_config_written_before_the_rsg_is_adopted_beside_its_other_owners() {
+        let ours = rsg("uid-1");
+        assert_eq!(
+            adoption_patch(&meta(Some("pd"), Some("uid-1")), &ours),
+            None
+        );
+        let patch = adoption_patch(&meta(None, None), &ours).expect("adopted");
+        assert_eq!(patch["metadata"]["labels"]["rsg.io/name"], "pd");
+        let owners = patch["metadata"]["ownerReferences"]
+            .as_array()
+            .expect("owners");
+        assert_eq!(owners.len(), 1);
+        assert_eq!(owners[0]["uid"], "uid-1");
+        assert_eq!(owners[0]["controller"], true);
+        // Another controller keeps control; the RSG is added as a plain owner.
+        let mut shared = meta(None, Some("uid-9"));
+        if let Some(owners) = shared.owner_references.as_mut() {
+            owners[0].controller = Some(true);
+        }
+        let patch = adoption_patch(&shared, &ours).expect("adopted");
+        let owners = patch["metadata"]["ownerReferences"]
+            .as_array()
+            .expect("owners");
+        assert_eq!(owners.len(), 2);
+        assert_eq!(owners[0]["uid"], "uid-9");
+        assert_eq!(owners[1]["uid"], "uid-1");
+        assert!(owners[1].get("controller").is_none_or(|c| c.is_null()));
     }
 }

@@ -5,8 +5,10 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Map, Value};
 
+use super::baseline::Replicas;
 use crate::api::{LABEL_GROUP_ID, LABEL_MANAGED, LABEL_NAME, LABEL_TARGET};
-use crate::workload::pod_spec_paths;
+use crate::workload::role_based_group::roles_with_replicas;
+use crate::workload::template_pointers;
 
 /// Metadata fields that describe one stored object rather than its desired state.
 const RUNTIME_METADATA: [&str; 9] = [
@@ -81,8 +83,8 @@ pub struct CopySpec<'a> {
     pub copy_name: &'a str,
     /// Group number.
     pub group_id: i32,
-    /// Replicas from the baseline, when the kind has a replica count.
-    pub replicas: Option<i32>,
+    /// Replicas from the baseline: one count, or one per role of a RoleBasedGroup.
+    pub replicas: &'a Replicas,
     /// Base Service name → copied Service name, for a StatefulSet's `serviceName`.
     pub service_renames: &'a BTreeMap<String, String>,
 }
@@ -104,10 +106,18 @@ pub fn build_workload_copy(snapshot: &Value, spec: &CopySpec<'_>) -> Value {
     ] {
         set_label(&mut copy, "/metadata", "labels", label, value);
     }
-    if let Some(replicas) = spec.replicas {
-        if let Some(workload_spec) = object_at(&mut copy, "/spec") {
-            if workload_spec.contains_key("replicas") || replicas != 1 {
-                workload_spec.insert("replicas".into(), Value::from(replicas));
+    match spec.replicas {
+        Replicas::Count(replicas) => {
+            if let Some(workload_spec) = object_at(&mut copy, "/spec") {
+                if workload_spec.contains_key("replicas") || *replicas != 1 {
+                    workload_spec.insert("replicas".into(), Value::from(*replicas));
+                }
+            }
+        }
+        Replicas::PerRole(replicas) => {
+            let roles = roles_with_replicas(&copy, replicas);
+            if let Some(workload_spec) = object_at(&mut copy, "/spec") {
+                workload_spec.insert("roles".into(), roles);
             }
         }
     }
@@ -120,7 +130,8 @@ pub fn build_workload_copy(snapshot: &Value, spec: &CopySpec<'_>) -> Value {
             &id,
         );
     }
-    for path in pod_spec_paths() {
+    for path in template_pointers(&copy) {
+        let path = path.as_str();
         if copy.pointer(path).is_some_and(Value::is_object) {
             if copy.pointer(&format!("{path}/metadata")).is_none() {
                 if let Some(template) = object_at(&mut copy, path) {

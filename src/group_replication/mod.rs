@@ -6,6 +6,7 @@
 
 mod apply;
 mod artifacts;
+pub mod baseline;
 pub mod build;
 mod observe;
 pub mod plan;
@@ -19,12 +20,13 @@ use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::chrono::Utc;
 use std::time::Duration;
 
-use tracing::info;
+use tracing::{info, warn};
 
 pub use representatives::pick_representative;
 
 use crate::api::{GroupConfig, ResourceScalingGroup, ANNOTATION_METRIC_VALUES};
-use crate::controller::{conditions::reason, Context};
+use crate::controller::conditions::{already_reported, reason, stored_condition, READY};
+use crate::controller::Context;
 use crate::metrics::DecisionLabels;
 use crate::scale_down::{self, DecisionInputs};
 use crate::validation::{effective_group_name, parse_prometheus_duration};
@@ -66,6 +68,69 @@ impl Problem {
             | Self::InvalidReplicaConfig(m) => m,
         }
     }
+
+    /// The words a log line starts with, as the troubleshooting guide searches for them.
+    pub fn log_phrase(&self) -> &'static str {
+        match self {
+            Self::TargetNotFound(_) => "target resource not found",
+            Self::NameConflict(_) => "already exists",
+            Self::Forbidden(_) => "forbidden",
+            Self::InvalidReplicaConfig(_) => "invalid replica config",
+        }
+    }
+}
+
+/// Logs every problem the RSG's status does not report yet, naming the RSG and (in the
+/// message) the object: once per change, not on every retry.
+fn log_new_problems(rsg: &ResourceScalingGroup, problems: &[Problem]) {
+    for problem in problems {
+        if !already_reported(rsg, problem.message()) {
+            warn!(
+                rsg = %rsg_key(rsg),
+                reason = problem.reason(),
+                "{}: {}",
+                problem.log_phrase(),
+                problem.message()
+            );
+        }
+    }
+}
+
+/// Logs `requeue for convergence` with what is still missing, when that changed since the
+/// status the RSG had (its Ready and GroupsReady conditions): once per change.
+fn log_progress_once(
+    rsg: &ResourceScalingGroup,
+    written: &crate::api::ResourceScalingGroupStatus,
+    requeue_after: Duration,
+) {
+    let condition = |type_: &str| {
+        written
+            .conditions
+            .iter()
+            .find(|c| c.type_ == type_)
+            .map(|c| (c.reason.as_str(), c.message.as_str()))
+    };
+    let changed = [READY, status::GROUPS_READY]
+        .iter()
+        .any(|type_| condition(type_) != stored_condition(rsg, type_));
+    if changed {
+        info!(
+            rsg = %rsg_key(rsg),
+            retry_in = ?requeue_after,
+            ready = condition(READY).map(|(_, m)| m).unwrap_or_default(),
+            groups_ready = condition(status::GROUPS_READY).map(|(_, m)| m).unwrap_or_default(),
+            "requeue for convergence"
+        );
+    }
+}
+
+/// `namespace/name` of an RSG, for log fields.
+fn rsg_key(rsg: &ResourceScalingGroup) -> String {
+    format!(
+        "{}/{}",
+        rsg.metadata.namespace.as_deref().unwrap_or_default(),
+        rsg.metadata.name.as_deref().unwrap_or_default()
+    )
 }
 
 /// Why a reconcile failed (retried with backoff).
@@ -152,6 +217,25 @@ async fn remove_group(
     Ok(Ok(()))
 }
 
+/// The Event of a group that starts draining. `same_namespace_services` are the base's own
+/// Services in the namespace the copies live in: their selectors (a subset of the base's pod
+/// labels, which copies carry too) match the copies' pods, so they keep routing to a
+/// draining copy and the message says so.
+fn drain_message(id: i32, same_namespace_services: &[String]) -> String {
+    let mut message = if id == 0 {
+        "group 0: draining until its metric reads 0 or the drain timeout passes (the base's Services are the user's own and keep routing)".to_string()
+    } else {
+        format!("group {id}: draining (copied Services removed) until its metric reads 0 or the drain timeout passes")
+    };
+    if id > 0 && !same_namespace_services.is_empty() {
+        message.push_str(&format!(
+            "; the base's Services in this namespace ({}) select every group's pods and still route to it: keep base workloads in another namespace than the RSG for routing to stop",
+            same_namespace_services.join(", ")
+        ));
+    }
+    message
+}
+
 /// `1, 2, 5-9` style list of group ids.
 fn id_list(ids: &[i32]) -> String {
     let mut sorted = ids.to_vec();
@@ -185,6 +269,7 @@ pub async fn reconcile(
     let obs = match observe(ctx, rsg).await? {
         Ok(obs) => obs,
         Err(problems) => {
+            log_new_problems(rsg, &problems);
             status::write_problems(ctx, rsg, &problems).await?;
             return Ok(Outcome {
                 requeue_after: Duration::from_secs(30),
@@ -356,7 +441,12 @@ pub async fn reconcile(
                     false,
                     "DrainingGroup",
                     "Scale",
-                    format!("group {victim}: draining (copied Services removed) until its metric reads 0 or the drain timeout passes"),
+                    drain_message(
+                        *victim,
+                        &obs.base_services_in(
+                            rsg.metadata.namespace.as_deref().unwrap_or_default(),
+                        ),
+                    ),
                 )
                 .await;
             } else if let Err(problem) = remove_group(ctx, rsg, &obs, *victim, "").await? {
@@ -422,19 +512,42 @@ pub async fn reconcile(
         last_scale_down,
     };
     let all_represented = active.iter().all(|id| represented.contains(id));
-    status::write_groups(ctx, rsg, &obs, &group_name, &summary, &problems).await?;
+    log_new_problems(rsg, &problems);
+    let written = status::write_groups(ctx, rsg, &obs, &group_name, &summary, &problems).await?;
+    // Kinds read through the dynamic API (LeaderWorkerSet, RoleBasedGroup, ...) are not
+    // watched: while one of their groups is not ready yet, look again soon.
+    let unwatched_not_ready = written.ready_replicas < written.current_replicas
+        && obs.targets.iter().any(|t| !t.kind.is_watched());
     let requeue_after = match next_drain_check {
         // Poll the metric of draining groups every few seconds, and wake at the timeout.
         Some(remaining) => remaining.min(Duration::from_secs(3)),
-        None if all_represented && problems.is_empty() => Duration::from_secs(300),
+        None if all_represented && problems.is_empty() && !unwatched_not_ready => {
+            Duration::from_secs(300)
+        }
         None => Duration::from_secs(10),
     };
+    let converged = next_drain_check.is_none()
+        && problems.is_empty()
+        && written.ready_replicas == summary.desired
+        && written.current_replicas == summary.desired;
+    if !converged {
+        log_progress_once(rsg, &written, requeue_after);
+    }
     Ok(Outcome { requeue_after })
 }
 
 #[cfg(test)]
 mod tests {
-    use super::id_list;
+    use super::{drain_message, id_list};
+
+    #[test]
+    fn a_drain_event_names_the_base_services_that_keep_routing() {
+        assert!(!drain_message(2, &[]).contains("still route"));
+        let shared = drain_message(2, &["llm-prefill".to_string()]);
+        assert!(shared.starts_with("group 2: draining (copied Services removed)"));
+        assert!(shared.contains("(llm-prefill) select every group's pods and still route to it"));
+        assert!(!drain_message(0, &["llm-prefill".to_string()]).contains("still route"));
+    }
 
     #[test]
     fn id_lists_are_compact() {

@@ -8,13 +8,14 @@ use kube::api::ListParams;
 use kube::{Api, ResourceExt};
 use serde_json::Value;
 
-use super::artifacts::{ensure_baselines, ensure_snapshot, Baseline};
+use super::artifacts::{ensure_baselines, ensure_snapshot};
+use super::baseline::{Baseline, Replicas};
 use super::{Problem, ReconcileError};
 use crate::api::{ResourceScalingGroup, LABEL_GROUP_ID, LABEL_NAME, LABEL_TARGET};
 use crate::cache::labelled;
 use crate::controller::Context;
 use crate::workload::{
-    self, label, object_to_value, pod_template_labels, selector_matches_template, AccessError,
+    self, all_pod_template_labels, label, object_to_value, selector_matches_template, AccessError,
     WorkloadKind,
 };
 
@@ -68,6 +69,15 @@ pub struct Observation {
 }
 
 impl Observation {
+    /// Names of the base Services in `namespace`.
+    pub fn base_services_in(&self, namespace: &str) -> Vec<String> {
+        self.base_services
+            .iter()
+            .filter(|s| s.object["metadata"]["namespace"].as_str() == Some(namespace))
+            .map(|s| s.name.clone())
+            .collect()
+    }
+
     /// The value of `annotation` on each group's copy of the first target (group 0: the base).
     pub fn first_target_annotations(&self, annotation: &str) -> BTreeMap<i32, Option<String>> {
         let Some(first) = self.targets.first() else {
@@ -217,7 +227,7 @@ pub async fn observe(
             base_name: reference.name.clone(),
             base,
             snapshot,
-            baseline: Ok(0),
+            baseline: Ok(Replicas::Count(0)),
             copies,
         });
     }
@@ -226,7 +236,10 @@ pub async fn observe(
     }
     let baselines = ensure_baselines(ctx, rsg, &snapshots).await?;
     for target in &mut targets {
-        target.baseline = baselines.get(&target.name).cloned().unwrap_or(Ok(1));
+        target.baseline = baselines
+            .get(&target.name)
+            .cloned()
+            .unwrap_or(Ok(Replicas::Count(1)));
     }
     let base_services = associated_services(ctx, &targets).await?;
     let mut copy_services: BTreeMap<i32, Vec<Value>> = BTreeMap::new();
@@ -285,7 +298,9 @@ async fn associated_services(
                 .iter()
                 .filter(|t| t.base_namespace == namespace)
                 .any(|t| {
-                    selector_matches_template(&selector, &pod_template_labels(&t.base))
+                    all_pod_template_labels(&t.base)
+                        .iter()
+                        .any(|labels| selector_matches_template(&selector, labels))
                         || t.base.pointer("/spec/serviceName").and_then(Value::as_str)
                             == Some(name.as_str())
                 });

@@ -8,12 +8,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::{Api, ResourceExt};
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::observe::Observation;
 use super::ReconcileError;
 use crate::api::{ResourceScalingGroup, LABEL_GROUP_ID, LABEL_NAME, LABEL_REPRESENTATIVE};
 use crate::controller::Context;
+use crate::workload::pod_selector;
 
 fn is_ready(pod: &Pod) -> bool {
     pod.status
@@ -45,18 +46,6 @@ pub fn pick_representative<'a>(pods: &[&'a Pod], rsg_name: &str) -> Option<&'a P
         .or_else(|| eligible.iter().find(|p| is_ready(p)))
         .or_else(|| eligible.first())
         .copied()
-}
-
-fn match_labels(workload: &Value) -> BTreeMap<String, String> {
-    workload
-        .pointer("/spec/selector/matchLabels")
-        .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 fn selects(selector: &BTreeMap<String, String>, pod: &Pod) -> bool {
@@ -93,7 +82,7 @@ pub async fn ensure_representatives(
         .list(&ListParams::default().labels(&format!("{LABEL_NAME}={rsg_name}")))
         .await?
         .items;
-    let base_selector = match_labels(&first.base);
+    let base_selector = pod_selector(&first.base);
     let base_pods = if active.contains(&0) && !base_selector.is_empty() {
         let selector: Vec<String> = base_selector
             .iter()
@@ -112,7 +101,7 @@ pub async fn ensure_representatives(
         let (namespace, pods): (&str, Vec<&Pod>) = if *id == 0 {
             (&first.base_namespace, base_pods.iter().collect())
         } else {
-            let selector = first.copies.get(id).map(match_labels).unwrap_or_default();
+            let selector = first.copies.get(id).map(pod_selector).unwrap_or_default();
             (
                 &rsg_namespace,
                 copy_pods.iter().filter(|p| selects(&selector, p)).collect(),

@@ -96,7 +96,7 @@ pub async fn write_problems(
     Ok(ctx.write_ready(rsg, false, first, message).await?)
 }
 
-/// Writes the full status after a GroupReplication reconcile.
+/// Writes the full status after a GroupReplication reconcile and returns what it wrote.
 pub async fn write_groups(
     ctx: &Context,
     rsg: &ResourceScalingGroup,
@@ -104,7 +104,7 @@ pub async fn write_groups(
     group_name: &str,
     summary: &GroupSummary<'_>,
     problems: &[Problem],
-) -> Result<(), ReconcileError> {
+) -> Result<ResourceScalingGroupStatus, ReconcileError> {
     let namespace = rsg.namespace().unwrap_or_default();
     let mut groups = Vec::new();
     let mut ready_count = 0;
@@ -251,5 +251,6 @@ pub async fn write_groups(
         groups_message,
         generation,
     );
-    Ok(ctx.write_status(rsg, &status).await?)
+    ctx.write_status(rsg, &status).await?;
+    Ok(status)
 }

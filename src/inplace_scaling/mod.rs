@@ -14,7 +14,7 @@ use crate::api::{
     FollowerStatus, LeaderFollowerConfig, LeaderStatus, ResourceScalingGroup, TargetResource,
     LABEL_MANAGED,
 };
-use crate::controller::conditions::{reason, with_condition, READY};
+use crate::controller::conditions::{already_reported, reason, with_condition, READY};
 use crate::controller::Context;
 use crate::group_replication::ReconcileError;
 use crate::workload::{label, spec_replicas, AccessError, WorkloadKind};
@@ -161,11 +161,11 @@ pub async fn reconcile(
         {
             Ok(Some(object)) => object,
             Ok(None) => {
-                warn!(follower = %follower.describe(), "follower resource not found");
-                problems.push((
-                    reason::TARGET_NOT_FOUND,
-                    format!("follower resource not found: {}", follower.describe()),
-                ));
+                let message = format!("follower resource not found: {}", follower.describe());
+                if !already_reported(rsg, &message) {
+                    warn!(follower = %follower.describe(), "follower resource not found");
+                }
+                problems.push((reason::TARGET_NOT_FOUND, message));
                 followers.push(status);
                 continue;
             }
@@ -198,14 +198,14 @@ pub async fn reconcile(
                     changed.push(format!("{} {current} -> {desired}", follower.describe()));
                 }
                 Err(err) => {
-                    warn!(follower = %follower.describe(), error = %err, "patch follower replicas failed");
-                    problems.push((
-                        problem_of(&err),
-                        format!(
-                            "patch follower replicas failed: {}: {err}",
-                            follower.describe()
-                        ),
-                    ));
+                    let message = format!(
+                        "patch follower replicas failed: {}: {err}",
+                        follower.describe()
+                    );
+                    if !already_reported(rsg, &message) {
+                        warn!(follower = %follower.describe(), error = %err, "patch follower replicas failed");
+                    }
+                    problems.push((problem_of(&err), message));
                 }
             }
         }

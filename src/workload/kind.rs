@@ -116,6 +116,12 @@ impl WorkloadKind {
         }
     }
 
+    /// Whether rsg's cache watches workloads of this kind (Deployments and StatefulSets), so
+    /// that their changes reach the reconciler at once; other kinds are read when it runs.
+    pub fn is_watched(&self) -> bool {
+        matches!(self, Self::Deployment | Self::StatefulSet)
+    }
+
     /// Whether the kind has one replica count that InplaceScaling can set.
     pub fn has_single_replica_count(&self) -> bool {
         !matches!(self, Self::RoleBasedGroup)

@@ -6,7 +6,11 @@ mod pod_template;
 
 pub use key::WorkloadKey;
 pub use kind::{KindError, WorkloadKind};
-pub use pod_template::{pod_spec_paths, pod_template_labels, referenced_objects, ReferencedObject};
+pub use pod_template::{
+    all_pod_template_labels, pod_selector, pod_template_labels, referenced_objects,
+    template_pointers, ReferencedObject,
+};
+pub mod role_based_group;
 mod service_association;
 pub use service_association::selector_matches_template;
 mod access;

@@ -4,28 +4,85 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-/// JSON pointers of the pod templates a workload may carry, in order of preference.
-pub fn pod_spec_paths() -> [&'static str; 3] {
-    [
-        "/spec/template",
-        "/spec/leaderWorkerTemplate/workerTemplate",
-        "/spec/leaderWorkerTemplate/leaderTemplate",
-    ]
+use super::role_based_group::{self, RBG_NAME_LABEL};
+
+/// JSON pointers of the single pod templates a workload may carry, in order of preference.
+const FIXED_TEMPLATE_PATHS: [&str; 3] = [
+    "/spec/template",
+    "/spec/leaderWorkerTemplate/workerTemplate",
+    "/spec/leaderWorkerTemplate/leaderTemplate",
+];
+
+/// The label the LeaderWorkerSet controller puts on every pod of a LeaderWorkerSet.
+const LWS_NAME_LABEL: &str = "leaderworkerset.sigs.k8s.io/name";
+
+/// JSON pointers of every pod template the workload carries, in order of preference: a
+/// Deployment's or StatefulSet's template, a LeaderWorkerSet's worker and leader templates,
+/// a RoleBasedGroup's role templates.
+pub fn template_pointers(workload: &Value) -> Vec<String> {
+    let mut pointers: Vec<String> = FIXED_TEMPLATE_PATHS
+        .iter()
+        .filter(|path| workload.pointer(path).is_some_and(Value::is_object))
+        .map(|path| path.to_string())
+        .collect();
+    if role_based_group::is_role_based_group(workload) {
+        pointers.extend(role_based_group::template_pointers(workload));
+    }
+    pointers
+}
+
+fn labels_at(workload: &Value, template: &str) -> Option<BTreeMap<String, String>> {
+    let labels = workload
+        .pointer(&format!("{template}/metadata/labels"))?
+        .as_object()?;
+    Some(
+        labels
+            .iter()
+            .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+            .collect(),
+    )
 }
 
 /// The labels of the workload's first pod template.
 pub fn pod_template_labels(workload: &Value) -> BTreeMap<String, String> {
-    pod_spec_paths()
+    template_pointers(workload)
         .iter()
-        .find_map(|path| workload.pointer(&format!("{path}/metadata/labels")))
-        .and_then(Value::as_object)
-        .map(|labels| {
-            labels
-                .iter()
-                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
-                .collect()
-        })
+        .find_map(|path| labels_at(workload, path))
         .unwrap_or_default()
+}
+
+/// The labels of each of the workload's pod templates (a RoleBasedGroup has one per role).
+pub fn all_pod_template_labels(workload: &Value) -> Vec<BTreeMap<String, String>> {
+    template_pointers(workload)
+        .iter()
+        .filter_map(|path| labels_at(workload, path))
+        .collect()
+}
+
+/// Labels that select the workload's pods: its `spec.selector.matchLabels`, or for kinds
+/// without one the name label their controller puts on every pod (LeaderWorkerSet,
+/// RoleBasedGroup). Empty when none is known.
+pub fn pod_selector(workload: &Value) -> BTreeMap<String, String> {
+    if let Some(labels) = workload
+        .pointer("/spec/selector/matchLabels")
+        .and_then(Value::as_object)
+    {
+        return labels
+            .iter()
+            .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+            .collect();
+    }
+    let Some(name) = workload.pointer("/metadata/name").and_then(Value::as_str) else {
+        return BTreeMap::new();
+    };
+    let label = if role_based_group::is_role_based_group(workload) {
+        RBG_NAME_LABEL
+    } else if workload.pointer("/spec/leaderWorkerTemplate").is_some() {
+        LWS_NAME_LABEL
+    } else {
+        return BTreeMap::new();
+    };
+    BTreeMap::from([(label.to_string(), name.to_string())])
 }
 
 /// An object a pod template needs to exist in its namespace.
@@ -58,7 +115,7 @@ impl ReferencedObject {
 /// Optional references are left out.
 pub fn referenced_objects(workload: &Value) -> Vec<ReferencedObject> {
     let mut found = Vec::new();
-    for path in pod_spec_paths() {
+    for path in template_pointers(workload) {
         if let Some(spec) = workload.pointer(&format!("{path}/spec")) {
             collect_from_pod_spec(spec, &mut found);
         }
@@ -212,6 +269,44 @@ mod tests {
         assert_eq!(
             pod_template_labels(&deploy).get("app").map(String::as_str),
             Some("x")
+        );
+    }
+
+    #[test]
+    fn role_based_groups_have_a_template_per_role_and_pods_selected_by_name() {
+        let rbg = json!({"kind": "RoleBasedGroup", "metadata": {"name": "pd"}, "spec": {
+            "roles": [
+                {"name": "prefill", "template": {"metadata": {"labels": {"role": "prefill"}},
+                    "spec": {"volumes": [{"name": "m", "persistentVolumeClaim": {"claimName": "models"}}]}}},
+                {"name": "decode", "templateRef": {"name": "engine"}}
+            ],
+            "roleTemplates": [{"name": "engine", "template": {"metadata": {"labels": {"role": "decode"}}}}]
+        }});
+        assert_eq!(
+            all_pod_template_labels(&rbg),
+            vec![
+                BTreeMap::from([("role".to_string(), "prefill".to_string())]),
+                BTreeMap::from([("role".to_string(), "decode".to_string())]),
+            ]
+        );
+        assert_eq!(
+            referenced_objects(&rbg),
+            vec![ReferencedObject::PersistentVolumeClaim("models".into())]
+        );
+        assert_eq!(
+            pod_selector(&rbg),
+            BTreeMap::from([(RBG_NAME_LABEL.to_string(), "pd".to_string())])
+        );
+        let lws = json!({"metadata": {"name": "vllm"}, "spec": {"leaderWorkerTemplate": {}}});
+        assert_eq!(
+            pod_selector(&lws),
+            BTreeMap::from([(LWS_NAME_LABEL.to_string(), "vllm".to_string())])
+        );
+        let deploy =
+            json!({"metadata": {"name": "d"}, "spec": {"selector": {"matchLabels": {"app": "x"}}}});
+        assert_eq!(
+            pod_selector(&deploy),
+            BTreeMap::from([("app".to_string(), "x".to_string())])
         );
     }
 

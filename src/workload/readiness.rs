@@ -7,8 +7,11 @@ fn int_at(value: &Value, pointer: &str) -> Option<i64> {
 }
 
 /// True when the workload's controller has observed its latest spec and every desired
-/// replica is ready (and, for Deployments, updated).
+/// replica is ready (and, for Deployments, updated; for RoleBasedGroups, in every role).
 pub fn is_fully_ready(workload: &Value) -> bool {
+    if super::role_based_group::is_role_based_group(workload) {
+        return super::role_based_group::is_ready(workload);
+    }
     let desired = int_at(workload, "/spec/replicas").unwrap_or(1);
     let generation = int_at(workload, "/metadata/generation").unwrap_or(0);
     let observed = int_at(workload, "/status/observedGeneration").unwrap_or(generation);

@@ -52,7 +52,7 @@ fn workload_copies_get_names_labels_selectors_and_replicas() {
             target_name: "prefill",
             copy_name: "pd-llm-prefill-2",
             group_id: 2,
-            replicas: Some(3),
+            replicas: &Replicas::Count(3),
             service_renames: &renames,
         },
     );
@@ -87,7 +87,7 @@ fn statefulset_copies_point_at_their_copied_headless_service() {
             target_name: "db",
             copy_name: "g-db-1",
             group_id: 1,
-            replicas: Some(1),
+            replicas: &Replicas::Count(1),
             service_renames: &renames,
         },
     );
@@ -107,7 +107,7 @@ fn leader_worker_set_labels_go_into_existing_templates_only() {
             target_name: "w",
             copy_name: "g-lws-1",
             group_id: 1,
-            replicas: Some(2),
+            replicas: &Replicas::Count(2),
             service_renames: &renames,
         },
     );
@@ -134,7 +134,7 @@ fn leader_worker_set_labels_go_into_existing_templates_only() {
             target_name: "w",
             copy_name: "g-lws-1",
             group_id: 1,
-            replicas: Some(2),
+            replicas: &Replicas::Count(2),
             service_renames: &renames,
         },
     );
@@ -188,4 +188,68 @@ fn service_copies_select_their_group_and_reallocate_addresses() {
         },
     );
     assert_eq!(copy["spec"]["clusterIP"], "None");
+}
+
+#[test]
+fn a_role_based_group_copy_labels_every_role_template_and_takes_replicas_per_role() {
+    let base = json!({
+        "apiVersion": "workloads.x-k8s.io/v1alpha1", "kind": "RoleBasedGroup",
+        "metadata": {"name": "pd", "namespace": "production", "resourceVersion": "9"},
+        "spec": {
+            "roles": [
+                {"name": "prefill", "replicas": 2,
+                 "template": {"metadata": {"labels": {"role": "prefill"}}, "spec": {"containers": []}}},
+                {"name": "decode", "replicas": 4, "templateRef": {"name": "engine"}},
+                {"name": "router", "replicas": 1, "template": {"spec": {"containers": []}}}
+            ],
+            "roleTemplates": [{"name": "engine", "template": {"spec": {"containers": []}}}]
+        },
+        "status": {"roleStatuses": []}
+    });
+    let renames = BTreeMap::new();
+    let replicas = Replicas::PerRole(BTreeMap::from([
+        ("prefill".into(), 3),
+        ("decode".into(), 1),
+        ("router".into(), 1),
+    ]));
+    let copy = build_workload_copy(
+        &base,
+        &CopySpec {
+            rsg_name: "g",
+            rsg_namespace: "scaling-system",
+            target_name: "engine",
+            copy_name: "pd-pd-1",
+            group_id: 1,
+            replicas: &replicas,
+            service_renames: &renames,
+        },
+    );
+    let group = json!({"rsg.io/name": "g", "rsg.io/group-id": "1"});
+    assert_eq!(
+        copy["spec"]["roles"][0]["template"]["metadata"]["labels"],
+        json!({"role": "prefill", "rsg.io/name": "g", "rsg.io/group-id": "1"})
+    );
+    assert_eq!(
+        copy["spec"]["roles"][2]["template"]["metadata"]["labels"],
+        group
+    );
+    assert_eq!(
+        copy["spec"]["roleTemplates"][0]["template"]["metadata"]["labels"], group,
+        "roles that use a shared template get the labels through it"
+    );
+    assert!(
+        copy["spec"]["roles"][1].get("template").is_none(),
+        "templateRef stays a reference"
+    );
+    let role_replicas: Vec<&Value> = (0..3)
+        .map(|i| &copy["spec"]["roles"][i]["replicas"])
+        .collect();
+    assert_eq!(role_replicas, [&json!(3), &json!(1), &json!(1)]);
+    assert!(
+        copy["spec"].get("replicas").is_none(),
+        "a RoleBasedGroup has no single count"
+    );
+    assert!(copy["spec"].get("selector").is_none());
+    assert!(copy.get("status").is_none());
+    assert_eq!(copy["metadata"]["name"], "pd-pd-1");
 }
