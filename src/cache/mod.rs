@@ -9,7 +9,6 @@ mod feed;
 mod target_index;
 mod triggers;
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use futures::{FutureExt, StreamExt, TryStreamExt};
@@ -19,6 +18,7 @@ use kube::runtime::reflector::{self, store::Writer, ObjectRef, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
+use tokio::sync::watch;
 use tracing::{info, warn};
 
 pub use feed::ReconcileFeed;
@@ -48,7 +48,8 @@ pub struct Stores {
     pub target_index: Arc<TargetIndex>,
     /// Reconcile requests for the controller, open while this replica leads.
     pub feed: Arc<ReconcileFeed>,
-    synced: Arc<AtomicBool>,
+    /// True once every cache has completed its initial list; a watch wakes every waiter.
+    synced: Arc<watch::Sender<bool>>,
 }
 
 fn label_selected(label: &str) -> watcher::Config {
@@ -158,7 +159,7 @@ impl Stores {
             ),
             target_index,
             feed,
-            synced: Arc::new(AtomicBool::new(false)),
+            synced: Arc::new(watch::channel(false).0),
         };
         tokio::spawn(stores.clone().mark_synced());
         stores
@@ -179,7 +180,7 @@ impl Stores {
             representatives: reflector::store().0,
             target_index: target_index.clone(),
             feed: Arc::default(),
-            synced: Arc::new(AtomicBool::new(true)),
+            synced: Arc::new(watch::channel(true).0),
         };
         (
             stores,
@@ -191,6 +192,12 @@ impl Stores {
     }
 
     /// Waits for every cache's initial list, reporting the ones still missing every 15s.
+    ///
+    /// This is the only task that waits on the stores' own readiness: a kube store wakes only
+    /// the last task that polled its readiness, so two waiters on one store can lose a wake-up
+    /// (seen as a 15 s wait for an initial list that took milliseconds). Everything else waits
+    /// for [`Stores::wait_synced`]; once this returns, every store's readiness is settled and
+    /// answers at once.
     async fn mark_synced(self) {
         let mut pending = vec![
             ("ResourceScalingGroup", self.rsgs.wait_until_ready().boxed()),
@@ -217,13 +224,20 @@ impl Stores {
                 }
             }
         }
-        self.synced.store(true, Ordering::Release);
+        self.synced.send_replace(true);
         info!(rsgs = self.rsgs.len(), "informer caches synced");
     }
 
     /// True once every cache has completed its initial list.
     pub fn is_synced(&self) -> bool {
-        self.synced.load(Ordering::Acquire)
+        *self.synced.borrow()
+    }
+
+    /// Returns once every cache has completed its initial list.
+    pub async fn wait_synced(&self) {
+        let mut synced = self.synced.subscribe();
+        // The sender lives as long as these stores: an error cannot happen while `self` does.
+        let _ = synced.wait_for(|synced| *synced).await;
     }
 
     /// The RSG with this namespace and name, if cached.

@@ -29,7 +29,13 @@ use conditions::reason;
 const CONCURRENCY: u16 = 4;
 
 /// Runs the controller until `shutdown` fires, fed by the shared cache's reconcile feed.
+/// It starts once every cache has synced (see [`crate::cache::Stores::wait_synced`]), so that
+/// the first reconciles see complete caches and nothing waits on a store's readiness twice.
 pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
+    tokio::select! {
+        _ = ctx.stores.wait_synced() => {}
+        _ = shutdown.cancelled() => return,
+    }
     let mut requests = ctx.stores.feed.open(&ctx.stores.rsgs);
     let request_stream = futures::stream::poll_fn(move |cx| requests.poll_recv(cx));
     let reader = ctx.stores.rsgs.clone();
