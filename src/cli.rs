@@ -43,6 +43,20 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     parse_prometheus_duration(s).map_err(|e| e.to_string())
 }
 
+impl RunArgs {
+    /// The serving bounds these options set.
+    pub fn serving_limits(&self) -> crate::server::ServingLimits {
+        crate::server::ServingLimits {
+            header_read_timeout: self.header_read_timeout,
+            idle_timeout: self.idle_timeout,
+            request_timeout: self.request_timeout,
+            http2_keep_alive: self.http2_keep_alive,
+            max_connections: self.max_connections as usize,
+            max_concurrent_requests: self.max_concurrent_requests as usize,
+        }
+    }
+}
+
 /// `rsg run` options.
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
@@ -58,6 +72,26 @@ pub struct RunArgs {
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "RSG_MAX_BODY_BYTES", default_value_t = crate::server::DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
+    /// Time a client has to complete the TLS handshake, and then to send a request's head.
+    #[arg(long, env = "RSG_HEADER_READ_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub header_read_timeout: Duration,
+    /// Time a connection may stay open with no request in flight.
+    #[arg(long, env = "RSG_IDLE_TIMEOUT", default_value = "90s", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+    /// Time one request may take, reading its body included; keep it below the webhooks'
+    /// timeoutSeconds so the API server gets an answer rather than a timeout.
+    #[arg(long, env = "RSG_REQUEST_TIMEOUT", default_value = "4s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+    /// Interval of HTTP/2 keep-alive pings; a peer that does not answer within it is dropped.
+    #[arg(long, env = "RSG_HTTP2_KEEP_ALIVE", default_value = "20s", value_parser = parse_duration)]
+    pub http2_keep_alive: Duration,
+    /// Open connections at most; more are closed on arrival (rsg_http_connections_refused_total).
+    #[arg(long, env = "RSG_MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+    /// Requests handled at once (health probes excepted); more get 503
+    /// (rsg_http_requests_shed_total).
+    #[arg(long, env = "RSG_MAX_CONCURRENT_REQUESTS", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_concurrent_requests: u32,
     /// Upper bound on the live cluster checks of one admission request.
     #[arg(long, env = "RSG_LOOKUP_TIMEOUT", default_value = "3s", value_parser = parse_duration)]
     pub lookup_timeout: Duration,

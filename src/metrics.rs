@@ -80,6 +80,12 @@ pub struct Metrics {
     pub prometheus_query_duration: Histogram,
     /// 1 while this replica holds the Lease and reconciles.
     pub leader: Gauge,
+    /// Connections closed on arrival because every connection slot was taken.
+    pub http_connections_refused: Counter,
+    /// Requests answered 503 because too many were in flight.
+    pub http_requests_shed: Counter,
+    /// Requests answered 503 because they took longer than the request timeout.
+    pub http_requests_timed_out: Counter,
 }
 
 impl Default for Metrics {
@@ -135,6 +141,24 @@ impl Default for Metrics {
             "1 while this replica holds the leader Lease and runs the controllers",
             leader.clone(),
         );
+        let http_connections_refused = Counter::default();
+        registry.register(
+            "http_connections_refused",
+            "Connections closed on arrival because the connection limit was reached",
+            http_connections_refused.clone(),
+        );
+        let http_requests_shed = Counter::default();
+        registry.register(
+            "http_requests_shed",
+            "Requests answered 503 because the limit of requests in flight was reached",
+            http_requests_shed.clone(),
+        );
+        let http_requests_timed_out = Counter::default();
+        registry.register(
+            "http_requests_timed_out",
+            "Requests answered 503 because they took longer than the request timeout",
+            http_requests_timed_out.clone(),
+        );
         Self {
             registry,
             admission_requests,
@@ -145,6 +169,9 @@ impl Default for Metrics {
             prometheus_queries,
             prometheus_query_duration,
             leader,
+            http_connections_refused,
+            http_requests_shed,
+            http_requests_timed_out,
         }
     }
 }

@@ -68,11 +68,13 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         lookup_timeout: args.lookup_timeout,
     });
     let readiness = Readiness::new(stores.clone(), certs.clone());
+    let limits = args.serving_limits();
     let app = server::router(
         admission,
         readiness.clone(),
         metrics.clone(),
         args.max_body_bytes,
+        server::RequestLimits::new(&limits, metrics.clone()),
     );
     let tls = server::server_config(provider, certs)?;
     let listener = server::bind(args.listen)
@@ -144,7 +146,16 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         None
     };
 
-    server::serve(listener, tls, app, shutdown, args.drain_timeout).await;
+    server::serve(
+        listener,
+        tls,
+        app,
+        limits,
+        metrics.clone(),
+        shutdown,
+        args.drain_timeout,
+    )
+    .await;
     join_logged(controllers, "controller").await;
     // Released only after the controllers' last write.
     elector_stop.cancel();

@@ -14,7 +14,7 @@ use rsg::api::ResourceScalingGroup;
 use rsg::cache::{DetachedFeeder, Stores};
 use rsg::certs::CertStore;
 use rsg::metrics::Metrics;
-use rsg::server::{router, Readiness};
+use rsg::server::{router, Readiness, RequestLimits, ServingLimits};
 use serde_json::Value;
 use tower::ServiceExt;
 
@@ -29,6 +29,10 @@ fn fixture(name: &str) -> Vec<u8> {
 }
 
 fn app() -> (Router, DetachedFeeder) {
+    app_with(&ServingLimits::default())
+}
+
+fn app_with(limits: &ServingLimits) -> (Router, DetachedFeeder) {
     let (stores, feeder) = Stores::detached();
     let metrics = Arc::new(Metrics::default());
     let admission = Arc::new(AdmissionContext {
@@ -46,8 +50,9 @@ fn app() -> (Router, DetachedFeeder) {
         router(
             admission,
             Readiness::new(stores, certs),
-            metrics,
+            metrics.clone(),
             BODY_LIMIT,
+            RequestLimits::new(limits, metrics),
         ),
         feeder,
     )
@@ -266,4 +271,71 @@ async fn readiness_needs_a_certificate_and_metrics_are_served() {
     let body = response.into_body().collect().await.unwrap().to_bytes();
     let text = String::from_utf8_lossy(&body);
     assert!(text.contains(r#"rsg_admission_requests_total{webhook="validate",operation="CREATE",result="denied"} 1"#), "{text}");
+}
+
+#[tokio::test]
+async fn requests_past_the_in_flight_limit_are_shed_with_503_but_probes_answer() {
+    // A body that never ends holds the only slot.
+    let (app, _) = app_with(&ServingLimits {
+        max_concurrent_requests: 1,
+        request_timeout: Duration::from_secs(30),
+        ..ServingLimits::default()
+    });
+    let (_sender, never_ends) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);
+    let stalled = Request::post("/validate")
+        .header("content-type", "application/json")
+        .body(Body::from_stream(tokio_stream_of(never_ends)))
+        .unwrap();
+    let holder = tokio::spawn(app.clone().oneshot(stalled));
+    // Once the stalled request holds the slot, a second one is shed at once.
+    let mut shed = None;
+    for _ in 0..1000 {
+        let (status, body) = post(&app, "/validate", fixture("create-valid.json")).await;
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            shed = Some(body);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let shed = shed.expect("a request past the limit is shed");
+    assert_eq!(
+        shed,
+        Value::String("too many requests in flight; retry".into())
+    );
+    let probe = Request::get("/healthz").body(Body::empty()).unwrap();
+    let response = app.clone().oneshot(probe).await.unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "health probes are never shed"
+    );
+    holder.abort();
+}
+
+#[tokio::test]
+async fn a_body_that_arrives_too_slowly_is_answered_503_at_the_request_timeout() {
+    let (app, _) = app_with(&ServingLimits {
+        request_timeout: Duration::from_millis(200),
+        ..ServingLimits::default()
+    });
+    let (sender, trickle) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);
+    sender.send(Ok(b"{\"apiVersion\":".to_vec())).await.unwrap();
+    let slow = Request::post("/validate")
+        .header("content-type", "application/json")
+        .body(Body::from_stream(tokio_stream_of(trickle)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    let response = app.clone().oneshot(slow).await.unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(started.elapsed() >= Duration::from_millis(200));
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    assert!(String::from_utf8_lossy(&bytes).contains("did not complete within 200ms"));
+    drop(sender);
+}
+
+/// The chunks sent on `receiver`, as a body stream.
+fn tokio_stream_of(
+    mut receiver: tokio::sync::mpsc::Receiver<Result<Vec<u8>, std::io::Error>>,
+) -> impl futures::Stream<Item = Result<Vec<u8>, std::io::Error>> + Send + 'static {
+    futures::stream::poll_fn(move |cx| receiver.poll_recv(cx))
 }

@@ -302,6 +302,12 @@ fn install_upgrade_and_uninstall_create_switch_and_keep_what_they_say() {
         env_value("RSG_LEADER_ELECTION_LEASE_NAME"),
         Some(json!("rsg-chart-leader"))
     );
+    assert_eq!(
+        env_value("RSG_REQUEST_TIMEOUT"),
+        Some(json!("4s")),
+        "one second below the webhooks' 5 s timeout"
+    );
+    assert_eq!(env_value("RSG_MAX_CONNECTIONS"), Some(json!("1024")));
     let service = get_json("service", ns, RELEASE).expect("Service");
     assert_eq!(service["spec"]["ports"][0]["port"], 443);
     assert!(get_json("poddisruptionbudget", ns, RELEASE).is_some());
