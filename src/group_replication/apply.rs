@@ -317,13 +317,19 @@ pub async fn set_group0(
     hold: bool,
 ) -> Result<Result<(), Problem>, ReconcileError> {
     for target in &obs.targets {
-        let replicas = match (&target.baseline, hold) {
-            (Ok(Replicas::Count(_)), true) => Replicas::Count(0),
-            (Ok(Replicas::PerRole(roles)), true) => {
-                Replicas::PerRole(roles.keys().map(|role| (role.clone(), 0)).collect())
+        let replicas = if hold {
+            // Every role the live object has, whatever the baseline says.
+            if role_based_group::is_role_based_group(&target.base) {
+                let roles = role_based_group::role_replicas(&target.base);
+                Replicas::PerRole(roles.into_keys().map(|role| (role, 0)).collect())
+            } else {
+                Replicas::Count(0)
             }
-            (Ok(baseline), false) => baseline.clone(),
-            (Err(message), _) => return Ok(Err(Problem::InvalidReplicaConfig(message.clone()))),
+        } else {
+            match &target.baseline {
+                Ok(baseline) => baseline.clone(),
+                Err(message) => return Ok(Err(Problem::InvalidReplicaConfig(message.clone()))),
+            }
         };
         let annotation = if hold {
             Value::from("true")
