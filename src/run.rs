@@ -146,6 +146,13 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         None
     };
 
+    // The Lease is released as soon as the controllers have made their last write, while
+    // the HTTP port is still draining, so a standby takes over without waiting for it.
+    let stop_leading = tokio::spawn(async move {
+        join_logged(controllers, "controller").await;
+        elector_stop.cancel();
+        join_logged(elector, "leader election").await;
+    });
     server::serve(
         listener,
         tls,
@@ -156,10 +163,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         args.drain_timeout,
     )
     .await;
-    join_logged(controllers, "controller").await;
-    // Released only after the controllers' last write.
-    elector_stop.cancel();
-    join_logged(elector, "leader election").await;
+    join_logged(Some(stop_leading), "shutdown of the controllers").await;
     info!("stopped");
     Ok(())
 }

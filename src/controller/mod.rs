@@ -57,6 +57,10 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
 
 /// Runs the controller whenever `leading` is true, until `shutdown` fires; returns once the
 /// controller has stopped, so the Lease can be released after the last write.
+///
+/// On shutdown the reconciles in flight finish (this replica still holds the Lease). When the
+/// Lease is lost they are aborted at once: another replica may lead soon, and no write of this
+/// one may follow.
 pub async fn run_while_leading(
     ctx: Arc<Context>,
     mut leading: watch::Receiver<bool>,
@@ -70,13 +74,22 @@ pub async fn run_while_leading(
         ctx.metrics.leader.set(1);
         let term = shutdown.child_token();
         let controller = tokio::spawn(run(ctx.clone(), term.clone()));
-        tokio::select! {
-            _ = leading.wait_for(|leads| !*leads) => {}
-            _ = shutdown.cancelled() => {}
+        let lost = tokio::select! {
+            _ = leading.wait_for(|leads| !*leads) => true,
+            _ = shutdown.cancelled() => false,
+        };
+        if lost {
+            controller.abort();
+            ctx.stores.feed.close();
+            warn!("Lease lost: reconciles in flight aborted");
+        } else {
+            term.cancel();
         }
-        term.cancel();
-        if let Err(err) = controller.await {
-            warn!(error = %err, "controller task ended abnormally");
+        match controller.await {
+            Err(err) if !err.is_cancelled() => {
+                warn!(error = %err, "controller task ended abnormally")
+            }
+            _ => {}
         }
         ctx.metrics.leader.set(0);
         if shutdown.is_cancelled() {

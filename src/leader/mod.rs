@@ -1,9 +1,13 @@
 //! Leader election over a `coordination.k8s.io` Lease.
 //!
 //! Every replica serves the webhooks; only the replica holding the Lease reconciles. The
-//! holder renews every retry period; if it cannot renew within the renew deadline it steps
-//! down, which is shorter than the lease duration, so it has stopped before anyone else may
-//! take over. On shutdown the holder releases the Lease so a standby takes over at once.
+//! holder renews every retry period. The renew deadline is one budget per cycle, counted from
+//! the start of the last renewal that succeeded (its `renewTime` is taken then, so a standby
+//! trusts the claim no longer than that): no attempt may outlast it, and when it is spent the
+//! holder steps down. It is shorter than the lease duration, so the holder has stopped before
+//! anyone else may take over. A conflict on renewal is a failed attempt, not a loss: the next
+//! read shows whether another replica really holds the Lease. On shutdown the holder
+//! releases the Lease so a standby takes over at once.
 
 mod record;
 
@@ -158,10 +162,7 @@ impl Elector {
                 }
                 Ok(Outcome::Leading)
             }
-            // Another replica wrote first.
-            Err(kube::Error::Api(status)) if status.code == 409 => {
-                Ok(Outcome::Following("another replica".into()))
-            }
+            // Another write came first: the next read says who holds the Lease.
             Err(err) => Err(self.api_error("writing", err)),
         }
     }
@@ -204,12 +205,18 @@ impl Elector {
             identity = %settings.identity,
             "waiting to lead; serving the webhooks meanwhile"
         );
-        let mut last_renewed: Option<Instant> = None;
+        // While leading: when the last renewal that succeeded started.
+        let mut renewed_at: Option<Instant> = None;
         let mut last_holder = String::new();
         let mut last_error = String::new();
         loop {
-            let attempt = match tokio::time::timeout(settings.renew_deadline, self.try_once()).await
-            {
+            let started = Instant::now();
+            // A standby's try gets the whole deadline; the holder's, what is left of it.
+            let budget = match renewed_at {
+                Some(at) => settings.renew_deadline.saturating_sub(at.elapsed()),
+                None => settings.renew_deadline,
+            };
+            let attempt = match tokio::time::timeout(budget, self.try_once()).await {
                 Ok(result) => result,
                 Err(_) => Err(LeaderError::Timeout(settings.renew_deadline)),
             };
@@ -217,7 +224,7 @@ impl Elector {
             match attempt {
                 Ok(Outcome::Leading) => {
                     last_error.clear();
-                    last_renewed = Some(Instant::now());
+                    renewed_at = Some(started);
                     if !is_leading {
                         info!(identity = %settings.identity, "acquired the Lease; reconciling");
                         leading.send_replace(true);
@@ -225,7 +232,7 @@ impl Elector {
                 }
                 Ok(Outcome::Following(holder)) => {
                     last_error.clear();
-                    last_renewed = None;
+                    renewed_at = None;
                     if is_leading {
                         warn!(holder = %holder, "the Lease was taken over; stopping the controllers");
                         leading.send_replace(false);
@@ -235,12 +242,11 @@ impl Elector {
                     last_holder = holder;
                 }
                 Err(err) => {
-                    let expired =
-                        last_renewed.is_none_or(|at| at.elapsed() >= settings.renew_deadline);
-                    if is_leading && expired {
+                    let spent = renewed_at.is_none_or(|at| at.elapsed() >= settings.renew_deadline);
+                    if is_leading && spent {
                         warn!(error = %err, "could not renew the Lease in time; stopping the controllers");
                         leading.send_replace(false);
-                        last_renewed = None;
+                        renewed_at = None;
                     } else if err.to_string() != last_error {
                         // A standby that cannot reach or may not use the Lease never leads:
                         // say so once per distinct error rather than at debug level.
@@ -251,12 +257,19 @@ impl Elector {
                     last_error = err.to_string();
                 }
             }
+            // The next try comes a retry period later, but never after the holder's deadline.
+            let pause = match renewed_at {
+                Some(at) => settings
+                    .retry_period
+                    .min(settings.renew_deadline.saturating_sub(at.elapsed())),
+                None => settings.retry_period,
+            };
             tokio::select! {
-                _ = tokio::time::sleep(settings.retry_period) => {}
+                _ = tokio::time::sleep(pause) => {}
                 _ = stop.cancelled() => break,
             }
         }
-        if last_renewed.is_some() {
+        if renewed_at.is_some() {
             self.release().await;
         }
     }

@@ -17,6 +17,13 @@ pub const ADMIN_TOKEN: &str = "rsg-e2e-admin-token";
 pub const RSG_TOKEN: &str = "rsg-e2e-serviceaccount-token";
 /// The user name of that identity.
 pub const RSG_USER: &str = "system:serviceaccount:rsg-system:rsg";
+/// More tokens of that same identity, each with its own uid, so that the audit log tells
+/// replicas apart (`user.uid`): (token, uid).
+pub const RSG_REPLICA_TOKENS: [(&str, &str); 2] = [
+    ("rsg-e2e-replica-a-token", "rsg-replica-a"),
+    ("rsg-e2e-replica-b-token", "rsg-replica-b"),
+];
+const RSG_GROUPS: &str = "system:serviceaccounts,system:serviceaccounts:rsg-system";
 
 /// Audit policy: every request rsg's identity makes, at Metadata level, once answered.
 const AUDIT_POLICY: &str = r#"apiVersion: audit.k8s.io/v1
@@ -93,6 +100,14 @@ pub struct ControlPlane {
 }
 
 impl ControlPlane {
+    /// A kubeconfig of rsg's identity with `token` that reaches the apiserver through `port`
+    /// (a proxy in front of it), written as `name` in the scratch directory.
+    pub fn rsg_kubeconfig_via(&self, port: u16, token: &str, name: &str) -> PathBuf {
+        let path = self.dir.join(name);
+        write_kubeconfig(&path, &self.dir, port, "rsg", token, "rsg-system");
+        path
+    }
+
     /// Starts etcd and kube-apiserver (and kube-controller-manager when asked) and waits
     /// until the apiserver is ready.
     pub fn start(dir: &Path, with_controller_manager: bool) -> Self {
@@ -124,13 +139,13 @@ impl ControlPlane {
             String::from_utf8_lossy(&status.stderr)
         );
         let tokens = dir.join("tokens.csv");
-        std::fs::write(
-            &tokens,
-            format!(
-                "{ADMIN_TOKEN},admin,admin,system:masters\n{RSG_TOKEN},{RSG_USER},rsg-uid,\"system:serviceaccounts,system:serviceaccounts:rsg-system\"\n"
-            ),
-        )
-        .expect("writing tokens");
+        let mut token_lines = format!(
+            "{ADMIN_TOKEN},admin,admin,system:masters\n{RSG_TOKEN},{RSG_USER},rsg-uid,\"{RSG_GROUPS}\"\n"
+        );
+        for (token, uid) in RSG_REPLICA_TOKENS {
+            token_lines.push_str(&format!("{token},{RSG_USER},{uid},\"{RSG_GROUPS}\"\n"));
+        }
+        std::fs::write(&tokens, token_lines).expect("writing tokens");
 
         let audit_policy = dir.join("audit-policy.yaml");
         std::fs::write(&audit_policy, AUDIT_POLICY).expect("writing the audit policy");

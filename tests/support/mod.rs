@@ -9,6 +9,7 @@ pub mod fixtures;
 pub mod kubectl;
 pub mod processes;
 pub mod prometheus;
+pub mod proxy;
 pub mod rsg_process;
 
 use std::path::PathBuf;
