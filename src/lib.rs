@@ -12,6 +12,7 @@ pub mod controller;
 pub mod crd;
 pub mod group_replication;
 pub mod inplace_scaling;
+pub mod invariants;
 pub mod leader;
 pub mod metrics;
 pub mod naming;

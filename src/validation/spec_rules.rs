@@ -1,10 +1,11 @@
 //! The rules a ResourceScalingGroup must satisfy on its own (no cluster state needed).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::duration::parse_prometheus_duration;
 use super::field_error::FieldError;
 use super::names::{dns1123_label_errors, dns1123_subdomain_errors};
+use super::promql_expr::check_expr;
 use crate::api::{
     GroupConfig, LeaderFollowerConfig, ResourceScalingGroupSpec, ScaleDown, AGGREGATORS,
     MAX_GROUP_REPLICAS, METRIC_TYPES, ORDERS, STRATEGY_GROUP_REPLICATION, STRATEGY_INPLACE_SCALING,
@@ -266,6 +267,12 @@ fn validate_scale_down(scale_down: &ScaleDown, errors: &mut Vec<FieldError>) {
             format!("{metric_path}.expr"),
             "a metric name or PromQL expression",
         ));
+    } else if let Err(err) = check_expr(&metric.expr) {
+        errors.push(FieldError::invalid(
+            format!("{metric_path}.expr"),
+            shortened(&metric.expr),
+            err.to_string(),
+        ));
     }
     let type_known = METRIC_TYPES.contains(&metric.type_.as_str());
     if metric.type_.is_empty() {
@@ -317,12 +324,12 @@ fn validate_leader_follower(
     kinds: &HashMap<String, WorkloadKind>,
     errors: &mut Vec<FieldError>,
 ) {
-    let target_names: Vec<String> = spec
+    let targets: HashSet<&str> = spec
         .target_resources
         .iter()
-        .map(|t| format!("{:?}", t.name))
+        .map(|t| t.name.as_str())
         .collect();
-    let must_name_target = format!("must name one of {TARGETS}: {}", target_names.join(", "));
+    let must_name_target = must_name_one_of(spec);
     let check_scalable = |path: String, name: &str, errors: &mut Vec<FieldError>| {
         if let Some(kind) = kinds.get(name).filter(|k| !k.has_single_replica_count()) {
             errors.push(FieldError::invalid(
@@ -340,10 +347,7 @@ fn validate_leader_follower(
     if leader.resource_name.is_empty() {
         errors.push(FieldError::required(&leader_path, ""));
     } else if !kinds.contains_key(&leader.resource_name)
-        && !spec
-            .target_resources
-            .iter()
-            .any(|t| t.name == leader.resource_name)
+        && !targets.contains(leader.resource_name.as_str())
     {
         errors.push(FieldError::not_found(
             &leader_path,
@@ -366,11 +370,7 @@ fn validate_leader_follower(
         let name_path = format!("{path}.resourceName");
         if follower.resource_name.is_empty() {
             errors.push(FieldError::required(&name_path, ""));
-        } else if !spec
-            .target_resources
-            .iter()
-            .any(|t| t.name == follower.resource_name)
-        {
+        } else if !targets.contains(follower.resource_name.as_str()) {
             errors.push(FieldError::not_found(
                 &name_path,
                 &follower.resource_name,
@@ -404,3 +404,32 @@ fn validate_leader_follower(
 
 #[cfg(test)]
 mod tests;
+
+/// A value as quoted in a message: at most 64 characters, so a huge field does not make a
+/// huge answer.
+fn shortened(value: &str) -> String {
+    const SHOWN: usize = 64;
+    match value.char_indices().nth(SHOWN) {
+        Some((end, _)) => format!("{}...", &value[..end]),
+        None => value.to_string(),
+    }
+}
+
+/// The detail of a name that is not a target: the target names, at most eight of them, so the
+/// message stays small however many targets and followers a spec has.
+fn must_name_one_of(spec: &ResourceScalingGroupSpec) -> String {
+    const LISTED: usize = 8;
+    let names: Vec<String> = spec
+        .target_resources
+        .iter()
+        .take(LISTED)
+        .map(|t| format!("{:?}", t.name))
+        .collect();
+    let more = spec.target_resources.len().saturating_sub(LISTED);
+    let tail = if more > 0 {
+        format!(" and {more} more")
+    } else {
+        String::new()
+    };
+    format!("must name one of {TARGETS}: {}{tail}", names.join(", "))
+}

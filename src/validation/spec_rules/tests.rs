@@ -226,6 +226,12 @@ fn metric_rules() {
             ("empty expr", |v| v["scalingStrategy"]["groupConfig"]["scaleDown"]["metric"]["expr"] = " ".into(), &[
                 "spec.scalingStrategy.groupConfig.scaleDown.metric.expr: Required value: a metric name or PromQL expression",
             ]),
+            ("expr escaping the aggregation", |v| v["scalingStrategy"]["groupConfig"]["scaleDown"]["metric"]["expr"] = "up) or vector(1".into(), &[
+                r#"spec.scalingStrategy.groupConfig.scaleDown.metric.expr: Invalid value: "up) or vector(1": ')' closes a bracket the expression did not open; rsg wraps the expression in its aggregation, so brackets must balance"#,
+            ]),
+            ("huge expr", |v| v["scalingStrategy"]["groupConfig"]["scaleDown"]["metric"]["expr"] = "x".repeat(5000).into(), &[
+                "spec.scalingStrategy.groupConfig.scaleDown.metric.expr: Invalid value: \"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...\": 5000 bytes long; at most 4096 are allowed",
+            ]),
             ("bad aggregator", |v| v["scalingStrategy"]["groupConfig"]["scaleDown"]["metric"]["aggregator"] = "mean".into(), &[
                 r#"spec.scalingStrategy.groupConfig.scaleDown.metric.aggregator: Unsupported value: "mean": supported values: "sum", "avg", "max", "min""#,
             ]),
