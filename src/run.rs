@@ -1,6 +1,7 @@
 //! `rsg run`: wires the cache, the webhooks, the server and the controllers together.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use kube::Client;
 use tokio::signal::unix::{signal, SignalKind};
@@ -10,7 +11,7 @@ use tracing::{info, warn};
 use kube::runtime::events::{Recorder, Reporter};
 
 use crate::admission::AdmissionContext;
-use crate::cache::Stores;
+use crate::cache::{ApiReachability, Stores};
 use crate::certs::CertStore;
 use crate::cli::RunArgs;
 use crate::controller::{self, Context};
@@ -67,7 +68,13 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         metrics: metrics.clone(),
         lookup_timeout: args.lookup_timeout,
     });
-    let readiness = Readiness::new(stores.clone(), certs.clone());
+    // Readiness follows the API server: probed every second, stale after three.
+    let api = ApiReachability::new(Duration::from_secs(3));
+    tokio::spawn(
+        api.clone()
+            .probe(client.clone(), Duration::from_secs(1), shutdown.clone()),
+    );
+    let readiness = Readiness::new(stores.clone(), certs.clone()).with_api(api);
     let limits = args.serving_limits();
     let app = server::router(
         admission,

@@ -5,6 +5,8 @@
 //! carry the label `rsg.io/name`, and pods only when they are a group's representative.
 //! Events on managed objects are turned into reconcile triggers for the RSGs they belong to.
 
+mod api_reachability;
+pub use api_reachability::ApiReachability;
 mod feed;
 mod target_index;
 mod triggers;

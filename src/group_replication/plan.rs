@@ -83,12 +83,17 @@ pub fn plan_groups(state: &GroupState) -> GroupPlan {
     } else {
         plan.remove_count = active.len() - desired;
     }
-    plan.complete = state
-        .incomplete_copies
-        .iter()
-        .copied()
-        .filter(|id| !state.draining.contains(id))
-        .collect();
+    // A half-made group is completed only when no group is to go: while scaling down it may
+    // be a victim, and completing it first would recreate what the removal then deletes
+    // again (a half-removed group after an interrupted scale down would flip for ever).
+    if plan.remove_count == 0 {
+        plan.complete = state
+            .incomplete_copies
+            .iter()
+            .copied()
+            .filter(|id| !state.draining.contains(id))
+            .collect();
+    }
     plan
 }
 
@@ -104,6 +109,19 @@ mod tests {
             incomplete_copies: BTreeSet::new(),
             draining: BTreeSet::new(),
         }
+    }
+
+    #[test]
+    fn a_half_removed_group_is_not_completed_while_groups_are_to_go() {
+        let mut interrupted = state(10, false, &(1..=23).collect::<Vec<_>>());
+        interrupted.incomplete_copies = [23].into_iter().collect();
+        let plan = plan_groups(&interrupted);
+        assert_eq!(plan.remove_count, 14);
+        assert!(plan.complete.is_empty(), "{plan:?}");
+        // Once the count is right, a half-made group is completed.
+        let mut settled = state(3, false, &[1, 2]);
+        settled.incomplete_copies = [2].into_iter().collect();
+        assert_eq!(plan_groups(&settled).complete, vec![2]);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 
-use crate::cache::Stores;
+use crate::cache::{ApiReachability, Stores};
 use crate::certs::CertStore;
 use crate::metrics::Metrics;
 
@@ -16,6 +16,7 @@ use crate::metrics::Metrics;
 pub struct Readiness {
     stores: Stores,
     certs: Arc<CertStore>,
+    api: Option<Arc<ApiReachability>>,
     shutting_down: Arc<AtomicBool>,
 }
 
@@ -25,8 +26,15 @@ impl Readiness {
         Self {
             stores,
             certs,
+            api: None,
             shutting_down: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// Also requires the API server to answer (`api` probes it).
+    pub fn with_api(mut self, api: Arc<ApiReachability>) -> Self {
+        self.api = Some(api);
+        self
     }
 
     /// Reports not ready from now on (shutdown has begun).
@@ -35,15 +43,19 @@ impl Readiness {
     }
 
     /// Each component and whether it is ready.
-    pub fn components(&self) -> [(&'static str, bool); 3] {
-        [
+    pub fn components(&self) -> Vec<(&'static str, bool)> {
+        let mut components = vec![
             ("informer caches synced", self.stores.is_synced()),
             ("serving certificate loaded", self.certs.is_loaded()),
-            (
-                "not shutting down",
-                !self.shutting_down.load(Ordering::Acquire),
-            ),
-        ]
+        ];
+        if let Some(api) = &self.api {
+            components.push(("API server answering", api.is_reachable()));
+        }
+        components.push((
+            "not shutting down",
+            !self.shutting_down.load(Ordering::Acquire),
+        ));
+        components
     }
 }
 

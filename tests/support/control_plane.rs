@@ -95,8 +95,24 @@ pub struct ControlPlane {
     /// apiserver log file.
     pub apiserver_log: PathBuf,
     children: Mutex<Vec<Child>>,
+    etcd: Mutex<Option<Child>>,
+    etcd_args: Vec<String>,
     apiserver: Mutex<Option<Child>>,
     apiserver_args: Vec<String>,
+}
+
+fn spawn_etcd(args: &[String], dir: &Path) -> Child {
+    let mut etcd = Command::new(etcd_binary());
+    etcd.args(args);
+    spawn_logged(etcd, &dir.join("etcd.log"))
+}
+
+fn kill(slot: &Mutex<Option<Child>>) {
+    let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(mut child) = slot.take() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
 }
 
 impl ControlPlane {
@@ -113,8 +129,7 @@ impl ControlPlane {
     pub fn start(dir: &Path, with_controller_manager: bool) -> Self {
         let etcd_port = free_port();
         let peer_port = free_port();
-        let mut etcd = Command::new(etcd_binary());
-        etcd.args([
+        let etcd_args = vec![
             "--name=default".to_string(),
             format!("--data-dir={}", dir.join("etcd").display()),
             format!("--listen-client-urls=http://127.0.0.1:{etcd_port}"),
@@ -123,8 +138,8 @@ impl ControlPlane {
             format!("--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}"),
             format!("--initial-cluster=default=http://127.0.0.1:{peer_port}"),
             "--log-level=warn".to_string(),
-        ]);
-        let etcd = spawn_logged(etcd, &dir.join("etcd.log"));
+        ];
+        let etcd = spawn_etcd(&etcd_args, dir);
 
         let sa_key = dir.join("sa.key");
         let status = Command::new("openssl")
@@ -204,7 +219,9 @@ impl ControlPlane {
             apiserver_port,
             dir: dir.to_path_buf(),
             apiserver_log,
-            children: Mutex::new(vec![etcd]),
+            children: Mutex::new(Vec::new()),
+            etcd: Mutex::new(Some(etcd)),
+            etcd_args,
             apiserver: Mutex::new(Some(apiserver)),
             apiserver_args,
         };
@@ -256,15 +273,33 @@ impl ControlPlane {
 
     /// Kills the apiserver and starts it again with the same data, then waits until ready.
     pub fn restart_apiserver(&self) {
-        let mut slot = self.apiserver.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(mut child) = slot.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.kill_apiserver();
+        self.start_apiserver();
+    }
+
+    /// Kills the apiserver (SIGKILL).
+    pub fn kill_apiserver(&self) {
+        kill(&self.apiserver);
+    }
+
+    /// Starts the apiserver again and waits until it is ready.
+    pub fn start_apiserver(&self) {
         let mut command = Command::new(binary("kube-apiserver"));
         command.args(&self.apiserver_args);
-        *slot = Some(spawn_logged(command, &self.apiserver_log));
-        drop(slot);
+        *self.apiserver.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(spawn_logged(command, &self.apiserver_log));
+        self.wait_ready();
+    }
+
+    /// Kills etcd (SIGKILL).
+    pub fn kill_etcd(&self) {
+        kill(&self.etcd);
+    }
+
+    /// Starts etcd again on its data and waits until the apiserver is ready on it.
+    pub fn start_etcd(&self) {
+        *self.etcd.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(spawn_etcd(&self.etcd_args, &self.dir));
         self.wait_ready();
     }
 }
