@@ -110,6 +110,7 @@ async fn measure(target: &Target<'_>, cache: &str, ca: &[u8], duration: Duration
     ] {
         for concurrency in CONCURRENCY {
             let url = format!("{}{}", target.url_base, target.validate_path);
+            let calls_before = api_calls(target, ca).await;
             let result = run_load(
                 &url,
                 body.clone(),
@@ -120,7 +121,13 @@ async fn measure(target: &Target<'_>, cache: &str, ca: &[u8], duration: Duration
             )
             .await;
             let (rss, _) = memory_mib(target.pid);
-            print_row(target.name, cache, review, concurrency, &result, rss);
+            let calls = match (calls_before, api_calls(target, ca).await) {
+                (Some(before), Some(after)) if result.sent > 0 => {
+                    Some((after - before) / result.sent as f64)
+                }
+                _ => None,
+            };
+            print_row(target.name, cache, review, concurrency, &result, rss, calls);
         }
     }
 }
@@ -211,6 +218,28 @@ fn main() {
     });
     let _ = agnhost.kill();
     let _ = agnhost.wait();
+}
+
+/// rsg's count of API calls made by live checks (`None` for a server without that metric).
+async fn api_calls(target: &Target<'_>, ca: &[u8]) -> Option<f64> {
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(ca).ok()?)
+        .build()
+        .ok()?;
+    let body = client
+        .get(format!("{}/metrics", target.url_base))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    body.lines().find_map(|line| {
+        line.strip_prefix("rsg_admission_api_calls_total ")?
+            .trim()
+            .parse()
+            .ok()
+    })
 }
 
 fn target<'a>(name: &'a str, process: &RsgProcess) -> Target<'a> {

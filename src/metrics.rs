@@ -80,6 +80,8 @@ pub struct Metrics {
     pub prometheus_query_duration: Histogram,
     /// 1 while this replica holds the Lease and reconciles.
     pub leader: Gauge,
+    /// Requests admission's live checks made to the API server.
+    pub admission_api_calls: Counter,
     /// Connections closed on arrival because every connection slot was taken.
     pub http_connections_refused: Counter,
     /// Requests answered 503 because too many were in flight.
@@ -141,6 +143,12 @@ impl Default for Metrics {
             "1 while this replica holds the leader Lease and runs the controllers",
             leader.clone(),
         );
+        let admission_api_calls = Counter::default();
+        registry.register(
+            "admission_api_calls",
+            "Requests admission's live checks made to the API server (reads its cache did not answer)",
+            admission_api_calls.clone(),
+        );
         let http_connections_refused = Counter::default();
         registry.register(
             "http_connections_refused",
@@ -169,6 +177,7 @@ impl Default for Metrics {
             prometheus_queries,
             prometheus_query_duration,
             leader,
+            admission_api_calls,
             http_connections_refused,
             http_requests_shed,
             http_requests_timed_out,

@@ -10,7 +10,7 @@ use tracing::{info, warn};
 
 use kube::runtime::events::{Recorder, Reporter};
 
-use crate::admission::AdmissionContext;
+use crate::admission::{AdmissionContext, LookupCache};
 use crate::cache::{ApiReachability, Stores};
 use crate::certs::CertStore;
 use crate::cli::RunArgs;
@@ -67,6 +67,8 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         live_checks: args.admission_live_checks,
         metrics: metrics.clone(),
         lookup_timeout: args.lookup_timeout,
+        // Live-check reads are kept 5 s: a burst of reviews of one RSG reads each once.
+        lookup_cache: LookupCache::new(Duration::from_secs(5), 4096),
     });
     // Readiness follows the API server: probed every second, stale after three.
     let api = ApiReachability::new(Duration::from_secs(3));

@@ -9,7 +9,7 @@ use axum::Router;
 use base64::Engine;
 use http_body_util::BodyExt;
 use kube::runtime::watcher::Event;
-use rsg::admission::AdmissionContext;
+use rsg::admission::{AdmissionContext, LookupCache};
 use rsg::api::ResourceScalingGroup;
 use rsg::cache::{DetachedFeeder, Stores};
 use rsg::certs::CertStore;
@@ -41,6 +41,7 @@ fn app_with(limits: &ServingLimits) -> (Router, DetachedFeeder) {
         live_checks: false,
         metrics: metrics.clone(),
         lookup_timeout: Duration::from_secs(1),
+        lookup_cache: LookupCache::new(Duration::from_secs(5), 64),
     });
     let certs = Arc::new(CertStore::new(
         "/nonexistent",

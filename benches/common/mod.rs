@@ -16,6 +16,8 @@ pub struct LoadResult {
     pub p50: Duration,
     /// 99th percentile latency.
     pub p99: Duration,
+    /// Every request sent, the warm-up's included.
+    pub sent: usize,
 }
 
 /// POSTs `body` to `url` from `concurrency` workers, each on its own kept-alive HTTP/1.1
@@ -44,7 +46,9 @@ pub async fn run_load(
             tokio::spawn(async move {
                 let mut latencies = Vec::new();
                 let mut errors = 0;
+                let mut sent_total = 0usize;
                 while Instant::now() < stop_at {
+                    sent_total += 1;
                     let sent = Instant::now();
                     let outcome = client
                         .post(&url)
@@ -66,16 +70,18 @@ pub async fn run_load(
                         }
                     }
                 }
-                (latencies, errors)
+                (latencies, errors, sent_total)
             })
         })
         .collect();
     let mut latencies = Vec::new();
     let mut errors = 0;
+    let mut sent = 0;
     for worker in workers {
-        let (l, e) = worker.await.expect("worker");
+        let (l, e, n) = worker.await.expect("worker");
         latencies.extend(l);
         errors += e;
+        sent += n;
     }
     latencies.sort();
     let pick = |q: f64| {
@@ -90,6 +96,7 @@ pub async fn run_load(
         per_second: latencies.len() as f64 / duration.as_secs_f64(),
         p50: pick(0.50),
         p99: pick(0.99),
+        sent,
     }
 }
 
@@ -135,9 +142,13 @@ pub fn print_row(
     concurrency: usize,
     result: &LoadResult,
     rss: f64,
+    api_calls_per_request: Option<f64>,
 ) {
+    let calls = api_calls_per_request
+        .map(|c| format!("{c:.3}"))
+        .unwrap_or_else(|| "n/a".into());
     println!(
-        "| {server:<14} | {cache:<12} | {review:<7} | {concurrency:>4} | {:>9.0} | {:>8.2} | {:>8.2} | {:>6} | {rss:>8.1} |",
+        "| {server:<14} | {cache:<12} | {review:<7} | {concurrency:>4} | {:>9.0} | {:>8.2} | {:>8.2} | {:>6} | {rss:>8.1} | {calls:>9} |",
         result.per_second,
         ms(result.p50),
         ms(result.p99),
@@ -147,6 +158,6 @@ pub fn print_row(
 
 /// The header of the results table.
 pub fn print_header() {
-    println!("| server         | cache        | review  | conc |     req/s | p50 (ms) | p99 (ms) | errors | RSS (MiB) |");
-    println!("|----------------|--------------|---------|------|-----------|----------|----------|--------|-----------|");
+    println!("| server         | cache        | review  | conc |     req/s | p50 (ms) | p99 (ms) | errors | RSS (MiB) | API calls/req |");
+    println!("|----------------|--------------|---------|------|-----------|----------|----------|--------|-----------|---------------|");
 }

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use futures::future::join_all;
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::{
     ConfigMap, PersistentVolumeClaim, Secret, Service, ServiceAccount,
 };
@@ -18,9 +18,11 @@ use crate::api::{
 use crate::naming::copy_service_name;
 use crate::validation::{effective_group_name, FieldError, DNS1123_LABEL_MAX};
 use crate::workload::{
-    pod_template_labels, referenced_objects, selector_matches_template, ReferencedObject,
+    all_pod_template_labels, referenced_objects, selector_matches_template, ReferencedObject,
     WorkloadKind,
 };
+
+use super::lookup_cache::{LookupCache, LookupKey, LookupValue};
 
 /// Errors and warnings found in the live cluster.
 #[derive(Default)]
@@ -29,27 +31,22 @@ pub struct LiveFindings {
     pub errors: Vec<FieldError>,
     /// Legal but likely unintended.
     pub warnings: Vec<String>,
+    /// Requests made to the API server (reads the lookup cache did not answer).
+    pub api_calls: usize,
 }
+
+/// How many targets are checked at once.
+const TARGET_CONCURRENCY: usize = 4;
 
 fn is_forbidden(err: &kube::Error) -> bool {
     matches!(err, kube::Error::Api(status) if status.code == 403)
 }
 
-async fn api_resource_for(
-    client: &Client,
-    kind: &WorkloadKind,
-) -> Result<ApiResource, kube::Error> {
-    match kind.known_api_resource() {
-        Some(ar) => Ok(ar),
-        None => kube::discovery::pinned_kind(client, &kind.gvk())
-            .await
-            .map(|(ar, _)| ar),
-    }
-}
-
-/// Runs every live check for one RSG.
+/// Runs every live check for one RSG: each distinct target read once at most (from `cache`
+/// when it was read lately), a few targets at a time.
 pub async fn live_checks(
     client: &Client,
+    cache: &LookupCache,
     rsg_namespace: &str,
     rsg_name: &str,
     spec: &ResourceScalingGroupSpec,
@@ -60,20 +57,77 @@ pub async fn live_checks(
         .group_config
         .as_ref()
         .map(|c| effective_group_name(rsg_name, c).to_string());
-    let checks = spec.target_resources.iter().enumerate().map(|(i, target)| {
-        let group_name = group_name.as_deref().filter(|_| replicating);
-        check_target(client, rsg_namespace, i, target, group_name)
-    });
+    let group_name = group_name.as_deref().filter(|_| replicating);
+    // Collected first (not yet started), so the stream below holds no closure.
+    let mut checks = Vec::with_capacity(spec.target_resources.len());
+    for (i, target) in spec.target_resources.iter().enumerate() {
+        checks.push(check_target(
+            client,
+            cache,
+            rsg_namespace,
+            i,
+            target,
+            group_name,
+        ));
+    }
+    let results: Vec<LiveFindings> = futures::stream::iter(checks)
+        .buffered(TARGET_CONCURRENCY)
+        .collect()
+        .await;
     let mut findings = LiveFindings::default();
-    for result in join_all(checks).await {
+    for result in results {
         findings.errors.extend(result.errors);
         findings.warnings.extend(result.warnings);
+        findings.api_calls += result.api_calls;
     }
     findings
 }
 
+impl LiveFindings {
+    /// Reads `key` through `cache`, counting a call when the API server was asked.
+    async fn read<F>(
+        &mut self,
+        cache: &LookupCache,
+        key: LookupKey,
+        read: F,
+    ) -> Result<LookupValue, kube::Error>
+    where
+        F: std::future::Future<Output = Result<LookupValue, kube::Error>>,
+    {
+        let (result, asked) = cache.get_or_read(key, read).await;
+        self.api_calls += usize::from(asked);
+        result
+    }
+}
+
+/// The API resource of `kind`: built in, or found by discovery (through the cache).
+async fn api_resource(
+    client: &Client,
+    cache: &LookupCache,
+    findings: &mut LiveFindings,
+    kind: &WorkloadKind,
+) -> Result<Option<ApiResource>, kube::Error> {
+    if let Some(ar) = kind.known_api_resource() {
+        return Ok(Some(ar));
+    }
+    let gvk = kind.gvk();
+    let key = LookupKey::Discovery(format!("{}/{}", gvk.api_version(), gvk.kind));
+    let value = findings
+        .read(cache, key, async {
+            kube::discovery::pinned_kind(client, &gvk)
+                .await
+                .map(|(ar, _)| LookupValue::Discovery(ar))
+        })
+        .await?;
+    Ok(match value {
+        LookupValue::Discovery(ar) => Some(ar),
+        _ => None,
+    })
+}
+
 async fn check_target(
     client: &Client,
+    cache: &LookupCache,
     rsg_namespace: &str,
     index: usize,
     target: &TargetResource,
@@ -86,8 +140,9 @@ async fn check_target(
     };
     let namespace = reference.namespace_or(rsg_namespace);
     let prefix = format!("spec.targetResources[{index}]");
-    let ar = match api_resource_for(client, &kind).await {
-        Ok(ar) => ar,
+    let ar = match api_resource(client, cache, &mut findings, &kind).await {
+        Ok(Some(ar)) => ar,
+        Ok(None) => return findings,
         Err(err) => {
             findings.warnings.push(format!(
                 "{prefix}: kind {} {} is not served by the API server (is its CRD installed?): {err}",
@@ -97,9 +152,22 @@ async fn check_target(
         }
     };
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &ar);
-    let workload = match api.get_opt(&reference.name).await {
-        Ok(Some(workload)) => workload,
-        Ok(None) => {
+    let key = LookupKey::Workload(
+        ar.plural.clone(),
+        namespace.to_string(),
+        reference.name.clone(),
+    );
+    let read = findings
+        .read(cache, key, async {
+            let found = api.get_opt(&reference.name).await?;
+            Ok(LookupValue::Workload(
+                found.and_then(|o| serde_json::to_value(o).ok()),
+            ))
+        })
+        .await;
+    let workload = match read {
+        Ok(LookupValue::Workload(Some(workload))) => workload,
+        Ok(_) => {
             findings.warnings.push(format!(
                 "{prefix}: {} {namespace}/{} does not exist yet",
                 reference.kind, reference.name
@@ -118,22 +186,44 @@ async fn check_target(
     let Some(group_name) = replicating_as else {
         return findings;
     };
-    let workload = serde_json::to_value(&workload).unwrap_or_default();
     for referenced in referenced_objects(&workload) {
-        match object_exists(client, rsg_namespace, &referenced).await {
-            Ok(false) => findings.warnings.push(format!(
+        let (kind, name) = referenced.kind_and_name();
+        let key = LookupKey::Exists(kind, rsg_namespace.to_string(), name.to_string());
+        let exists = findings
+            .read(cache, key, async {
+                object_exists(client, rsg_namespace, &referenced)
+                    .await
+                    .map(LookupValue::Exists)
+            })
+            .await;
+        match exists {
+            Ok(LookupValue::Exists(false)) => findings.warnings.push(format!(
                 "{prefix}: the pod template of {} {namespace}/{} uses {}, which does not exist in namespace {rsg_namespace:?} where copies run",
                 reference.kind, reference.name, referenced.describe()
             )),
-            Ok(true) => {}
+            Ok(_) => {}
             Err(err) if is_forbidden(&err) => {}
             Err(err) => findings.warnings.push(format!("{prefix}: could not check {}: {err}", referenced.describe())),
         }
     }
-    match associated_services(client, namespace, &pod_template_labels(&workload)).await {
-        Ok(services) => {
-            for service in services {
-                let longest = copy_service_name(&service, group_name, MAX_GROUP_REPLICAS);
+    let key = LookupKey::Services(namespace.to_string());
+    let services = findings
+        .read(cache, key, async {
+            service_selectors(client, namespace)
+                .await
+                .map(LookupValue::Services)
+        })
+        .await;
+    match services {
+        Ok(LookupValue::Services(services)) => {
+            let templates = all_pod_template_labels(&workload);
+            let fronting = services.iter().filter(|(_, selector)| {
+                templates
+                    .iter()
+                    .any(|labels| selector_matches_template(selector, labels))
+            });
+            for (service, _) in fronting {
+                let longest = copy_service_name(service, group_name, MAX_GROUP_REPLICAS);
                 if longest.len() > DNS1123_LABEL_MAX {
                     findings.errors.push(FieldError::invalid(
                         "spec.scalingStrategy.groupConfig.groupName",
@@ -147,6 +237,7 @@ async fn check_target(
                 }
             }
         }
+        Ok(_) => {}
         Err(err) if is_forbidden(&err) => {}
         Err(err) => findings.warnings.push(format!(
             "{prefix}: could not list Services in {namespace:?}: {err}"
@@ -187,23 +278,20 @@ async fn object_exists(
     Ok(found)
 }
 
-async fn associated_services(
+/// The name and selector of every Service in `namespace` (one LIST, kept by the cache).
+async fn service_selectors(
     client: &Client,
     namespace: &str,
-    template_labels: &BTreeMap<String, String>,
-) -> Result<Vec<String>, kube::Error> {
+) -> Result<Vec<(String, BTreeMap<String, String>)>, kube::Error> {
     let services = Api::<Service>::namespaced(client.clone(), namespace)
         .list(&ListParams::default())
         .await?;
     Ok(services
         .items
         .into_iter()
-        .filter(|svc| {
-            svc.spec
-                .as_ref()
-                .and_then(|s| s.selector.as_ref())
-                .is_some_and(|selector| selector_matches_template(selector, template_labels))
+        .filter_map(|svc| {
+            let selector = svc.spec.and_then(|s| s.selector).unwrap_or_default();
+            Some((svc.metadata.name?, selector))
         })
-        .filter_map(|svc| svc.metadata.name)
         .collect())
 }

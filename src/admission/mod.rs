@@ -1,5 +1,6 @@
 //! The mutating and validating admission webhooks.
 
+mod lookup_cache;
 mod lookups;
 mod mutate;
 mod review;
@@ -17,6 +18,7 @@ use kube::core::DynamicObject;
 use kube::Client;
 use tracing::Instrument;
 
+pub use lookup_cache::LookupCache;
 pub use lookups::{live_checks, LiveFindings};
 pub use mutate::defaults_patch;
 pub use review::{decode, ReviewError};
@@ -37,6 +39,8 @@ pub struct AdmissionContext {
     pub metrics: Arc<Metrics>,
     /// Upper bound on the live checks of one request.
     pub lookup_timeout: Duration,
+    /// What live checks read lately, shared by all requests.
+    pub lookup_cache: LookupCache,
 }
 
 /// The two webhooks.

@@ -37,12 +37,18 @@ pub async fn validate_scale(
     let strategy = match ctx.stores.rsgs.get(&reference) {
         Some(rsg) => Some(rsg.spec.scaling_strategy.type_.clone()),
         None => match &ctx.client {
-            Some(client) => Api::<ResourceScalingGroup>::namespaced(client.clone(), &namespace)
-                .get_opt(&name)
-                .await
-                .ok()
-                .flatten()
-                .map(|rsg| rsg.spec.scaling_strategy.type_),
+            Some(client) => {
+                let api = Api::<ResourceScalingGroup>::namespaced(client.clone(), &namespace);
+                let read = api.get_opt(&name);
+                // Bounded like every live check: past it, the scale is allowed (the
+                // controller still refuses a groupConfig on an InplaceScaling RSG).
+                tokio::time::timeout(ctx.lookup_timeout, read)
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+                    .flatten()
+                    .map(|rsg| rsg.spec.scaling_strategy.type_)
+            }
             None => None,
         },
     };

@@ -5,11 +5,20 @@ use kube::core::DynamicObject;
 
 use super::review::deny;
 use super::{lookups, AdmissionContext};
-use crate::api::ResourceScalingGroup;
+use serde::Deserialize;
+
+use crate::api::{ResourceScalingGroup, ResourceScalingGroupSpec};
 use crate::validation::{exclusive_target_errors, invalid_object_message, validate_rsg};
 
+/// The RSG in an admission request, read straight from its fields (no round trip through a
+/// serialized copy of the whole object).
 fn decode_rsg(object: &DynamicObject) -> Result<ResourceScalingGroup, serde_json::Error> {
-    serde_json::to_value(object).and_then(serde_json::from_value)
+    let spec = object.data.get("spec").unwrap_or(&serde_json::Value::Null);
+    Ok(ResourceScalingGroup {
+        metadata: object.metadata.clone(),
+        spec: ResourceScalingGroupSpec::deserialize(spec)?,
+        status: None,
+    })
 }
 
 /// Validates a CREATE or UPDATE of an RSG: every rule, all problems in one answer.
@@ -57,10 +66,17 @@ pub async fn validate_rsg_request(
         &rsg.spec,
         |key| ctx.stores.target_index.claims_on(key),
     ));
-    if let Some(client) = ctx.client.as_ref().filter(|_| ctx.live_checks) {
-        let live = lookups::live_checks(client, &namespace, &name, &rsg.spec);
+    // Live checks only for a spec that passed every static rule: a spec refused anyway
+    // costs the API server nothing.
+    let live_client = ctx
+        .client
+        .as_ref()
+        .filter(|_| ctx.live_checks && errors.is_empty());
+    if let Some(client) = live_client {
+        let live = lookups::live_checks(client, &ctx.lookup_cache, &namespace, &name, &rsg.spec);
         match tokio::time::timeout(ctx.lookup_timeout, live).await {
             Ok(found) => {
+                ctx.metrics.admission_api_calls.inc_by(found.api_calls as u64);
                 errors.extend(found.errors);
                 warnings.extend(found.warnings);
             }

@@ -99,14 +99,20 @@ pub enum ReferencedObject {
 }
 
 impl ReferencedObject {
+    /// The kind and the name.
+    pub fn kind_and_name(&self) -> (&'static str, &str) {
+        match self {
+            Self::ConfigMap(n) => ("ConfigMap", n),
+            Self::Secret(n) => ("Secret", n),
+            Self::PersistentVolumeClaim(n) => ("PersistentVolumeClaim", n),
+            Self::ServiceAccount(n) => ("ServiceAccount", n),
+        }
+    }
+
     /// The kind and name, for messages.
     pub fn describe(&self) -> String {
-        match self {
-            Self::ConfigMap(n) => format!("ConfigMap {n}"),
-            Self::Secret(n) => format!("Secret {n}"),
-            Self::PersistentVolumeClaim(n) => format!("PersistentVolumeClaim {n}"),
-            Self::ServiceAccount(n) => format!("ServiceAccount {n}"),
-        }
+        let (kind, name) = self.kind_and_name();
+        format!("{kind} {name}")
     }
 }
 

@@ -1,0 +1,146 @@
+//! What admission's live checks read from the API server, kept for a few seconds and shared
+//! by all requests: a burst of reviews of the same RSG (an `apply`, its retries, an
+//! autoscaler) reads each target, each namespace's Services and each referenced object once.
+//! Warnings may so be a few seconds stale. Bounded in entries; failed reads are not kept.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use kube::core::ApiResource;
+use serde_json::Value;
+
+/// What was read.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum LookupKey {
+    /// The API resource of a kind, by `group/version/kind`.
+    Discovery(String),
+    /// A workload, by API resource plural, namespace and name.
+    Workload(String, String, String),
+    /// Whether an object exists, by kind, namespace and name.
+    Exists(&'static str, String, String),
+    /// The Services of a namespace (name and selector).
+    Services(String),
+}
+
+/// A read's result.
+#[derive(Clone, Debug)]
+pub enum LookupValue {
+    /// See [`LookupKey::Discovery`].
+    Discovery(ApiResource),
+    /// See [`LookupKey::Workload`]; `None` when it does not exist.
+    Workload(Option<Value>),
+    /// See [`LookupKey::Exists`].
+    Exists(bool),
+    /// See [`LookupKey::Services`]: name and selector of each.
+    Services(Vec<(String, BTreeMap<String, String>)>),
+}
+
+/// The shared cache of live-check reads.
+pub struct LookupCache {
+    entries: Mutex<HashMap<LookupKey, (Instant, LookupValue)>>,
+    ttl: Duration,
+    capacity: usize,
+}
+
+impl LookupCache {
+    /// Entries live `ttl`; at most `capacity` are kept.
+    pub fn new(ttl: Duration, capacity: usize) -> Self {
+        Self {
+            entries: Mutex::new(HashMap::new()),
+            ttl,
+            capacity,
+        }
+    }
+
+    fn fresh(&self, key: &LookupKey) -> Option<LookupValue> {
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries
+            .get(key)
+            .filter(|(at, _)| at.elapsed() < self.ttl)
+            .map(|(_, value)| value.clone())
+    }
+
+    fn keep(&self, key: LookupKey, value: LookupValue) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if entries.len() >= self.capacity {
+            entries.retain(|_, (at, _)| at.elapsed() < self.ttl);
+            if entries.len() >= self.capacity {
+                entries.clear();
+            }
+        }
+        entries.insert(key, (Instant::now(), value));
+    }
+
+    /// The cached value of `key`, or what `read` returns (kept when it succeeded), and
+    /// whether the API server was asked.
+    pub async fn get_or_read<F>(
+        &self,
+        key: LookupKey,
+        read: F,
+    ) -> (Result<LookupValue, kube::Error>, bool)
+    where
+        F: Future<Output = Result<LookupValue, kube::Error>>,
+    {
+        if let Some(value) = self.fresh(&key) {
+            return (Ok(value), false);
+        }
+        let result = read.await;
+        if let Ok(value) = &result {
+            self.keep(key, value.clone());
+        }
+        (result, true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(i: usize) -> LookupKey {
+        LookupKey::Exists("ConfigMap", "ns".into(), format!("c{i}"))
+    }
+
+    #[tokio::test]
+    async fn a_read_is_kept_for_its_ttl_and_failures_are_not_kept() {
+        let cache = LookupCache::new(Duration::from_secs(60), 8);
+        let (first, asked) = cache
+            .get_or_read(key(0), async { Ok(LookupValue::Exists(true)) })
+            .await;
+        assert!(asked && matches!(first, Ok(LookupValue::Exists(true))));
+        let (second, asked) = cache
+            .get_or_read(key(0), async { Ok(LookupValue::Exists(false)) })
+            .await;
+        assert!(!asked, "served from the cache");
+        assert!(matches!(second, Ok(LookupValue::Exists(true))));
+        let (_, asked) = cache
+            .get_or_read(key(1), async {
+                Err(kube::Error::LinesCodecMaxLineLengthExceeded)
+            })
+            .await;
+        assert!(asked);
+        let (_, asked) = cache
+            .get_or_read(key(1), async { Ok(LookupValue::Exists(true)) })
+            .await;
+        assert!(asked, "a failed read is read again");
+    }
+
+    #[tokio::test]
+    async fn the_cache_never_holds_more_than_its_capacity() {
+        let cache = LookupCache::new(Duration::from_secs(60), 4);
+        for i in 0..20 {
+            let _ = cache
+                .get_or_read(key(i), async { Ok(LookupValue::Exists(true)) })
+                .await;
+            assert!(
+                cache
+                    .entries
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .len()
+                    <= 4
+            );
+        }
+    }
+}
