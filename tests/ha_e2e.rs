@@ -26,11 +26,6 @@ const GROUPS: i64 = 40;
 /// Copies carry their group id; the adopted base is group 0.
 const COPIES: &str = "rsg.io/group-id,rsg.io/group-id!=0";
 
-fn lease_holder() -> Option<String> {
-    let lease = get_json("lease", "rsg-system", "rsg-leader")?;
-    lease["spec"]["holderIdentity"].as_str().map(str::to_string)
-}
-
 /// A Deployment with its Service, and an RSG of one group over them.
 fn group_rsg(ns: &str) -> String {
     let deployment = support::fixtures::deployment(ns, "engine", 1);
@@ -84,7 +79,7 @@ fn both_replicas_answer_admission_one_reconciles_and_the_standby_takes_over_a_sc
     wait_for(
         "the first replica to hold the Lease",
         Duration::from_secs(30),
-        || (lease_holder().as_deref() == Some("rsg")).then_some(()),
+        || (support::lease_holder().as_deref() == Some("rsg")).then_some(()),
     );
 
     // Both serve the validating webhook.
@@ -151,7 +146,7 @@ fn both_replicas_answer_admission_one_reconciles_and_the_standby_takes_over_a_sc
     wait_for(
         "the standby to hold the Lease",
         Duration::from_secs(30),
-        || (lease_holder().as_deref() == Some("rsg-standby")).then_some(()),
+        || (support::lease_holder().as_deref() == Some("rsg-standby")).then_some(()),
     );
     let takeover = killed_at.elapsed();
     println!(
@@ -189,7 +184,7 @@ fn both_replicas_answer_admission_one_reconciles_and_the_standby_takes_over_a_sc
     wait_for(
         "the restarted replica to lead",
         Duration::from_secs(10),
-        || (lease_holder().as_deref() == Some("rsg")).then_some(()),
+        || (support::lease_holder().as_deref() == Some("rsg")).then_some(()),
     );
     let handover = stopping.elapsed();
     println!("handover after SIGTERM: {} ms", handover.as_millis());

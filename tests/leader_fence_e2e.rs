@@ -13,8 +13,7 @@ use support::control_plane::RSG_REPLICA_TOKENS;
 use support::proxy::PausableProxy;
 use support::rsg_process::RsgProcess;
 use support::{
-    apply, env_with, get_json, names, namespace, scale_rsg, wait_for, wait_rsg_converged,
-    EnvOptions,
+    apply, env_with, names, namespace, scale_rsg, wait_for, wait_rsg_converged, EnvOptions,
 };
 
 const LEASE_ARGS: &[&str] = &[
@@ -28,14 +27,9 @@ const LEASE_ARGS: &[&str] = &[
 const GROUPS: i64 = 40;
 const WRITES: [&str; 5] = ["create", "update", "patch", "delete", "deletecollection"];
 
-fn lease_holder() -> Option<String> {
-    let lease = get_json("lease", "rsg-system", "rsg-leader")?;
-    lease["spec"]["holderIdentity"].as_str().map(str::to_string)
-}
-
 fn wait_holder(name: &str, timeout: Duration) {
     wait_for(&format!("{name} to hold the Lease"), timeout, || {
-        (lease_holder().as_deref() == Some(name)).then_some(())
+        (support::lease_holder().as_deref() == Some(name)).then_some(())
     });
 }
 

@@ -126,6 +126,12 @@ pub fn namespace(prefix: &str) -> String {
     name
 }
 
+/// Who holds rsg's leader Lease (`rsg-system/rsg-leader`), as its `holderIdentity` says.
+pub fn lease_holder() -> Option<String> {
+    let lease = get_json("lease", "rsg-system", "rsg-leader")?;
+    lease["spec"]["holderIdentity"].as_str().map(str::to_string)
+}
+
 /// Polls `check` until it returns `Some` or `timeout` passes; panics with `what` on timeout.
 pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + timeout;
