@@ -12,14 +12,6 @@ use std::time::{Duration, Instant};
 use support::rsg_process::{generate_certs, RsgProcess};
 use support::{apply, env_with, get_json, names, namespace, scale_rsg, wait_for, EnvOptions};
 
-const LEASE_ARGS: &[&str] = &[
-    "--lease-duration",
-    "4s",
-    "--renew-deadline",
-    "3s",
-    "--retry-period",
-    "500ms",
-];
 const LEASE_DURATION: Duration = Duration::from_secs(4);
 const RETRY_PERIOD: Duration = Duration::from_millis(500);
 const GROUPS: i64 = 40;
@@ -62,7 +54,7 @@ fn event_reporters(ns: &str) -> Vec<String> {
 #[test]
 fn both_replicas_answer_admission_one_reconciles_and_the_standby_takes_over_a_scale() {
     let env = env_with(EnvOptions {
-        rsg_args: LEASE_ARGS,
+        rsg_args: support::rsg_process::FAST_LEASE_ARGS,
         ..EnvOptions::default()
     });
     let leader = &env.rsg;
@@ -74,7 +66,7 @@ fn both_replicas_answer_admission_one_reconciles_and_the_standby_takes_over_a_sc
         "rsg-standby",
         standby_certs,
         ca_bundle,
-        LEASE_ARGS,
+        support::rsg_process::FAST_LEASE_ARGS,
     );
     wait_for(
         "the first replica to hold the Lease",
@@ -194,13 +186,13 @@ fn both_replicas_answer_admission_one_reconciles_and_the_standby_takes_over_a_sc
 #[test]
 fn a_replica_that_may_not_use_its_lease_says_why_and_never_reconciles() {
     let env = env_with(EnvOptions {
-        rsg_args: LEASE_ARGS,
+        rsg_args: support::rsg_process::FAST_LEASE_ARGS,
         ..EnvOptions::default()
     });
     let certs = env.dir.join("misplaced-certs");
     let ca_bundle = generate_certs(&certs);
     // The Role for the Lease exists only in rsg-system.
-    let mut args = LEASE_ARGS.to_vec();
+    let mut args = support::rsg_process::FAST_LEASE_ARGS.to_vec();
     args.extend(["--leader-election-namespace", "default"]);
     let replica = RsgProcess::start_with_certs(
         &env.dir,

@@ -16,14 +16,6 @@ use support::{
     apply, env_with, names, namespace, scale_rsg, wait_for, wait_rsg_converged, EnvOptions,
 };
 
-const LEASE_ARGS: &[&str] = &[
-    "--lease-duration",
-    "4s",
-    "--renew-deadline",
-    "3s",
-    "--retry-period",
-    "500ms",
-];
 const GROUPS: i64 = 40;
 const WRITES: [&str; 5] = ["create", "update", "patch", "delete", "deletecollection"];
 
@@ -67,7 +59,7 @@ fn writes_of(audit: &str, uid: &str) -> Vec<(DateTime<Utc>, String, String)> {
 #[test]
 fn a_leader_cut_off_mid_scale_writes_nothing_once_the_standby_writes() {
     let env = env_with(EnvOptions {
-        rsg_args: LEASE_ARGS,
+        rsg_args: support::rsg_process::FAST_LEASE_ARGS,
         ..EnvOptions::default()
     });
     // The shared replica steps aside (SIGTERM releases the Lease); two proxied ones take over.
@@ -82,7 +74,7 @@ fn a_leader_cut_off_mid_scale_writes_nothing_once_the_standby_writes() {
             name,
             env.rsg.cert_dir.clone(),
             env.rsg.ca_bundle.clone(),
-            LEASE_ARGS,
+            support::rsg_process::FAST_LEASE_ARGS,
         )
     };
     let proxy_a = PausableProxy::start(env.control_plane.apiserver_port);

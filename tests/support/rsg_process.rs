@@ -9,6 +9,17 @@ use super::kubectl::kubectl_apply;
 use super::processes::{free_port, log_tail, spawn_logged};
 use super::wait_for;
 
+/// Leader election arguments that make the tests about leadership quick: a 4 s lease, a 3 s
+/// renew deadline and a 0.5 s retry period.
+pub const FAST_LEASE_ARGS: &[&str] = &[
+    "--lease-duration",
+    "4s",
+    "--renew-deadline",
+    "3s",
+    "--retry-period",
+    "500ms",
+];
+
 /// A running `rsg run`.
 pub struct RsgProcess {
     /// HTTPS port.
