@@ -61,17 +61,20 @@ pub fn with_condition(
     conditions
 }
 
+/// The condition of `type_` in `conditions`, as `(reason, message)`.
+pub fn find_condition<'a>(conditions: &'a [Condition], type_: &str) -> Option<(&'a str, &'a str)> {
+    conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| (c.reason.as_str(), c.message.as_str()))
+}
+
 /// The condition of `type_` in the RSG's stored status, as `(reason, message)`.
 pub fn stored_condition<'a>(
     rsg: &'a ResourceScalingGroup,
     type_: &str,
 ) -> Option<(&'a str, &'a str)> {
-    rsg.status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == type_)
-        .map(|c| (c.reason.as_str(), c.message.as_str()))
+    find_condition(&rsg.status.as_ref()?.conditions, type_)
 }
 
 /// Whether the RSG's stored Ready condition already reports the problem `message` for the

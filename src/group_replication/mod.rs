@@ -25,7 +25,9 @@ use tracing::{info, warn};
 pub use representatives::pick_representative;
 
 use crate::api::{GroupConfig, ResourceScalingGroup, ANNOTATION_METRIC_VALUES};
-use crate::controller::conditions::{already_reported, reason, stored_condition, READY};
+use crate::controller::conditions::{
+    already_reported, find_condition, reason, stored_condition, READY,
+};
 use crate::controller::Context;
 use crate::metrics::DecisionLabels;
 use crate::scale_down::{self, DecisionInputs};
@@ -103,13 +105,7 @@ fn log_progress_once(
     written: &crate::api::ResourceScalingGroupStatus,
     requeue_after: Duration,
 ) {
-    let condition = |type_: &str| {
-        written
-            .conditions
-            .iter()
-            .find(|c| c.type_ == type_)
-            .map(|c| (c.reason.as_str(), c.message.as_str()))
-    };
+    let condition = |type_: &str| find_condition(&written.conditions, type_);
     let changed = [READY, status::GROUPS_READY]
         .iter()
         .any(|type_| condition(type_) != stored_condition(rsg, type_));

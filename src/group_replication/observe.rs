@@ -276,11 +276,34 @@ pub async fn observe(
 
 /// The Services in the targets' namespaces whose selector picks a target's pods, and a
 /// StatefulSet's governing Service.
+/// What decides which Services front a target, read once per reconcile.
+struct Fronted<'a> {
+    namespace: &'a str,
+    /// The labels of each of its pod templates.
+    templates: Vec<BTreeMap<String, String>>,
+    /// A StatefulSet's governing Service.
+    governing_service: Option<&'a str>,
+}
+
+impl<'a> Fronted<'a> {
+    fn of(target: &'a TargetState) -> Self {
+        Self {
+            namespace: &target.base_namespace,
+            templates: all_pod_template_labels(&target.base),
+            governing_service: target
+                .base
+                .pointer("/spec/serviceName")
+                .and_then(Value::as_str),
+        }
+    }
+}
+
 async fn associated_services(
     ctx: &Context,
     targets: &[TargetState],
 ) -> Result<Vec<BaseService>, ReconcileError> {
     let namespaces: BTreeSet<&str> = targets.iter().map(|t| t.base_namespace.as_str()).collect();
+    let fronted: Vec<Fronted<'_>> = targets.iter().map(Fronted::of).collect();
     let mut found: BTreeMap<(String, String), Value> = BTreeMap::new();
     for namespace in namespaces {
         let services = Api::<Service>::namespaced(ctx.client.clone(), namespace)
@@ -294,15 +317,14 @@ async fn associated_services(
                 .and_then(|s| s.selector.clone())
                 .unwrap_or_default();
             let name = service.name_any();
-            let used = targets
+            let used = fronted
                 .iter()
-                .filter(|t| t.base_namespace == namespace)
+                .filter(|t| t.namespace == namespace)
                 .any(|t| {
-                    all_pod_template_labels(&t.base)
+                    t.templates
                         .iter()
                         .any(|labels| selector_matches_template(&selector, labels))
-                        || t.base.pointer("/spec/serviceName").and_then(Value::as_str)
-                            == Some(name.as_str())
+                        || t.governing_service == Some(name.as_str())
                 });
             if used {
                 found.insert((namespace.to_string(), name), value);

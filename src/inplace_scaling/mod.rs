@@ -14,7 +14,9 @@ use crate::api::{
     FollowerStatus, LeaderFollowerConfig, LeaderStatus, ResourceScalingGroup, TargetResource,
     LABEL_MANAGED,
 };
-use crate::controller::conditions::{already_reported, reason, with_condition, READY};
+use crate::controller::conditions::{
+    already_reported, find_condition, reason, with_condition, READY,
+};
 use crate::controller::Context;
 use crate::group_replication::ReconcileError;
 use crate::workload::{label, spec_replicas, AccessError, WorkloadKind};
@@ -258,12 +260,8 @@ pub async fn reconcile(
             ),
         ),
     };
-    let previous_message = status
-        .conditions
-        .iter()
-        .find(|c| c.type_ == READY)
-        .map(|c| c.message.clone());
-    if !ready && previous_message.as_deref() != Some(message.as_str()) {
+    let previous_message = find_condition(&status.conditions, READY).map(|(_, m)| m);
+    if !ready && previous_message != Some(message.as_str()) {
         ctx.event(rsg, true, why, "Reconcile", message.clone())
             .await;
     }
