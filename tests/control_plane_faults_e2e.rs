@@ -22,9 +22,16 @@ const COPIES: &str = "rsg.io/name=web,rsg.io/group-id!=0";
 
 fn base_and_rsg(ns: &str) {
     apply(&format!(
-        "{}---\n{}---\napiVersion: autoscaling.openfuyao.com/v1alpha1\nkind: ResourceScalingGroup\nmetadata: {{name: web, namespace: {ns}}}\nspec:\n  targetResources:\n  - {{name: web, resourceRef: {{apiVersion: apps/v1, kind: Deployment, name: web}}}}\n  scalingStrategy:\n    type: GroupReplication\n    groupConfig: {{groupName: g, replicas: 1}}\n",
+        "{}---\n{}---\n{}",
         support::fixtures::deployment(ns, "web", 1),
         support::fixtures::service(ns, "web"),
+        support::fixtures::group_rsg(
+            ns,
+            "web",
+            "web",
+            ("apps/v1", "Deployment", "web"),
+            "{groupName: g, replicas: 1}"
+        ),
     ));
     wait_rsg_converged(ns, "web", 1);
 }

@@ -85,9 +85,16 @@ fn a_leader_cut_off_mid_scale_writes_nothing_once_the_standby_writes() {
 
     let ns = namespace("fence");
     apply(&format!(
-        "{}---\n{}---\napiVersion: autoscaling.openfuyao.com/v1alpha1\nkind: ResourceScalingGroup\nmetadata: {{name: fence, namespace: {ns}}}\nspec:\n  targetResources:\n  - {{name: engine, resourceRef: {{apiVersion: apps/v1, kind: Deployment, name: engine}}}}\n  scalingStrategy:\n    type: GroupReplication\n    groupConfig: {{groupName: g, replicas: 1}}\n",
+        "{}---\n{}---\n{}",
         support::fixtures::deployment(&ns, "engine", 1),
         support::fixtures::service(&ns, "engine"),
+        support::fixtures::group_rsg(
+            &ns,
+            "fence",
+            "engine",
+            ("apps/v1", "Deployment", "engine"),
+            "{groupName: g, replicas: 1}"
+        ),
     ));
     wait_rsg_converged(&ns, "fence", 1);
     scale_rsg(&ns, "fence", GROUPS as i32);

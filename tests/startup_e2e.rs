@@ -11,22 +11,6 @@ const STARTS: usize = 50;
 /// What a start may take: the initial lists take tens of milliseconds; the defect took 15 s.
 const BOUND: Duration = Duration::from_secs(1);
 
-fn rsg(ns: &str, name: &str) -> String {
-    format!(
-        r#"apiVersion: autoscaling.openfuyao.com/v1alpha1
-kind: ResourceScalingGroup
-metadata: {{name: {name}, namespace: {ns}}}
-spec:
-  targetResources:
-  - name: main
-    resourceRef: {{apiVersion: apps/v1, kind: Deployment, name: {name}}}
-  scalingStrategy:
-    type: GroupReplication
-    groupConfig: {{replicas: 1}}
-"#
-    )
-}
-
 #[test]
 fn every_start_is_ready_and_reconciling_within_a_second() {
     let env = env();
@@ -49,7 +33,17 @@ fn every_start_is_ready_and_reconciling_within_a_second() {
         // An RSG created in the first second is reconciled within a second.
         let name = format!("start-{start}");
         let created = Instant::now();
-        let out = kubectl_apply(&env.kubeconfig, &rsg(&ns, &name), &[]);
+        let out = kubectl_apply(
+            &env.kubeconfig,
+            &support::fixtures::group_rsg(
+                &ns,
+                &name,
+                "main",
+                ("apps/v1", "Deployment", &name),
+                "{replicas: 1}",
+            ),
+            &[],
+        );
         assert!(out.success, "{}", out.stderr);
         wait_for(
             &format!("start {start}: RSG {name} to be reconciled"),

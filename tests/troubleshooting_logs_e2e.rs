@@ -11,18 +11,12 @@ use support::{
 };
 
 fn rsg(ns: &str, name: &str, api_version: &str, kind: &str, target: &str) -> String {
-    format!(
-        r#"apiVersion: autoscaling.openfuyao.com/v1alpha1
-kind: ResourceScalingGroup
-metadata: {{name: {name}, namespace: {ns}}}
-spec:
-  targetResources:
-  - name: main
-    resourceRef: {{apiVersion: {api_version}, kind: {kind}, name: {target}}}
-  scalingStrategy:
-    type: GroupReplication
-    groupConfig: {{groupName: g, replicas: 2}}
-"#
+    fixtures::group_rsg(
+        ns,
+        name,
+        "main",
+        (api_version, kind, target),
+        "{groupName: g, replicas: 2}",
     )
 }
 

@@ -29,3 +29,27 @@ spec:
 "#
     )
 }
+
+/// A GroupReplication RSG `name` in `ns` over one target `target` (apiVersion, kind and
+/// workload name), with `group_config` as the flow mapping of its `groupConfig`.
+pub fn group_rsg(
+    ns: &str,
+    name: &str,
+    target: &str,
+    (api_version, kind, workload): (&str, &str, &str),
+    group_config: &str,
+) -> String {
+    format!(
+        r#"apiVersion: autoscaling.openfuyao.com/v1alpha1
+kind: ResourceScalingGroup
+metadata: {{name: {name}, namespace: {ns}}}
+spec:
+  targetResources:
+  - name: {target}
+    resourceRef: {{apiVersion: {api_version}, kind: {kind}, name: {workload}}}
+  scalingStrategy:
+    type: GroupReplication
+    groupConfig: {group_config}
+"#
+    )
+}
