@@ -150,6 +150,24 @@ async fn copies_of(
     })
 }
 
+/// The copies of target `target` among `all`, by group id.
+fn copies_by_group(all: Vec<Value>, target: &str) -> BTreeMap<i32, Value> {
+    all.into_iter()
+        .filter(|c| label(c, LABEL_TARGET) == Some(target))
+        .filter_map(|c| group_of(&c).filter(|id| *id > 0).map(|id| (id, c)))
+        .collect()
+}
+
+/// The copy groups this RSG's status last listed as existing (active or draining).
+fn groups_in_status(rsg: &ResourceScalingGroup) -> BTreeSet<i32> {
+    rsg.status
+        .iter()
+        .flat_map(|s| &s.groups)
+        .filter(|g| g.id > 0 && matches!(g.state.as_str(), "Active" | "Draining"))
+        .map(|g| g.id)
+        .collect()
+}
+
 fn with_kind(mut value: Value, api_version: &str, kind: &str) -> Value {
     if let Some(map) = value.as_object_mut() {
         map.insert("apiVersion".into(), Value::from(api_version));
@@ -170,6 +188,7 @@ pub async fn observe(
     let mut targets = Vec::new();
     let mut snapshots = BTreeMap::new();
     let mut new_snapshots = Vec::new();
+    let expected_groups = groups_in_status(rsg);
     for target in &rsg.spec.target_resources {
         let reference = &target.resource_ref;
         let Ok(kind) = WorkloadKind::parse(&reference.api_version, &reference.kind) else {
@@ -209,12 +228,24 @@ pub async fn observe(
             new_snapshots.push(target.name.clone());
         }
         snapshots.insert(target.name.clone(), snapshot.clone());
-        let copies = match copies_of(ctx, &rsg_namespace, &rsg_name, &kind).await {
-            Ok(all) => all
-                .into_iter()
-                .filter(|c| label(c, LABEL_TARGET) == Some(target.name.as_str()))
-                .filter_map(|c| group_of(&c).filter(|id| *id > 0).map(|id| (id, c)))
-                .collect(),
+        let mut listed = copies_of(ctx, &rsg_namespace, &rsg_name, &kind)
+            .await
+            .map(|all| copies_by_group(all, &target.name));
+        // The cache may not have seen copies made moments ago (a watch that is catching up
+        // after an API server restart, say): when it lacks a group this RSG's own status
+        // lists, ask the API server before planning on it.
+        let behind = listed
+            .as_ref()
+            .is_ok_and(|copies| expected_groups.iter().any(|id| !copies.contains_key(id)));
+        if behind && kind.is_watched() {
+            listed = ctx
+                .workloads
+                .list(&kind, &rsg_namespace, &format!("{LABEL_NAME}={rsg_name}"))
+                .await
+                .map(|all| copies_by_group(all, &target.name));
+        }
+        let copies = match listed {
+            Ok(copies) => copies,
             Err(err) => {
                 problems.push(access_problem(&target.name, "listing copies", err)?);
                 continue;
@@ -335,4 +366,41 @@ async fn associated_services(
         .into_iter()
         .map(|((_, name), object)| BaseService { object, name })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{copies_by_group, groups_in_status};
+    use crate::api::ResourceScalingGroup;
+    use serde_json::json;
+
+    #[test]
+    fn the_groups_a_status_lists_are_its_active_and_draining_copies() {
+        let rsg: ResourceScalingGroup = serde_json::from_value(json!({
+            "metadata": {"name": "g", "namespace": "n"},
+            "spec": {"targetResources": [], "scalingStrategy": {"type": "GroupReplication"}},
+            "status": {"currentReplicas": 2, "readyReplicas": 0, "groups": [
+                {"id": 0, "state": "Active", "active": true, "ready": false},
+                {"id": 1, "state": "Active", "active": true, "ready": false},
+                {"id": 2, "state": "Draining", "active": false, "ready": false}
+            ]}
+        }))
+        .expect("an RSG");
+        assert_eq!(groups_in_status(&rsg), [1, 2].into_iter().collect());
+    }
+
+    #[test]
+    fn copies_are_kept_per_group_for_their_target_only() {
+        let copy = |target: &str, id: &str| json!({"metadata": {"labels": {"rsg.io/target": target, "rsg.io/group-id": id}}});
+        let by_group = copies_by_group(
+            vec![
+                copy("prefill", "1"),
+                copy("decode", "1"),
+                copy("prefill", "0"),
+                copy("prefill", "3"),
+            ],
+            "prefill",
+        );
+        assert_eq!(by_group.keys().copied().collect::<Vec<_>>(), vec![1, 3]);
+    }
 }
