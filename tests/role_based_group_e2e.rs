@@ -13,7 +13,11 @@ use support::{apply, get_json, namespace, run_kubectl, scale_rsg, wait_for, wait
 const RBG_NAME_LABEL: &str = "rolebasedgroup.workloads.x-k8s.io/name";
 
 fn setup(ns_prefix: &str) -> String {
-    support::crds::install(support::crds::ROLE_BASED_GROUP, &["rolebasedgroups"]);
+    // Once for the binary: two tests applying it at once race to create it.
+    static CRD: std::sync::Once = std::sync::Once::new();
+    CRD.call_once(|| {
+        support::crds::install(support::crds::ROLE_BASED_GROUP, &["rolebasedgroups"]);
+    });
     let ns = namespace(ns_prefix);
     apply(&format!(
         r#"apiVersion: workloads.x-k8s.io/v1alpha1
