@@ -11,7 +11,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 
 use crate::api::{ResourceScalingGroup, ResourceScalingGroupStatus};
 use crate::cache::Stores;
-use crate::controller::conditions::{with_condition, READY};
+use crate::controller::conditions::{already_reported, with_condition, READY};
 use crate::metrics::Metrics;
 use crate::scale_down::PrometheusClient;
 use crate::workload::WorkloadAccess;
@@ -34,7 +34,15 @@ pub struct Context {
     failures: Mutex<HashMap<ObjectRef<ResourceScalingGroup>, u32>>,
     /// Copy names found taken by objects the RSG did not make; checked before creating.
     name_conflicts: Mutex<HashMap<ObjectRef<ResourceScalingGroup>, BTreeSet<String>>>,
+    /// The problems each RSG's latest reconcile found.
+    reported: Mutex<HashMap<ObjectRef<ResourceScalingGroup>, Reported>>,
 }
+
+/// The problem messages one reconcile found, and the spec generation it reconciled.
+type Reported = (Option<i64>, BTreeSet<String>);
+
+/// RSGs whose latest problems are remembered; past it the memory starts afresh.
+const MAX_REMEMBERED_REPORTS: usize = 10_000;
 
 impl Context {
     /// A context over `client` and `stores`.
@@ -54,6 +62,7 @@ impl Context {
             prometheus,
             failures: Mutex::new(HashMap::new()),
             name_conflicts: Mutex::new(HashMap::new()),
+            reported: Mutex::new(HashMap::new()),
         }
     }
 
@@ -153,6 +162,35 @@ impl Context {
 }
 
 impl Context {
+    /// Of `messages`, every problem this reconcile of `rsg` found, those not reported yet:
+    /// neither in its stored Ready condition nor among the problems this process found in
+    /// its previous reconcile of the same spec generation (the cached RSG may not show the
+    /// status written moments ago). The memory is replaced, so a problem that goes away and
+    /// comes back is news again.
+    pub fn new_reports<'m>(
+        &self,
+        rsg: &ResourceScalingGroup,
+        messages: &'m [String],
+    ) -> Vec<&'m str> {
+        let key = ObjectRef::from_obj(rsg);
+        let generation = rsg.metadata.generation;
+        let mut reported = self.reported.lock().unwrap_or_else(|p| p.into_inner());
+        let previous = reported
+            .get(&key)
+            .filter(|(seen, _)| *seen == generation)
+            .map(|(_, messages)| messages.clone())
+            .unwrap_or_default();
+        if reported.len() >= MAX_REMEMBERED_REPORTS && !reported.contains_key(&key) {
+            reported.clear();
+        }
+        reported.insert(key, (generation, messages.iter().cloned().collect()));
+        messages
+            .iter()
+            .map(String::as_str)
+            .filter(|m| !previous.contains(*m) && !already_reported(rsg, m))
+            .collect()
+    }
+
     /// Whether `name` was found taken for `rsg` before.
     pub fn is_known_conflict(&self, rsg: &ObjectRef<ResourceScalingGroup>, name: &str) -> bool {
         self.name_conflicts

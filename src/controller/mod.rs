@@ -98,9 +98,18 @@ pub async fn run_while_leading(
     }
 }
 
+/// `namespace/name` of an RSG, for log fields.
+pub fn rsg_key(rsg: &ResourceScalingGroup) -> String {
+    format!(
+        "{}/{}",
+        rsg.metadata.namespace.as_deref().unwrap_or_default(),
+        rsg.metadata.name.as_deref().unwrap_or_default()
+    )
+}
+
 fn error_policy(rsg: Arc<ResourceScalingGroup>, err: &ReconcileError, ctx: Arc<Context>) -> Action {
     let delay = ctx.next_backoff(&ObjectRef::from_obj(rsg.as_ref()));
-    warn!(rsg = %format!("{}/{}", rsg.namespace().unwrap_or_default(), rsg.name_any()), error = %err, retry_in = ?delay, "reconcile failed");
+    warn!(rsg = %rsg_key(&rsg), error = %err, retry_in = ?delay, "reconcile failed");
     Action::requeue(delay)
 }
 

@@ -25,10 +25,8 @@ use tracing::{info, warn};
 pub use representatives::pick_representative;
 
 use crate::api::{GroupConfig, ResourceScalingGroup, ANNOTATION_METRIC_VALUES};
-use crate::controller::conditions::{
-    already_reported, find_condition, reason, stored_condition, READY,
-};
-use crate::controller::Context;
+use crate::controller::conditions::{find_condition, reason, stored_condition, READY};
+use crate::controller::{rsg_key, Context};
 use crate::metrics::DecisionLabels;
 use crate::scale_down::{self, DecisionInputs};
 use crate::validation::{effective_group_name, parse_prometheus_duration};
@@ -82,19 +80,20 @@ impl Problem {
     }
 }
 
-/// Logs every problem the RSG's status does not report yet, naming the RSG and (in the
-/// message) the object: once per change, not on every retry.
-fn log_new_problems(rsg: &ResourceScalingGroup, problems: &[Problem]) {
-    for problem in problems {
-        if !already_reported(rsg, problem.message()) {
-            warn!(
-                rsg = %rsg_key(rsg),
-                reason = problem.reason(),
-                "{}: {}",
-                problem.log_phrase(),
-                problem.message()
-            );
-        }
+/// Logs every problem not reported yet (see [`Context::new_reports`]), naming the RSG and
+/// (in the message) the object: once per change, not on every retry. Called once per
+/// reconcile with all its problems, none included.
+fn log_new_problems(ctx: &Context, rsg: &ResourceScalingGroup, problems: &[Problem]) {
+    let messages: Vec<String> = problems.iter().map(|p| p.message().to_string()).collect();
+    let news = ctx.new_reports(rsg, &messages);
+    for problem in problems.iter().filter(|p| news.contains(&p.message())) {
+        warn!(
+            rsg = %rsg_key(rsg),
+            reason = problem.reason(),
+            "{}: {}",
+            problem.log_phrase(),
+            problem.message()
+        );
     }
 }
 
@@ -118,15 +117,6 @@ fn log_progress_once(
             "requeue for convergence"
         );
     }
-}
-
-/// `namespace/name` of an RSG, for log fields.
-fn rsg_key(rsg: &ResourceScalingGroup) -> String {
-    format!(
-        "{}/{}",
-        rsg.metadata.namespace.as_deref().unwrap_or_default(),
-        rsg.metadata.name.as_deref().unwrap_or_default()
-    )
 }
 
 /// Why a reconcile failed (retried with backoff).
@@ -265,7 +255,7 @@ pub async fn reconcile(
     let obs = match observe(ctx, rsg).await? {
         Ok(obs) => obs,
         Err(problems) => {
-            log_new_problems(rsg, &problems);
+            log_new_problems(ctx, rsg, &problems);
             status::write_problems(ctx, rsg, &problems).await?;
             return Ok(Outcome {
                 requeue_after: Duration::from_secs(30),
@@ -508,7 +498,7 @@ pub async fn reconcile(
         last_scale_down,
     };
     let all_represented = active.iter().all(|id| represented.contains(id));
-    log_new_problems(rsg, &problems);
+    log_new_problems(ctx, rsg, &problems);
     let written = status::write_groups(ctx, rsg, &obs, &group_name, &summary, &problems).await?;
     // Kinds read through the dynamic API (LeaderWorkerSet, RoleBasedGroup, ...) are not
     // watched: while one of their groups is not ready yet, look again soon.

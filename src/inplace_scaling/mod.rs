@@ -14,10 +14,8 @@ use crate::api::{
     FollowerStatus, LeaderFollowerConfig, LeaderStatus, ResourceScalingGroup, TargetResource,
     LABEL_MANAGED,
 };
-use crate::controller::conditions::{
-    already_reported, find_condition, reason, with_condition, READY,
-};
-use crate::controller::Context;
+use crate::controller::conditions::{find_condition, reason, with_condition, READY};
+use crate::controller::{rsg_key, Context};
 use crate::group_replication::ReconcileError;
 use crate::workload::{label, spec_replicas, AccessError, WorkloadKind};
 
@@ -164,9 +162,6 @@ pub async fn reconcile(
             Ok(Some(object)) => object,
             Ok(None) => {
                 let message = format!("follower resource not found: {}", follower.describe());
-                if !already_reported(rsg, &message) {
-                    warn!(follower = %follower.describe(), "follower resource not found");
-                }
                 problems.push((reason::TARGET_NOT_FOUND, message));
                 followers.push(status);
                 continue;
@@ -204,9 +199,6 @@ pub async fn reconcile(
                         "patch follower replicas failed: {}: {err}",
                         follower.describe()
                     );
-                    if !already_reported(rsg, &message) {
-                        warn!(follower = %follower.describe(), error = %err, "patch follower replicas failed");
-                    }
                     problems.push((problem_of(&err), message));
                 }
             }
@@ -240,6 +232,12 @@ pub async fn reconcile(
     status.followers = followers;
     status.current_replicas = leader_replicas.unwrap_or_default();
     status.ready_replicas = 0;
+    // Each problem is logged once when it appears ("follower resource not found: ...",
+    // "patch follower replicas failed: ..."), naming the RSG and the follower.
+    let messages: Vec<String> = problems.iter().map(|(_, m)| m.clone()).collect();
+    for message in ctx.new_reports(rsg, &messages) {
+        warn!(rsg = %rsg_key(rsg), "{message}");
+    }
     let (ready, why, message) = match problems.first() {
         Some((why, _)) => (
             false,
