@@ -173,6 +173,7 @@ async fn plain_client_creates(client: &Client, round: usize) -> Duration {
                                 rsg_namespace: ns,
                                 copy_name: &format!("{name}-pd-{id}"),
                                 group_id: id,
+                                keep_external_type: false,
                             },
                         )
                     } else {

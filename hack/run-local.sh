@@ -93,9 +93,9 @@ echo "[run-local] starting kube-controller-manager (Deployments, StatefulSets, H
   >"$STATE/kube-controller-manager.log" 2>&1 &
 pids+=($!)
 
-echo "[run-local] installing the CRD"
+echo "[run-local] installing the CRDs"
 kubectl apply -f manifests/crd/resourcescalinggroups.yaml >/dev/null
-kubectl wait --for condition=established --timeout=60s crd/resourcescalinggroups.autoscaling.openfuyao.com >/dev/null
+kubectl wait --for condition=established --timeout=60s crd/resourcescalinggroups.autoscaling.openfuyao.com crd/resourcescalinggroupgrants.autoscaling.openfuyao.com >/dev/null
 
 echo "[run-local] installing rsg's namespace and RBAC (manifests/install)"
 kubectl apply -f manifests/install/00-namespace.yaml -f manifests/install/10-rbac.yaml >/dev/null

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::boundary::{NamespaceSelector, TargetBoundary};
 use crate::validation::parse_prometheus_duration;
 
 /// rsg: the ResourceScalingGroup controller and admission webhook.
@@ -39,11 +40,27 @@ pub enum Command {
     Certs(CertsArgs),
 }
 
+fn parse_namespace_selector(s: &str) -> Result<NamespaceSelector, String> {
+    NamespaceSelector::parse(s).map_err(|e| e.to_string())
+}
+
 fn parse_duration(s: &str) -> Result<Duration, String> {
     parse_prometheus_duration(s).map_err(|e| e.to_string())
 }
 
 impl RunArgs {
+    /// The tenant boundary these options set.
+    pub fn target_boundary(&self) -> TargetBoundary {
+        TargetBoundary {
+            own_namespace: self.own_namespace.clone().filter(|ns| !ns.is_empty()),
+            namespace_selector: self
+                .target_namespace_selector
+                .clone()
+                .filter(|selector| !selector.selects_all()),
+            allow_external_service_copies: self.allow_external_service_copies,
+        }
+    }
+
     /// The serving bounds these options set.
     pub fn serving_limits(&self) -> crate::server::ServingLimits {
         crate::server::ServingLimits {
@@ -99,6 +116,24 @@ pub struct RunArgs {
     /// templates use from the API server (for warnings and Service name checks).
     #[arg(long, env = "RSG_ADMISSION_LIVE_CHECKS", default_value_t = true, action = clap::ArgAction::Set)]
     pub admission_live_checks: bool,
+    /// rsg's own namespace: never a target namespace (default: `POD_NAMESPACE`).
+    #[arg(long = "namespace", env = "POD_NAMESPACE")]
+    pub own_namespace: Option<String>,
+    /// Only namespaces whose labels match this selector may hold targets
+    /// (`key=value`, `key!=value`, `key`, `!key`, comma-separated). Empty: every namespace but
+    /// the system ones and rsg's own.
+    #[arg(long, env = "RSG_TARGET_NAMESPACE_SELECTOR", value_parser = parse_namespace_selector)]
+    pub target_namespace_selector: Option<NamespaceSelector>,
+    /// Whether copies of LoadBalancer and NodePort Services keep their type. Off: admission
+    /// refuses RSGs whose targets have such Services, and the controller copies them as
+    /// ClusterIP.
+    #[arg(long, env = "RSG_ALLOW_EXTERNAL_SERVICE_COPIES", default_value_t = false, action = clap::ArgAction::Set)]
+    pub allow_external_service_copies: bool,
+    /// Whether admission checks, with SubjectAccessReviews, that the requester may do to the
+    /// targets what the RSG asks rsg to do. Turn off only to measure its cost: without it an
+    /// RSG author can borrow rsg's rights in the RSG's namespace.
+    #[arg(long, env = "RSG_ADMISSION_ACCESS_REVIEWS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub admission_access_reviews: bool,
     /// Whether the reconcile loops run; `false` serves only the webhooks, health and metrics.
     #[arg(long, env = "RSG_RUN_CONTROLLERS", default_value_t = true, action = clap::ArgAction::Set)]
     pub run_controllers: bool,

@@ -69,6 +69,8 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         lookup_timeout: args.lookup_timeout,
         // Live-check reads are kept 5 s: a burst of reviews of one RSG reads each once.
         lookup_cache: LookupCache::new(Duration::from_secs(5), 4096),
+        access_reviews: args.admission_access_reviews,
+        boundary: args.target_boundary(),
     });
     // Readiness follows the API server: probed every second, stale after three.
     let api = ApiReachability::new(Duration::from_secs(3));
@@ -134,6 +136,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         Recorder::new(client.clone(), reporter),
         metrics.clone(),
         prometheus,
+        args.target_boundary(),
     ));
     // Without leader election this replica always leads; the sender then lives to the end.
     let (leading_tx, leading) = tokio::sync::watch::channel(lease.is_none());

@@ -61,6 +61,11 @@ fn target(name: &str, workload: &str) -> String {
     format!("  - name: {name}\n    resourceRef: {{apiVersion: apps/v1, kind: Deployment, name: {workload}}}\n")
 }
 
+/// A target in another namespace than its RSG.
+fn target_in(ns: &str, name: &str, workload: &str) -> String {
+    format!("  - name: {name}\n    resourceRef: {{apiVersion: apps/v1, kind: Deployment, name: {workload}, namespace: {ns}}}\n")
+}
+
 /// Applies `yaml` and returns kubectl's error output, asserting the apply failed.
 fn rejected(yaml: &str) -> String {
     let out = kubectl_apply(&env().kubeconfig, yaml, &[]);
@@ -576,10 +581,25 @@ fn in_rsgs_own_namespace_the_shipped_webhooks_check_and_default_like_anywhere() 
         );
     }
 
+    // RSGs may live here; their targets may not (rsg never acts in its own namespace).
+    let stderr = rejected(&group_rsg(
+        &ns,
+        "own-ns-targets",
+        &target("prefill", "own-ns-prefill"),
+        "      groupName: own",
+    ));
+    assert!(
+        stderr.contains(&format!(
+            r#"{DENIED}ResourceScalingGroup "own-ns-targets" is invalid: spec.targetResources[0].resourceRef.namespace: Forbidden: rsg never acts on workloads in "{ns}", its own namespace"#
+        )),
+        "{stderr}"
+    );
+    let workloads = namespace("own-ns-workloads");
+
     let stderr = rejected(&group_rsg(
         &ns,
         "own-ns-invalid",
-        &target("prefill", "own-ns-prefill"),
+        &target_in(&workloads, "prefill", "own-ns-prefill"),
         "      scaleDown:\n        metric: {expr: up, type: guage}",
     ));
     assert!(
@@ -589,12 +609,18 @@ fn in_rsgs_own_namespace_the_shipped_webhooks_check_and_default_like_anywhere() 
         "{stderr}"
     );
 
-    accepted(&group_rsg(
+    let warnings = accepted(&group_rsg(
         &ns,
         "own-ns-defaults",
-        &target("prefill", "own-ns-defaults-prefill"),
+        &target_in(&workloads, "prefill", "own-ns-defaults-prefill"),
         "      groupName: own",
     ));
+    assert!(
+        warnings.contains(&format!(
+            r#"no ResourceScalingGroupGrant in namespace "{workloads}" admits RSGs of namespace "{ns}""#
+        )),
+        "{warnings}"
+    );
     let replicas = kubectl(
         kubeconfig,
         &[
@@ -615,7 +641,8 @@ fn in_rsgs_own_namespace_the_shipped_webhooks_check_and_default_like_anywhere() 
     accepted(&inplace_rsg(
         &ns,
         "own-ns-inplace",
-        &(target("scheduler", "own-ns-scheduler") + &target("worker", "own-ns-worker")),
+        &(target_in(&workloads, "scheduler", "own-ns-scheduler")
+            + &target_in(&workloads, "worker", "own-ns-worker")),
         "      leader: {resourceName: scheduler}\n      follower: [{resourceName: worker, followRatio: 2}]",
     ));
     let out = kubectl(

@@ -33,6 +33,10 @@ fn app() -> (Router, DetachedFeeder) {
 }
 
 fn app_with(limits: &ServingLimits) -> (Router, DetachedFeeder) {
+    app_with_body_limit(limits, BODY_LIMIT)
+}
+
+fn app_with_body_limit(limits: &ServingLimits, body_limit: usize) -> (Router, DetachedFeeder) {
     let (stores, feeder) = Stores::detached();
     let metrics = Arc::new(Metrics::default());
     let admission = Arc::new(AdmissionContext {
@@ -42,6 +46,11 @@ fn app_with(limits: &ServingLimits) -> (Router, DetachedFeeder) {
         metrics: metrics.clone(),
         lookup_timeout: Duration::from_secs(1),
         lookup_cache: LookupCache::new(Duration::from_secs(5), 64),
+        access_reviews: false,
+        boundary: rsg::boundary::TargetBoundary {
+            own_namespace: Some("rsg-system".into()),
+            ..Default::default()
+        },
     });
     let certs = Arc::new(CertStore::new(
         "/nonexistent",
@@ -52,7 +61,7 @@ fn app_with(limits: &ServingLimits) -> (Router, DetachedFeeder) {
             admission,
             Readiness::new(stores, certs),
             metrics.clone(),
-            BODY_LIMIT,
+            body_limit,
             RequestLimits::new(limits, metrics),
         ),
         feeder,
@@ -82,11 +91,16 @@ async fn valid_create_is_allowed_with_warnings() {
     assert_eq!(response["allowed"], true);
     assert_eq!(review["apiVersion"], "admission.k8s.io/v1");
     let warnings = response["warnings"].as_array().expect("warnings");
-    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
     assert!(warnings[0]
         .as_str()
         .unwrap()
         .contains(r#"will be created in namespace "scaling-system""#));
+    // Another namespace's workload is allowed, and the user learns what rsg waits for.
+    assert_eq!(
+        warnings[1],
+        r#"spec.targetResources[0].resourceRef.namespace: no ResourceScalingGroupGrant in namespace "production" admits RSGs of namespace "scaling-system" to Deployment llm-prefill; rsg acts on it once one does"#
+    );
 }
 
 #[tokio::test]
@@ -339,4 +353,64 @@ fn tokio_stream_of(
     mut receiver: tokio::sync::mpsc::Receiver<Result<Vec<u8>, std::io::Error>>,
 ) -> impl futures::Stream<Item = Result<Vec<u8>, std::io::Error>> + Send + 'static {
     futures::stream::poll_fn(move |cx| receiver.poll_recv(cx))
+}
+
+/// The valid fixture with `edit` applied to its object.
+fn edited_fixture(edit: impl FnOnce(&mut Value)) -> Vec<u8> {
+    let mut review: Value = serde_json::from_slice(&fixture("create-valid.json")).unwrap();
+    edit(&mut review["request"]["object"]);
+    serde_json::to_vec(&review).unwrap()
+}
+
+#[tokio::test]
+async fn targets_in_system_namespaces_or_rsgs_own_are_denied() {
+    let (app, _) = app();
+    let body = edited_fixture(|rsg| {
+        rsg["spec"]["targetResources"][0]["resourceRef"]["namespace"] = "kube-system".into();
+        rsg["spec"]["targetResources"][1]["resourceRef"]["namespace"] = "rsg-system".into();
+    });
+    let (status, review) = post(&app, "/validate", body).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(review["response"]["allowed"], false);
+    assert_eq!(
+        review["response"]["status"]["message"],
+        r#"ResourceScalingGroup "llm-pd-group" is invalid: [spec.targetResources[0].resourceRef.namespace: Forbidden: rsg never acts on workloads in "kube-system", a system namespace, spec.targetResources[1].resourceRef.namespace: Forbidden: rsg never acts on workloads in "rsg-system", its own namespace]"#
+    );
+}
+
+#[tokio::test]
+async fn oversized_lists_are_denied_with_a_short_answer() {
+    // The body limit rsg ships with.
+    let (app, _) = app_with_body_limit(
+        &ServingLimits::default(),
+        rsg::server::DEFAULT_MAX_BODY_BYTES,
+    );
+    // As measured before the caps: 5,000 targets and 20,000 unknown followers in one review.
+    let body = edited_fixture(|rsg| {
+        let target = rsg["spec"]["targetResources"][0].clone();
+        let targets: Vec<Value> = (0..5_000)
+            .map(|i| {
+                let mut t = target.clone();
+                t["name"] = format!("t{i}").into();
+                t["resourceRef"]["name"] = format!("w{i}").into();
+                t
+            })
+            .collect();
+        rsg["spec"]["targetResources"] = targets.into();
+        let followers: Vec<Value> = (0..20_000)
+            .map(|i| serde_json::json!({"resourceName": format!("unknown-{i}"), "followRatio": 1}))
+            .collect();
+        rsg["spec"]["scalingStrategy"] = serde_json::json!({
+            "type": "InplaceScaling",
+            "leaderFollowerConfig": {"leader": {"resourceName": "t0"}, "follower": followers},
+        });
+    });
+    assert!(body.len() > 1_000_000, "{}", body.len());
+    let (status, review) = post(&app, "/validate", body).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(review["response"]["allowed"], false);
+    assert_eq!(
+        review["response"]["status"]["message"],
+        r#"ResourceScalingGroup "llm-pd-group" is invalid: [spec.targetResources: Too many: 5000: must have at most 32 items, spec.scalingStrategy.leaderFollowerConfig.follower: Too many: 20000: must have at most 31 items]"#
+    );
 }

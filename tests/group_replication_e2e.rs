@@ -68,6 +68,8 @@ fn prod_and_rsg_namespaces() -> (String, String) {
     let scaling = namespace("scaling");
     apply(&deployment(&production, "llm-prefill", "prefill", 1));
     apply(&deployment(&production, "llm-decode", "decode", 2));
+    // The documented path: the base namespace consents to the RSG namespace.
+    apply(&support::fixtures::grant(&production, &scaling));
     (production, scaling)
 }
 

@@ -33,6 +33,38 @@ async fn fake_prometheus(response: &'static str, delay: Option<Duration>) -> Str
     url
 }
 
+/// A well-formed answer of 5 MiB: one series per group, far more groups than any RSG has.
+fn oversized_answer() -> &'static str {
+    let series: Vec<String> = (0..60_000)
+        .map(|i| format!(r#"{{"metric":{{"group_id":"{i}","pod":"padding-padding-padding"}},"value":[1,"1"]}}"#))
+        .collect();
+    let body = format!(
+        r#"{{"status":"success","data":{{"resultType":"vector","result":[{}]}}}}"#,
+        series.join(",")
+    );
+    assert!(body.len() > 4 * 1024 * 1024);
+    Box::leak(body.into_boxed_str())
+}
+
+#[test]
+fn a_bearer_token_is_never_sent_over_plain_http() {
+    let config = |url: &str| PrometheusConfig {
+        url: url.into(),
+        bearer_token_file: Some("/var/run/secrets/prometheus/token".into()),
+        ca_file: None,
+        timeout: TIMEOUT,
+    };
+    let refused = PrometheusClient::new(config("HTTP://prometheus.monitoring:9090"));
+    assert!(
+        matches!(
+            refused,
+            Err(rsg::scale_down::PrometheusError::TokenOverPlainHttp)
+        ),
+        "a token over http must be refused"
+    );
+    assert!(PrometheusClient::new(config("https://prometheus.monitoring:9090")).is_ok());
+}
+
 fn closed_port_url() -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -105,6 +137,11 @@ async fn every_failure_falls_back_within_the_timeout() {
             .await,
             "no value for groups [1, 2]",
         ),
+        (
+            "oversized",
+            fake_prometheus(oversized_answer(), Some(Duration::ZERO)).await,
+            "Prometheus answered more than 4194304 bytes",
+        ),
     ];
     for (name, url, cause) in cases {
         let (decision, took) = decide_with(&url, annotated()).await;
@@ -116,6 +153,13 @@ async fn every_failure_falls_back_within_the_timeout() {
         assert_eq!(decision.victims, vec![1], "{name}");
         assert!(
             decision.reason.contains(cause),
+            "{name}: {}",
+            decision.reason
+        );
+        // The reason reaches status and Events: it names Prometheus, never its address.
+        let address = url.trim_start_matches("http://");
+        assert!(
+            !decision.reason.contains(address),
             "{name}: {}",
             decision.reason
         );

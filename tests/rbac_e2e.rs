@@ -212,11 +212,14 @@ fn audited_calls() -> Vec<(Permission, i64)> {
 fn every_call_rsg_makes_is_allowed_and_every_permission_granted_is_used() {
     let env = env_with(EnvOptions {
         controller_manager: true,
+        // The operator's namespace selector makes rsg read namespace labels too.
+        rsg_args: &["--target-namespace-selector=rsg-e2e/targets=allowed"],
         ..EnvOptions::default()
     });
     support::crds::install(support::crds::LEADER_WORKER_SET, &["leaderworkersets"]);
     support::crds::install(support::crds::ROLE_BASED_GROUP, &["rolebasedgroups"]);
     let ns = namespace("rbac");
+    support::run_kubectl(&["label", "namespace", &ns, "rsg-e2e/targets=allowed"]);
     apply(&workloads(&ns));
     // A ControllerRevision that is not ours holds the snapshot's name: rsg reads it back after
     // its create conflicts, and refuses to use it.

@@ -33,8 +33,19 @@ pub enum LookupValue {
     Workload(Option<Value>),
     /// See [`LookupKey::Exists`].
     Exists(bool),
-    /// See [`LookupKey::Services`]: name and selector of each.
-    Services(Vec<(String, BTreeMap<String, String>)>),
+    /// See [`LookupKey::Services`].
+    Services(Vec<ServiceSummary>),
+}
+
+/// What admission needs of a Service.
+#[derive(Clone, Debug)]
+pub struct ServiceSummary {
+    /// Its name.
+    pub name: String,
+    /// Its selector (empty when it has none).
+    pub selector: BTreeMap<String, String>,
+    /// Its type (`ClusterIP` when unset).
+    pub type_: String,
 }
 
 /// The shared cache of live-check reads.

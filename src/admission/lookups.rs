@@ -2,8 +2,6 @@
 //! ConfigMaps/Secrets/PVCs/ServiceAccount exist where copies will run, and whether copied
 //! Service names fit. Problems reaching the API only ever produce warnings.
 
-use std::collections::BTreeMap;
-
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{
     ConfigMap, PersistentVolumeClaim, Secret, Service, ServiceAccount,
@@ -22,7 +20,7 @@ use crate::workload::{
     WorkloadKind,
 };
 
-use super::lookup_cache::{LookupCache, LookupKey, LookupValue};
+use super::lookup_cache::{LookupCache, LookupKey, LookupValue, ServiceSummary};
 
 /// Errors and warnings found in the live cluster.
 #[derive(Default)]
@@ -50,6 +48,7 @@ pub async fn live_checks(
     rsg_namespace: &str,
     rsg_name: &str,
     spec: &ResourceScalingGroupSpec,
+    allow_external_services: bool,
 ) -> LiveFindings {
     let replicating = spec.scaling_strategy.type_ == STRATEGY_GROUP_REPLICATION;
     let group_name = spec
@@ -68,6 +67,7 @@ pub async fn live_checks(
             i,
             target,
             group_name,
+            allow_external_services,
         ));
     }
     let results: Vec<LiveFindings> = futures::stream::iter(checks)
@@ -101,7 +101,7 @@ impl LiveFindings {
 }
 
 /// The API resource of `kind`: built in, or found by discovery (through the cache).
-async fn api_resource(
+pub(super) async fn api_resource(
     client: &Client,
     cache: &LookupCache,
     findings: &mut LiveFindings,
@@ -132,6 +132,7 @@ async fn check_target(
     index: usize,
     target: &TargetResource,
     replicating_as: Option<&str>,
+    allow_external_services: bool,
 ) -> LiveFindings {
     let mut findings = LiveFindings::default();
     let reference = &target.resource_ref;
@@ -217,12 +218,26 @@ async fn check_target(
     match services {
         Ok(LookupValue::Services(services)) => {
             let templates = all_pod_template_labels(&workload);
-            let fronting = services.iter().filter(|(_, selector)| {
+            let fronting = services.iter().filter(|service| {
                 templates
                     .iter()
-                    .any(|labels| selector_matches_template(selector, labels))
+                    .any(|labels| selector_matches_template(&service.selector, labels))
             });
-            for (service, _) in fronting {
+            for ServiceSummary {
+                name: service,
+                type_,
+                ..
+            } in fronting
+            {
+                if is_external(type_) && !allow_external_services {
+                    findings.errors.push(FieldError::forbidden(
+                        format!("{prefix}.resourceRef"),
+                        format!(
+                            "Service {namespace}/{service} fronts target {:?} and is of type {type_}; copies of LoadBalancer and NodePort Services need the operator's opt-in (rsg run --allow-external-service-copies, chart value services.allowExternalCopies)",
+                            target.name
+                        ),
+                    ));
+                }
                 let longest = copy_service_name(service, group_name, MAX_GROUP_REPLICAS);
                 if longest.len() > DNS1123_LABEL_MAX {
                     findings.errors.push(FieldError::invalid(
@@ -278,11 +293,16 @@ async fn object_exists(
     Ok(found)
 }
 
-/// The name and selector of every Service in `namespace` (one LIST, kept by the cache).
+/// Whether copies of a Service of this type reach outside the cluster (and cost money).
+pub fn is_external(service_type: &str) -> bool {
+    matches!(service_type, "LoadBalancer" | "NodePort")
+}
+
+/// The name, selector and type of every Service in `namespace` (one LIST, kept by the cache).
 async fn service_selectors(
     client: &Client,
     namespace: &str,
-) -> Result<Vec<(String, BTreeMap<String, String>)>, kube::Error> {
+) -> Result<Vec<ServiceSummary>, kube::Error> {
     let services = Api::<Service>::namespaced(client.clone(), namespace)
         .list(&ListParams::default())
         .await?;
@@ -290,8 +310,12 @@ async fn service_selectors(
         .items
         .into_iter()
         .filter_map(|svc| {
-            let selector = svc.spec.and_then(|s| s.selector).unwrap_or_default();
-            Some((svc.metadata.name?, selector))
+            let spec = svc.spec.unwrap_or_default();
+            Some(ServiceSummary {
+                name: svc.metadata.name?,
+                selector: spec.selector.unwrap_or_default(),
+                type_: spec.type_.unwrap_or_else(|| "ClusterIP".to_string()),
+            })
         })
         .collect())
 }

@@ -1,5 +1,6 @@
 //! The mutating and validating admission webhooks.
 
+mod access_review;
 mod lookup_cache;
 mod lookups;
 mod mutate;
@@ -23,7 +24,8 @@ pub use lookups::{live_checks, LiveFindings};
 pub use mutate::defaults_patch;
 pub use review::{decode, ReviewError};
 
-use crate::api::ResourceScalingGroup;
+use crate::api::{ResourceScalingGroup, MAX_TARGETS};
+use crate::boundary::TargetBoundary;
 use crate::cache::Stores;
 use crate::metrics::{AdmissionLabels, Metrics, WebhookLabels};
 
@@ -41,6 +43,10 @@ pub struct AdmissionContext {
     pub lookup_timeout: Duration,
     /// What live checks read lately, shared by all requests.
     pub lookup_cache: LookupCache,
+    /// Whether the requester's own RBAC is checked with SubjectAccessReviews (needs `client`).
+    pub access_reviews: bool,
+    /// Where targets may live.
+    pub boundary: TargetBoundary,
 }
 
 /// The two webhooks.
@@ -162,6 +168,14 @@ fn mutate_response(request: &AdmissionRequest<DynamicObject>) -> AdmissionRespon
     let Ok(value) = serde_json::to_value(object) else {
         return response;
     };
+    let targets = value
+        .pointer("/spec/targetResources")
+        .and_then(serde_json::Value::as_array)
+        .map_or(0, Vec::len);
+    if targets > MAX_TARGETS {
+        // The schema and the validating webhook refuse it; no patch is built for it.
+        return response;
+    }
     let name = object.metadata.name.clone().unwrap_or_default();
     let namespace = request.namespace.clone().unwrap_or_default();
     let ops = defaults_patch(&value, &namespace, &name);

@@ -3,12 +3,16 @@
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, Operation};
 use kube::core::DynamicObject;
 
+use super::access_review::review_access;
 use super::review::deny;
 use super::{lookups, AdmissionContext};
 use serde::Deserialize;
 
 use crate::api::{ResourceScalingGroup, ResourceScalingGroupSpec};
-use crate::validation::{exclusive_target_errors, invalid_object_message, validate_rsg};
+use crate::boundary::{grants_by_namespace, read_namespace_labels, ViolationKind};
+use crate::validation::{
+    exclusive_target_errors, invalid_object_message, validate_rsg, FieldError, FieldErrorKind,
+};
 
 /// The RSG in an admission request, read straight from its fields (no round trip through a
 /// serialized copy of the whole object).
@@ -60,20 +64,102 @@ pub async fn validate_rsg_request(
         _ => request.name.clone(),
     };
     let (mut errors, mut warnings) = validate_rsg(&name, &namespace, &rsg.spec);
+    if errors
+        .iter()
+        .any(|e| matches!(e.kind, FieldErrorKind::TooMany(..)))
+    {
+        // Over its caps, nothing else is looked at: the answer stays small and quick.
+        let message = invalid_object_message("ResourceScalingGroup", &name, &errors);
+        tracing::info!(problems = errors.len(), "denied an oversized spec");
+        return deny(request, 422, message);
+    }
+    let grants = ctx.stores.all_grants();
+    let grants = grants_by_namespace(&grants);
+    let grants_in = |ns: &str| grants.get(ns).cloned().unwrap_or_default();
     errors.extend(exclusive_target_errors(
         &namespace,
         &name,
         &rsg.spec,
-        |key| ctx.stores.target_index.claims_on(key),
+        |key| {
+            ctx.stores
+                .target_index
+                .claims_on(key)
+                .into_iter()
+                .filter(|claim| {
+                    ctx.stores
+                        .rsg(&claim.rsg_namespace, &claim.rsg_name)
+                        .is_some_and(|other| {
+                            ctx.boundary
+                                .claim_counts(&claim.rsg_namespace, &other.spec, grants_in)
+                        })
+                })
+                .collect()
+        },
     ));
-    // Live checks only for a spec that passed every static rule: a spec refused anyway
-    // costs the API server nothing.
+    let labels = match &ctx.client {
+        Some(client) => {
+            read_namespace_labels(
+                client,
+                ctx.boundary.namespaces_to_label(&namespace, &rsg.spec),
+            )
+            .await
+        }
+        None => Default::default(),
+    };
+    for violation in ctx
+        .boundary
+        .violations(&namespace, &rsg.spec, &labels, grants_in)
+    {
+        match violation.kind {
+            ViolationKind::ClosedNamespace => errors.push(violation.error),
+            // Allowed: the target namespace's owners may grant it later.
+            ViolationKind::NotGranted => warnings.push(format!(
+                "{}: {}",
+                violation.error.path, violation.error.detail
+            )),
+        }
+    }
+    let reviewing_client = ctx.client.as_ref().filter(|_| ctx.access_reviews);
+    if let Some(client) = reviewing_client {
+        let access = review_access(
+            client,
+            &ctx.lookup_cache,
+            &request.user_info,
+            &namespace,
+            &rsg.spec,
+            ctx.lookup_timeout,
+        );
+        match tokio::time::timeout(ctx.lookup_timeout, access).await {
+            Ok(access) => {
+                ctx.metrics.admission_api_calls.inc_by(access.api_calls as u64);
+                errors.extend(access.errors);
+            }
+            // Fails closed: a request whose permissions cannot be verified is refused.
+            Err(_) => errors.push(FieldError::forbidden(
+                "spec.targetResources",
+                format!(
+                    "could not verify the requester's permissions on the targets within {:?}; try again",
+                    ctx.lookup_timeout
+                ),
+            )),
+        }
+    }
+    // Live checks only for a spec that passed every other rule, the requester's permissions
+    // included: nothing is read on behalf of someone who may not read it, and a spec refused
+    // anyway costs the API server nothing more.
     let live_client = ctx
         .client
         .as_ref()
         .filter(|_| ctx.live_checks && errors.is_empty());
     if let Some(client) = live_client {
-        let live = lookups::live_checks(client, &ctx.lookup_cache, &namespace, &name, &rsg.spec);
+        let live = lookups::live_checks(
+            client,
+            &ctx.lookup_cache,
+            &namespace,
+            &name,
+            &rsg.spec,
+            ctx.boundary.allow_external_service_copies,
+        );
         match tokio::time::timeout(ctx.lookup_timeout, live).await {
             Ok(found) => {
                 ctx.metrics.admission_api_calls.inc_by(found.api_calls as u64);

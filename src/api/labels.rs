@@ -17,3 +17,12 @@ pub const ANNOTATION_METRIC_VALUES: &str = "autoscaling.rsg.metric.values";
 
 /// The largest group count a spec may ask for; copy names are checked against it.
 pub const MAX_GROUP_REPLICAS: i32 = 1000;
+
+/// The most targets one RSG may list (`spec.targetResources`, `maxItems` in the schema).
+pub const MAX_TARGETS: usize = 32;
+/// The most followers one InplaceScaling RSG may list (`maxItems` in the schema).
+pub const MAX_FOLLOWERS: usize = 31;
+/// The largest `followRatio` a follower may have.
+pub const MAX_FOLLOW_RATIO: i32 = 1000;
+/// The most replicas rsg ever sets on a follower; a leader × ratio above it is an error.
+pub const MAX_FOLLOWER_REPLICAS: i32 = 10_000;

@@ -51,8 +51,9 @@ pub const ORDERS: [&str; 2] = ["ascending", "descending"];
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ResourceScalingGroupSpec {
-    /// The workloads this group scales (1..n). Target names are unique within the RSG and
+    /// The workloads this group scales (1 to 32). Target names are unique within the RSG and
     /// are used by the strategy (leader/follower names) and as keys of the replica ConfigMap.
+    #[schemars(length(max = 32))] // MAX_TARGETS
     pub target_resources: Vec<TargetResource>,
     /// How the targets are scaled.
     pub scaling_strategy: ScalingStrategy,
@@ -63,6 +64,7 @@ pub struct ResourceScalingGroupSpec {
 #[serde(rename_all = "camelCase")]
 pub struct TargetResource {
     /// Logical name of this target, unique within the RSG (a DNS-1123 label, e.g. `prefill`).
+    #[schemars(length(max = 253))]
     pub name: String,
     /// The workload this target refers to.
     pub resource_ref: ResourceRef,
@@ -75,14 +77,19 @@ pub struct ResourceRef {
     /// API version of the workload: `apps/v1` for Deployment and StatefulSet,
     /// `leaderworkerset.x-k8s.io/v1` for LeaderWorkerSet, `workloads.x-k8s.io/v1alpha1` for
     /// RoleBasedGroup, or the group/version of another custom kind that has `spec.replicas`.
+    #[schemars(length(max = 253))]
     pub api_version: String,
     /// Kind of the workload: Deployment, StatefulSet, LeaderWorkerSet, RoleBasedGroup, or
     /// another custom kind with a `spec.replicas` field.
+    #[schemars(length(max = 253))]
     pub kind: String,
     /// Name of the workload.
+    #[schemars(length(max = 253))]
     pub name: String,
-    /// Namespace of the workload. Defaults to the RSG's namespace.
+    /// Namespace of the workload. Defaults to the RSG's namespace. A namespace other than the
+    /// RSG's must grant it with a ResourceScalingGroupGrant before rsg acts on the workload.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
     pub namespace: Option<String>,
 }
 
@@ -93,6 +100,7 @@ pub struct ScalingStrategy {
     /// `GroupReplication` (clone or remove whole groups of the targets) or `InplaceScaling`
     /// (keep followers at a ratio of a leader).
     #[serde(rename = "type")]
+    #[schemars(length(max = 253))]
     pub type_: String,
     /// Configuration of GroupReplication. Required for GroupReplication, forbidden otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -109,6 +117,7 @@ pub struct GroupConfig {
     /// Prefix of copied workload names (`<groupName>-<workload>-<i>`) and suffix of copied
     /// Service names (`<service>-<groupName>-<i>`). A DNS-1123 label; defaults to the RSG name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
     pub group_name: Option<String>,
     /// Desired number of groups (>= 0, at most 1000). Group 0 is the base workloads; groups
     /// 1.. are copies. Defaults to 1. This is the field the scale subresource sets.
@@ -129,11 +138,13 @@ pub struct ScaleDown {
     /// `ascending` removes the groups with the smallest value first, `descending` the
     /// largest. Defaults to `ascending`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
     pub order: Option<String>,
     /// How long a victim group may drain (its Services removed first) before its workloads
     /// are deleted; it is deleted earlier once its metric reads 0. A Prometheus duration such
     /// as `90s` or `2m`. Absent or `0s` removes victims at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
     pub drain_timeout: Option<String>,
 }
 
@@ -142,18 +153,22 @@ pub struct ScaleDown {
 #[serde(rename_all = "camelCase")]
 pub struct ScaleDownMetric {
     /// A metric name or PromQL expression, e.g. `vllm:num_requests_running`. Its series must
-    /// carry a `group_id` label equal to the group number.
+    /// carry a `group_id` label equal to the group number. At most 4096 bytes.
+    #[schemars(length(max = 4096))]
     pub expr: String,
     /// `Counter`, `Gauge` or `Histogram`. Counter and Histogram are queried through `rate()`.
     #[serde(rename = "type")]
+    #[schemars(length(max = 253))]
     pub type_: String,
     /// Range of the `rate()` window, a Prometheus duration such as `2m`. Required for
     /// Counter and Histogram.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
     pub window: Option<String>,
     /// `sum`, `avg`, `max` or `min`, applied `by (group_id)`. Defaults to `avg` for Gauge and
     /// `sum` otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
     pub aggregator: Option<String>,
 }
 
@@ -163,8 +178,9 @@ pub struct ScaleDownMetric {
 pub struct LeaderFollowerConfig {
     /// The target whose replica count the followers follow.
     pub leader: Leader,
-    /// Targets kept at `leader replicas * followRatio`.
+    /// Targets kept at `leader replicas * followRatio` (at most 31).
     #[serde(default)]
+    #[schemars(length(max = 31))] // MAX_FOLLOWERS
     pub follower: Vec<Follower>,
 }
 
@@ -173,6 +189,7 @@ pub struct LeaderFollowerConfig {
 #[serde(rename_all = "camelCase")]
 pub struct Leader {
     /// Name of the target (in `targetResources`) that leads.
+    #[schemars(length(max = 253))]
     pub resource_name: String,
     /// When set, applied to the leader workload whenever this value changes (so an HPA on
     /// the leader is not fought on every reconcile).
@@ -185,8 +202,11 @@ pub struct Leader {
 #[serde(rename_all = "camelCase")]
 pub struct Follower {
     /// Name of the target (in `targetResources`) that follows.
+    #[schemars(length(max = 253))]
     pub resource_name: String,
-    /// Follower replicas per leader replica, an integer >= 1.
+    /// Follower replicas per leader replica, an integer from 1 to 1000. Leader replicas ×
+    /// ratio may not exceed 10000; above that the follower is reported and left alone.
+    #[schemars(range(max = 1000))] // MAX_FOLLOW_RATIO
     pub follow_ratio: i32,
 }
 

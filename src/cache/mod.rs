@@ -27,7 +27,10 @@ pub use feed::ReconcileFeed;
 pub use target_index::TargetIndex;
 pub use triggers::RsgTriggers;
 
-use crate::api::{ResourceScalingGroup, LABEL_MANAGED, LABEL_NAME, LABEL_REPRESENTATIVE};
+use crate::api::{
+    ResourceScalingGroup, ResourceScalingGroupGrant, LABEL_MANAGED, LABEL_NAME,
+    LABEL_REPRESENTATIVE,
+};
 
 /// Reflector stores and indexes over the objects rsg reads.
 #[derive(Clone)]
@@ -46,6 +49,8 @@ pub struct Stores {
     pub revisions: Store<ControllerRevision>,
     /// Pods labelled `rsg.io/representative`.
     pub representatives: Store<Pod>,
+    /// Every ResourceScalingGroupGrant (namespaces' consent to RSGs of other namespaces).
+    pub grants: Store<ResourceScalingGroupGrant>,
     /// Which RSGs claim which workloads.
     pub target_index: Arc<TargetIndex>,
     /// Reconcile requests for the controller, open while this replica leads.
@@ -136,8 +141,17 @@ impl Stores {
                 rsg_triggers.send_for_event(event, RsgTriggers::for_itself);
             },
         );
+        let (grants, grant_writer) = reflector::store::<ResourceScalingGroupGrant>();
+        let grant_triggers = triggers.clone();
+        spawn_reflector(
+            Api::<ResourceScalingGroupGrant>::all(client.clone()),
+            watcher::Config::default(),
+            grant_writer,
+            move |event| grant_triggers.send_for_event(event, RsgTriggers::for_grant),
+        );
         let stores = Self {
             rsgs,
+            grants,
             deployments: watch_labelled(
                 &client,
                 LABEL_MANAGED,
@@ -180,6 +194,7 @@ impl Stores {
             config_maps: reflector::store().0,
             revisions: reflector::store().0,
             representatives: reflector::store().0,
+            grants: reflector::store().0,
             target_index: target_index.clone(),
             feed: Arc::default(),
             synced: Arc::new(watch::channel(true).0),
@@ -212,6 +227,10 @@ impl Stores {
                 self.revisions.wait_until_ready().boxed(),
             ),
             ("Pod", self.representatives.wait_until_ready().boxed()),
+            (
+                "ResourceScalingGroupGrant",
+                self.grants.wait_until_ready().boxed(),
+            ),
         ];
         while !pending.is_empty() {
             let waiting: Vec<&str> = pending.iter().map(|(kind, _)| *kind).collect();
@@ -245,6 +264,13 @@ impl Stores {
     /// The RSG with this namespace and name, if cached.
     pub fn rsg(&self, namespace: &str, name: &str) -> Option<Arc<ResourceScalingGroup>> {
         self.rsgs.get(&ObjectRef::new(name).within(namespace))
+    }
+}
+
+impl Stores {
+    /// Every cached grant; [`crate::boundary::TargetBoundary::violations`] borrows from it.
+    pub fn all_grants(&self) -> Vec<Arc<ResourceScalingGroupGrant>> {
+        self.grants.state()
     }
 }
 

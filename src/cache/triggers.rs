@@ -84,6 +84,25 @@ impl RsgTriggers {
         refs
     }
 
+    /// A grant: every RSG with a target in the grant's namespace (consent given or taken back).
+    pub fn for_grant<K: Resource>(&self, grant: &K) -> Vec<ObjectRef<ResourceScalingGroup>> {
+        let Some(namespace) = grant.namespace() else {
+            return Vec::new();
+        };
+        self.rsgs
+            .state()
+            .iter()
+            .filter(|rsg| {
+                let own = rsg.namespace().unwrap_or_default();
+                rsg.spec
+                    .target_resources
+                    .iter()
+                    .any(|t| t.resource_ref.namespace_or(&own) == namespace)
+            })
+            .map(|rsg| ObjectRef::from_obj(rsg.as_ref()))
+            .collect()
+    }
+
     /// A representative pod: `rsg.io/representative=<rsg>`; group 0's pods live in the base
     /// namespace, so every RSG with that name is triggered.
     pub fn for_representative<K: Resource>(

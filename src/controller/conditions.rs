@@ -28,6 +28,11 @@ pub mod reason {
     pub const INVALID_REPLICA_CONFIG: &str = "InvalidReplicaConfig";
     /// An API call failed; it is retried.
     pub const API_ERROR: &str = "ApiError";
+    /// A target lies outside what rsg may act on for this RSG (a system namespace, a
+    /// namespace the operator excluded, or another namespace that has not granted it).
+    pub const TARGET_NOT_ALLOWED: &str = "TargetNotAllowed";
+    /// A follower would need more replicas than rsg ever sets.
+    pub const REPLICAS_OVER_CAP: &str = "ReplicasOverCap";
 }
 
 /// Returns `conditions` with the condition of `type_` set; the transition time changes only

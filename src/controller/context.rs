@@ -10,6 +10,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Client, Resource, ResourceExt};
 
 use crate::api::{ResourceScalingGroup, ResourceScalingGroupStatus};
+use crate::boundary::TargetBoundary;
 use crate::cache::Stores;
 use crate::controller::conditions::{already_reported, with_condition, READY};
 use crate::metrics::Metrics;
@@ -30,6 +31,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Prometheus for scale-down decisions, when configured.
     pub prometheus: Option<PrometheusClient>,
+    /// Where targets may live.
+    pub boundary: TargetBoundary,
     /// Consecutive failures per RSG, for backoff.
     failures: Mutex<HashMap<ObjectRef<ResourceScalingGroup>, u32>>,
     /// Copy names found taken by objects the RSG did not make; checked before creating.
@@ -52,8 +55,10 @@ impl Context {
         recorder: Recorder,
         metrics: Arc<Metrics>,
         prometheus: Option<PrometheusClient>,
+        boundary: TargetBoundary,
     ) -> Self {
         Self {
+            boundary,
             workloads: WorkloadAccess::new(client.clone()),
             client,
             stores,

@@ -19,7 +19,11 @@ use tracing::{debug, info, warn, Instrument};
 
 pub use context::Context;
 
-use crate::api::{ResourceScalingGroup, STRATEGY_GROUP_REPLICATION, STRATEGY_INPLACE_SCALING};
+use crate::api::{
+    ResourceScalingGroup, ResourceScalingGroupGrantSpec, STRATEGY_GROUP_REPLICATION,
+    STRATEGY_INPLACE_SCALING,
+};
+use crate::boundary::{grants_by_namespace, read_namespace_labels};
 use crate::group_replication::{self, ReconcileError};
 use crate::inplace_scaling;
 use crate::validation::{exclusive_target_errors, invalid_object_message, validate_rsg};
@@ -163,12 +167,43 @@ async fn reconcile_strategy(
             .await?;
         return Ok(Action::await_change());
     }
+    let grants = ctx.stores.all_grants();
+    let grants = grants_by_namespace(&grants);
+    let grants_in = |ns: &str| grants.get(ns).cloned().unwrap_or_default();
+    let labels = read_namespace_labels(
+        &ctx.client,
+        ctx.boundary.namespaces_to_label(&namespace, &rsg.spec),
+    )
+    .await;
+    let violations = ctx
+        .boundary
+        .violations(&namespace, &rsg.spec, &labels, grants_in);
+    if !violations.is_empty() {
+        // Nothing outside the boundary is read, copied, labelled or scaled; the message
+        // comes from the spec alone, so it tells nothing about the target namespaces.
+        let message = violations
+            .iter()
+            .map(|v| v.error.to_string())
+            .collect::<Vec<_>>()
+            .join("; ");
+        for message in ctx.new_reports(rsg, std::slice::from_ref(&message)) {
+            warn!(rsg = %rsg_key(rsg), "target not allowed: {message}");
+        }
+        ctx.write_ready(rsg, false, reason::TARGET_NOT_ALLOWED, message)
+            .await?;
+        // Grants are watched; namespace labels (the operator's selector) are re-read.
+        return Ok(match ctx.boundary.namespace_selector {
+            Some(_) => Action::requeue(Duration::from_secs(60)),
+            None => Action::await_change(),
+        });
+    }
     let duplicates = exclusive_target_errors(&namespace, &name, &rsg.spec, |key| {
         ctx.stores
             .target_index
             .claims_on(key)
             .into_iter()
             .filter(|claim| claimed_earlier(ctx, rsg, &claim.rsg_namespace, &claim.rsg_name))
+            .filter(|claim| claim_counts(ctx, &claim.rsg_namespace, &claim.rsg_name, &grants_in))
             .collect()
     });
     if !duplicates.is_empty() {
@@ -199,6 +234,20 @@ async fn reconcile_strategy(
         }
         _ => Ok(Action::await_change()),
     }
+}
+
+/// Whether another RSG's claim counts: a claim from outside the boundary never blocks the
+/// workload's real owner.
+fn claim_counts<'g>(
+    ctx: &Context,
+    namespace: &str,
+    name: &str,
+    grants_in: &impl Fn(&str) -> Vec<&'g ResourceScalingGroupGrantSpec>,
+) -> bool {
+    ctx.stores.rsg(namespace, name).is_some_and(|other| {
+        ctx.boundary
+            .claim_counts(namespace, &other.spec, |ns: &str| grants_in(ns))
+    })
 }
 
 /// Whether the other RSG came first (older, or same age and smaller name): it keeps the workload.

@@ -140,6 +140,7 @@ pub async fn create_group(
                         rsg_namespace: &namespace,
                         copy_name: name,
                         group_id: id,
+                        keep_external_type: ctx.boundary.allow_external_service_copies,
                     },
                 );
                 let service: Service =

@@ -164,11 +164,24 @@ pub struct ServiceCopySpec<'a> {
     pub copy_name: &'a str,
     /// Group number.
     pub group_id: i32,
+    /// Whether a LoadBalancer or NodePort base keeps its type (the operator's opt-in);
+    /// otherwise the copy is a ClusterIP Service.
+    pub keep_external_type: bool,
 }
+
+/// Fields only LoadBalancer and NodePort Services have.
+const EXTERNAL_SERVICE_FIELDS: [&str; 5] = [
+    "externalTrafficPolicy",
+    "loadBalancerSourceRanges",
+    "loadBalancerClass",
+    "allocateLoadBalancerNodePorts",
+    "healthCheckNodePort",
+];
 
 /// Builds the copy of a base Service for one group: its selector narrowed to the group's
 /// pods, and every field the API server allocates (cluster IPs, node ports) left for it to
-/// allocate again. A headless Service stays headless.
+/// allocate again. A headless Service stays headless; a LoadBalancer or NodePort Service
+/// becomes ClusterIP unless the operator opted in.
 pub fn build_service_copy(base: &Value, spec: &ServiceCopySpec<'_>) -> Value {
     let mut copy = strip_runtime_fields(base);
     let id = spec.group_id.to_string();
@@ -192,6 +205,16 @@ pub fn build_service_copy(base: &Value, spec: &ServiceCopySpec<'_>) -> Value {
         }
         if headless {
             service_spec.insert("clusterIP".into(), Value::from("None"));
+        }
+        let external = matches!(
+            service_spec.get("type").and_then(Value::as_str),
+            Some("LoadBalancer" | "NodePort")
+        );
+        if external && !spec.keep_external_type {
+            service_spec.insert("type".into(), Value::from("ClusterIP"));
+            for field in EXTERNAL_SERVICE_FIELDS {
+                service_spec.remove(field);
+            }
         }
         if let Some(ports) = service_spec.get_mut("ports").and_then(Value::as_array_mut) {
             for port in ports.iter_mut().filter_map(Value::as_object_mut) {

@@ -12,7 +12,7 @@ use tracing::{info, warn};
 
 use crate::api::{
     FollowerStatus, LeaderFollowerConfig, LeaderStatus, ResourceScalingGroup, TargetResource,
-    LABEL_MANAGED,
+    LABEL_MANAGED, MAX_FOLLOWER_REPLICAS,
 };
 use crate::controller::conditions::{find_condition, reason, with_condition, READY};
 use crate::controller::{rsg_key, Context};
@@ -51,9 +51,14 @@ impl Member<'_> {
     }
 }
 
-/// Replicas a follower must have; saturates instead of overflowing.
-pub fn follower_replicas(leader: i32, ratio: i32) -> i32 {
-    leader.max(0).saturating_mul(ratio.max(1))
+/// Replicas a follower must have: leader × ratio, or `Err` with that product when it is over
+/// [`MAX_FOLLOWER_REPLICAS`] (never saturated: the follower is reported and left alone).
+pub fn follower_replicas(leader: i32, ratio: i32) -> Result<i32, i64> {
+    let wanted = i64::from(leader.max(0)) * i64::from(ratio.max(1));
+    match i32::try_from(wanted) {
+        Ok(replicas) if replicas <= MAX_FOLLOWER_REPLICAS => Ok(replicas),
+        _ => Err(wanted),
+    }
 }
 
 fn problem_of(err: &AccessError) -> &'static str {
@@ -144,7 +149,27 @@ pub async fn reconcile(
         let Some(follower) = member(rsg, &entry.resource_name) else {
             continue;
         };
-        let desired = leader_replicas.map(|l| follower_replicas(l, entry.follow_ratio));
+        let desired = match leader_replicas.map(|l| follower_replicas(l, entry.follow_ratio)) {
+            Some(Err(wanted)) => {
+                problems.push((
+                    reason::REPLICAS_OVER_CAP,
+                    format!(
+                        "follower replicas over the cap: {} would need {} × {} = {wanted} replicas, more than {MAX_FOLLOWER_REPLICAS}; left as it is",
+                        follower.describe(),
+                        leader_replicas.unwrap_or_default(),
+                        entry.follow_ratio
+                    ),
+                ));
+                followers.push(FollowerStatus {
+                    resource_name: entry.resource_name.clone(),
+                    desired_replicas: None,
+                    current_replicas: None,
+                });
+                continue;
+            }
+            Some(Ok(replicas)) => Some(replicas),
+            None => None,
+        };
         let mut status = FollowerStatus {
             resource_name: entry.resource_name.clone(),
             desired_replicas: desired,
@@ -317,10 +342,16 @@ mod tests {
 
     #[test]
     fn followers_are_leader_times_ratio() {
-        assert_eq!(follower_replicas(3, 2), 6);
-        assert_eq!(follower_replicas(3, 1), 3);
-        assert_eq!(follower_replicas(0, 4), 0);
-        assert_eq!(follower_replicas(i32::MAX, 2), i32::MAX);
-        assert_eq!(follower_replicas(-1, 2), 0);
+        assert_eq!(follower_replicas(3, 2), Ok(6));
+        assert_eq!(follower_replicas(3, 1), Ok(3));
+        assert_eq!(follower_replicas(0, 4), Ok(0));
+        assert_eq!(follower_replicas(-1, 2), Ok(0));
+        assert_eq!(follower_replicas(10, 1000), Ok(10_000));
+    }
+
+    #[test]
+    fn followers_over_the_cap_are_an_error_not_a_saturated_value() {
+        assert_eq!(follower_replicas(11, 1000), Err(11_000));
+        assert_eq!(follower_replicas(i32::MAX, 2), Err(i64::from(i32::MAX) * 2));
     }
 }

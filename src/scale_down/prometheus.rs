@@ -27,7 +27,14 @@ pub enum PrometheusError {
     /// The HTTP client could not be built.
     #[error("building the Prometheus client: {0}")]
     Client(#[from] reqwest::Error),
+    /// A bearer token would travel in clear text.
+    #[error("refusing to send the Prometheus bearer token over plain http; use an https URL")]
+    TokenOverPlainHttp,
 }
+
+/// The largest answer read from Prometheus; a larger one is an error (the decision falls
+/// back). One value per group of at most 1000 groups is a few hundred KiB.
+pub const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
 
 /// Runs instant queries.
 pub struct PrometheusClient {
@@ -38,6 +45,13 @@ pub struct PrometheusClient {
 impl PrometheusClient {
     /// A client for `config`.
     pub fn new(config: PrometheusConfig) -> Result<Self, PrometheusError> {
+        let plain_http = config
+            .url
+            .get(..7)
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("http://"));
+        if config.bearer_token_file.is_some() && plain_http {
+            return Err(PrometheusError::TokenOverPlainHttp);
+        }
         let mut builder = reqwest::Client::builder().timeout(config.timeout);
         if let Some(path) = &config.ca_file {
             let pem = std::fs::read(path).map_err(|e| PrometheusError::Ca {
@@ -61,30 +75,47 @@ impl PrometheusClient {
         &self.config.url
     }
 
-    /// Runs one instant query; every failure is described in the error string.
+    /// Runs one instant query; every failure is described in the error string, which names
+    /// Prometheus but never its URL (the string reaches RSG status and Events).
     pub async fn query(&self, query: &str) -> Result<QueryResponse, String> {
         let url = format!("{}/api/v1/query", self.config.url.trim_end_matches('/'));
         let mut request = self.http.get(&url).query(&[("query", query)]);
         if let Some(path) = &self.config.bearer_token_file {
             let token = tokio::fs::read_to_string(path)
                 .await
-                .map_err(|e| format!("reading the bearer token file {}: {e}", path.display()))?;
+                .map_err(|e| format!("reading the Prometheus bearer token file: {}", e.kind()))?;
             request = request.bearer_auth(token.trim());
         }
-        let response = request.send().await.map_err(|e| {
+        let mut response = request.send().await.map_err(|e| {
             if e.is_timeout() {
-                format!("no answer from {url} within {:?}", self.config.timeout)
+                format!("no answer from Prometheus within {:?}", self.config.timeout)
             } else {
-                format!("querying {url}: {e}")
+                format!("querying Prometheus: {}", e.without_url())
             }
         })?;
         let status = response.status();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| format!("reading the answer of {url}: {e}"))?;
+        let too_large = || format!("Prometheus answered more than {MAX_RESPONSE_BYTES} bytes");
+        if response
+            .content_length()
+            .is_some_and(|length| length > MAX_RESPONSE_BYTES as u64)
+        {
+            return Err(too_large());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| {
+            if e.is_timeout() {
+                format!("no answer from Prometheus within {:?}", self.config.timeout)
+            } else {
+                format!("reading the answer of Prometheus: {}", e.without_url())
+            }
+        })? {
+            if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
         serde_json::from_slice::<QueryResponse>(&body).map_err(|e| {
-            format!("{url} answered HTTP {status} with something that is not a Prometheus response ({e})")
+            format!("Prometheus answered HTTP {status} with something that is not a Prometheus response ({e})")
         })
     }
 }

@@ -17,6 +17,8 @@ pub enum FieldErrorKind {
     NotFound(String),
     /// `Forbidden`.
     Forbidden,
+    /// `Too many: <count>: must have at most <max> items`.
+    TooMany(usize, usize),
 }
 
 /// One problem, with the path of the field it concerns.
@@ -96,6 +98,17 @@ impl FieldError {
     }
 }
 
+impl FieldError {
+    /// `Too many`: a list longer than its cap.
+    pub fn too_many(path: impl Into<String>, count: usize, max: usize) -> Self {
+        Self {
+            path: path.into(),
+            kind: FieldErrorKind::TooMany(count, max),
+            detail: String::new(),
+        }
+    }
+}
+
 fn quoted(value: &str) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| format!("\"{value}\""))
 }
@@ -118,6 +131,9 @@ impl fmt::Display for FieldError {
             FieldErrorKind::Duplicate(v) => write!(f, "Duplicate value: {}", quoted(v))?,
             FieldErrorKind::NotFound(v) => write!(f, "Not found: {}", quoted(v))?,
             FieldErrorKind::Forbidden => write!(f, "Forbidden")?,
+            FieldErrorKind::TooMany(count, max) => {
+                write!(f, "Too many: {count}: must have at most {max} items")?
+            }
         }
         if !self.detail.is_empty() {
             write!(f, ": {}", self.detail)?;

@@ -8,8 +8,8 @@ use super::names::{dns1123_label_errors, dns1123_subdomain_errors};
 use super::promql_expr::check_expr;
 use crate::api::{
     GroupConfig, LeaderFollowerConfig, ResourceScalingGroupSpec, ScaleDown, AGGREGATORS,
-    MAX_GROUP_REPLICAS, METRIC_TYPES, ORDERS, STRATEGY_GROUP_REPLICATION, STRATEGY_INPLACE_SCALING,
-    STRATEGY_TYPES,
+    MAX_FOLLOWERS, MAX_FOLLOW_RATIO, MAX_GROUP_REPLICAS, MAX_TARGETS, METRIC_TYPES, ORDERS,
+    STRATEGY_GROUP_REPLICATION, STRATEGY_INPLACE_SCALING, STRATEGY_TYPES,
 };
 use crate::naming::copy_workload_name;
 use crate::workload::{WorkloadKey, WorkloadKind};
@@ -39,6 +39,12 @@ pub fn validate_rsg(
 ) -> (Vec<FieldError>, SpecWarnings) {
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
+    let oversized = oversized_lists(spec);
+    if !oversized.is_empty() {
+        // Nothing else is read from a spec over its caps: the work stays bounded however
+        // large the lists are.
+        return (oversized, warnings);
+    }
     for detail in dns1123_label_errors(rsg_name) {
         errors.push(FieldError::invalid(
             "metadata.name",
@@ -96,6 +102,29 @@ pub fn validate_rsg(
         )),
     }
     (errors, warnings)
+}
+
+/// The lists longer than the schema allows (a spec stored past the webhook before the caps
+/// existed, or sent to the webhook before the schema is checked).
+fn oversized_lists(spec: &ResourceScalingGroupSpec) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    if spec.target_resources.len() > MAX_TARGETS {
+        errors.push(FieldError::too_many(
+            TARGETS,
+            spec.target_resources.len(),
+            MAX_TARGETS,
+        ));
+    }
+    if let Some(config) = &spec.scaling_strategy.leader_follower_config {
+        if config.follower.len() > MAX_FOLLOWERS {
+            errors.push(FieldError::too_many(
+                format!("{LEADER_FOLLOWER}.follower"),
+                config.follower.len(),
+                MAX_FOLLOWERS,
+            ));
+        }
+    }
+    errors
 }
 
 /// Validates the target list; returns the resolved kind of each target name that has one.
@@ -397,6 +426,12 @@ fn validate_leader_follower(
                 format!("{path}.followRatio"),
                 follower.follow_ratio,
                 "must be greater than or equal to 1",
+            ));
+        } else if follower.follow_ratio > MAX_FOLLOW_RATIO {
+            errors.push(FieldError::invalid(
+                format!("{path}.followRatio"),
+                follower.follow_ratio,
+                format!("must be less than or equal to {MAX_FOLLOW_RATIO}"),
             ));
         }
     }

@@ -23,6 +23,10 @@ pub const RSG_REPLICA_TOKENS: [(&str, &str); 2] = [
     ("rsg-e2e-replica-a-token", "rsg-replica-a"),
     ("rsg-e2e-replica-b-token", "rsg-replica-b"),
 ];
+/// Bearer token of a tenant: a user with no rights but those a test binds to it.
+pub const TENANT_TOKEN: &str = "rsg-e2e-tenant-token";
+/// The user name of that tenant.
+pub const TENANT_USER: &str = "tenant-a-user";
 const RSG_GROUPS: &str = "system:serviceaccounts,system:serviceaccounts:rsg-system";
 
 /// Audit policy: every request rsg's identity makes, at Metadata level, once answered.
@@ -124,6 +128,20 @@ impl ControlPlane {
         path
     }
 
+    /// A kubeconfig of the tenant user, defaulting to `namespace`.
+    pub fn tenant_kubeconfig(&self, namespace: &str) -> PathBuf {
+        let path = self.dir.join(format!("tenant-{namespace}.kubeconfig"));
+        write_kubeconfig(
+            &path,
+            &self.dir,
+            self.apiserver_port,
+            TENANT_USER,
+            TENANT_TOKEN,
+            namespace,
+        );
+        path
+    }
+
     /// Starts etcd and kube-apiserver (and kube-controller-manager when asked) and waits
     /// until the apiserver is ready.
     pub fn start(dir: &Path, with_controller_manager: bool) -> Self {
@@ -155,7 +173,7 @@ impl ControlPlane {
         );
         let tokens = dir.join("tokens.csv");
         let mut token_lines = format!(
-            "{ADMIN_TOKEN},admin,admin,system:masters\n{RSG_TOKEN},{RSG_USER},rsg-uid,\"{RSG_GROUPS}\"\n"
+            "{ADMIN_TOKEN},admin,admin,system:masters\n{RSG_TOKEN},{RSG_USER},rsg-uid,\"{RSG_GROUPS}\"\n{TENANT_TOKEN},{TENANT_USER},tenant-uid\n"
         );
         for (token, uid) in RSG_REPLICA_TOKENS {
             token_lines.push_str(&format!("{token},{RSG_USER},{uid},\"{RSG_GROUPS}\"\n"));

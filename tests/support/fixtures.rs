@@ -53,3 +53,19 @@ spec:
 "#
     )
 }
+
+/// A ResourceScalingGroupGrant in `ns` letting the RSGs of `from` act on every Deployment
+/// and StatefulSet there.
+pub fn grant(ns: &str, from: &str) -> String {
+    format!(
+        r#"apiVersion: autoscaling.openfuyao.com/v1alpha1
+kind: ResourceScalingGroupGrant
+metadata: {{name: from-{from}, namespace: {ns}}}
+spec:
+  from: [{{namespace: {from}}}]
+  to:
+  - {{group: apps, kind: Deployment}}
+  - {{group: apps, kind: StatefulSet}}
+"#
+    )
+}

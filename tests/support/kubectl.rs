@@ -61,6 +61,12 @@ pub fn kubectl_apply(kubeconfig: &Path, yaml: &str, extra: &[&str]) -> KubectlOu
     run(kubeconfig, &args, Some(yaml))
 }
 
+/// `kubectl create -f -` with `manifest` (YAML or JSON) on stdin: no last-applied annotation,
+/// so objects larger than an annotation may hold can be sent.
+pub fn kubectl_create(kubeconfig: &Path, manifest: &str) -> KubectlOutput {
+    run(kubeconfig, &["create", "-f", "-"], Some(manifest))
+}
+
 /// Applies rsg's namespace and RBAC from `manifests/install`: the identity rsg runs under in
 /// the tests gets exactly what a cluster install grants.
 pub fn install_rbac(kubeconfig: &Path) {
@@ -79,25 +85,30 @@ pub fn install_crd(kubeconfig: &Path) {
     );
     let out = kubectl(kubeconfig, &["apply", "-f", crd]);
     assert!(out.success, "installing the CRD: {}", out.stderr);
-    wait_for("the CRD to be established", Duration::from_secs(30), || {
-        let out = kubectl(
-            kubeconfig,
-            &[
-                "get",
-                "crd",
-                "resourcescalinggroups.autoscaling.openfuyao.com",
-                "-o",
-                "jsonpath={.status.conditions[?(@.type==\"Established\")].status}",
-            ],
-        );
-        (out.stdout.trim() == "True").then_some(())
-    });
+    for crd in [
+        "resourcescalinggroups.autoscaling.openfuyao.com",
+        "resourcescalinggroupgrants.autoscaling.openfuyao.com",
+    ] {
+        wait_for("the CRD to be established", Duration::from_secs(30), || {
+            let out = kubectl(
+                kubeconfig,
+                &[
+                    "get",
+                    "crd",
+                    crd,
+                    "-o",
+                    "jsonpath={.status.conditions[?(@.type==\"Established\")].status}",
+                ],
+            );
+            (out.stdout.trim() == "True").then_some(())
+        });
+    }
     wait_for(
-        "the rsg resource to be served",
+        "the rsg resources to be served",
         Duration::from_secs(30),
         || {
-            kubectl(kubeconfig, &["get", "rsg", "-A"])
-                .success
+            (kubectl(kubeconfig, &["get", "rsg", "-A"]).success
+                && kubectl(kubeconfig, &["get", "rsggrant", "-A"]).success)
                 .then_some(())
         },
     );

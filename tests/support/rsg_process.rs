@@ -139,7 +139,9 @@ impl RsgProcess {
             .args(&self.extra_args)
             .env("KUBECONFIG", &self.kubeconfig)
             .env("RSG_LOG", "info,rsg=debug")
-            .env("POD_NAME", &self.name);
+            .env("POD_NAME", &self.name)
+            // As the shipped Deployment sets it: rsg's own namespace is never a target.
+            .env("POD_NAMESPACE", "rsg-system");
         let child = spawn_logged(command, &self.log);
         *self.child.lock().unwrap_or_else(|p| p.into_inner()) = Some(child);
         self.wait_ready();

@@ -145,6 +145,35 @@ fn leader_worker_set_labels_go_into_existing_templates_only() {
 }
 
 #[test]
+fn external_service_copies_become_cluster_ip_unless_the_operator_opted_in() {
+    let base = json!({"apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "gw", "namespace": "tenant-a"},
+        "spec": {"type": "LoadBalancer", "externalTrafficPolicy": "Local", "healthCheckNodePort": 31000,
+                 "loadBalancerSourceRanges": ["10.0.0.0/8"], "allocateLoadBalancerNodePorts": true,
+                 "selector": {"app": "gw"}, "ports": [{"port": 80, "nodePort": 30080}]}});
+    let copy_with = |keep_external_type| {
+        build_service_copy(
+            &base,
+            &ServiceCopySpec {
+                rsg_name: "g",
+                rsg_namespace: "tenant-a",
+                copy_name: "gw-g-1",
+                group_id: 1,
+                keep_external_type,
+            },
+        )
+    };
+    let copy = copy_with(false);
+    assert_eq!(
+        copy["spec"],
+        json!({"type": "ClusterIP", "selector": {"app": "gw", "rsg.io/group-id": "1"}, "ports": [{"port": 80}]})
+    );
+    let kept = copy_with(true);
+    assert_eq!(kept["spec"]["type"], "LoadBalancer");
+    assert_eq!(kept["spec"]["externalTrafficPolicy"], "Local");
+}
+
+#[test]
 fn service_copies_select_their_group_and_reallocate_addresses() {
     let base = json!({"apiVersion": "v1", "kind": "Service",
         "metadata": {"name": "llm-prefill", "namespace": "production", "uid": "u", "labels": {"app": "llm"}},
@@ -159,6 +188,7 @@ fn service_copies_select_their_group_and_reallocate_addresses() {
             rsg_namespace: "scaling-system",
             copy_name: "llm-prefill-pd-1",
             group_id: 1,
+            keep_external_type: true,
         },
     );
     assert_eq!(copy["metadata"]["name"], "llm-prefill-pd-1");
@@ -185,6 +215,7 @@ fn service_copies_select_their_group_and_reallocate_addresses() {
             rsg_namespace: "ns",
             copy_name: "db-g-1",
             group_id: 1,
+            keep_external_type: false,
         },
     );
     assert_eq!(copy["spec"]["clusterIP"], "None");

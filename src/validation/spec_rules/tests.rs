@@ -367,3 +367,38 @@ fn warns_when_copies_land_in_another_namespace() {
         r#"spec.targetResources[0]: copies of Deployment production/llm-prefill will be created in namespace "scaling-system" (the RSG's namespace), not in "production" where the base lives"#
     );
 }
+
+#[test]
+fn follow_ratio_is_capped() {
+    check(
+        INPLACE_SPEC,
+        &[(
+            "ratio over 1000",
+            |v| v["scalingStrategy"]["leaderFollowerConfig"]["follower"][0]["followRatio"] = 1001.into(),
+            &["spec.scalingStrategy.leaderFollowerConfig.follower[0].followRatio: Invalid value: \"1001\": must be less than or equal to 1000"],
+        )],
+    );
+}
+
+#[test]
+fn lists_over_their_caps_are_the_only_problem_reported() {
+    check(
+        GROUP_SPEC,
+        &[(
+            "33 targets, and a bad metric type that is not looked at",
+            |v| {
+                let target = v["targetResources"][0].clone();
+                v["targetResources"] = (0..33)
+                    .map(|i| {
+                        let mut t = target.clone();
+                        t["name"] = format!("t{i}").into();
+                        t
+                    })
+                    .collect::<Vec<_>>()
+                    .into();
+                v["scalingStrategy"]["groupConfig"]["scaleDown"]["metric"]["type"] = "guage".into();
+            },
+            &["spec.targetResources: Too many: 33: must have at most 32 items"],
+        )],
+    );
+}

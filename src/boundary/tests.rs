@@ -1,0 +1,141 @@
+use super::*;
+use crate::api::{GrantFrom, GrantTo};
+
+fn grant(from: &str, kind: &str, name: Option<&str>) -> ResourceScalingGroupGrantSpec {
+    ResourceScalingGroupGrantSpec {
+        from: vec![GrantFrom {
+            namespace: from.into(),
+        }],
+        to: vec![GrantTo {
+            group: "apps".into(),
+            kind: kind.into(),
+            name: name.map(Into::into),
+        }],
+    }
+}
+
+/// An InplaceScaling spec over Deployments `leader` and `follower` in these namespaces.
+fn spec(leader_ns: Option<&str>, follower_ns: Option<&str>) -> ResourceScalingGroupSpec {
+    let mut spec: ResourceScalingGroupSpec = serde_json::from_value(serde_json::json!({
+        "targetResources": [
+            {"name": "leader", "resourceRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "leader"}},
+            {"name": "follower", "resourceRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "follower"}},
+        ],
+        "scalingStrategy": {"type": "InplaceScaling", "leaderFollowerConfig": {
+            "leader": {"resourceName": "leader"},
+            "follower": [{"resourceName": "follower", "followRatio": 2}],
+        }},
+    }))
+    .expect("a valid spec");
+    spec.target_resources[0].resource_ref.namespace = leader_ns.map(Into::into);
+    spec.target_resources[1].resource_ref.namespace = follower_ns.map(Into::into);
+    spec
+}
+
+fn no_grants(_: &str) -> Vec<&'static ResourceScalingGroupGrantSpec> {
+    Vec::new()
+}
+
+#[test]
+fn same_namespace_targets_need_nothing() {
+    let boundary = TargetBoundary::default();
+    let found = boundary.violations(
+        "tenant-a",
+        &spec(None, Some("tenant-a")),
+        &BTreeMap::new(),
+        no_grants,
+    );
+    assert!(found.is_empty(), "{found:?}");
+}
+
+#[test]
+fn system_and_own_namespaces_are_closed_even_when_granted() {
+    let boundary = TargetBoundary {
+        own_namespace: Some("rsg-system".into()),
+        ..Default::default()
+    };
+    let everything = grant("tenant-a", "Deployment", None);
+    let found = boundary.violations(
+        "tenant-a",
+        &spec(Some("kube-system"), Some("rsg-system")),
+        &BTreeMap::new(),
+        |_| vec![&everything],
+    );
+    assert_eq!(found.len(), 2);
+    assert!(found
+        .iter()
+        .all(|v| v.kind == ViolationKind::ClosedNamespace));
+    assert_eq!(
+        found[0].error.to_string(),
+        "spec.targetResources[0].resourceRef.namespace: Forbidden: rsg never acts on workloads in \"kube-system\", a system namespace"
+    );
+    assert!(found[1].error.to_string().contains("its own namespace"));
+    // An RSG in a system namespace cannot target its own namespace either.
+    let found = boundary.violations(
+        "kube-system",
+        &spec(None, None),
+        &BTreeMap::new(),
+        no_grants,
+    );
+    assert_eq!(found.len(), 2);
+}
+
+#[test]
+fn another_namespace_needs_a_grant_for_this_namespace_and_workload() {
+    let boundary = TargetBoundary::default();
+    let rsg = spec(Some("production"), Some("production"));
+    let found = boundary.violations("scaling-system", &rsg, &BTreeMap::new(), no_grants);
+    assert_eq!(found.len(), 2);
+    assert!(found.iter().all(|v| v.kind == ViolationKind::NotGranted));
+    assert!(found[0].error.to_string().contains(
+        "no ResourceScalingGroupGrant in namespace \"production\" admits RSGs of namespace \"scaling-system\" to Deployment leader"
+    ));
+
+    let leader_only = grant("scaling-system", "Deployment", Some("leader"));
+    let found = boundary.violations("scaling-system", &rsg, &BTreeMap::new(), |ns| {
+        assert_eq!(ns, "production");
+        vec![&leader_only]
+    });
+    assert_eq!(found.len(), 1);
+    assert!(found[0].error.path.starts_with("spec.targetResources[1]"));
+
+    let other_tenant = grant("tenant-b", "Deployment", None);
+    let found = boundary.violations("scaling-system", &rsg, &BTreeMap::new(), |_| {
+        vec![&other_tenant]
+    });
+    assert_eq!(found.len(), 2);
+
+    let all = grant("scaling-system", "Deployment", None);
+    let found = boundary.violations("scaling-system", &rsg, &BTreeMap::new(), |_| vec![&all]);
+    assert!(found.is_empty(), "{found:?}");
+}
+
+#[test]
+fn the_operator_selector_narrows_every_target_namespace() {
+    let boundary = TargetBoundary {
+        namespace_selector: Some(NamespaceSelector::parse("rsg-targets=allowed").unwrap()),
+        ..Default::default()
+    };
+    let rsg = spec(None, Some("tenant-b"));
+    assert_eq!(
+        boundary.namespaces_to_label("tenant-a", &rsg),
+        BTreeSet::from(["tenant-a".to_string(), "tenant-b".to_string()])
+    );
+    let allowed = BTreeMap::from([("rsg-targets".to_string(), "allowed".to_string())]);
+    let mut labels = NamespaceLabels::new();
+    labels.insert("tenant-a".into(), Some(allowed.clone()));
+    // tenant-b unreadable: not selected, with the same message as an unlabelled namespace.
+    labels.insert("tenant-b".into(), None);
+    let grant_all = grant("tenant-a", "Deployment", None);
+    let found = boundary.violations("tenant-a", &rsg, &labels, |_| vec![&grant_all]);
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].kind, ViolationKind::ClosedNamespace);
+    assert!(found[0]
+        .error
+        .to_string()
+        .contains("namespace selector \"rsg-targets=allowed\""));
+    labels.insert("tenant-b".into(), Some(allowed));
+    assert!(boundary
+        .violations("tenant-a", &rsg, &labels, |_| vec![&grant_all])
+        .is_empty());
+}

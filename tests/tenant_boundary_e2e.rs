@@ -1,0 +1,364 @@
+//! The tenant boundary on the real apiserver: a user who may only manage RSGs and
+//! Deployments in `tenant-a` cannot borrow rsg's cluster-wide rights, at `kubectl apply`
+//! (SubjectAccessReviews, closed namespaces, caps) nor with the webhooks gone (the
+//! controller's own boundary: nothing outside it is read, copied, labelled or scaled).
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use support::control_plane::TENANT_USER;
+use support::kubectl::kubectl_create;
+use support::{apply, env, get_json, kubectl, kubectl_apply, namespace, wait_for};
+
+/// A Role for the tenant user in `ns`: RSG CRUD and `get/list/patch/create` on Deployments
+/// (and their `scale`), nothing else.
+fn tenant_role(ns: &str) -> String {
+    format!(
+        r#"apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {{name: tenant, namespace: {ns}}}
+rules:
+- apiGroups: [autoscaling.openfuyao.com]
+  resources: [resourcescalinggroups]
+  verbs: [get, list, watch, create, update, patch, delete]
+- apiGroups: [apps]
+  resources: [deployments]
+  verbs: [get, list, patch, create]
+- apiGroups: [apps]
+  resources: [deployments/scale]
+  verbs: [update]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {{name: tenant, namespace: {ns}}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: tenant}}
+subjects:
+- {{apiGroup: rbac.authorization.k8s.io, kind: User, name: {TENANT_USER}}}
+"#
+    )
+}
+
+/// An RSG `name` in `ns` over `targets` (`(name, namespace, workload)`).
+fn rsg(ns: &str, name: &str, targets: &[(&str, &str, &str)], strategy: &str) -> String {
+    let targets: String = targets
+        .iter()
+        .map(|(target, target_ns, workload)| {
+            format!("  - {{name: {target}, resourceRef: {{apiVersion: apps/v1, kind: Deployment, name: {workload}, namespace: {target_ns}}}}}\n")
+        })
+        .collect();
+    format!(
+        "apiVersion: autoscaling.openfuyao.com/v1alpha1\nkind: ResourceScalingGroup\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  targetResources:\n{targets}  scalingStrategy:\n{strategy}"
+    )
+}
+
+const GROUPS_2: &str = "    type: GroupReplication\n    groupConfig: {replicas: 2}\n";
+const GROUPS_0: &str = "    type: GroupReplication\n    groupConfig: {replicas: 0}\n";
+
+fn inplace(leader: &str, follower: &str, ratio: i32) -> String {
+    format!("    type: InplaceScaling\n    leaderFollowerConfig:\n      leader: {{resourceName: {leader}, replicas: 3}}\n      follower: [{{resourceName: {follower}, followRatio: {ratio}}}]\n")
+}
+
+/// The identity of an object's state: resourceVersion and generation.
+fn version(kind: &str, ns: &str, name: &str) -> (Value, Value) {
+    let object = get_json(kind, ns, name).unwrap_or_else(|| panic!("{kind} {ns}/{name}"));
+    (
+        object["metadata"]["resourceVersion"].clone(),
+        object["metadata"]["generation"].clone(),
+    )
+}
+
+/// rsg's resident memory now and at its peak, in MiB.
+fn rsg_memory_mib() -> (f64, f64) {
+    let pid = env().rsg.pid().expect("rsg runs");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .map(|kib| kib / 1024.0)
+            .unwrap_or_else(|| panic!("{name} in /proc/{pid}/status"))
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// `kubectl apply` as the tenant; returns (success, stderr).
+fn as_tenant(kubeconfig: &std::path::Path, yaml: &str) -> (bool, String) {
+    let out = kubectl_apply(kubeconfig, yaml, &[]);
+    (out.success, out.stderr)
+}
+
+fn refused_as_tenant(kubeconfig: &std::path::Path, yaml: &str, expected: &[String]) {
+    let (success, stderr) = as_tenant(kubeconfig, yaml);
+    assert!(
+        !success,
+        "expected a refusal of\n{yaml}\nkubectl said: {stderr}"
+    );
+    for text in expected {
+        assert!(
+            stderr.contains(text.as_str()),
+            "missing {text:?} in {stderr}"
+        );
+    }
+}
+
+/// The oversized spec once measured at 30 s and 9.3 GiB: 5,000 targets, 20,000 followers.
+fn oversized(ns: &str) -> String {
+    let targets: Vec<Value> = (0..5_000)
+        .map(|i| json!({"name": format!("t{i}"), "resourceRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": format!("w{i}")}}))
+        .collect();
+    let followers: Vec<Value> = (0..20_000)
+        .map(|i| json!({"resourceName": format!("unknown-{i}"), "followRatio": 1}))
+        .collect();
+    json!({
+        "apiVersion": "autoscaling.openfuyao.com/v1alpha1",
+        "kind": "ResourceScalingGroup",
+        "metadata": {"name": "oversized", "namespace": ns},
+        "spec": {"targetResources": targets, "scalingStrategy": {"type": "InplaceScaling",
+            "leaderFollowerConfig": {"leader": {"resourceName": "t0"}, "follower": followers}}},
+    })
+    .to_string()
+}
+
+/// The largest lists the schema accepts: 32 targets, 31 followers.
+fn largest(ns: &str) -> String {
+    let targets: Vec<(String, String, String)> = (0..32)
+        .map(|i| (format!("t{i}"), ns.to_string(), format!("w{i}")))
+        .collect();
+    let followers: Vec<String> = (1..32)
+        .map(|i| format!("{{resourceName: t{i}, followRatio: 1}}"))
+        .collect();
+    let targets: Vec<(&str, &str, &str)> = targets
+        .iter()
+        .map(|(a, b, c)| (a.as_str(), b.as_str(), c.as_str()))
+        .collect();
+    rsg(
+        ns,
+        "largest",
+        &targets,
+        &format!(
+            "    type: InplaceScaling\n    leaderFollowerConfig:\n      leader: {{resourceName: t0}}\n      follower: [{}]\n",
+            followers.join(", ")
+        ),
+    )
+}
+
+#[test]
+fn a_tenant_cannot_borrow_rsgs_rights_with_or_without_the_webhooks() {
+    let env = env();
+    let admin = &env.kubeconfig;
+    let tenant_a = namespace("tenant-a");
+    let tenant_b = namespace("tenant-b");
+    let system = "kube-system";
+    apply(&tenant_role(&tenant_a));
+    apply(&support::fixtures::deployment(&tenant_a, "model", 1));
+    apply(&support::fixtures::deployment(&tenant_a, "gw", 1));
+    apply(&format!(
+        "apiVersion: v1\nkind: Service\nmetadata: {{name: gateway, namespace: {tenant_a}}}\nspec:\n  type: LoadBalancer\n  selector: {{app: gw}}\n  ports: [{{port: 80}}]\n"
+    ));
+    apply(&support::fixtures::deployment(&tenant_b, "victim", 1));
+    apply(&support::fixtures::deployment(&tenant_b, "shared", 1));
+    apply(&support::fixtures::deployment(system, "cluster-dns", 2));
+    let tenant = env.control_plane.tenant_kubeconfig(&tenant_a);
+    let user = TENANT_USER;
+
+    // What the tenant may do: an RSG over its own Deployment is accepted.
+    let (success, stderr) = as_tenant(
+        &tenant,
+        &rsg(&tenant_a, "own", &[("model", &tenant_a, "model")], GROUPS_2),
+    );
+    assert!(success, "{stderr}");
+
+    // A target in kube-system: a closed namespace, and a permission the tenant lacks.
+    refused_as_tenant(
+        &tenant,
+        &rsg(&tenant_a, "system", &[("dns", system, "cluster-dns")], GROUPS_2),
+        &[
+            r#"spec.targetResources[0].resourceRef.namespace: Forbidden: rsg never acts on workloads in "kube-system", a system namespace"#.into(),
+            format!(r#"spec.targetResources[0].resourceRef: Forbidden: user "{user}" cannot get deployments.apps "cluster-dns" in namespace "kube-system""#),
+        ],
+    );
+    // A target in another team's namespace: the missing permissions are named.
+    refused_as_tenant(
+        &tenant,
+        &rsg(
+            &tenant_a,
+            "other-team",
+            &[("victim", &tenant_b, "victim")],
+            GROUPS_0,
+        ),
+        &[
+            format!(
+                r#"user "{user}" cannot get deployments.apps "victim" in namespace "{tenant_b}""#
+            ),
+            format!(
+                r#"user "{user}" cannot patch deployments.apps "victim" in namespace "{tenant_b}""#
+            ),
+        ],
+    );
+    // An InplaceScaling follower in kube-system.
+    refused_as_tenant(
+        &tenant,
+        &rsg(
+            &tenant_a,
+            "follower",
+            &[
+                ("model", &tenant_a, "model"),
+                ("dns", system, "cluster-dns"),
+            ],
+            &inplace("model", "dns", 1000),
+        ),
+        &[
+            r#"rsg never acts on workloads in "kube-system""#.into(),
+            format!(
+                r#"user "{user}" cannot update deployments.apps/scale "cluster-dns" in namespace "kube-system""#
+            ),
+        ],
+    );
+    // A base fronted by a LoadBalancer Service.
+    refused_as_tenant(
+        &tenant,
+        &rsg(&tenant_a, "balancers", &[("gw", &tenant_a, "gw")], GROUPS_2),
+        &[format!(
+            "Service {tenant_a}/gateway fronts target \"gw\" and is of type LoadBalancer; copies of LoadBalancer and NodePort Services need the operator's opt-in"
+        )],
+    );
+    // The largest lists the schema accepts pass; past them the API server refuses, and the
+    // oversized spec leaves rsg's memory bounded (its mutating webhook sees it first).
+    let (success, stderr) = as_tenant(&tenant, &largest(&tenant_a));
+    assert!(success, "{stderr}");
+    let (rss_before, _) = rsg_memory_mib();
+    let out = kubectl_create(&tenant, &oversized(&tenant_a));
+    assert!(!out.success);
+    assert!(
+        out.stderr
+            .contains("spec.targetResources in body should have at most 32 items"),
+        "{}",
+        out.stderr
+    );
+    let (rss_after, peak) = rsg_memory_mib();
+    println!(
+        "rsg RSS around the oversized RSG (5,000 targets, 20,000 followers): {rss_before:.1} MiB before, {rss_after:.1} MiB after, peak {peak:.1} MiB"
+    );
+    assert!(peak < 512.0, "rsg's peak RSS reached {peak:.1} MiB");
+
+    // Now without the webhooks (as with failurePolicy Ignore while rsg is down), an admin
+    // stores the same specs: the controller keeps the boundary.
+    for configuration in
+        support::rsg_process::shipped_webhook_configurations(env.rsg.port, &env.rsg.ca_bundle)
+    {
+        let kind = configuration["kind"].as_str().expect("kind").to_lowercase();
+        let name = configuration["metadata"]["name"].as_str().expect("name");
+        let out = kubectl(admin, &["delete", &kind, name]);
+        assert!(out.success, "{}", out.stderr);
+    }
+    let untouched = [
+        ("deployment", system, "cluster-dns"),
+        ("deployment", tenant_b.as_str(), "victim"),
+    ];
+    let before: Vec<_> = untouched
+        .iter()
+        .map(|(k, ns, n)| version(k, ns, n))
+        .collect();
+    wait_for("the webhooks to be gone", Duration::from_secs(30), || {
+        let probe = rsg(
+            &tenant_a,
+            "probe",
+            &[("dns", system, "cluster-dns")],
+            GROUPS_0,
+        );
+        let out = kubectl_apply(admin, &probe, &["--dry-run=server"]);
+        out.success.then_some(())
+    });
+    for (name, targets, strategy) in [
+        (
+            "system",
+            vec![("dns", system, "cluster-dns")],
+            GROUPS_2.to_string(),
+        ),
+        (
+            "other-team",
+            vec![("victim", tenant_b.as_str(), "victim")],
+            GROUPS_0.to_string(),
+        ),
+        (
+            "follower",
+            vec![
+                ("model", tenant_a.as_str(), "model"),
+                ("dns", system, "cluster-dns"),
+            ],
+            inplace("model", "dns", 1000),
+        ),
+    ] {
+        apply(&rsg(&tenant_a, name, &targets, &strategy));
+        let condition = support::wait_rsg_reason(&tenant_a, name, "TargetNotAllowed");
+        let message = condition["message"].as_str().unwrap_or_default();
+        assert!(message.contains("Forbidden"), "{name}: {message}");
+    }
+    // Nothing outside the boundary was read into copies, labelled or scaled.
+    let after: Vec<_> = untouched
+        .iter()
+        .map(|(k, ns, n)| version(k, ns, n))
+        .collect();
+    assert_eq!(after, before, "{untouched:?} were changed");
+    // The claim of a refused RSG never blocks the workload's real owner.
+    apply(&rsg(
+        &tenant_b,
+        "owner",
+        &[("victim", &tenant_b, "victim")],
+        "    type: GroupReplication\n    groupConfig: {replicas: 1}\n",
+    ));
+    support::wait_rsg_converged(&tenant_b, "owner", 1);
+    let dns = get_json("deployment", system, "cluster-dns").expect("cluster-dns");
+    assert_eq!(dns["spec"]["replicas"], 2);
+    assert!(
+        dns["metadata"]["labels"].get("rsg.io/managed").is_none(),
+        "{dns}"
+    );
+    for kind in ["deployments", "controllerrevisions"] {
+        let copies = support::names(
+            kind,
+            &tenant_a,
+            "rsg.io/name in (system,other-team,follower)",
+        );
+        assert!(
+            copies.is_empty(),
+            "{kind} made for refused RSGs: {copies:?}"
+        );
+    }
+    let victim_labels =
+        get_json("deployment", &tenant_b, "victim").expect("victim")["metadata"]["labels"].clone();
+    assert_eq!(
+        victim_labels["rsg.io/name"], "owner",
+        "only its owner adopts it: {victim_labels}"
+    );
+
+    // Same namespace, no webhook: the LoadBalancer Service is copied as ClusterIP.
+    apply(&rsg(
+        &tenant_a,
+        "balancers",
+        &[("gw", &tenant_a, "gw")],
+        GROUPS_2,
+    ));
+    support::wait_rsg_converged(&tenant_a, "balancers", 2);
+    let copy = get_json("service", &tenant_a, "gateway-balancers-1").expect("the Service copy");
+    assert_eq!(copy["spec"]["type"], "ClusterIP", "{copy}");
+
+    // The documented path across namespaces: the target namespace grants it.
+    apply(&rsg(
+        &tenant_a,
+        "granted",
+        &[("shared", &tenant_b, "shared")],
+        GROUPS_2,
+    ));
+    support::wait_rsg_reason(&tenant_a, "granted", "TargetNotAllowed");
+    apply(&format!(
+        "apiVersion: autoscaling.openfuyao.com/v1alpha1\nkind: ResourceScalingGroupGrant\nmetadata: {{name: from-a, namespace: {tenant_b}}}\nspec:\n  from: [{{namespace: {tenant_a}}}]\n  to: [{{group: apps, kind: Deployment, name: shared}}]\n"
+    ));
+    support::wait_rsg_converged(&tenant_a, "granted", 2);
+
+    // The webhooks come back for the other tests of this binary.
+    support::rsg_process::register_webhooks(admin, &env.rsg);
+}
