@@ -163,7 +163,23 @@ fn main() {
         "rsg-bench-no-live-checks",
         rsg.cert_dir.clone(),
         rsg.ca_bundle.clone(),
-        &["--admission-live-checks=false", "--run-controllers=false"],
+        &[
+            "--admission-live-checks=false",
+            "--admission-access-reviews=false",
+            "--run-controllers=false",
+        ],
+    );
+    // The same checks without the SubjectAccessReviews: the difference is what they add.
+    let no_sar = RsgProcess::start_with_certs(
+        &dir,
+        &plane.kubeconfig,
+        "rsg-bench-no-access-reviews",
+        rsg.cert_dir.clone(),
+        rsg.ca_bundle.clone(),
+        &[
+            "--admission-access-reviews=false",
+            "--run-controllers=false",
+        ],
     );
     let agnhost_certs = dir.join("agnhost-certs");
     generate_certs(&agnhost_certs);
@@ -192,10 +208,20 @@ fn main() {
         .expect("runtime");
     runtime.block_on(async {
         println!("\nAdmission benchmark: {}s per run after 1s warm-up; TLS, HTTP/1.1 keep-alive, one connection per worker.", duration.as_secs());
-        println!("'valid' is allowed with warnings (rsg also reads the targets, their Services and pod references from the apiserver); 'invalid' is denied with 2 problems.\n");
+        println!("'valid' is allowed with warnings (rsg checks the requester's permissions with SubjectAccessReviews, and reads the targets, their Services and pod references from the apiserver); 'invalid' is denied with 2 problems.");
+        println!("'rsg, no SAR' skips the SubjectAccessReviews; 'rsg, no live' skips every API call (SARs included).\n");
         print_header();
         measure(&target("rsg", &rsg), "empty", &ca, duration).await;
+        measure(&target("rsg, no SAR", &no_sar), "empty", &ca, duration).await;
         measure(&target("rsg, no live", &pure), "empty", &ca, duration).await;
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        let with = uncached_latencies(&format!("{}/validate", target("rsg", &rsg).url_base), &ca, 500, "sar").await;
+        let without = uncached_latencies(&format!("{}/validate", target("rsg, no SAR", &no_sar).url_base), &ca, 500, "no-sar").await;
+        println!(
+            "\nSubjectAccessReviews on valid reviews no cache answers (500, one at a time, each from another user; 5 reviews each):\n  with SARs p50 {:.2} ms, p99 {:.2} ms; without p50 {:.2} ms, p99 {:.2} ms; added p50 {:.2} ms, p99 {:.2} ms\n",
+            ms(with.0), ms(with.1), ms(without.0), ms(without.1),
+            ms(with.0.saturating_sub(without.0)), ms(with.1.saturating_sub(without.1))
+        );
         let go_target = Target { name: "agnhost (Go)", url_base: format!("https://127.0.0.1:{agnhost_port}"), pid: agnhost.id(), validate_path: "/custom-resource" };
         measure(&go_target, "n/a", &agnhost_ca, duration).await;
 
@@ -204,12 +230,19 @@ fn main() {
         fill_cache(kube::Client::try_from(config).expect("client"), CACHED_RSGS).await;
     });
     // A restarted rsg reports ready only after its cache holds every RSG.
-    for process in [&rsg, &pure] {
+    for process in [&rsg, &no_sar, &pure] {
         process.stop(libc::SIGTERM);
         process.restart();
     }
     runtime.block_on(async {
         measure(&target("rsg", &rsg), "10,000 RSGs", &ca, duration).await;
+        measure(
+            &target("rsg, no SAR", &no_sar),
+            "10,000 RSGs",
+            &ca,
+            duration,
+        )
+        .await;
         measure(&target("rsg, no live", &pure), "10,000 RSGs", &ca, duration).await;
         let (rss, peak) = memory_mib(rsg.pid().expect("pid"));
         println!(
@@ -218,6 +251,40 @@ fn main() {
     });
     let _ = agnhost.kill();
     let _ = agnhost.wait();
+}
+
+/// Latency of valid reviews that no cache answers: `count` requests one at a time, each from
+/// another user (so each needs its own SubjectAccessReviews); returns (p50, p99).
+async fn uncached_latencies(url: &str, ca: &[u8], count: usize, run: &str) -> (Duration, Duration) {
+    let template: serde_json::Value =
+        serde_json::from_slice(&fixture("create-valid.json")).expect("fixture");
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(ca).expect("CA"))
+        .http1_only()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client");
+    let mut latencies = Vec::with_capacity(count);
+    for i in 0..count {
+        let mut review = template.clone();
+        review["request"]["uid"] = format!("{run}-{i}").into();
+        review["request"]["userInfo"]["username"] = format!("bench-user-{run}-{i}").into();
+        let body = serde_json::to_vec(&review).expect("JSON");
+        let sent = Instant::now();
+        let response = client
+            .post(url)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("a response");
+        let answer: serde_json::Value = response.json().await.expect("an AdmissionReview");
+        assert_eq!(answer["response"]["allowed"], true, "{answer}");
+        latencies.push(sent.elapsed());
+    }
+    latencies.sort();
+    let pick = |q: f64| latencies[((count as f64 * q) as usize).min(count - 1)];
+    (pick(0.50), pick(0.99))
 }
 
 /// rsg's count of API calls made by live checks (`None` for a server without that metric).

@@ -98,7 +98,7 @@ kubectl apply -f manifests/crd/resourcescalinggroups.yaml >/dev/null
 kubectl wait --for condition=established --timeout=60s crd/resourcescalinggroups.autoscaling.openfuyao.com crd/resourcescalinggroupgrants.autoscaling.openfuyao.com >/dev/null
 
 echo "[run-local] installing rsg's namespace and RBAC (manifests/install)"
-kubectl apply -f manifests/install/00-namespace.yaml -f manifests/install/10-rbac.yaml >/dev/null
+kubectl apply -f manifests/install/00-namespace.yaml -f manifests/install/10-rbac.yaml -f manifests/install/15-user-roles.yaml >/dev/null
 sed -e "s|user: {token: $TOKEN}|user: {token: $RSG_TOKEN}|" -e "s|context: {cluster: local, user: admin}|context: {cluster: local, user: admin, namespace: rsg-system}|" \
   "$KUBECONFIG" >"$STATE/rsg-kubeconfig"
 

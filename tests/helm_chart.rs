@@ -116,6 +116,22 @@ fn manifest_cluster_role_rules() -> Value {
     role["rules"].clone()
 }
 
+/// The ClusterRoles of manifests/install/15-user-roles.yaml, by name without the `rsg-` prefix.
+fn manifest_user_roles() -> Vec<(String, Value)> {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/manifests/install/15-user-roles.yaml"
+    ))
+    .expect("user roles manifest");
+    serde_yaml::Deserializer::from_str(&text)
+        .map(|doc| Value::deserialize(doc).expect("YAML"))
+        .map(|role| {
+            let name = role["metadata"]["name"].as_str().expect("name");
+            (name.trim_start_matches("rsg-").to_string(), role)
+        })
+        .collect()
+}
+
 /// The Secret's pair loads in rsg's own certificate store, chains to its `ca.crt` and names
 /// the Service the webhooks call.
 fn assert_certificate_serves(secret: &Value, service_host: &str) {
@@ -271,6 +287,15 @@ fn install_upgrade_and_uninstall_create_switch_and_keep_what_they_say() {
     assert!(get_json("serviceaccount", ns, RELEASE).is_some());
     let role = cluster_object("clusterrole", RELEASE).expect("ClusterRole");
     assert_eq!(role["rules"], manifest_cluster_role_rules());
+    // The users' roles, aggregated into admin/edit/view, equal the plain manifests' too.
+    for (suffix, manifest) in manifest_user_roles() {
+        let role = cluster_object("clusterrole", &format!("{RELEASE}-{suffix}"))
+            .unwrap_or_else(|| panic!("ClusterRole {RELEASE}-{suffix}"));
+        assert_eq!(role["rules"], manifest["rules"], "{suffix}");
+        for (key, value) in manifest["metadata"]["labels"].as_object().expect("labels") {
+            assert_eq!(&role["metadata"]["labels"][key], value, "{suffix}: {key}");
+        }
+    }
     let binding = cluster_object("clusterrolebinding", RELEASE).expect("ClusterRoleBinding");
     assert_eq!(
         binding["subjects"],

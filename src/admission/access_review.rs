@@ -7,6 +7,8 @@
 //! * InplaceScaling: `get` every workload and `update` its `scale` subresource.
 //!
 //! A review that cannot be made (API error, timeout) denies: the boundary fails closed.
+//! Answers are kept a few seconds in the shared lookup cache, keyed by the whole identity
+//! (user, uid, groups, extra) and permission: retries of one `apply` ask once.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -21,7 +23,7 @@ use kube::api::PostParams;
 use kube::core::ApiResource;
 use kube::{Api, Client};
 
-use super::lookup_cache::LookupCache;
+use super::lookup_cache::{LookupCache, LookupKey, LookupValue};
 use super::lookups::{api_resource, LiveFindings};
 use crate::api::{ResourceScalingGroupSpec, STRATEGY_GROUP_REPLICATION, STRATEGY_INPLACE_SCALING};
 use crate::validation::FieldError;
@@ -111,7 +113,48 @@ fn requester(user: &UserInfo) -> String {
     user.username.clone().unwrap_or_default()
 }
 
-async fn review(client: &Client, user: &UserInfo, permission: &Permission) -> Result<bool, String> {
+/// The cache key of `user` asking for `permission`: every field of the identity counts.
+fn access_key(user: &UserInfo, permission: &Permission) -> LookupKey {
+    let extra: Vec<String> = user
+        .extra
+        .iter()
+        .flatten()
+        .map(|(key, values)| format!("{key}={}", values.join(",")))
+        .collect();
+    LookupKey::Access(format!(
+        "{:?}\u{0}{:?}\u{0}{:?}\u{0}{:?}\u{0}{permission:?}",
+        user.username, user.uid, user.groups, extra
+    ))
+}
+
+/// Asks the API server (or the cache, for a few seconds) whether `user` holds `permission`;
+/// returns the answer and whether the API server was asked.
+async fn cached_review(
+    client: &Client,
+    cache: &LookupCache,
+    user: &UserInfo,
+    permission: &Permission,
+) -> (Result<bool, String>, bool) {
+    let (answer, asked) = cache
+        .get_or_read(access_key(user, permission), async {
+            review(client, user, permission)
+                .await
+                .map(LookupValue::Allowed)
+        })
+        .await;
+    let answer = match answer {
+        Ok(LookupValue::Allowed(allowed)) => Ok(allowed),
+        Ok(_) => Err("unexpected cache entry".to_string()),
+        Err(err) => Err(err.to_string()),
+    };
+    (answer, asked)
+}
+
+async fn review(
+    client: &Client,
+    user: &UserInfo,
+    permission: &Permission,
+) -> Result<bool, kube::Error> {
     let review = SubjectAccessReview {
         spec: SubjectAccessReviewSpec {
             user: user.username.clone(),
@@ -132,10 +175,8 @@ async fn review(client: &Client, user: &UserInfo, permission: &Permission) -> Re
         ..Default::default()
     };
     let api: Api<SubjectAccessReview> = Api::all(client.clone());
-    match api.create(&PostParams::default(), &review).await {
-        Ok(answer) => Ok(answer.status.is_some_and(|s| s.allowed)),
-        Err(err) => Err(err.to_string()),
-    }
+    let answer = api.create(&PostParams::default(), &review).await?;
+    Ok(answer.status.is_some_and(|s| s.allowed))
 }
 
 /// What the access reviews of one request found.
@@ -186,23 +227,25 @@ pub async fn review_access(
         };
     }
     let mut findings = AccessFindings {
-        api_calls: lookups.api_calls + needed.len(),
+        api_calls: lookups.api_calls,
         ..Default::default()
     };
     let who = requester(user);
-    let answers: Vec<(String, Permission, Result<bool, String>)> = futures::stream::iter(needed)
-        .map(|(path, permission)| async move {
-            let answer =
-                match tokio::time::timeout(timeout, review(client, user, &permission)).await {
-                    Ok(answer) => answer,
-                    Err(_) => Err(format!("no answer within {timeout:?}")),
+    let answers: Vec<(String, Permission, Result<bool, String>, bool)> =
+        futures::stream::iter(needed)
+            .map(|(path, permission)| async move {
+                let review = cached_review(client, cache, user, &permission);
+                let (answer, asked) = match tokio::time::timeout(timeout, review).await {
+                    Ok(answered) => answered,
+                    Err(_) => (Err(format!("no answer within {timeout:?}")), true),
                 };
-            (path, permission, answer)
-        })
-        .buffered(CONCURRENCY)
-        .collect()
-        .await;
-    for (path, permission, answer) in answers {
+                (path, permission, answer, asked)
+            })
+            .buffered(CONCURRENCY)
+            .collect()
+            .await;
+    for (path, permission, answer, asked) in answers {
+        findings.api_calls += usize::from(asked);
         match answer {
             Ok(true) => {}
             Ok(false) => findings.errors.push(FieldError::forbidden(
@@ -277,6 +320,28 @@ mod tests {
                 "spec.targetResources[1].resourceRef: update deployments.apps/scale \"decode\" in namespace \"tenant-a\"",
             ]
         );
+    }
+
+    #[test]
+    fn cached_answers_are_keyed_by_the_whole_identity() {
+        let permission = needed_permissions("a", &spec(STRATEGY_GROUP_REPLICATION), deployments)
+            .remove(0)
+            .1;
+        let user = |name: &str, groups: &[&str]| UserInfo {
+            username: Some(name.into()),
+            groups: Some(groups.iter().map(|g| g.to_string()).collect()),
+            ..Default::default()
+        };
+        let alice = access_key(&user("alice", &["team"]), &permission);
+        assert_eq!(alice, access_key(&user("alice", &["team"]), &permission));
+        assert_ne!(
+            alice,
+            access_key(&user("alice", &["system:masters"]), &permission)
+        );
+        assert_ne!(alice, access_key(&user("bob", &["team"]), &permission));
+        let mut with_extra = user("alice", &["team"]);
+        with_extra.extra = Some([("scopes".to_string(), vec!["x".to_string()])].into());
+        assert_ne!(alice, access_key(&with_extra, &permission));
     }
 
     #[test]

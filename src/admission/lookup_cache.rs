@@ -1,7 +1,8 @@
 //! What admission's live checks read from the API server, kept for a few seconds and shared
 //! by all requests: a burst of reviews of the same RSG (an `apply`, its retries, an
 //! autoscaler) reads each target, each namespace's Services and each referenced object once.
-//! Warnings may so be a few seconds stale. Bounded in entries; failed reads are not kept.
+//! Warnings may so be a few seconds stale, and a permission taken from a user reaches admission
+//! within the same few seconds. Bounded in entries; failed reads are not kept.
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -22,6 +23,8 @@ pub enum LookupKey {
     Exists(&'static str, String, String),
     /// The Services of a namespace (name and selector).
     Services(String),
+    /// A SubjectAccessReview's answer, by requester identity and permission.
+    Access(String),
 }
 
 /// A read's result.
@@ -35,6 +38,8 @@ pub enum LookupValue {
     Exists(bool),
     /// See [`LookupKey::Services`].
     Services(Vec<ServiceSummary>),
+    /// See [`LookupKey::Access`]: whether it is allowed.
+    Allowed(bool),
 }
 
 /// What admission needs of a Service.

@@ -80,21 +80,7 @@ pub async fn validate_rsg_request(
         &namespace,
         &name,
         &rsg.spec,
-        |key| {
-            ctx.stores
-                .target_index
-                .claims_on(key)
-                .into_iter()
-                .filter(|claim| {
-                    ctx.stores
-                        .rsg(&claim.rsg_namespace, &claim.rsg_name)
-                        .is_some_and(|other| {
-                            ctx.boundary
-                                .claim_counts(&claim.rsg_namespace, &other.spec, grants_in)
-                        })
-                })
-                .collect()
-        },
+        |key| ctx.stores.counted_claims(key, &ctx.boundary, grants_in),
     ));
     let labels = match &ctx.client {
         Some(client) => {

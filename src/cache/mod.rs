@@ -28,9 +28,12 @@ pub use target_index::TargetIndex;
 pub use triggers::RsgTriggers;
 
 use crate::api::{
-    ResourceScalingGroup, ResourceScalingGroupGrant, LABEL_MANAGED, LABEL_NAME,
-    LABEL_REPRESENTATIVE,
+    ResourceScalingGroup, ResourceScalingGroupGrant, ResourceScalingGroupGrantSpec, LABEL_MANAGED,
+    LABEL_NAME, LABEL_REPRESENTATIVE,
 };
+use crate::boundary::TargetBoundary;
+use crate::validation::TargetClaim;
+use crate::workload::WorkloadKey;
 
 /// Reflector stores and indexes over the objects rsg reads.
 #[derive(Clone)]
@@ -271,6 +274,26 @@ impl Stores {
     /// Every cached grant; [`crate::boundary::TargetBoundary::violations`] borrows from it.
     pub fn all_grants(&self) -> Vec<Arc<ResourceScalingGroupGrant>> {
         self.grants.state()
+    }
+
+    /// The claims on `workload` that count: those of cached RSGs inside the boundary. A
+    /// claim from outside it never blocks the workload's real owner.
+    pub fn counted_claims<'g>(
+        &self,
+        workload: &WorkloadKey,
+        boundary: &TargetBoundary,
+        grants_in: impl Fn(&str) -> Vec<&'g ResourceScalingGroupGrantSpec> + Copy,
+    ) -> Vec<TargetClaim> {
+        self.target_index
+            .claims_on(workload)
+            .into_iter()
+            .filter(|claim| {
+                self.rsg(&claim.rsg_namespace, &claim.rsg_name)
+                    .is_some_and(|other| {
+                        boundary.claim_counts(&claim.rsg_namespace, &other.spec, grants_in)
+                    })
+            })
+            .collect()
     }
 }
 

@@ -19,10 +19,7 @@ use tracing::{debug, info, warn, Instrument};
 
 pub use context::Context;
 
-use crate::api::{
-    ResourceScalingGroup, ResourceScalingGroupGrantSpec, STRATEGY_GROUP_REPLICATION,
-    STRATEGY_INPLACE_SCALING,
-};
+use crate::api::{ResourceScalingGroup, STRATEGY_GROUP_REPLICATION, STRATEGY_INPLACE_SCALING};
 use crate::boundary::{grants_by_namespace, read_namespace_labels};
 use crate::group_replication::{self, ReconcileError};
 use crate::inplace_scaling;
@@ -199,11 +196,9 @@ async fn reconcile_strategy(
     }
     let duplicates = exclusive_target_errors(&namespace, &name, &rsg.spec, |key| {
         ctx.stores
-            .target_index
-            .claims_on(key)
+            .counted_claims(key, &ctx.boundary, grants_in)
             .into_iter()
             .filter(|claim| claimed_earlier(ctx, rsg, &claim.rsg_namespace, &claim.rsg_name))
-            .filter(|claim| claim_counts(ctx, &claim.rsg_namespace, &claim.rsg_name, &grants_in))
             .collect()
     });
     if !duplicates.is_empty() {
@@ -234,20 +229,6 @@ async fn reconcile_strategy(
         }
         _ => Ok(Action::await_change()),
     }
-}
-
-/// Whether another RSG's claim counts: a claim from outside the boundary never blocks the
-/// workload's real owner.
-fn claim_counts<'g>(
-    ctx: &Context,
-    namespace: &str,
-    name: &str,
-    grants_in: &impl Fn(&str) -> Vec<&'g ResourceScalingGroupGrantSpec>,
-) -> bool {
-    ctx.stores.rsg(namespace, name).is_some_and(|other| {
-        ctx.boundary
-            .claim_counts(namespace, &other.spec, |ns: &str| grants_in(ns))
-    })
 }
 
 /// Whether the other RSG came first (older, or same age and smaller name): it keeps the workload.

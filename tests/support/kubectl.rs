@@ -70,7 +70,7 @@ pub fn kubectl_create(kubeconfig: &Path, manifest: &str) -> KubectlOutput {
 /// Applies rsg's namespace and RBAC from `manifests/install`: the identity rsg runs under in
 /// the tests gets exactly what a cluster install grants.
 pub fn install_rbac(kubeconfig: &Path) {
-    for file in ["00-namespace.yaml", "10-rbac.yaml"] {
+    for file in ["00-namespace.yaml", "10-rbac.yaml", "15-user-roles.yaml"] {
         let path = format!("{}/manifests/install/{file}", env!("CARGO_MANIFEST_DIR"));
         let out = kubectl(kubeconfig, &["apply", "-f", &path]);
         assert!(out.success, "applying {file}: {}", out.stderr);
