@@ -187,6 +187,7 @@ async fn plain_client_creates(client: &Client, round: usize) -> Duration {
                                 group_id: id,
                                 replicas: &Replicas::Count(1),
                                 service_renames: &renames,
+                                revision: "r1",
                             },
                         )
                     }
@@ -298,6 +299,8 @@ fn main() {
     let dir = scratch_dir();
     let plane = ControlPlane::start(&dir, false);
     install_crd(&plane.kubeconfig);
+    // rsg-system: rsg's own namespace, where its Lease lives.
+    support::kubectl::install_rbac(&plane.kubeconfig);
     let rsg = RsgProcess::start(&dir, &plane.kubeconfig, "rsg-bench");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

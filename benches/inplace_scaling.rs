@@ -98,6 +98,8 @@ fn main() {
     let dir = scratch_dir();
     let plane = ControlPlane::start(&dir, false);
     install_crd(&plane.kubeconfig);
+    // rsg-system: rsg's own namespace, where its Lease lives.
+    support::kubectl::install_rbac(&plane.kubeconfig);
     let _rsg = RsgProcess::start(&dir, &plane.kubeconfig, "rsg-bench");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

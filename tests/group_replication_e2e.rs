@@ -82,9 +82,17 @@ fn spec_sample_scales_through_2_3_1_0_2_and_deletion_leaves_workloads() {
 
     // Group 1: exact names, labels, selectors and replicas.
     let prefill = get_json("deployment", &ns, "pd-llm-prefill-1").expect("prefill copy");
+    // The revision label is the hash of the snapshot's pod template it was built from.
+    let revision = prefill["metadata"]["labels"]["rsg.io/revision"].clone();
+    assert!(
+        revision
+            .as_str()
+            .is_some_and(|r| r.len() == 10 && r.chars().all(|c| c.is_ascii_hexdigit())),
+        "{revision}"
+    );
     assert_eq!(
         labels(&prefill, "/metadata/labels"),
-        serde_json::json!({"rsg.io/name": "llm-pd-group", "rsg.io/group-id": "1", "rsg.io/target": "prefill", "rsg.io/managed": "true"})
+        serde_json::json!({"rsg.io/name": "llm-pd-group", "rsg.io/group-id": "1", "rsg.io/target": "prefill", "rsg.io/managed": "true", "rsg.io/revision": revision})
     );
     assert_eq!(prefill["spec"]["replicas"], 1);
     assert_eq!(

@@ -10,6 +10,8 @@ pub const LABEL_MANAGED: &str = "rsg.io/managed";
 pub const LABEL_GROUP_ID: &str = "rsg.io/group-id";
 /// The target name a snapshot (ControllerRevision) belongs to.
 pub const LABEL_TARGET: &str = "rsg.io/target";
+/// The revision (hash of the pod templates) a copy or snapshot was made from.
+pub const LABEL_REVISION: &str = "rsg.io/revision";
 /// Marks exactly one pod per active group; `status.selector` selects these.
 pub const LABEL_REPRESENTATIVE: &str = "rsg.io/representative";
 /// Per-group metric value used when Prometheus cannot decide a scale-down.

@@ -21,6 +21,13 @@ pub const STRATEGY_TYPES: [&str; 2] = [STRATEGY_GROUP_REPLICATION, STRATEGY_INPL
 pub const METRIC_TYPES: [&str; 3] = ["Counter", "Gauge", "Histogram"];
 /// Aggregators accepted in `scaleDown.metric.aggregator`.
 pub const AGGREGATORS: [&str; 4] = ["sum", "avg", "max", "min"];
+/// Update strategy type that leaves existing groups as they are (the default).
+pub const UPDATE_ON_DELETE: &str = "OnDelete";
+/// Update strategy type that replaces old-revision groups with new ones.
+pub const UPDATE_ROLLING: &str = "RollingUpdate";
+/// Every supported update strategy type.
+pub const UPDATE_TYPES: [&str; 2] = [UPDATE_ON_DELETE, UPDATE_ROLLING];
+
 /// Orders accepted in `scaleDown.order`.
 pub const ORDERS: [&str; 2] = ["ascending", "descending"];
 
@@ -45,6 +52,7 @@ pub const ORDERS: [&str; 2] = ["ascending", "descending"];
     printcolumn = r#"{"name":"Desired","type":"integer","description":"Desired number of groups","jsonPath":".spec.scalingStrategy.groupConfig.replicas"}"#,
     printcolumn = r#"{"name":"Current","type":"integer","description":"Groups that exist and are active","jsonPath":".status.currentReplicas"}"#,
     printcolumn = r#"{"name":"Ready","type":"integer","description":"Groups whose every workload is ready","jsonPath":".status.readyReplicas"}"#,
+    printcolumn = r#"{"name":"Updated","type":"integer","description":"Groups at the update revision","jsonPath":".status.updatedReplicas"}"#,
     printcolumn = r#"{"name":"Status","type":"string","description":"Ready condition","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Reason","type":"string","priority":1,"description":"Ready condition reason","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
@@ -126,6 +134,54 @@ pub struct GroupConfig {
     /// How groups to remove are chosen on scale down. Without it the highest group ids go first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scale_down: Option<ScaleDown>,
+    /// How a change of a base workload's pod template (or of the target list) reaches the
+    /// existing groups. Absent: `OnDelete`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_strategy: Option<UpdateStrategy>,
+}
+
+/// How base changes reach existing groups.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateStrategy {
+    /// `OnDelete` (default: existing groups keep the revision they were made from; only new
+    /// groups get the new one) or `RollingUpdate` (old-revision copy groups are replaced by
+    /// new ones, a new group made ready before an old one leaves through the drain path).
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    pub type_: Option<String>,
+    /// RollingUpdate: groups created above the desired count while replacing (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_surge: Option<i32>,
+    /// RollingUpdate: how many groups may be unready (below the desired count) while
+    /// replacing (default 0). Ready groups never drop below `replicas - maxUnavailable`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_unavailable: Option<i32>,
+    /// RollingUpdate: stops replacing groups until set back to false; scaling still works.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused: Option<bool>,
+}
+
+impl UpdateStrategy {
+    /// Whether old-revision groups are replaced.
+    pub fn is_rolling(&self) -> bool {
+        self.type_.as_deref() == Some(UPDATE_ROLLING)
+    }
+
+    /// `maxSurge`, defaulting to 1.
+    pub fn surge(&self) -> i32 {
+        self.max_surge.unwrap_or(1)
+    }
+
+    /// `maxUnavailable`, defaulting to 0.
+    pub fn unavailable(&self) -> i32 {
+        self.max_unavailable.unwrap_or(0)
+    }
+
+    /// Whether the rollout is paused.
+    pub fn is_paused(&self) -> bool {
+        self.paused.unwrap_or(false)
+    }
 }
 
 /// Scale-down victim selection.
@@ -232,5 +288,10 @@ impl GroupConfig {
     /// The desired group count, with the documented default of 1.
     pub fn desired_replicas(&self) -> i32 {
         self.replicas.unwrap_or(1)
+    }
+
+    /// The rolling update settings, when `updateStrategy.type` is `RollingUpdate`.
+    pub fn rolling_update(&self) -> Option<&UpdateStrategy> {
+        self.update_strategy.as_ref().filter(|u| u.is_rolling())
     }
 }

@@ -17,6 +17,16 @@ pub struct ResourceScalingGroupStatus {
     /// Groups whose every workload is fully ready.
     #[serde(default)]
     pub ready_replicas: i32,
+    /// Active groups at `updateRevision` (GroupReplication).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_replicas: Option<i32>,
+    /// The revision new groups are made from: a hash of the targets' pod templates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_revision: Option<String>,
+    /// The revision of the oldest active copy groups; equal to `updateRevision` once every
+    /// group is updated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_revision: Option<String>,
     /// The last group count the controller acted on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_desired_replicas: Option<i32>,
@@ -63,6 +73,9 @@ pub struct GroupStatus {
     /// When the group started draining.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub draining_since: Option<Time>,
+    /// The revision the group's workloads were made from (group 0: the live bases).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
 }
 
 /// A scale-down decision.

@@ -14,6 +14,8 @@ pub mod reason {
     pub const RECONCILED: &str = "Reconciled";
     /// Work is under way.
     pub const PROGRESSING: &str = "Progressing";
+    /// Old-revision groups are being replaced (or wait, paused).
+    pub const ROLLING_UPDATE: &str = "RollingUpdate";
     /// The spec breaks a rule.
     pub const INVALID_SPEC: &str = "InvalidSpec";
     /// Another RSG of the same strategy targets the same workload.

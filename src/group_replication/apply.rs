@@ -125,6 +125,7 @@ pub async fn create_group(
                         group_id: id,
                         replicas,
                         service_renames: &renames,
+                        revision: &target.update_revision,
                     },
                 );
                 match ctx.workloads.create(kind, &namespace, copy).await {

@@ -2,7 +2,7 @@
 //! baseline ConfigMap. Both carry an ownerReference to the RSG, so deleting the RSG removes
 //! them (by garbage collection, even while rsg is down) and nothing else.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::apps::v1::ControllerRevision;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -15,8 +15,10 @@ use serde_json::Value;
 
 use super::baseline::{self, Baseline};
 use super::build::strip_runtime_fields;
+use super::revision::template_revision;
 use super::{Problem, ReconcileError};
-use crate::api::{ResourceScalingGroup, LABEL_NAME, LABEL_TARGET};
+use crate::api::{ResourceScalingGroup, LABEL_NAME, LABEL_REVISION, LABEL_TARGET};
+use crate::cache::labelled;
 use crate::controller::Context;
 use crate::naming::{replica_config_name, snapshot_name};
 
@@ -146,6 +148,124 @@ pub async fn ensure_snapshot(
     }
 }
 
+/// This RSG's snapshots of `target` (the first one under its plain name, later ones with
+/// their revision in the name), from the cache.
+pub fn snapshots_of(
+    ctx: &Context,
+    rsg: &ResourceScalingGroup,
+    target: &str,
+) -> Vec<ControllerRevision> {
+    let namespace = rsg.namespace().unwrap_or_default();
+    labelled(
+        &ctx.stores.revisions,
+        &namespace,
+        LABEL_NAME,
+        &rsg.name_any(),
+    )
+    .into_iter()
+    .filter(|r| r.labels().get(LABEL_TARGET).map(String::as_str) == Some(target))
+    .filter(|r| made_by(&r.metadata, rsg))
+    .map(|r| (*r).clone())
+    .collect()
+}
+
+/// The revision a snapshot holds (computed from its data, so snapshots taken before
+/// revisions existed have one too).
+pub fn snapshot_revision(snapshot: &ControllerRevision) -> Option<String> {
+    snapshot.data.as_ref().map(|d| template_revision(&d.0))
+}
+
+/// RollingUpdate: the snapshot of `target` at `revision` (the live base's), taken from
+/// `base` when none of this RSG's snapshots of the target holds that revision. Returns the
+/// stored workload and whether it was taken now.
+pub async fn ensure_revision_snapshot(
+    ctx: &Context,
+    rsg: &ResourceScalingGroup,
+    target: &str,
+    base: &Value,
+    revision: &str,
+) -> Result<Result<(Value, bool), Problem>, ReconcileError> {
+    let existing = snapshots_of(ctx, rsg, target);
+    if let Some(found) = existing
+        .iter()
+        .find(|s| snapshot_revision(s).as_deref() == Some(revision))
+    {
+        if let Some(data) = &found.data {
+            return Ok(Ok((data.0.clone(), false)));
+        }
+    }
+    if existing.is_empty() {
+        // The first snapshot keeps the plain name, as under OnDelete.
+        return ensure_snapshot(ctx, rsg, target, base).await;
+    }
+    let namespace = rsg.namespace().unwrap_or_default();
+    let name = format!("{}-{revision}", snapshot_name(&rsg.name_any(), target));
+    let number = existing.iter().map(|s| s.revision).max().unwrap_or(0) + 1;
+    let api: Api<ControllerRevision> = Api::namespaced(ctx.client.clone(), &namespace);
+    let snapshot = strip_runtime_fields(base);
+    let stored = ControllerRevision {
+        metadata: owned_meta(
+            rsg,
+            name.clone(),
+            &[(LABEL_TARGET, target), (LABEL_REVISION, revision)],
+        ),
+        data: Some(RawExtension(snapshot.clone())),
+        revision: number,
+    };
+    match api.create(&post_params(), &stored).await {
+        Ok(_) => Ok(Ok((snapshot, true))),
+        Err(kube::Error::Api(status)) if status.code == 409 => {
+            let found = api.get(&name).await?;
+            if !made_by(&found.metadata, rsg) {
+                return Ok(Err(Problem::NameConflict(format!(
+                    "ControllerRevision {namespace}/{name} (a snapshot of target {target:?}) exists and was not made by this RSG; rename or delete it"
+                ))));
+            }
+            Ok(Ok((found.data.map(|d| d.0).unwrap_or(snapshot), false)))
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Snapshots kept per target beyond those groups still use.
+pub const SNAPSHOT_HISTORY: usize = 3;
+
+/// The snapshots of a target that may go: neither used by a group (`in_use` revisions) nor
+/// among the newest [`SNAPSHOT_HISTORY`].
+pub fn surplus_snapshots(
+    snapshots: &[ControllerRevision],
+    in_use: &BTreeSet<String>,
+) -> Vec<String> {
+    let mut by_age: Vec<&ControllerRevision> = snapshots.iter().collect();
+    by_age.sort_by_key(|s| std::cmp::Reverse(s.revision));
+    by_age
+        .into_iter()
+        .skip(SNAPSHOT_HISTORY)
+        .filter(|s| snapshot_revision(s).is_none_or(|r| !in_use.contains(&r)))
+        .filter_map(|s| s.metadata.name.clone())
+        .collect()
+}
+
+/// Deletes the surplus snapshots of `target` (see [`surplus_snapshots`]).
+pub async fn prune_snapshots(
+    ctx: &Context,
+    rsg: &ResourceScalingGroup,
+    target: &str,
+    in_use: &BTreeSet<String>,
+) -> Result<Vec<String>, ReconcileError> {
+    let surplus = surplus_snapshots(&snapshots_of(ctx, rsg, target), in_use);
+    let api: Api<ControllerRevision> =
+        Api::namespaced(ctx.client.clone(), &rsg.namespace().unwrap_or_default());
+    for name in &surplus {
+        match api.delete(name, &Default::default()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) if status.code == 404 => {}
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Ok(surplus)
+}
+
 /// Reads the baseline ConfigMap, creating it (or adding missing keys) from the snapshots'
 /// replica counts. Existing values are never replaced.
 pub async fn ensure_baselines(
@@ -237,6 +357,31 @@ mod tests {
                 "kind": "ResourceScalingGroup", "name": "pd", "uid": uid}])),
         }))
         .expect("metadata")
+    }
+
+    fn snapshot(
+        name: &str,
+        number: i64,
+        image: &str,
+    ) -> k8s_openapi::api::apps::v1::ControllerRevision {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name},
+            "revision": number,
+            "data": {"kind": "Deployment", "spec": {"template": {"spec": {"containers": [{"name": "c", "image": image}]}}}},
+        }))
+        .expect("a ControllerRevision")
+    }
+
+    #[test]
+    fn surplus_snapshots_are_the_old_ones_no_group_uses() {
+        let all: Vec<_> = (1..=6)
+            .map(|n| snapshot(&format!("s{n}"), n, &format!("img:{n}")))
+            .collect();
+        let used = super::snapshot_revision(&all[1]).expect("a revision");
+        let surplus = super::surplus_snapshots(&all, &[used].into_iter().collect());
+        // 6, 5, 4 are the newest; 2 is in use.
+        assert_eq!(surplus, vec!["s3".to_string(), "s1".to_string()]);
+        assert!(super::surplus_snapshots(&all[..3], &Default::default()).is_empty());
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde_json::{json, Map, Value};
 
 use super::baseline::Replicas;
-use crate::api::{LABEL_GROUP_ID, LABEL_MANAGED, LABEL_NAME, LABEL_TARGET};
+use crate::api::{LABEL_GROUP_ID, LABEL_MANAGED, LABEL_NAME, LABEL_REVISION, LABEL_TARGET};
 use crate::workload::role_based_group::roles_with_replicas;
 use crate::workload::template_pointers;
 
@@ -87,6 +87,8 @@ pub struct CopySpec<'a> {
     pub replicas: &'a Replicas,
     /// Base Service name → copied Service name, for a StatefulSet's `serviceName`.
     pub service_renames: &'a BTreeMap<String, String>,
+    /// The revision of the snapshot it is built from.
+    pub revision: &'a str,
 }
 
 /// Builds the copy of a workload for group `spec.group_id` from its snapshot.
@@ -103,6 +105,7 @@ pub fn build_workload_copy(snapshot: &Value, spec: &CopySpec<'_>) -> Value {
         (LABEL_GROUP_ID, id.as_str()),
         (LABEL_TARGET, spec.target_name),
         (LABEL_MANAGED, "true"),
+        (LABEL_REVISION, spec.revision),
     ] {
         set_label(&mut copy, "/metadata", "labels", label, value);
     }

@@ -11,6 +11,8 @@ pub mod build;
 mod observe;
 pub mod plan;
 mod representatives;
+pub mod revision;
+pub mod rollout;
 mod status;
 pub mod victims;
 
@@ -33,6 +35,7 @@ use crate::validation::{effective_group_name, parse_prometheus_duration};
 use crate::workload::AccessError;
 use observe::observe;
 use plan::{plan_groups, GroupState};
+use rollout::{groups_to_replace, old_groups_first, surge_allowance, RolloutState};
 use victims::VictimDecision;
 
 /// A problem the user has to fix; reported as a condition, retried later.
@@ -203,6 +206,64 @@ async fn remove_group(
     Ok(Ok(()))
 }
 
+/// Takes group `id` down: through the drain path when a drain timeout is set (copied
+/// Services removed, then deleted once idle or timed out), else at once.
+#[allow(clippy::too_many_arguments)]
+async fn take_down(
+    ctx: &Context,
+    rsg: &ResourceScalingGroup,
+    obs: &observe::Observation,
+    id: i32,
+    drain_timeout: Option<Duration>,
+    draining: &mut std::collections::BTreeMap<i32, k8s_openapi::chrono::DateTime<Utc>>,
+    problems: &mut Vec<Problem>,
+    why: &str,
+) -> Result<(), ReconcileError> {
+    if drain_timeout.is_some() {
+        if id > 0 {
+            apply::delete_copy_services(ctx, rsg, obs, id).await?;
+        }
+        let now = Utc::now();
+        apply::mark_draining(ctx, rsg, obs, id, Some(&now.to_rfc3339())).await?;
+        draining.insert(id, now);
+        ctx.event(
+            rsg,
+            false,
+            "DrainingGroup",
+            "Scale",
+            drain_message(
+                id,
+                &obs.base_services_in(rsg.metadata.namespace.as_deref().unwrap_or_default()),
+            ),
+        )
+        .await;
+    } else if let Err(problem) = remove_group(ctx, rsg, obs, id, why).await? {
+        problems.push(problem);
+    }
+    Ok(())
+}
+
+/// Deletes the snapshots of each target that no group uses any more, beyond a short history.
+async fn prune_old_snapshots(
+    ctx: &Context,
+    rsg: &ResourceScalingGroup,
+    obs: &observe::Observation,
+) -> Result<(), ReconcileError> {
+    for target in &obs.targets {
+        let in_use: BTreeSet<String> = target
+            .copy_revisions
+            .values()
+            .cloned()
+            .chain([target.update_revision.clone()])
+            .collect();
+        let pruned = artifacts::prune_snapshots(ctx, rsg, &target.name, &in_use).await?;
+        if !pruned.is_empty() {
+            tracing::debug!(target = %target.name, ?pruned, "deleted snapshots no group uses");
+        }
+    }
+    Ok(())
+}
+
 /// The Event of a group that starts draining. `same_namespace_services` are the base's own
 /// Services in the namespace the copies live in: their selectors (a subset of the base's pod
 /// labels, which copies carry too) match the copies' pods, so they keep routing to a
@@ -296,8 +357,42 @@ pub async fn reconcile(
         existing_copies,
         incomplete_copies,
         draining: obs.draining.keys().copied().collect(),
+        not_reusable: BTreeSet::new(),
     };
-    let plan = plan_groups(&state);
+    let rolling = config.rolling_update();
+    let update_revision = obs.update_revision();
+    // Active copy groups a rolling update has still to replace (none under OnDelete).
+    let outdated: BTreeSet<i32> = match rolling {
+        Some(_) => state
+            .active()
+            .into_iter()
+            .filter(|id| obs.group_outdated(*id))
+            .collect(),
+        None => BTreeSet::new(),
+    };
+    // While old groups remain, scaling keeps up to maxSurge more groups: the new-revision
+    // groups a rollout adds come through the ordinary scale-up path.
+    let allowance = rolling.map_or(0, |update| {
+        surge_allowance(
+            outdated.len(),
+            usize::try_from(update.surge()).unwrap_or(0),
+            update.is_paused(),
+        )
+    });
+    let plan = plan_groups(&GroupState {
+        desired: desired.saturating_add(i32::try_from(allowance).unwrap_or(0)),
+        // A replaced group drains out; scaling up brings new-revision groups, not it.
+        not_reusable: match rolling {
+            Some(_) => state
+                .draining
+                .iter()
+                .copied()
+                .filter(|id| obs.group_outdated(*id))
+                .collect(),
+            None => BTreeSet::new(),
+        },
+        ..state.clone()
+    });
     let mut active = state.active();
     let mut problems = Vec::new();
     let drain_timeout = config
@@ -398,14 +493,28 @@ pub async fn reconcile(
     }
     let mut decision: Option<VictimDecision> = None;
     if plan.remove_count > 0 {
-        let candidates: Vec<i32> = active.iter().copied().collect();
+        // Old-revision groups go first; the decision chooses among them, or the rest.
+        let pool = old_groups_first(&outdated, plan.remove_count);
+        let candidates: Vec<i32> = active
+            .iter()
+            .copied()
+            .filter(|id| outdated.contains(id) == pool.among_old)
+            .collect();
         let inputs = DecisionInputs {
             scale_down: config.scale_down.as_ref(),
             candidates: &candidates,
-            count: plan.remove_count,
+            count: pool.choose,
             annotations: obs.first_target_annotations(ANNOTATION_METRIC_VALUES),
         };
-        let chosen = scale_down::decide(ctx.prometheus.as_ref(), &ctx.metrics, inputs).await;
+        let mut chosen = scale_down::decide(ctx.prometheus.as_ref(), &ctx.metrics, inputs).await;
+        if !pool.taken.is_empty() {
+            chosen.reason = format!(
+                "old-revision groups {} go first; {}",
+                id_list(&pool.taken),
+                chosen.reason
+            );
+            chosen.victims.splice(0..0, pool.taken.iter().copied());
+        }
         ctx.metrics
             .scale_down_decisions
             .get_or_create(&DecisionLabels {
@@ -415,29 +524,17 @@ pub async fn reconcile(
         info!(victims = ?chosen.victims, source = chosen.source.as_str(), reason = %chosen.reason, "scale-down decision");
         for victim in &chosen.victims {
             active.remove(victim);
-            if drain_timeout.is_some() {
-                if *victim > 0 {
-                    apply::delete_copy_services(ctx, rsg, &obs, *victim).await?;
-                }
-                let now = Utc::now();
-                apply::mark_draining(ctx, rsg, &obs, *victim, Some(&now.to_rfc3339())).await?;
-                draining.insert(*victim, now);
-                ctx.event(
-                    rsg,
-                    false,
-                    "DrainingGroup",
-                    "Scale",
-                    drain_message(
-                        *victim,
-                        &obs.base_services_in(
-                            rsg.metadata.namespace.as_deref().unwrap_or_default(),
-                        ),
-                    ),
-                )
-                .await;
-            } else if let Err(problem) = remove_group(ctx, rsg, &obs, *victim, "").await? {
-                problems.push(problem);
-            }
+            take_down(
+                ctx,
+                rsg,
+                &obs,
+                *victim,
+                drain_timeout,
+                &mut draining,
+                &mut problems,
+                "",
+            )
+            .await?;
         }
         ctx.event(
             rsg,
@@ -450,6 +547,44 @@ pub async fn reconcile(
         decision = Some(chosen);
     }
 
+    // A rolling update takes old-revision groups down while enough groups stay ready.
+    let mut still_outdated: BTreeSet<i32> = outdated.intersection(&active).copied().collect();
+    if let Some(update) = rolling.filter(|u| !u.is_paused()) {
+        let replace = groups_to_replace(&RolloutState {
+            desired: usize::try_from(desired).unwrap_or(0),
+            outdated: still_outdated.clone(),
+            ready: active
+                .iter()
+                .copied()
+                .filter(|id| obs.group_ready(*id))
+                .collect(),
+            max_unavailable: usize::try_from(update.unavailable()).unwrap_or(0),
+        });
+        for id in replace {
+            active.remove(&id);
+            still_outdated.remove(&id);
+            let old = obs.group_revision(id);
+            take_down(
+                ctx,
+                rsg,
+                &obs,
+                id,
+                drain_timeout,
+                &mut draining,
+                &mut problems,
+                "replaced by a new-revision group",
+            )
+            .await?;
+            ctx.event(
+                rsg,
+                false,
+                "ReplacedGroup",
+                "Update",
+                format!("group {id}: revision {old} replaced by revision {update_revision}"),
+            )
+            .await;
+        }
+    }
     let mut next_drain_check = None;
     if !draining.is_empty() {
         let values = scale_down::current_values(
@@ -496,7 +631,11 @@ pub async fn reconcile(
         draining: &draining,
         represented: &represented,
         last_scale_down,
+        rollout: rolling.map(|update| (still_outdated.clone(), update.is_paused())),
     };
+    if rolling.is_some() {
+        prune_old_snapshots(ctx, rsg, &obs).await?;
+    }
     let all_represented = active.iter().all(|id| represented.contains(id));
     log_new_problems(ctx, rsg, &problems);
     let written = status::write_groups(ctx, rsg, &obs, &group_name, &summary, &problems).await?;
@@ -507,7 +646,11 @@ pub async fn reconcile(
     let requeue_after = match next_drain_check {
         // Poll the metric of draining groups every few seconds, and wake at the timeout.
         Some(remaining) => remaining.min(Duration::from_secs(3)),
-        None if all_represented && problems.is_empty() && !unwatched_not_ready => {
+        None if all_represented
+            && problems.is_empty()
+            && !unwatched_not_ready
+            && still_outdated.is_empty() =>
+        {
             Duration::from_secs(300)
         }
         None => Duration::from_secs(10),

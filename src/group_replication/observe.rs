@@ -8,15 +8,18 @@ use kube::api::ListParams;
 use kube::{Api, ResourceExt};
 use serde_json::Value;
 
-use super::artifacts::{ensure_baselines, ensure_snapshot};
+use super::artifacts::{
+    ensure_baselines, ensure_revision_snapshot, ensure_snapshot, snapshot_revision, snapshots_of,
+};
 use super::baseline::{Baseline, Replicas};
+use super::revision::{group_revision, template_revision};
 use super::{Problem, ReconcileError};
-use crate::api::{ResourceScalingGroup, LABEL_GROUP_ID, LABEL_NAME, LABEL_TARGET};
+use crate::api::{ResourceScalingGroup, LABEL_GROUP_ID, LABEL_NAME, LABEL_REVISION, LABEL_TARGET};
 use crate::cache::labelled;
 use crate::controller::Context;
 use crate::workload::{
-    self, all_pod_template_labels, label, object_to_value, selector_matches_template, AccessError,
-    WorkloadKind,
+    self, all_pod_template_labels, is_fully_ready, label, object_to_value,
+    selector_matches_template, AccessError, WorkloadKind,
 };
 
 /// Annotation on base workloads while the RSG holds group 0 at zero replicas.
@@ -38,6 +41,12 @@ pub struct TargetState {
     pub base: Value,
     /// The snapshot new copies are built from.
     pub snapshot: Value,
+    /// The revision of that snapshot: the one new copies get.
+    pub update_revision: String,
+    /// The revision of the live base (group 0).
+    pub live_revision: String,
+    /// The revision of each existing copy, by group id.
+    pub copy_revisions: BTreeMap<i32, String>,
     /// Replicas for new copies and a restored group 0.
     pub baseline: Baseline,
     /// Existing copies by group id.
@@ -76,6 +85,50 @@ impl Observation {
             .filter(|s| s.object["metadata"]["namespace"].as_str() == Some(namespace))
             .map(|s| s.name.clone())
             .collect()
+    }
+
+    /// The revision new groups get.
+    pub fn update_revision(&self) -> String {
+        group_revision(
+            self.targets
+                .iter()
+                .map(|t| (t.name.as_str(), t.update_revision.as_str())),
+        )
+    }
+
+    /// The revision of group `id` (group 0: the live bases).
+    pub fn group_revision(&self, id: i32) -> String {
+        group_revision(self.targets.iter().map(|t| {
+            let revision = if id == 0 {
+                t.live_revision.as_str()
+            } else {
+                t.copy_revisions.get(&id).map_or("missing", String::as_str)
+            };
+            (t.name.as_str(), revision)
+        }))
+    }
+
+    /// Whether copy group `id` has a workload made from another revision than the one new
+    /// groups get. A workload not seen yet (a group being created, a cache catching up) does
+    /// not make it outdated: that is an incomplete group, completed as such.
+    pub fn group_outdated(&self, id: i32) -> bool {
+        id > 0
+            && self.targets.iter().any(|t| {
+                t.copy_revisions
+                    .get(&id)
+                    .is_some_and(|revision| *revision != t.update_revision)
+            })
+    }
+
+    /// Whether every workload of group `id` is fully ready (group 0: the bases).
+    pub fn group_ready(&self, id: i32) -> bool {
+        if id == 0 {
+            self.targets.iter().all(|t| is_fully_ready(&t.base))
+        } else {
+            self.targets
+                .iter()
+                .all(|t| t.copies.get(&id).is_some_and(is_fully_ready))
+        }
     }
 
     /// The value of `annotation` on each group's copy of the first target (group 0: the base).
@@ -150,6 +203,35 @@ async fn copies_of(
     })
 }
 
+/// The revision of each copy: its label, or for a copy made before revisions were labelled,
+/// the revision of the first snapshot (the one it was built from).
+fn copy_revisions(
+    ctx: &Context,
+    rsg: &ResourceScalingGroup,
+    target: &str,
+    copies: &BTreeMap<i32, Value>,
+) -> BTreeMap<i32, String> {
+    let mut first_snapshot: Option<Option<String>> = None;
+    copies
+        .iter()
+        .map(|(id, copy)| {
+            let revision = match label(copy, LABEL_REVISION) {
+                Some(revision) => revision.to_string(),
+                None => first_snapshot
+                    .get_or_insert_with(|| {
+                        snapshots_of(ctx, rsg, target)
+                            .into_iter()
+                            .min_by_key(|s| s.revision)
+                            .and_then(|s| snapshot_revision(&s))
+                    })
+                    .clone()
+                    .unwrap_or_else(|| "unknown".to_string()),
+            };
+            (*id, revision)
+        })
+        .collect()
+}
+
 /// The copies of target `target` among `all`, by group id.
 fn copies_by_group(all: Vec<Value>, target: &str) -> BTreeMap<i32, Value> {
     all.into_iter()
@@ -189,6 +271,12 @@ pub async fn observe(
     let mut snapshots = BTreeMap::new();
     let mut new_snapshots = Vec::new();
     let expected_groups = groups_in_status(rsg);
+    let rolling = rsg
+        .spec
+        .scaling_strategy
+        .group_config
+        .as_ref()
+        .is_some_and(|c| c.rolling_update().is_some());
     for target in &rsg.spec.target_resources {
         let reference = &target.resource_ref;
         let Ok(kind) = WorkloadKind::parse(&reference.api_version, &reference.kind) else {
@@ -217,7 +305,13 @@ pub async fn observe(
                 continue;
             }
         };
-        let (snapshot, taken) = match ensure_snapshot(ctx, rsg, &target.name, &base).await? {
+        let live_revision = template_revision(&base);
+        let stored = if rolling {
+            ensure_revision_snapshot(ctx, rsg, &target.name, &base, &live_revision).await?
+        } else {
+            ensure_snapshot(ctx, rsg, &target.name, &base).await?
+        };
+        let (snapshot, taken) = match stored {
             Ok(stored) => stored,
             Err(problem) => {
                 problems.push(problem);
@@ -251,6 +345,8 @@ pub async fn observe(
                 continue;
             }
         };
+        let update_revision = template_revision(&snapshot);
+        let copy_revisions = copy_revisions(ctx, rsg, &target.name, &copies);
         targets.push(TargetState {
             name: target.name.clone(),
             kind,
@@ -258,6 +354,9 @@ pub async fn observe(
             base_name: reference.name.clone(),
             base,
             snapshot,
+            update_revision,
+            live_revision,
+            copy_revisions,
             baseline: Ok(Replicas::Count(0)),
             copies,
         });

@@ -15,6 +15,9 @@ pub struct GroupState {
     pub incomplete_copies: BTreeSet<i32>,
     /// Groups draining before removal (not active, reusable).
     pub draining: BTreeSet<i32>,
+    /// Draining groups that must not come back on scale up (old-revision groups a rolling
+    /// update is replacing).
+    pub not_reusable: BTreeSet<i32>,
 }
 
 impl GroupState {
@@ -64,7 +67,12 @@ pub fn plan_groups(state: &GroupState) -> GroupPlan {
     let mut plan = GroupPlan::default();
     if active.len() < desired {
         let mut missing = desired - active.len();
-        for id in state.draining.iter().take(missing) {
+        for id in state
+            .draining
+            .iter()
+            .filter(|id| !state.not_reusable.contains(id))
+            .take(missing)
+        {
             plan.reuse.push(*id);
         }
         missing -= plan.reuse.len();
@@ -108,7 +116,22 @@ mod tests {
             existing_copies: copies.iter().copied().collect(),
             incomplete_copies: BTreeSet::new(),
             draining: BTreeSet::new(),
+            not_reusable: BTreeSet::new(),
         }
+    }
+
+    #[test]
+    fn old_revision_groups_draining_are_not_brought_back() {
+        let mut rolling = state(5, false, &[2, 3, 5]);
+        rolling.draining = [1].into_iter().collect();
+        rolling.not_reusable = [1].into_iter().collect();
+        let plan = plan_groups(&rolling);
+        assert!(plan.reuse.is_empty(), "{plan:?}");
+        assert_eq!(
+            plan.create,
+            vec![4],
+            "a new group, next to the draining one"
+        );
     }
 
     #[test]

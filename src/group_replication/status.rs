@@ -16,7 +16,6 @@ use crate::api::{
 use crate::controller::conditions::{reason, with_condition, READY};
 use crate::controller::Context;
 use crate::naming::copy_service_name;
-use crate::workload::is_fully_ready;
 
 /// Condition type telling whether every active group's workloads are ready.
 pub const GROUPS_READY: &str = "GroupsReady";
@@ -33,6 +32,8 @@ pub struct GroupSummary<'a> {
     pub represented: &'a BTreeSet<i32>,
     /// The latest scale-down decision.
     pub last_scale_down: Option<ScaleDownRecord>,
+    /// A rolling update under way: the active old-revision groups, and whether it is paused.
+    pub rollout: Option<(BTreeSet<i32>, bool)>,
 }
 
 /// The status record of a decision.
@@ -108,14 +109,15 @@ pub async fn write_groups(
     let namespace = rsg.namespace().unwrap_or_default();
     let mut groups = Vec::new();
     let mut ready_count = 0;
+    let mut updated = 0;
+    let update_revision = obs.update_revision();
     let mut ids: BTreeSet<i32> = summary.active.clone();
     ids.extend(summary.draining.keys().copied());
     ids.insert(0);
     for id in ids {
         let active = summary.active.contains(&id);
-        let (workloads, ready): (Vec<String>, bool) = if id == 0 {
-            let names = obs
-                .targets
+        let workloads: Vec<String> = if id == 0 {
+            obs.targets
                 .iter()
                 .map(|t| {
                     format!(
@@ -125,11 +127,9 @@ pub async fn write_groups(
                         t.base_name
                     )
                 })
-                .collect();
-            (names, obs.targets.iter().all(|t| is_fully_ready(&t.base)))
+                .collect()
         } else {
-            let names = obs
-                .targets
+            obs.targets
                 .iter()
                 .map(|t| {
                     format!(
@@ -138,13 +138,13 @@ pub async fn write_groups(
                         crate::naming::copy_workload_name(group_name, &t.base_name, id)
                     )
                 })
-                .collect();
-            let ready = obs
-                .targets
-                .iter()
-                .all(|t| t.copies.get(&id).is_some_and(is_fully_ready));
-            (names, ready)
+                .collect()
         };
+        let ready = obs.group_ready(id);
+        let revision = obs.group_revision(id);
+        if active && revision == update_revision {
+            updated += 1;
+        }
         let ready = active && ready;
         if ready {
             ready_count += 1;
@@ -188,6 +188,7 @@ pub async fn write_groups(
             workloads,
             services,
             draining_since,
+            revision: Some(revision),
         });
     }
     let current = i32::try_from(summary.active.len()).unwrap_or(i32::MAX);
@@ -199,6 +200,14 @@ pub async fn write_groups(
     status.selector = Some(format!("{LABEL_REPRESENTATIVE}={}", rsg.name_any()));
     status.groups = groups;
     status.last_scale_down = summary.last_scale_down.clone();
+    let outdated = summary.rollout.as_ref().map(|(outdated, _)| outdated);
+    status.current_revision = Some(
+        outdated
+            .and_then(|o| o.first())
+            .map_or_else(|| update_revision.clone(), |id| obs.group_revision(*id)),
+    );
+    status.update_revision = Some(update_revision.clone());
+    status.updated_replicas = Some(updated);
     let generation = rsg.metadata.generation;
     let (ready, why, message) = match problems.first() {
         Some(problem) => (
@@ -210,6 +219,17 @@ pub async fn write_groups(
                 .collect::<Vec<_>>()
                 .join("; "),
         ),
+        None if outdated.is_some_and(|o| !o.is_empty()) => {
+            let paused = summary.rollout.as_ref().is_some_and(|(_, paused)| *paused);
+            let mut message = format!(
+                "{updated} of {current} groups at revision {update_revision}; {} to replace",
+                outdated.map_or(0, BTreeSet::len)
+            );
+            if paused {
+                message.push_str(" (paused: updateStrategy.paused is true)");
+            }
+            (false, reason::ROLLING_UPDATE, message)
+        }
         None if current == summary.desired => (
             true,
             reason::RECONCILED,

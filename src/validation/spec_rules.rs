@@ -7,9 +7,10 @@ use super::field_error::FieldError;
 use super::names::{dns1123_label_errors, dns1123_subdomain_errors};
 use super::promql_expr::check_expr;
 use crate::api::{
-    GroupConfig, LeaderFollowerConfig, ResourceScalingGroupSpec, ScaleDown, AGGREGATORS,
-    MAX_FOLLOWERS, MAX_FOLLOW_RATIO, MAX_GROUP_REPLICAS, MAX_TARGETS, METRIC_TYPES, ORDERS,
-    STRATEGY_GROUP_REPLICATION, STRATEGY_INPLACE_SCALING, STRATEGY_TYPES,
+    GroupConfig, LeaderFollowerConfig, ResourceScalingGroupSpec, ScaleDown, UpdateStrategy,
+    AGGREGATORS, MAX_FOLLOWERS, MAX_FOLLOW_RATIO, MAX_GROUP_REPLICAS, MAX_TARGETS, METRIC_TYPES,
+    ORDERS, STRATEGY_GROUP_REPLICATION, STRATEGY_INPLACE_SCALING, STRATEGY_TYPES, UPDATE_ROLLING,
+    UPDATE_TYPES,
 };
 use crate::naming::copy_workload_name;
 use crate::workload::{WorkloadKey, WorkloadKind};
@@ -264,6 +265,62 @@ fn validate_group_config(
     }
     if let Some(scale_down) = &config.scale_down {
         validate_scale_down(scale_down, errors);
+    }
+    if let Some(update) = &config.update_strategy {
+        validate_update_strategy(update, errors);
+    }
+}
+
+fn validate_update_strategy(update: &UpdateStrategy, errors: &mut Vec<FieldError>) {
+    let path = format!("{GROUP_CONFIG}.updateStrategy");
+    if let Some(type_) = &update.type_ {
+        if !UPDATE_TYPES.contains(&type_.as_str()) {
+            errors.push(FieldError::unsupported(
+                format!("{path}.type"),
+                type_,
+                &UPDATE_TYPES,
+            ));
+        }
+    }
+    for (field, value) in [
+        ("maxSurge", update.max_surge),
+        ("maxUnavailable", update.max_unavailable),
+    ] {
+        match value {
+            Some(v) if v < 0 => errors.push(FieldError::invalid(
+                format!("{path}.{field}"),
+                v,
+                "must be greater than or equal to 0",
+            )),
+            Some(v) if v > MAX_GROUP_REPLICAS => errors.push(FieldError::invalid(
+                format!("{path}.{field}"),
+                v,
+                format!("must be less than or equal to {MAX_GROUP_REPLICAS}"),
+            )),
+            _ => {}
+        }
+    }
+    if update.surge() == 0 && update.unavailable() == 0 {
+        errors.push(FieldError::invalid(
+            format!("{path}.maxUnavailable"),
+            0,
+            "may not be 0 when maxSurge is 0: no group could ever be replaced",
+        ));
+    }
+    let rolling_only = [
+        ("maxSurge", update.max_surge.is_some()),
+        ("maxUnavailable", update.max_unavailable.is_some()),
+        ("paused", update.paused.is_some()),
+    ];
+    if !update.is_rolling() {
+        for (field, set) in rolling_only {
+            if set {
+                errors.push(FieldError::forbidden(
+                    format!("{path}.{field}"),
+                    format!("may only be set when type is {UPDATE_ROLLING:?}"),
+                ));
+            }
+        }
     }
 }
 

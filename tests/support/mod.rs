@@ -10,6 +10,7 @@ pub mod kubectl;
 pub mod processes;
 pub mod prometheus;
 pub mod proxy;
+pub mod readiness;
 pub mod rsg_process;
 
 use std::path::PathBuf;

@@ -54,13 +54,14 @@ fn workload_copies_get_names_labels_selectors_and_replicas() {
             group_id: 2,
             replicas: &Replicas::Count(3),
             service_renames: &renames,
+            revision: "r1",
         },
     );
     assert_eq!(copy["metadata"]["name"], "pd-llm-prefill-2");
     assert_eq!(copy["metadata"]["namespace"], "scaling-system");
     assert_eq!(
         copy["metadata"]["labels"],
-        json!({"app": "llm", "rsg.io/name": "llm-pd-group", "rsg.io/group-id": "2", "rsg.io/target": "prefill", "rsg.io/managed": "true"})
+        json!({"app": "llm", "rsg.io/name": "llm-pd-group", "rsg.io/group-id": "2", "rsg.io/target": "prefill", "rsg.io/managed": "true", "rsg.io/revision": "r1"})
     );
     assert_eq!(copy["spec"]["replicas"], 3);
     assert_eq!(
@@ -89,6 +90,7 @@ fn statefulset_copies_point_at_their_copied_headless_service() {
             group_id: 1,
             replicas: &Replicas::Count(1),
             service_renames: &renames,
+            revision: "r1",
         },
     );
     assert_eq!(copy["spec"]["serviceName"], "db-headless-g-1");
@@ -109,6 +111,7 @@ fn leader_worker_set_labels_go_into_existing_templates_only() {
             group_id: 1,
             replicas: &Replicas::Count(2),
             service_renames: &renames,
+            revision: "r1",
         },
     );
     assert_eq!(
@@ -136,6 +139,7 @@ fn leader_worker_set_labels_go_into_existing_templates_only() {
             group_id: 1,
             replicas: &Replicas::Count(2),
             service_renames: &renames,
+            revision: "r1",
         },
     );
     assert_eq!(
@@ -253,6 +257,7 @@ fn a_role_based_group_copy_labels_every_role_template_and_takes_replicas_per_rol
             group_id: 1,
             replicas: &replicas,
             service_renames: &renames,
+            revision: "r1",
         },
     );
     let group = json!({"rsg.io/name": "g", "rsg.io/group-id": "1"});

@@ -402,3 +402,37 @@ fn lists_over_their_caps_are_the_only_problem_reported() {
         )],
     );
 }
+
+#[test]
+fn update_strategy_rules() {
+    check(
+        GROUP_SPEC,
+        &[
+            (
+                "rolling update with defaults",
+                |v| v["scalingStrategy"]["groupConfig"]["updateStrategy"] = serde_json::json!({"type": "RollingUpdate"}),
+                &[],
+            ),
+            (
+                "unknown type",
+                |v| v["scalingStrategy"]["groupConfig"]["updateStrategy"] = serde_json::json!({"type": "Recreate"}),
+                &["spec.scalingStrategy.groupConfig.updateStrategy.type: Unsupported value: \"Recreate\": supported values: \"OnDelete\", \"RollingUpdate\""],
+            ),
+            (
+                "no progress possible",
+                |v| v["scalingStrategy"]["groupConfig"]["updateStrategy"] = serde_json::json!({"type": "RollingUpdate", "maxSurge": 0}),
+                &["spec.scalingStrategy.groupConfig.updateStrategy.maxUnavailable: Invalid value: \"0\": may not be 0 when maxSurge is 0: no group could ever be replaced"],
+            ),
+            (
+                "negative",
+                |v| v["scalingStrategy"]["groupConfig"]["updateStrategy"] = serde_json::json!({"type": "RollingUpdate", "maxUnavailable": -1}),
+                &["spec.scalingStrategy.groupConfig.updateStrategy.maxUnavailable: Invalid value: \"-1\": must be greater than or equal to 0"],
+            ),
+            (
+                "rolling fields under OnDelete",
+                |v| v["scalingStrategy"]["groupConfig"]["updateStrategy"] = serde_json::json!({"paused": true}),
+                &["spec.scalingStrategy.groupConfig.updateStrategy.paused: Forbidden: may only be set when type is \"RollingUpdate\""],
+            ),
+        ],
+    );
+}
