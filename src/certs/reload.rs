@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::{self, PemObject};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use tokio_util::sync::CancellationToken;
@@ -40,10 +42,7 @@ pub enum CertReloadError {
     NoKey(PathBuf),
     /// PEM parsing failed.
     #[error("parsing {path}: {source}")]
-    Pem {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Pem { path: PathBuf, source: pem::Error },
     /// The key is unsupported or does not match the certificate.
     #[error("certificate and key do not form a usable pair: {0}")]
     Pair(#[from] rustls::Error),
@@ -109,7 +108,7 @@ impl CertStore {
         {
             return Ok(false);
         }
-        let chain = rustls_pemfile::certs(&mut cert_pem.as_slice())
+        let chain = CertificateDer::pem_slice_iter(&cert_pem)
             .collect::<Result<Vec<_>, _>>()
             .map_err(|source| CertReloadError::Pem {
                 path: cert_path.clone(),
@@ -118,12 +117,16 @@ impl CertStore {
         if chain.is_empty() {
             return Err(CertReloadError::NoCertificate(cert_path));
         }
-        let key = rustls_pemfile::private_key(&mut key_pem.as_slice())
-            .map_err(|source| CertReloadError::Pem {
-                path: key_path.clone(),
-                source,
-            })?
-            .ok_or(CertReloadError::NoKey(key_path))?;
+        let key = match PrivateKeyDer::from_pem_slice(&key_pem) {
+            Ok(key) => key,
+            Err(pem::Error::NoItemsFound) => return Err(CertReloadError::NoKey(key_path)),
+            Err(source) => {
+                return Err(CertReloadError::Pem {
+                    path: key_path,
+                    source,
+                })
+            }
+        };
         let certified = CertifiedKey::from_der(chain, key, &self.provider)?;
         self.current.store(Some(Arc::new(certified)));
         *last = Some((cert_pem, key_pem));

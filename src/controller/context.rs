@@ -205,6 +205,32 @@ impl Context {
             .is_some_and(|names| names.contains(name))
     }
 
+    /// Forgets everything remembered about RSGs for which `exists` is false (deleted ones):
+    /// backoffs, taken names and reported problems. Returns how many were forgotten.
+    pub fn forget_gone(&self, exists: impl Fn(&ObjectRef<ResourceScalingGroup>) -> bool) -> usize {
+        let mut forgotten = BTreeSet::new();
+        let mut keep = |key: &ObjectRef<ResourceScalingGroup>| {
+            let keep = exists(key);
+            if !keep {
+                forgotten.insert(key.to_string());
+            }
+            keep
+        };
+        self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|key, _| keep(key));
+        self.name_conflicts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|key, names| keep(key) && !names.is_empty());
+        self.reported
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|key, _| keep(key));
+        forgotten.len()
+    }
+
     /// Records (`taken`) or forgets a taken copy name.
     pub fn set_conflict(&self, rsg: &ObjectRef<ResourceScalingGroup>, name: &str, taken: bool) {
         let mut conflicts = self
@@ -217,5 +243,46 @@ impl Context {
         } else {
             names.remove(name);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A context whose client answers nothing (no test here reaches the API).
+    fn offline_context() -> Context {
+        let service = tower::service_fn(|_request: hyper::Request<kube::client::Body>| async {
+            Err::<hyper::Response<kube::client::Body>, _>(std::io::Error::other("offline"))
+        });
+        let client = Client::new(service, "default");
+        let (stores, _) = Stores::detached();
+        let recorder = Recorder::new(client.clone(), "rsg".into());
+        Context::new(
+            client,
+            stores,
+            recorder,
+            Arc::default(),
+            None,
+            TargetBoundary::default(),
+        )
+    }
+
+    #[tokio::test]
+    async fn state_of_deleted_rsgs_is_forgotten() {
+        let ctx = offline_context();
+        let kept = ObjectRef::new("kept").within("ns");
+        let gone = ObjectRef::new("gone").within("ns");
+        for rsg in [&kept, &gone] {
+            ctx.next_backoff(rsg);
+            ctx.set_conflict(rsg, "pd-llm-prefill-2", true);
+        }
+        assert_eq!(ctx.forget_gone(|key| *key == kept), 1);
+        assert!(ctx.is_known_conflict(&kept, "pd-llm-prefill-2"));
+        assert!(!ctx.is_known_conflict(&gone, "pd-llm-prefill-2"));
+        // The backoff of the deleted RSG starts afresh; the kept one goes on doubling.
+        assert_eq!(ctx.next_backoff(&gone), Duration::from_secs(1));
+        assert_eq!(ctx.next_backoff(&kept), Duration::from_secs(2));
+        assert_eq!(ctx.forget_gone(|_| true), 0);
     }
 }

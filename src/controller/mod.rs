@@ -40,6 +40,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
     let mut requests = ctx.stores.feed.open(&ctx.stores.rsgs);
     let request_stream = futures::stream::poll_fn(move |cx| requests.poll_recv(cx));
     let reader = ctx.stores.rsgs.clone();
+    tokio::spawn(forget_deleted_rsgs(ctx.clone(), shutdown.clone()));
     // Every request, the RSGs' own changes included, arrives through the feed.
     Controller::for_shared_stream(futures::stream::pending(), reader)
         .reconcile_on(request_stream)
@@ -54,6 +55,25 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
         .await;
     ctx.stores.feed.close();
     info!("controller stopped");
+}
+
+/// How often what is remembered about deleted RSGs is dropped.
+const FORGET_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Drops, every minute, what the context remembers about RSGs that no longer exist, so
+/// per-RSG state does not grow with every RSG ever created.
+async fn forget_deleted_rsgs(ctx: Arc<Context>, shutdown: CancellationToken) {
+    let mut ticker = tokio::time::interval(FORGET_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = shutdown.cancelled() => return,
+        }
+        let forgotten = ctx.forget_gone(|key| ctx.stores.rsgs.get(key).is_some());
+        if forgotten > 0 {
+            debug!(forgotten, "dropped the state of deleted RSGs");
+        }
+    }
 }
 
 /// Runs the controller whenever `leading` is true, until `shutdown` fires; returns once the
