@@ -547,7 +547,7 @@ fn install_namespace() -> String {
         "/manifests/install/00-namespace.yaml"
     );
     let text = std::fs::read_to_string(path).expect("reading the shipped namespace");
-    let namespace: serde_json::Value = serde_yaml::from_str(&text).expect("YAML");
+    let namespace: serde_json::Value = serde_norway::from_str(&text).expect("YAML");
     namespace["metadata"]["name"]
         .as_str()
         .expect("a namespace name")

@@ -68,7 +68,7 @@ fn manifest_webhook(kind: &str) -> Value {
         "/manifests/install/30-webhooks.yaml"
     ))
     .expect("reading the webhook manifests");
-    let configuration = serde_yaml::Deserializer::from_str(&text)
+    let configuration = serde_norway::Deserializer::from_str(&text)
         .map(|doc| Value::deserialize(doc).expect("YAML"))
         .find(|doc| doc["kind"] == kind)
         .unwrap_or_else(|| panic!("a {kind}"));
@@ -109,7 +109,7 @@ fn manifest_cluster_role_rules() -> Value {
         "/manifests/install/10-rbac.yaml"
     ))
     .expect("RBAC manifest");
-    let role = serde_yaml::Deserializer::from_str(&text)
+    let role = serde_norway::Deserializer::from_str(&text)
         .map(|doc| Value::deserialize(doc).expect("YAML"))
         .find(|doc| doc["kind"] == "ClusterRole")
         .expect("a ClusterRole");
@@ -123,7 +123,7 @@ fn manifest_user_roles() -> Vec<(String, Value)> {
         "/manifests/install/15-user-roles.yaml"
     ))
     .expect("user roles manifest");
-    serde_yaml::Deserializer::from_str(&text)
+    serde_norway::Deserializer::from_str(&text)
         .map(|doc| Value::deserialize(doc).expect("YAML"))
         .map(|role| {
             let name = role["metadata"]["name"].as_str().expect("name");

@@ -159,7 +159,7 @@ fn granted() -> BTreeSet<Permission> {
     );
     let text = std::fs::read_to_string(path).expect("reading the RBAC manifest");
     let mut granted = BTreeSet::new();
-    for document in serde_yaml::Deserializer::from_str(&text) {
+    for document in serde_norway::Deserializer::from_str(&text) {
         let object = serde_json::Value::deserialize(document).expect("RBAC manifest YAML");
         if !matches!(object["kind"].as_str(), Some("ClusterRole" | "Role")) {
             continue;

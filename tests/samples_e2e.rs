@@ -56,7 +56,7 @@ fn hpa_sample_text() -> String {
 #[test]
 fn the_hpa_sample_is_autoscaling_v2_with_no_unknown_field() {
     use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-    let written: serde_json::Value = serde_yaml::from_str(&hpa_sample_text()).expect("YAML");
+    let written: serde_json::Value = serde_norway::from_str(&hpa_sample_text()).expect("YAML");
     assert_eq!(written["apiVersion"], "autoscaling/v2");
     let typed: HorizontalPodAutoscaler =
         serde_json::from_value(written.clone()).expect("decodes as an autoscaling/v2 HPA");
@@ -78,10 +78,10 @@ fn samples_for_other_operators_are_well_formed() {
     ] {
         let text = std::fs::read_to_string(format!("{SAMPLES}/{file}")).unwrap();
         let value: serde_json::Value =
-            serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
+            serde_norway::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
         assert_eq!(value["kind"], kind, "{file}");
     }
-    let keda: serde_json::Value = serde_yaml::from_str(
+    let keda: serde_json::Value = serde_norway::from_str(
         &std::fs::read_to_string(format!("{SAMPLES}/autoscalers/keda.yaml")).unwrap(),
     )
     .unwrap();

@@ -39,6 +39,8 @@ pub struct Context {
     name_conflicts: Mutex<HashMap<ObjectRef<ResourceScalingGroup>, BTreeSet<String>>>,
     /// The problems each RSG's latest reconcile found.
     reported: Mutex<HashMap<ObjectRef<ResourceScalingGroup>, Reported>>,
+    /// Since when each RSG has been stopped on a problem the user has to fix.
+    problem_streaks: Mutex<HashMap<ObjectRef<ResourceScalingGroup>, std::time::Instant>>,
 }
 
 /// The problem messages one reconcile found, and the spec generation it reconciled.
@@ -68,6 +70,7 @@ impl Context {
             failures: Mutex::new(HashMap::new()),
             name_conflicts: Mutex::new(HashMap::new()),
             reported: Mutex::new(HashMap::new()),
+            problem_streaks: Mutex::new(HashMap::new()),
         }
     }
 
@@ -157,6 +160,27 @@ impl Context {
         Duration::from_secs(1u64 << (*count - 1).min(8)).min(Duration::from_secs(300))
     }
 
+    /// The delay before `rsg`, stopped again on a problem the user has to fix (a missing
+    /// target), is looked at again: see [`super::backoff::problem_retry`].
+    pub fn problem_backoff(&self, rsg: &ObjectRef<ResourceScalingGroup>) -> Duration {
+        let mut streaks = self
+            .problem_streaks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let since = *streaks
+            .entry(rsg.clone())
+            .or_insert_with(std::time::Instant::now);
+        super::backoff::problem_retry(&rsg.to_string(), since.elapsed())
+    }
+
+    /// Forgets the problem streak of `rsg` once it gets past its problems.
+    pub fn reset_problem_backoff(&self, rsg: &ObjectRef<ResourceScalingGroup>) {
+        self.problem_streaks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(rsg);
+    }
+
     /// Forgets the failures of `rsg` after a success.
     pub fn reset_backoff(&self, rsg: &ObjectRef<ResourceScalingGroup>) {
         self.failures
@@ -225,6 +249,10 @@ impl Context {
             .unwrap_or_else(|p| p.into_inner())
             .retain(|key, names| keep(key) && !names.is_empty());
         self.reported
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|key, _| keep(key));
+        self.problem_streaks
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .retain(|key, _| keep(key));

@@ -3,6 +3,7 @@
 //! Every reconcile first re-checks the spec with the webhook's own rules (the webhook may be
 //! bypassed), then hands the RSG to its strategy.
 
+pub mod backoff;
 pub mod conditions;
 mod context;
 

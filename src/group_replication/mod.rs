@@ -20,6 +20,7 @@ use std::collections::BTreeSet;
 
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::chrono::Utc;
+use kube::runtime::reflector::ObjectRef;
 use std::time::Duration;
 
 use tracing::{info, warn};
@@ -313,13 +314,19 @@ pub async fn reconcile(
     let desired = config.desired_replicas();
     let group_name =
         effective_group_name(&rsg.metadata.name.clone().unwrap_or_default(), config).to_string();
+    let rsg_ref = ObjectRef::from_obj(rsg);
     let obs = match observe(ctx, rsg).await? {
-        Ok(obs) => obs,
+        Ok(obs) => {
+            ctx.reset_problem_backoff(&rsg_ref);
+            obs
+        }
         Err(problems) => {
             log_new_problems(ctx, rsg, &problems);
             status::write_problems(ctx, rsg, &problems).await?;
+            // Changes of the RSG and of what rsg watches wake it at once; a missing base
+            // (not watched) is looked for again after 30 s, doubling to 5 minutes.
             return Ok(Outcome {
-                requeue_after: Duration::from_secs(30),
+                requeue_after: ctx.problem_backoff(&rsg_ref),
             });
         }
     };

@@ -308,7 +308,17 @@ pub async fn reconcile(
                 .iter(),
         )
         .any(|k| !matches!(k, WorkloadKind::Deployment | WorkloadKind::StatefulSet));
-    // Typed kinds are watched; dynamic kinds and problems are re-checked periodically.
+    // Typed kinds are watched; dynamic kinds and problems are re-checked periodically, a
+    // missing workload (not watched) after 30 s doubling to 5 minutes.
+    let rsg_ref = kube::runtime::reflector::ObjectRef::from_obj(rsg);
+    let only_missing = !problems.is_empty()
+        && problems
+            .iter()
+            .all(|(why, _)| *why == reason::TARGET_NOT_FOUND);
+    if only_missing {
+        return Ok(ctx.problem_backoff(&rsg_ref));
+    }
+    ctx.reset_problem_backoff(&rsg_ref);
     Ok(if dynamic || !problems.is_empty() {
         Duration::from_secs(10)
     } else {

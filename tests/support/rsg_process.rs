@@ -244,7 +244,7 @@ pub fn shipped_webhook_configurations(port: u16, ca_bundle: &str) -> Vec<serde_j
     );
     let text = std::fs::read_to_string(path).expect("reading the shipped webhook configurations");
     let mut configurations = Vec::new();
-    for document in serde_yaml::Deserializer::from_str(&text) {
+    for document in serde_norway::Deserializer::from_str(&text) {
         let mut configuration: serde_json::Value =
             serde::Deserialize::deserialize(document).expect("a YAML document");
         for webhook in configuration["webhooks"]
@@ -271,7 +271,7 @@ pub fn shipped_webhook_configurations(port: u16, ca_bundle: &str) -> Vec<serde_j
 pub fn register_webhooks(kubeconfig: &Path, rsg: &RsgProcess) {
     let yaml = shipped_webhook_configurations(rsg.port, &rsg.ca_bundle)
         .iter()
-        .map(|c| serde_yaml::to_string(c).expect("YAML"))
+        .map(|c| serde_norway::to_string(c).expect("YAML"))
         .collect::<Vec<_>>()
         .join("---\n");
     let out = kubectl_apply(kubeconfig, &yaml, &[]);

@@ -37,7 +37,7 @@ scalingStrategy:
 "#;
 
 fn spec_with(base: &str, edit: impl FnOnce(&mut serde_json::Value)) -> ResourceScalingGroupSpec {
-    let mut value: serde_json::Value = serde_yaml::from_str(base).unwrap();
+    let mut value: serde_json::Value = serde_norway::from_str(base).unwrap();
     edit(&mut value);
     serde_json::from_value(value).unwrap()
 }
