@@ -5,6 +5,7 @@
 
 pub mod admission;
 pub mod api;
+pub mod api_errors;
 pub mod boundary;
 pub mod cache;
 pub mod certs;

@@ -13,6 +13,7 @@ use kube::{Api, Client};
 use crate::api::{
     ResourceScalingGroupSpec, TargetResource, MAX_GROUP_REPLICAS, STRATEGY_GROUP_REPLICATION,
 };
+use crate::api_errors;
 use crate::naming::copy_service_name;
 use crate::validation::{effective_group_name, FieldError, DNS1123_LABEL_MAX};
 use crate::workload::{
@@ -35,10 +36,6 @@ pub struct LiveFindings {
 
 /// How many targets are checked at once.
 const TARGET_CONCURRENCY: usize = 4;
-
-fn is_forbidden(err: &kube::Error) -> bool {
-    matches!(err, kube::Error::Api(status) if status.code == 403)
-}
 
 /// Runs every live check for one RSG: each distinct target read once at most (from `cache`
 /// when it was read lately), a few targets at a time.
@@ -175,7 +172,7 @@ async fn check_target(
             ));
             return findings;
         }
-        Err(err) if is_forbidden(&err) => return findings,
+        Err(err) if api_errors::is_forbidden(&err) => return findings,
         Err(err) => {
             findings.warnings.push(format!(
                 "{prefix}: could not read {} {namespace}/{}: {err}",
@@ -203,7 +200,7 @@ async fn check_target(
                 reference.kind, reference.name, referenced.describe()
             )),
             Ok(_) => {}
-            Err(err) if is_forbidden(&err) => {}
+            Err(err) if api_errors::is_forbidden(&err) => {}
             Err(err) => findings.warnings.push(format!("{prefix}: could not check {}: {err}", referenced.describe())),
         }
     }
@@ -253,7 +250,7 @@ async fn check_target(
             }
         }
         Ok(_) => {}
-        Err(err) if is_forbidden(&err) => {}
+        Err(err) if api_errors::is_forbidden(&err) => {}
         Err(err) => findings.warnings.push(format!(
             "{prefix}: could not list Services in {namespace:?}: {err}"
         )),

@@ -16,6 +16,7 @@ use super::observe::{
 };
 use super::{Problem, ReconcileError};
 use crate::api::{ResourceScalingGroup, LABEL_GROUP_ID, LABEL_MANAGED, LABEL_NAME};
+use crate::api_errors;
 use crate::controller::Context;
 use crate::naming::{copy_service_name, copy_workload_name};
 use crate::workload::{label, role_based_group, WorkloadKind};
@@ -162,7 +163,7 @@ pub async fn create_group(
                 created.push(part);
                 continue;
             }
-            Err((Some(409), _)) => {
+            Err((Some(api_errors::CONFLICT), _)) => {
                 match conflicting_owner(ctx, &services, &namespace, &part).await? {
                     None => continue,
                     Some(description) => {
@@ -171,7 +172,7 @@ pub async fn create_group(
                     }
                 }
             }
-            Err((Some(403), message)) => Problem::Forbidden(format!(
+            Err((Some(api_errors::FORBIDDEN), message)) => Problem::Forbidden(format!(
                 "creating {} {namespace}/{}: {message}",
                 part.kind_name(),
                 part.name()
@@ -283,7 +284,7 @@ pub async fn remove_copy_group(
 async fn delete_service(api: &Api<Service>, name: &str) -> Result<bool, ReconcileError> {
     match api.delete(name, &DeleteParams::background()).await {
         Ok(_) => Ok(true),
-        Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
+        Err(err) if api_errors::is_not_found(&err) => Ok(false),
         Err(err) => Err(err.into()),
     }
 }

@@ -18,6 +18,7 @@ use super::build::strip_runtime_fields;
 use super::revision::template_revision;
 use super::{Problem, ReconcileError};
 use crate::api::{ResourceScalingGroup, LABEL_NAME, LABEL_REVISION, LABEL_TARGET};
+use crate::api_errors;
 use crate::cache::labelled;
 use crate::controller::Context;
 use crate::naming::{replica_config_name, snapshot_name};
@@ -136,7 +137,7 @@ pub async fn ensure_snapshot(
     };
     match api.create(&post_params(), &revision).await {
         Ok(_) => Ok(Ok((snapshot, true))),
-        Err(kube::Error::Api(status)) if status.code == 409 => {
+        Err(err) if api_errors::is_conflict(&err) => {
             // The cache lagged behind, or the name is taken by an object that is not ours.
             let existing = api.get(&name).await?;
             if !made_by(&existing.metadata, rsg) {
@@ -214,7 +215,7 @@ pub async fn ensure_revision_snapshot(
     };
     match api.create(&post_params(), &stored).await {
         Ok(_) => Ok(Ok((snapshot, true))),
-        Err(kube::Error::Api(status)) if status.code == 409 => {
+        Err(err) if api_errors::is_conflict(&err) => {
             let found = api.get(&name).await?;
             if !made_by(&found.metadata, rsg) {
                 return Ok(Err(Problem::NameConflict(format!(
@@ -259,7 +260,7 @@ pub async fn prune_snapshots(
     for name in &surplus {
         match api.delete(name, &Default::default()).await {
             Ok(_) => {}
-            Err(kube::Error::Api(status)) if status.code == 404 => {}
+            Err(err) if api_errors::is_not_found(&err) => {}
             Err(err) => return Err(err.into()),
         }
     }
@@ -296,7 +297,7 @@ pub async fn ensure_baselines(
             };
             match api.create(&post_params(), &config_map).await {
                 Ok(created) => created,
-                Err(kube::Error::Api(status)) if status.code == 409 => api.get(&name).await?,
+                Err(err) if api_errors::is_conflict(&err) => api.get(&name).await?,
                 Err(err) => return Err(err.into()),
             }
         }

@@ -159,7 +159,7 @@ fn access_problem(target: &str, what: &str, err: AccessError) -> Result<Problem,
         AccessError::NotServed { .. } => {
             Ok(Problem::TargetNotFound(format!("target {target:?}: {err}")))
         }
-        ref e if e.status_code() == Some(403) => Ok(Problem::Forbidden(format!(
+        ref e if e.is_forbidden() => Ok(Problem::Forbidden(format!(
             "target {target:?}: {what}: {err}"
         ))),
         other => Err(other.into()),

@@ -13,6 +13,7 @@ use serde_json::json;
 use super::observe::Observation;
 use super::ReconcileError;
 use crate::api::{ResourceScalingGroup, LABEL_GROUP_ID, LABEL_NAME, LABEL_REPRESENTATIVE};
+use crate::api_errors;
 use crate::controller::Context;
 use crate::workload::pod_selector;
 
@@ -59,7 +60,7 @@ async fn set_label(api: &Api<Pod>, pod: &str, value: Option<&str>) -> Result<(),
         .await
     {
         Ok(_) => Ok(()),
-        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        Err(err) if api_errors::is_not_found(&err) => Ok(()),
         Err(err) => Err(err.into()),
     }
 }

@@ -64,7 +64,7 @@ pub fn follower_replicas(leader: i32, ratio: i32) -> Result<i32, i64> {
 fn problem_of(err: &AccessError) -> &'static str {
     match err {
         AccessError::NotServed { .. } => reason::TARGET_NOT_FOUND,
-        e if e.status_code() == Some(403) => reason::FORBIDDEN,
+        e if e.is_forbidden() => reason::FORBIDDEN,
         _ => reason::API_ERROR,
     }
 }

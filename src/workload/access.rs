@@ -13,6 +13,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::WorkloadKind;
+use crate::api_errors;
 
 /// Why a workload operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -35,9 +36,14 @@ impl AccessError {
     /// HTTP status of an API error.
     pub fn status_code(&self) -> Option<u16> {
         match self {
-            Self::Api(kube::Error::Api(status)) => Some(status.code),
+            Self::Api(err) => api_errors::status_code(err),
             _ => None,
         }
+    }
+
+    /// RBAC refused the request.
+    pub fn is_forbidden(&self) -> bool {
+        self.status_code() == Some(api_errors::FORBIDDEN)
     }
 }
 
@@ -118,7 +124,7 @@ impl WorkloadAccess {
 
     async fn not_served_check(&self, kind: &WorkloadKind, err: kube::Error) -> AccessError {
         // A 404 on a dynamic kind may mean the CRD went away: forget the discovery result.
-        if matches!(&err, kube::Error::Api(s) if s.code == 404)
+        if api_errors::is_not_found(&err)
             && matches!(
                 kind,
                 WorkloadKind::Custom(_)
@@ -263,7 +269,7 @@ impl WorkloadAccess {
         };
         match result {
             Ok(()) => Ok(()),
-            Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+            Err(err) if api_errors::is_not_found(&err) => Ok(()),
             Err(err) => Err(self.not_served_check(kind, err).await),
         }
     }
