@@ -24,5 +24,22 @@ pub mod server;
 pub mod validation;
 pub mod workload;
 
-/// The field manager rsg writes as.
+/// The field manager rsg writes as: every create and patch carries it, so
+/// `kubectl get -o yaml --show-managed-fields` shows what rsg owns.
 pub const FIELD_MANAGER: &str = "rsg";
+
+/// Parameters of a create (or replace) made by rsg.
+pub fn create_params() -> kube::api::PostParams {
+    kube::api::PostParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..kube::api::PostParams::default()
+    }
+}
+
+/// Parameters of a patch made by rsg.
+pub fn patch_params() -> kube::api::PatchParams {
+    kube::api::PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..kube::api::PatchParams::default()
+    }
+}

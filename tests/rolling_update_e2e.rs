@@ -354,6 +354,48 @@ fn on_delete_leaves_existing_groups_as_they_are() {
             .collect()
     };
     let copy_generations = generations();
+    // Every write of rsg carries its one field manager: the copy it made, the RSG's status.
+    // (manager, the top-level fields it owns)
+    let managers = |kind: &str, name: &str| -> Vec<(String, String)> {
+        let out = run_kubectl(&[
+            "get",
+            kind,
+            name,
+            "-n",
+            &ns,
+            "-o",
+            "json",
+            "--show-managed-fields",
+        ]);
+        let object: Value = serde_json::from_str(&out).expect("JSON");
+        object["metadata"]["managedFields"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|f| {
+                let mut owned: Vec<&String> = f["fieldsV1"]
+                    .as_object()
+                    .map(|o| o.keys().collect())
+                    .unwrap_or_default();
+                owned.sort();
+                let owned: Vec<&str> = owned.iter().map(|k| k.as_str()).collect();
+                (
+                    f["manager"].as_str().unwrap_or_default().to_string(),
+                    owned.join(","),
+                )
+            })
+            .collect()
+    };
+    let copy_managers = managers("deployment", "g-prefill-1");
+    assert!(
+        copy_managers.contains(&("rsg".to_string(), "f:metadata,f:spec".to_string())),
+        "{copy_managers:?}"
+    );
+    let rsg_managers = managers("rsg", "llm");
+    assert!(
+        rsg_managers.contains(&("rsg".to_string(), "f:status".to_string())),
+        "{rsg_managers:?}"
+    );
     set_image(&ns, 2);
     // rsg sees the base change (group 0's revision moves) and replaces nothing.
     let after = wait_for(

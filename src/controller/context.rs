@@ -4,7 +4,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use kube::api::{Patch, PatchParams};
+use kube::api::Patch;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Client, Resource, ResourceExt};
@@ -110,7 +110,7 @@ impl Context {
         let patch = serde_json::json!({ "status": status });
         api.patch_status(
             &rsg.name_any(),
-            &PatchParams::default(),
+            &crate::patch_params(),
             &Patch::Merge(&patch),
         )
         .await?;

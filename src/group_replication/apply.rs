@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Service;
-use kube::api::{DeleteParams, PostParams};
+use kube::api::DeleteParams;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 use serde_json::{json, Value};
@@ -147,10 +147,7 @@ pub async fn create_group(
                 );
                 let service: Service =
                     serde_json::from_value(copy).map_err(ReconcileError::Convert)?;
-                let params = PostParams {
-                    field_manager: Some(crate::FIELD_MANAGER.into()),
-                    ..PostParams::default()
-                };
+                let params = crate::create_params();
                 match services.create(&params, &service).await {
                     Ok(_) => Ok(()),
                     Err(kube::Error::Api(status)) => Err((Some(status.code), status.message)),

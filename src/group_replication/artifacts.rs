@@ -8,7 +8,7 @@ use k8s_openapi::api::apps::v1::ControllerRevision;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use k8s_openapi::apimachinery::pkg::runtime::RawExtension;
-use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{ObjectMeta, Patch, PostParams};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Resource, ResourceExt};
 use serde_json::Value;
@@ -49,10 +49,7 @@ fn owned_meta(
 }
 
 fn post_params() -> PostParams {
-    PostParams {
-        field_manager: Some(crate::FIELD_MANAGER.into()),
-        ..PostParams::default()
-    }
+    crate::create_params()
 }
 
 /// The metadata patch that makes an existing replica ConfigMap (one written before the RSG,
@@ -303,7 +300,7 @@ pub async fn ensure_baselines(
         }
     };
     if let Some(patch) = adoption_patch(&existing.metadata, rsg) {
-        api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        api.patch(&name, &crate::patch_params(), &Patch::Merge(&patch))
             .await?;
         ctx.event(
             rsg,
@@ -321,7 +318,7 @@ pub async fn ensure_baselines(
         .collect();
     if !missing.is_empty() {
         let patch = serde_json::json!({"data": missing});
-        api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        api.patch(&name, &crate::patch_params(), &Patch::Merge(&patch))
             .await?;
         for (k, v) in missing {
             data.insert(k.clone(), v.clone());

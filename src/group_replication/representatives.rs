@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{ListParams, Patch, PatchParams};
+use kube::api::{ListParams, Patch};
 use kube::{Api, ResourceExt};
 use serde_json::json;
 
@@ -56,7 +56,7 @@ fn selects(selector: &BTreeMap<String, String>, pod: &Pod) -> bool {
 async fn set_label(api: &Api<Pod>, pod: &str, value: Option<&str>) -> Result<(), ReconcileError> {
     let patch = json!({"metadata": {"labels": {LABEL_REPRESENTATIVE: value}}});
     match api
-        .patch(pod, &PatchParams::default(), &Patch::Merge(&patch))
+        .patch(pod, &crate::patch_params(), &Patch::Merge(&patch))
         .await
     {
         Ok(_) => Ok(()),

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::chrono::Utc;
-use kube::api::{ObjectMeta, PostParams};
+use kube::api::ObjectMeta;
 use kube::{Api, Client};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -139,7 +139,7 @@ impl Elector {
                         now,
                     )),
                 };
-                self.api.create(&PostParams::default(), &lease).await
+                self.api.create(&crate::create_params(), &lease).await
             }
             (_, Some(mut lease)) => {
                 lease.spec = Some(claimed(
@@ -151,7 +151,7 @@ impl Elector {
                 ));
                 // The resourceVersion read above makes this a compare-and-swap.
                 self.api
-                    .replace(&settings.name, &PostParams::default(), &lease)
+                    .replace(&settings.name, &crate::create_params(), &lease)
                     .await
             }
         };
@@ -187,7 +187,7 @@ impl Elector {
         update.spec = Some(released(&spec, Utc::now()));
         match self
             .api
-            .replace(&self.settings.name, &PostParams::default(), &update)
+            .replace(&self.settings.name, &crate::create_params(), &update)
             .await
         {
             Ok(_) => info!("released the Lease"),

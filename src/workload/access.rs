@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, ListParams, Patch};
 use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
@@ -209,10 +209,7 @@ impl WorkloadAccess {
         namespace: &str,
         object: Value,
     ) -> Result<(), AccessError> {
-        let params = PostParams {
-            field_manager: Some(crate::FIELD_MANAGER.into()),
-            ..PostParams::default()
-        };
+        let params = crate::create_params();
         let kind_name = kind.kind_name();
         let result = match self.typed(kind).await? {
             Typed::Deployment => {
@@ -282,10 +279,7 @@ impl WorkloadAccess {
         name: &str,
         patch: &Value,
     ) -> Result<(), AccessError> {
-        let params = PatchParams {
-            field_manager: Some(crate::FIELD_MANAGER.into()),
-            ..PatchParams::default()
-        };
+        let params = crate::patch_params();
         let patch = Patch::Merge(patch);
         let result = match self.typed(kind).await? {
             Typed::Deployment => Api::<Deployment>::namespaced(self.client.clone(), namespace)
