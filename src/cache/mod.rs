@@ -6,6 +6,8 @@
 //! Events on managed objects are turned into reconcile triggers for the RSGs they belong to.
 
 mod api_reachability;
+mod dynamic_watches;
+pub use dynamic_watches::DynamicWatches;
 pub use api_reachability::ApiReachability;
 mod feed;
 mod target_index;
@@ -54,6 +56,8 @@ pub struct Stores {
     pub representatives: Store<Pod>,
     /// Every ResourceScalingGroupGrant (namespaces' consent to RSGs of other namespaces).
     pub grants: Store<ResourceScalingGroupGrant>,
+    /// Watches of workload kinds without a typed cache, started on first use.
+    pub dynamic: Arc<DynamicWatches>,
     /// Which RSGs claim which workloads.
     pub target_index: Arc<TargetIndex>,
     /// Reconcile requests for the controller, open while this replica leads.
@@ -155,6 +159,7 @@ impl Stores {
         let stores = Self {
             rsgs,
             grants,
+            dynamic: Arc::new(DynamicWatches::new(client.clone(), triggers.clone())),
             deployments: watch_labelled(
                 &client,
                 LABEL_MANAGED,
@@ -198,6 +203,7 @@ impl Stores {
             revisions: reflector::store().0,
             representatives: reflector::store().0,
             grants: reflector::store().0,
+            dynamic: Arc::new(DynamicWatches::disabled()),
             target_index: target_index.clone(),
             feed: Arc::default(),
             synced: Arc::new(watch::channel(true).0),

@@ -103,6 +103,19 @@ impl RsgTriggers {
             .collect()
     }
 
+    /// Asks for a reconcile of `rsg`.
+    pub fn offer(&self, rsg: ObjectRef<ResourceScalingGroup>) {
+        self.feed.offer(rsg);
+    }
+
+    /// Every RSG that claims `workload` (a leader, follower or base of any kind).
+    pub fn send_for_claims(&self, workload: &WorkloadKey) {
+        for claim in self.target_index.claims_on(workload) {
+            self.feed
+                .offer(ObjectRef::new(&claim.rsg_name).within(&claim.rsg_namespace));
+        }
+    }
+
     /// A representative pod: `rsg.io/representative=<rsg>`; group 0's pods live in the base
     /// namespace, so every RSG with that name is triggered.
     pub fn for_representative<K: Resource>(

@@ -181,6 +181,19 @@ impl Context {
             .remove(rsg);
     }
 
+    /// Makes sure every kind among `kinds` is watched (typed caches, or watches started on
+    /// first use); false when one cannot be (its kind not served, or no cluster to watch).
+    pub async fn watch_kinds(&self, kinds: &[crate::workload::WorkloadKind]) -> bool {
+        let mut all = true;
+        for kind in kinds.iter().filter(|k| !k.is_watched()) {
+            all &= match self.workloads.api_resource(kind).await {
+                Ok(ar) => self.stores.dynamic.ensure(&ar),
+                Err(_) => false,
+            };
+        }
+        all
+    }
+
     /// Forgets the failures of `rsg` after a success.
     pub fn reset_backoff(&self, rsg: &ObjectRef<ResourceScalingGroup>) {
         self.failures

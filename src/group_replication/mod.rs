@@ -646,10 +646,12 @@ pub async fn reconcile(
     let all_represented = active.iter().all(|id| represented.contains(id));
     log_new_problems(ctx, rsg, &problems);
     let written = status::write_groups(ctx, rsg, &obs, &group_name, &summary, &problems).await?;
-    // Kinds read through the dynamic API (LeaderWorkerSet, RoleBasedGroup, ...) are not
-    // watched: while one of their groups is not ready yet, look again soon.
-    let unwatched_not_ready = written.ready_replicas < written.current_replicas
-        && obs.targets.iter().any(|t| !t.kind.is_watched());
+    // Kinds read through the dynamic API (LeaderWorkerSet, RoleBasedGroup, ...) are watched
+    // from their first use; one that cannot be watched is looked at again soon while one of
+    // its groups is not ready yet.
+    let kinds: Vec<_> = obs.targets.iter().map(|t| t.kind.clone()).collect();
+    let watched = ctx.watch_kinds(&kinds).await;
+    let unwatched_not_ready = written.ready_replicas < written.current_replicas && !watched;
     let requeue_after = match next_drain_check {
         // Poll the metric of draining groups every few seconds, and wake at the timeout.
         Some(remaining) => remaining.min(Duration::from_secs(3)),

@@ -297,19 +297,19 @@ pub async fn reconcile(
         rsg.metadata.generation,
     );
     ctx.write_status(rsg, &status).await?;
-    let dynamic = std::iter::once(&leader.kind)
+    let kinds: Vec<WorkloadKind> = std::iter::once(leader.kind.clone())
         .chain(
             config
                 .follower
                 .iter()
                 .filter_map(|f| member(rsg, &f.resource_name))
-                .map(|m| m.kind)
-                .collect::<Vec<_>>()
-                .iter(),
+                .map(|m| m.kind),
         )
-        .any(|k| !matches!(k, WorkloadKind::Deployment | WorkloadKind::StatefulSet));
-    // Typed kinds are watched; dynamic kinds and problems are re-checked periodically, a
-    // missing workload (not watched) after 30 s doubling to 5 minutes.
+        .collect();
+    let unwatched = !ctx.watch_kinds(&kinds).await;
+    // Every kind is watched (typed caches, or watches started on first use); kinds that
+    // could not be watched and problems are re-checked periodically, a missing workload
+    // (not watched) after 30 s, then as long again as it has been missing, up to 5 minutes.
     let rsg_ref = kube::runtime::reflector::ObjectRef::from_obj(rsg);
     let only_missing = !problems.is_empty()
         && problems
@@ -319,7 +319,7 @@ pub async fn reconcile(
         return Ok(ctx.problem_backoff(&rsg_ref));
     }
     ctx.reset_problem_backoff(&rsg_ref);
-    Ok(if dynamic || !problems.is_empty() {
+    Ok(if unwatched || !problems.is_empty() {
         Duration::from_secs(10)
     } else {
         Duration::from_secs(300)
