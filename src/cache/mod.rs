@@ -7,8 +7,8 @@
 
 mod api_reachability;
 mod dynamic_watches;
-pub use dynamic_watches::DynamicWatches;
 pub use api_reachability::ApiReachability;
+pub use dynamic_watches::DynamicWatches;
 mod feed;
 mod target_index;
 mod triggers;
