@@ -24,10 +24,6 @@ use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client};
 use rsg::api::ResourceScalingGroup;
-use rsg::group_replication::baseline::Replicas;
-use rsg::group_replication::build::{
-    build_service_copy, build_workload_copy, CopySpec, ServiceCopySpec,
-};
 use serde_json::{json, Value};
 use support::control_plane::ControlPlane;
 use support::kubectl::install_crd;
@@ -49,22 +45,6 @@ fn median(mut samples: Vec<Duration>) -> Duration {
 fn spread(samples: &[Duration]) -> String {
     let list: Vec<String> = samples.iter().map(|d| format!("{:.0}", ms(*d))).collect();
     list.join(", ")
-}
-
-fn base_objects(ns: &str) -> Vec<Value> {
-    let mut objects = Vec::new();
-    for role in ["prefill", "decode"] {
-        objects.push(json!({"apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": format!("llm-{role}"), "namespace": ns},
-            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "llm", "role": role}},
-                     "template": {"metadata": {"labels": {"app": "llm", "role": role}},
-                                  "spec": {"containers": [{"name": "vllm", "image": "registry.local/vllm:1"}]}}}}));
-        objects.push(json!({"apiVersion": "v1", "kind": "Service",
-            "metadata": {"name": format!("llm-{role}"), "namespace": ns},
-            // Headless: the rounds would exhaust the test apiserver's /24 of Service IPs.
-            "spec": {"clusterIP": "None", "selector": {"app": "llm", "role": role}, "ports": [{"port": 8000}]}}));
-    }
-    objects
 }
 
 async fn create_namespace(client: &Client, name: &str) {
@@ -138,7 +118,7 @@ async fn scale(client: &Client, ns: &str, name: &str, replicas: i32) {
 async fn rsg_scale_out(client: &Client, round: usize) -> Duration {
     let ns = &format!("bench-rsg-{round}");
     create_namespace(client, ns).await;
-    for object in base_objects(ns) {
+    for object in common::base_objects(ns, "registry.local/vllm:1") {
         create_value(client, ns, &object).await;
     }
     let rsg = rsg_object(ns, "llm", &["llm-prefill", "llm-decode"], 1);
@@ -157,43 +137,10 @@ async fn rsg_scale_out(client: &Client, round: usize) -> Duration {
 async fn plain_client_creates(client: &Client, round: usize) -> Duration {
     let ns = &format!("bench-plain-{round}");
     create_namespace(client, ns).await;
-    let bases = base_objects(ns);
+    let bases = common::base_objects(ns, "registry.local/vllm:1");
     let renames = BTreeMap::new();
     let groups: Vec<Vec<Value>> = (1..GROUPS)
-        .map(|id| {
-            bases
-                .iter()
-                .map(|base| {
-                    let name = base["metadata"]["name"].as_str().unwrap();
-                    if base["kind"] == "Service" {
-                        build_service_copy(
-                            base,
-                            &ServiceCopySpec {
-                                rsg_name: "llm",
-                                rsg_namespace: ns,
-                                copy_name: &format!("{name}-pd-{id}"),
-                                group_id: id,
-                                keep_external_type: false,
-                            },
-                        )
-                    } else {
-                        build_workload_copy(
-                            base,
-                            &CopySpec {
-                                rsg_name: "llm",
-                                rsg_namespace: ns,
-                                target_name: name,
-                                copy_name: &format!("pd-{name}-{id}"),
-                                group_id: id,
-                                replicas: &Replicas::Count(1),
-                                service_renames: &renames,
-                                revision: "r1",
-                            },
-                        )
-                    }
-                })
-                .collect()
-        })
+        .map(|id| common::copy_group(&bases, ns, "llm", id, &renames))
         .collect();
     let started = Instant::now();
     futures::stream::iter(groups)
@@ -212,7 +159,7 @@ async fn plain_client_creates(client: &Client, round: usize) -> Duration {
 async fn scale_latency(client: &Client) -> Vec<Duration> {
     let ns = "bench-latency";
     create_namespace(client, ns).await;
-    for object in base_objects(ns) {
+    for object in common::base_objects(ns, "registry.local/vllm:1") {
         create_value(client, ns, &object).await;
     }
     let rsg = rsg_object(ns, "lat", &["llm-prefill", "llm-decode"], 1);

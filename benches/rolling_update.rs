@@ -19,10 +19,6 @@ use k8s_openapi::api::core::v1::{Namespace, Service};
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use rsg::api::ResourceScalingGroup;
-use rsg::group_replication::baseline::Replicas;
-use rsg::group_replication::build::{
-    build_service_copy, build_workload_copy, CopySpec, ServiceCopySpec,
-};
 use serde_json::{json, Value};
 use support::control_plane::ControlPlane;
 use support::kubectl::install_crd;
@@ -33,21 +29,6 @@ use support::rsg_process::RsgProcess;
 /// Copy groups replaced (group 0, the base, is never replaced).
 const COPIES: i32 = 10;
 const ROLES: [&str; 2] = ["prefill", "decode"];
-
-fn base_objects(ns: &str, image: &str) -> Vec<Value> {
-    let mut objects = Vec::new();
-    for role in ROLES {
-        objects.push(json!({"apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": format!("llm-{role}"), "namespace": ns},
-            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "llm", "role": role}},
-                     "template": {"metadata": {"labels": {"app": "llm", "role": role}},
-                                  "spec": {"containers": [{"name": "vllm", "image": image}]}}}}));
-        objects.push(json!({"apiVersion": "v1", "kind": "Service",
-            "metadata": {"name": format!("llm-{role}"), "namespace": ns},
-            "spec": {"clusterIP": "None", "selector": {"app": "llm", "role": role}, "ports": [{"port": 8000}]}}));
-    }
-    objects
-}
 
 async fn create(client: &Client, ns: &str, object: &Value) {
     let params = PostParams::default();
@@ -116,47 +97,14 @@ async fn plain_client(client: &Client) -> Duration {
     let ns = "bench-plain";
     namespace(client, ns).await;
     let _ready = ReadinessSimulator::start_with(&kubeconfig(), ns, "", Duration::ZERO);
-    let bases = base_objects(ns, "registry.local/vllm:1");
+    let bases = common::base_objects(ns, "registry.local/vllm:1");
     for object in &bases {
         create(client, ns, object).await;
     }
+    // Deployments have no serviceName to rename.
+    let no_renames = BTreeMap::new();
     let group = |id: i32, bases: &[Value]| -> Vec<Value> {
-        let renames: BTreeMap<String, String> = ROLES
-            .iter()
-            .map(|r| (format!("llm-{r}"), format!("llm-{r}-pd-{id}")))
-            .collect();
-        bases
-            .iter()
-            .map(|base| {
-                let name = base["metadata"]["name"].as_str().unwrap_or_default();
-                if base["kind"] == "Service" {
-                    build_service_copy(
-                        base,
-                        &ServiceCopySpec {
-                            rsg_name: "plain",
-                            rsg_namespace: ns,
-                            copy_name: &format!("{name}-pd-{id}"),
-                            group_id: id,
-                            keep_external_type: false,
-                        },
-                    )
-                } else {
-                    build_workload_copy(
-                        base,
-                        &CopySpec {
-                            rsg_name: "plain",
-                            rsg_namespace: ns,
-                            target_name: name,
-                            copy_name: &format!("pd-{name}-{id}"),
-                            group_id: id,
-                            replicas: &Replicas::Count(1),
-                            service_renames: &renames,
-                            revision: "plain",
-                        },
-                    )
-                }
-            })
-            .collect()
+        common::copy_group(bases, ns, "plain", id, &no_renames)
     };
     let deployments =
         |id: i32| -> Vec<String> { ROLES.iter().map(|r| format!("pd-llm-{r}-{id}")).collect() };
@@ -170,7 +118,7 @@ async fn plain_client(client: &Client) -> Duration {
 
     let started = Instant::now();
     set_image(client, ns, "registry.local/vllm:2").await;
-    let new_bases = base_objects(ns, "registry.local/vllm:2");
+    let new_bases = common::base_objects(ns, "registry.local/vllm:2");
     let base_names: Vec<String> = ROLES.iter().map(|r| format!("llm-{r}")).collect();
     wait_ready(client, ns, &base_names).await;
     let deployments_api: Api<Deployment> = Api::namespaced(client.clone(), ns);
@@ -206,7 +154,7 @@ async fn with_rsg(client: &Client) -> Duration {
     let ns = "bench-rsg";
     namespace(client, ns).await;
     let _ready = ReadinessSimulator::start_with(&kubeconfig(), ns, "", Duration::ZERO);
-    for object in base_objects(ns, "registry.local/vllm:1") {
+    for object in common::base_objects(ns, "registry.local/vllm:1") {
         create(client, ns, &object).await;
     }
     let rsg: ResourceScalingGroup = serde_json::from_value(json!({

@@ -161,3 +161,69 @@ pub fn print_header() {
     println!("| server         | cache        | review  | conc |     req/s | p50 (ms) | p99 (ms) | errors | RSS (MiB) | API calls/req |");
     println!("|----------------|--------------|---------|------|-----------|----------|----------|--------|-----------|---------------|");
 }
+
+/// The prefill and decode base Deployments (one replica, `image`) of the GroupReplication
+/// benchmarks, each with a headless Service (the rounds would exhaust the test apiserver's
+/// /24 of Service IPs otherwise).
+pub fn base_objects(ns: &str, image: &str) -> Vec<serde_json::Value> {
+    let mut objects = Vec::new();
+    for role in ["prefill", "decode"] {
+        objects.push(
+            serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": format!("llm-{role}"), "namespace": ns},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "llm", "role": role}},
+                     "template": {"metadata": {"labels": {"app": "llm", "role": role}},
+                                  "spec": {"containers": [{"name": "vllm", "image": image}]}}}}),
+        );
+        objects.push(serde_json::json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": format!("llm-{role}"), "namespace": ns},
+            "spec": {"clusterIP": "None", "selector": {"app": "llm", "role": role}, "ports": [{"port": 8000}]}}));
+    }
+    objects
+}
+
+/// Copy group `id` of `bases` as rsg builds it (group name `pd`), for a plain client to create.
+pub fn copy_group(
+    bases: &[serde_json::Value],
+    ns: &str,
+    rsg_name: &str,
+    id: i32,
+    renames: &std::collections::BTreeMap<String, String>,
+) -> Vec<serde_json::Value> {
+    use rsg::group_replication::baseline::Replicas;
+    use rsg::group_replication::build::{
+        build_service_copy, build_workload_copy, CopySpec, ServiceCopySpec,
+    };
+    bases
+        .iter()
+        .map(|base| {
+            let name = base["metadata"]["name"].as_str().unwrap_or_default();
+            if base["kind"] == "Service" {
+                build_service_copy(
+                    base,
+                    &ServiceCopySpec {
+                        rsg_name,
+                        rsg_namespace: ns,
+                        copy_name: &format!("{name}-pd-{id}"),
+                        group_id: id,
+                        keep_external_type: false,
+                    },
+                )
+            } else {
+                build_workload_copy(
+                    base,
+                    &CopySpec {
+                        rsg_name,
+                        rsg_namespace: ns,
+                        target_name: name,
+                        copy_name: &format!("pd-{name}-{id}"),
+                        group_id: id,
+                        replicas: &Replicas::Count(1),
+                        service_renames: renames,
+                        revision: "r1",
+                    },
+                )
+            }
+        })
+        .collect()
+}
