@@ -176,11 +176,12 @@ pub async fn create_group(
             )),
             Err((_, message)) => {
                 roll_back(ctx, &services, &namespace, &created).await?;
-                return Err(ReconcileError::Create(format!(
-                    "creating {} {namespace}/{}: {message}",
-                    part.kind_name(),
-                    part.name()
-                )));
+                return Err(ReconcileError::Create {
+                    kind: part.kind_name().to_string(),
+                    namespace: namespace.clone(),
+                    name: part.name().to_string(),
+                    message,
+                });
             }
         };
         roll_back(ctx, &services, &namespace, &created).await?;
@@ -226,7 +227,8 @@ async fn conflicting_owner(
         Missing::Service { name, .. } => services
             .get_opt(name)
             .await?
-            .map(|s| serde_json::to_value(s).unwrap_or_default()),
+            .map(|s| serde_json::to_value(s).map_err(ReconcileError::Convert))
+            .transpose()?,
     };
     let rsg_label = existing
         .as_ref()

@@ -135,9 +135,19 @@ pub enum ReconcileError {
     /// An object could not be converted.
     #[error("converting an object: {0}")]
     Convert(serde_json::Error),
-    /// A create failed for a reason other than a conflict or RBAC.
-    #[error("{0}")]
-    Create(String),
+    /// A create failed for a reason other than a conflict or RBAC (what the group made before
+    /// it is rolled back).
+    #[error("creating {kind} {namespace}/{name}: {message}")]
+    Create {
+        /// Kind of the object.
+        kind: String,
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+        /// What the API server (or the client) said.
+        message: String,
+    },
 }
 
 /// How soon to look again.

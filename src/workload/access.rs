@@ -161,15 +161,19 @@ impl WorkloadAccess {
             Typed::Deployment => get_typed::<Deployment>(&self.client, namespace, name).await,
             Typed::StatefulSet => get_typed::<StatefulSet>(&self.client, namespace, name).await,
             Typed::Dynamic(ar) => {
-                Api::<DynamicObject>::namespaced_with(self.client.clone(), namespace, &ar)
+                match Api::<DynamicObject>::namespaced_with(self.client.clone(), namespace, &ar)
                     .get_opt(name)
                     .await
-                    .map(|o| o.map(|o| serde_json::to_value(o).unwrap_or_default()))
+                {
+                    Ok(object) => object.map(|o| to_value(kind.kind_name(), &o)).transpose(),
+                    Err(err) => Err(AccessError::Api(err)),
+                }
             }
         };
         match result {
             Ok(value) => Ok(value.map(|v| with_type_meta(v, kind))),
-            Err(err) => Err(self.not_served_check(kind, err).await),
+            Err(AccessError::Api(err)) => Err(self.not_served_check(kind, err).await),
+            Err(other) => Err(other),
         }
     }
 
@@ -185,20 +189,23 @@ impl WorkloadAccess {
             Typed::Deployment => list_typed::<Deployment>(&self.client, namespace, &params).await,
             Typed::StatefulSet => list_typed::<StatefulSet>(&self.client, namespace, &params).await,
             Typed::Dynamic(ar) => {
-                Api::<DynamicObject>::namespaced_with(self.client.clone(), namespace, &ar)
+                match Api::<DynamicObject>::namespaced_with(self.client.clone(), namespace, &ar)
                     .list(&params)
                     .await
-                    .map(|l| {
-                        l.items
-                            .into_iter()
-                            .map(|o| serde_json::to_value(o).unwrap_or_default())
-                            .collect()
-                    })
+                {
+                    Ok(list) => list
+                        .items
+                        .iter()
+                        .map(|o| to_value(kind.kind_name(), o))
+                        .collect(),
+                    Err(err) => Err(AccessError::Api(err)),
+                }
             }
         };
         match result {
             Ok(items) => Ok(items.into_iter().map(|v| with_type_meta(v, kind)).collect()),
-            Err(err) => Err(self.not_served_check(kind, err).await),
+            Err(AccessError::Api(err)) => Err(self.not_served_check(kind, err).await),
+            Err(other) => Err(other),
         }
     }
 
@@ -308,7 +315,7 @@ async fn get_typed<K>(
     client: &Client,
     namespace: &str,
     name: &str,
-) -> Result<Option<Value>, kube::Error>
+) -> Result<Option<Value>, AccessError>
 where
     K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
         + Clone
@@ -319,14 +326,14 @@ where
     let object = Api::<K>::namespaced(client.clone(), namespace)
         .get_opt(name)
         .await?;
-    Ok(object.map(|o| serde_json::to_value(o).unwrap_or_default()))
+    object.map(|o| to_value(&K::kind(&()), &o)).transpose()
 }
 
 async fn list_typed<K>(
     client: &Client,
     namespace: &str,
     params: &ListParams,
-) -> Result<Vec<Value>, kube::Error>
+) -> Result<Vec<Value>, AccessError>
 where
     K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
         + Clone
@@ -337,11 +344,10 @@ where
     let list = Api::<K>::namespaced(client.clone(), namespace)
         .list(params)
         .await?;
-    Ok(list
-        .items
+    list.items
         .iter()
-        .map(|o| serde_json::to_value(o).unwrap_or_default())
-        .collect())
+        .map(|o| to_value(&K::kind(&()), o))
+        .collect()
 }
 
 /// Lists do not carry apiVersion/kind on their items; put them back.
