@@ -20,7 +20,7 @@ use kube::{Api, Client, ResourceExt};
 use rsg::api::ResourceScalingGroup;
 use serde_json::json;
 use support::control_plane::ControlPlane;
-use support::kubectl::install_crd;
+use support::kubectl::install_rsg_prerequisites;
 use support::processes::scratch_dir;
 use support::rsg_process::RsgProcess;
 
@@ -97,9 +97,7 @@ fn main() {
     }
     let dir = scratch_dir();
     let plane = ControlPlane::start(&dir, false);
-    install_crd(&plane.kubeconfig);
-    // rsg-system: rsg's own namespace, where its Lease lives.
-    support::kubectl::install_rbac(&plane.kubeconfig);
+    install_rsg_prerequisites(&plane.kubeconfig);
     let _rsg = RsgProcess::start(&dir, &plane.kubeconfig, "rsg-bench");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

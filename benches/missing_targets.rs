@@ -19,7 +19,7 @@ use kube::{Api, Client};
 use rsg::api::ResourceScalingGroup;
 use serde_json::{json, Value};
 use support::control_plane::{ControlPlane, RSG_USER};
-use support::kubectl::{install_crd, install_rbac};
+use support::kubectl::install_rsg_prerequisites;
 use support::processes::scratch_dir;
 use support::rsg_process::RsgProcess;
 
@@ -89,8 +89,7 @@ fn main() {
         .unwrap_or(6);
     let dir = scratch_dir();
     let plane = ControlPlane::start(&dir, false);
-    install_crd(&plane.kubeconfig);
-    install_rbac(&plane.kubeconfig);
+    install_rsg_prerequisites(&plane.kubeconfig);
     // As the audited ServiceAccount identity of manifests/install.
     let _rsg = RsgProcess::start(&dir, &plane.rsg_kubeconfig, "rsg-bench");
     let runtime = tokio::runtime::Builder::new_multi_thread()

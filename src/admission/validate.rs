@@ -9,7 +9,7 @@ use super::{lookups, AdmissionContext};
 use serde::Deserialize;
 
 use crate::api::{ResourceScalingGroup, ResourceScalingGroupSpec};
-use crate::boundary::{grants_by_namespace, read_namespace_labels, ViolationKind};
+use crate::boundary::{current_violations, ViolationKind};
 use crate::validation::{
     exclusive_target_errors, invalid_object_message, validate_rsg, FieldError, FieldErrorKind,
 };
@@ -73,28 +73,22 @@ pub async fn validate_rsg_request(
         tracing::info!(problems = errors.len(), "denied an oversized spec");
         return deny(request, 422, message);
     }
-    let grants = ctx.stores.all_grants();
-    let grants = grants_by_namespace(&grants);
-    let grants_in = |ns: &str| grants.get(ns).cloned().unwrap_or_default();
+    let grants = ctx.stores.grants_by_namespace();
+    let grants_in = |ns: &str| grants.specs_in(ns);
     errors.extend(exclusive_target_errors(
         &namespace,
         &name,
         &rsg.spec,
         |key| ctx.stores.counted_claims(key, &ctx.boundary, grants_in),
     ));
-    let labels = match &ctx.client {
-        Some(client) => {
-            read_namespace_labels(
-                client,
-                ctx.boundary.namespaces_to_label(&namespace, &rsg.spec),
-            )
-            .await
-        }
-        None => Default::default(),
-    };
-    for violation in ctx
-        .boundary
-        .violations(&namespace, &rsg.spec, &labels, grants_in)
+    for violation in current_violations(
+        ctx.client.as_ref(),
+        &ctx.boundary,
+        &grants,
+        &namespace,
+        &rsg.spec,
+    )
+    .await
     {
         match violation.kind {
             ViolationKind::ClosedNamespace => errors.push(violation.error),

@@ -18,7 +18,7 @@ mod namespace_selector;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-pub use namespace_labels::{grants_by_namespace, read_namespace_labels};
+pub use namespace_labels::{current_violations, read_namespace_labels, Grants};
 pub use namespace_selector::{NamespaceSelector, SelectorError};
 
 use crate::api::{ResourceScalingGroupGrantSpec, ResourceScalingGroupSpec};

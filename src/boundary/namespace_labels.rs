@@ -1,5 +1,5 @@
 //! The I/O edge of the boundary: namespace labels read from the API server, grants indexed
-//! from the cache.
+//! from the cache, and the check of an RSG against both.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -8,8 +8,10 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::{Api, Client, ResourceExt};
 
-use super::NamespaceLabels;
-use crate::api::{ResourceScalingGroupGrant, ResourceScalingGroupGrantSpec};
+use super::{NamespaceLabels, TargetBoundary, Violation};
+use crate::api::{
+    ResourceScalingGroupGrant, ResourceScalingGroupGrantSpec, ResourceScalingGroupSpec,
+};
 
 /// Namespaces read at once.
 const CONCURRENCY: usize = 4;
@@ -40,16 +42,48 @@ pub async fn read_namespace_labels(
         .await
 }
 
-/// Grant specs by namespace, borrowed from `grants`.
-pub fn grants_by_namespace(
-    grants: &[Arc<ResourceScalingGroupGrant>],
-) -> HashMap<String, Vec<&ResourceScalingGroupGrantSpec>> {
-    let mut by_namespace: HashMap<String, Vec<&ResourceScalingGroupGrantSpec>> = HashMap::new();
-    for grant in grants {
-        by_namespace
-            .entry(grant.namespace().unwrap_or_default())
-            .or_default()
-            .push(&grant.spec);
+/// The grants of the cluster by namespace (a snapshot of the cache).
+#[derive(Default)]
+pub struct Grants {
+    by_namespace: HashMap<String, Vec<Arc<ResourceScalingGroupGrant>>>,
+}
+
+impl Grants {
+    /// Indexes `grants` by their namespace.
+    pub fn new(grants: Vec<Arc<ResourceScalingGroupGrant>>) -> Self {
+        let mut by_namespace: HashMap<String, Vec<Arc<ResourceScalingGroupGrant>>> = HashMap::new();
+        for grant in grants {
+            by_namespace
+                .entry(grant.namespace().unwrap_or_default())
+                .or_default()
+                .push(grant);
+        }
+        Self { by_namespace }
     }
-    by_namespace
+
+    /// The grant specs of `namespace`.
+    pub fn specs_in(&self, namespace: &str) -> Vec<&ResourceScalingGroupGrantSpec> {
+        self.by_namespace
+            .get(namespace)
+            .map(|grants| grants.iter().map(|g| &g.spec).collect())
+            .unwrap_or_default()
+    }
+}
+
+/// Every target of `spec` outside `boundary` now: the grants as given, the namespace labels
+/// the operator's selector needs read from the API server (none without a client).
+pub async fn current_violations(
+    client: Option<&Client>,
+    boundary: &TargetBoundary,
+    grants: &Grants,
+    rsg_namespace: &str,
+    spec: &ResourceScalingGroupSpec,
+) -> Vec<Violation> {
+    let labels = match client {
+        Some(client) => {
+            read_namespace_labels(client, boundary.namespaces_to_label(rsg_namespace, spec)).await
+        }
+        None => NamespaceLabels::default(),
+    };
+    boundary.violations(rsg_namespace, spec, &labels, |ns| grants.specs_in(ns))
 }

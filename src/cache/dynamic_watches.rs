@@ -75,12 +75,7 @@ impl DynamicWatches {
                                 namespace: object.namespace().unwrap_or_default(),
                                 name: object.name_any(),
                             };
-                            // Its RSGs: those claiming it (a base, leader or follower) and,
-                            // for a copy, the one its label names.
-                            triggers.send_for_claims(&workload);
-                            for reference in triggers.for_labelled(&object) {
-                                triggers.offer(reference);
-                            }
+                            triggers.offer_all(triggers.for_workload_key(&object, &workload));
                         }
                         Err(err) => warn!(error = %err, kind = %key, "watch failed; retrying"),
                     }

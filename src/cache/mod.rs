@@ -33,7 +33,7 @@ use crate::api::{
     ResourceScalingGroup, ResourceScalingGroupGrant, ResourceScalingGroupGrantSpec, LABEL_MANAGED,
     LABEL_NAME, LABEL_REPRESENTATIVE,
 };
-use crate::boundary::TargetBoundary;
+use crate::boundary::{Grants, TargetBoundary};
 use crate::validation::TargetClaim;
 use crate::workload::WorkloadKey;
 
@@ -277,9 +277,9 @@ impl Stores {
 }
 
 impl Stores {
-    /// Every cached grant; [`crate::boundary::TargetBoundary::violations`] borrows from it.
-    pub fn all_grants(&self) -> Vec<Arc<ResourceScalingGroupGrant>> {
-        self.grants.state()
+    /// The cached grants, by namespace.
+    pub fn grants_by_namespace(&self) -> Grants {
+        Grants::new(self.grants.state())
     }
 
     /// The claims on `workload` that count: those of cached RSGs inside the boundary. A

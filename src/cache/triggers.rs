@@ -68,14 +68,24 @@ impl RsgTriggers {
         &self,
         object: &K,
     ) -> Vec<ObjectRef<ResourceScalingGroup>> {
-        let mut refs = self.for_labelled(object);
         let key = WorkloadKey {
             group: K::group(&()).into_owned(),
             kind: K::kind(&()).into_owned(),
             namespace: object.namespace().unwrap_or_default(),
             name: object.name_any(),
         };
-        for claim in self.target_index.claims_on(&key) {
+        self.for_workload_key(object, &key)
+    }
+
+    /// A workload of any kind, known as `key`: the RSG its label names (a copy) and the RSGs
+    /// claiming it (a base, leader or follower).
+    pub fn for_workload_key<K: Resource>(
+        &self,
+        object: &K,
+        key: &WorkloadKey,
+    ) -> Vec<ObjectRef<ResourceScalingGroup>> {
+        let mut refs = self.for_labelled(object);
+        for claim in self.target_index.claims_on(key) {
             let reference = ObjectRef::new(&claim.rsg_name).within(&claim.rsg_namespace);
             if !refs.contains(&reference) {
                 refs.push(reference);
@@ -103,16 +113,10 @@ impl RsgTriggers {
             .collect()
     }
 
-    /// Asks for a reconcile of `rsg`.
-    pub fn offer(&self, rsg: ObjectRef<ResourceScalingGroup>) {
-        self.feed.offer(rsg);
-    }
-
-    /// Every RSG that claims `workload` (a leader, follower or base of any kind).
-    pub fn send_for_claims(&self, workload: &WorkloadKey) {
-        for claim in self.target_index.claims_on(workload) {
-            self.feed
-                .offer(ObjectRef::new(&claim.rsg_name).within(&claim.rsg_namespace));
+    /// Asks for a reconcile of each of `rsgs`.
+    pub fn offer_all(&self, rsgs: Vec<ObjectRef<ResourceScalingGroup>>) {
+        for rsg in rsgs {
+            self.feed.offer(rsg);
         }
     }
 

@@ -21,7 +21,7 @@ use tracing::{debug, info, warn, Instrument};
 pub use context::Context;
 
 use crate::api::{ResourceScalingGroup, STRATEGY_GROUP_REPLICATION, STRATEGY_INPLACE_SCALING};
-use crate::boundary::{grants_by_namespace, read_namespace_labels};
+use crate::boundary::current_violations;
 use crate::group_replication::{self, ReconcileError};
 use crate::inplace_scaling;
 use crate::validation::{exclusive_target_errors, invalid_object_message, validate_rsg};
@@ -185,17 +185,16 @@ async fn reconcile_strategy(
             .await?;
         return Ok(Action::await_change());
     }
-    let grants = ctx.stores.all_grants();
-    let grants = grants_by_namespace(&grants);
-    let grants_in = |ns: &str| grants.get(ns).cloned().unwrap_or_default();
-    let labels = read_namespace_labels(
-        &ctx.client,
-        ctx.boundary.namespaces_to_label(&namespace, &rsg.spec),
+    let grants = ctx.stores.grants_by_namespace();
+    let grants_in = |ns: &str| grants.specs_in(ns);
+    let violations = current_violations(
+        Some(&ctx.client),
+        &ctx.boundary,
+        &grants,
+        &namespace,
+        &rsg.spec,
     )
     .await;
-    let violations = ctx
-        .boundary
-        .violations(&namespace, &rsg.spec, &labels, grants_in);
     if !violations.is_empty() {
         // Nothing outside the boundary is read, copied, labelled or scaled; the message
         // comes from the spec alone, so it tells nothing about the target namespaces.

@@ -112,33 +112,51 @@ pub async fn ensure_snapshot(
         .stores
         .revisions
         .get(&ObjectRef::new(&name).within(&namespace));
-    let conflict = || {
-        Ok(Err(Problem::NameConflict(format!(
-            "ControllerRevision {namespace}/{name} (the snapshot of target {target:?}) exists and was not made by this RSG; rename or delete it"
-        ))))
-    };
     if let Some(revision) = cached {
         if !made_by(&revision.metadata, rsg) {
-            return conflict();
+            return Ok(Err(snapshot_conflict(&namespace, &name, target)));
         }
         if let Some(data) = revision.data.clone() {
             return Ok(Ok((data.0, false)));
         }
     }
+    store_snapshot(ctx, rsg, target, &name, base, &[], 1).await
+}
+
+fn snapshot_conflict(namespace: &str, name: &str, target: &str) -> Problem {
+    Problem::NameConflict(format!(
+        "ControllerRevision {namespace}/{name} (the snapshot of target {target:?}) exists and was not made by this RSG; rename or delete it"
+    ))
+}
+
+/// Stores `base` as the snapshot `name` of `target` (revision number `number`, with
+/// `extra_labels`). A name already taken is read back: a snapshot of this RSG (the cache
+/// lagged behind) is used, anything else is a name conflict.
+async fn store_snapshot(
+    ctx: &Context,
+    rsg: &ResourceScalingGroup,
+    target: &str,
+    name: &str,
+    base: &Value,
+    extra_labels: &[(&str, &str)],
+    number: i64,
+) -> Result<Result<(Value, bool), Problem>, ReconcileError> {
+    let namespace = rsg.namespace().unwrap_or_default();
     let api: Api<ControllerRevision> = Api::namespaced(ctx.client.clone(), &namespace);
     let snapshot = strip_runtime_fields(base);
-    let revision = ControllerRevision {
-        metadata: owned_meta(rsg, name.clone(), &[(LABEL_TARGET, target)]),
+    let mut labels = vec![(LABEL_TARGET, target)];
+    labels.extend_from_slice(extra_labels);
+    let stored = ControllerRevision {
+        metadata: owned_meta(rsg, name.to_string(), &labels),
         data: Some(RawExtension(snapshot.clone())),
-        revision: 1,
+        revision: number,
     };
-    match api.create(&post_params(), &revision).await {
+    match api.create(&post_params(), &stored).await {
         Ok(_) => Ok(Ok((snapshot, true))),
         Err(err) if api_errors::is_conflict(&err) => {
-            // The cache lagged behind, or the name is taken by an object that is not ours.
-            let existing = api.get(&name).await?;
+            let existing = api.get(name).await?;
             if !made_by(&existing.metadata, rsg) {
-                return conflict();
+                return Ok(Err(snapshot_conflict(&namespace, name, target)));
             }
             Ok(Ok((existing.data.map(|d| d.0).unwrap_or(snapshot), false)))
         }
@@ -196,33 +214,18 @@ pub async fn ensure_revision_snapshot(
         // The first snapshot keeps the plain name, as under OnDelete.
         return ensure_snapshot(ctx, rsg, target, base).await;
     }
-    let namespace = rsg.namespace().unwrap_or_default();
     let name = format!("{}-{revision}", snapshot_name(&rsg.name_any(), target));
     let number = existing.iter().map(|s| s.revision).max().unwrap_or(0) + 1;
-    let api: Api<ControllerRevision> = Api::namespaced(ctx.client.clone(), &namespace);
-    let snapshot = strip_runtime_fields(base);
-    let stored = ControllerRevision {
-        metadata: owned_meta(
-            rsg,
-            name.clone(),
-            &[(LABEL_TARGET, target), (LABEL_REVISION, revision)],
-        ),
-        data: Some(RawExtension(snapshot.clone())),
-        revision: number,
-    };
-    match api.create(&post_params(), &stored).await {
-        Ok(_) => Ok(Ok((snapshot, true))),
-        Err(err) if api_errors::is_conflict(&err) => {
-            let found = api.get(&name).await?;
-            if !made_by(&found.metadata, rsg) {
-                return Ok(Err(Problem::NameConflict(format!(
-                    "ControllerRevision {namespace}/{name} (a snapshot of target {target:?}) exists and was not made by this RSG; rename or delete it"
-                ))));
-            }
-            Ok(Ok((found.data.map(|d| d.0).unwrap_or(snapshot), false)))
-        }
-        Err(err) => Err(err.into()),
-    }
+    store_snapshot(
+        ctx,
+        rsg,
+        target,
+        &name,
+        base,
+        &[(LABEL_REVISION, revision)],
+        number,
+    )
+    .await
 }
 
 /// Snapshots kept per target beyond those groups still use.

@@ -77,6 +77,13 @@ pub fn install_rbac(kubeconfig: &Path) {
     }
 }
 
+/// Installs what a cluster needs before rsg runs: the committed CRDs and rsg's namespace
+/// (where its Lease lives) with the RBAC of `manifests/install`.
+pub fn install_rsg_prerequisites(kubeconfig: &Path) {
+    install_crd(kubeconfig);
+    install_rbac(kubeconfig);
+}
+
 /// Installs the committed CRD and waits until it is established.
 pub fn install_crd(kubeconfig: &Path) {
     let crd = concat!(

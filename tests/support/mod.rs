@@ -59,8 +59,7 @@ pub fn env_with(options: EnvOptions) -> &'static TestEnv {
         let dir = processes::scratch_dir();
         let control_plane = control_plane::ControlPlane::start(&dir, options.controller_manager);
         let kubeconfig = control_plane.kubeconfig.clone();
-        kubectl::install_crd(&kubeconfig);
-        kubectl::install_rbac(&kubeconfig);
+        kubectl::install_rsg_prerequisites(&kubeconfig);
         let rsg_kubeconfig = control_plane.rsg_kubeconfig.clone();
         let prometheus = options
             .prometheus
