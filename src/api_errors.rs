@@ -35,12 +35,9 @@ mod tests {
     use super::*;
 
     fn api_error(code: u16) -> kube::Error {
-        kube::Error::Api(kube::core::ErrorResponse {
-            status: "Failure".into(),
-            message: "answered".into(),
-            reason: "Reason".into(),
-            code,
-        })
+        kube::Error::Api(Box::new(
+            kube::core::Status::failure("answered", "Reason").with_code(code),
+        ))
     }
 
     #[test]

@@ -7,7 +7,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use k8s_openapi::chrono::{DateTime, Utc};
+use k8s_openapi::jiff::Timestamp;
 use serde_json::Value;
 use support::control_plane::RSG_REPLICA_TOKENS;
 use support::proxy::PausableProxy;
@@ -39,7 +39,7 @@ fn wait_log(replica: &RsgProcess, line: &str) {
 }
 
 /// Every write in the audit log by the replica whose token has `uid`: (received, verb, URI).
-fn writes_of(audit: &str, uid: &str) -> Vec<(DateTime<Utc>, String, String)> {
+fn writes_of(audit: &str, uid: &str) -> Vec<(Timestamp, String, String)> {
     audit
         .lines()
         .filter_map(|line| serde_json::from_str::<Value>(line).ok())
@@ -156,6 +156,6 @@ fn a_leader_cut_off_mid_scale_writes_nothing_once_the_standby_writes() {
             .iter()
             .map(|(at, _, _)| *at)
             .max()
-            .map(|last| (first_b - last).to_std().unwrap_or_default())
+            .map(|last| std::time::Duration::try_from(first_b.duration_since(last)).unwrap_or_default())
     );
 }

@@ -7,8 +7,8 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
-use kube::core::{ApiResource, DynamicObject};
-use kube::runtime::{metadata_watcher, watcher, WatchStreamExt};
+use kube::core::{ApiResource, DynamicObject, PartialObjectMeta};
+use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client, ResourceExt};
 use tracing::{debug, warn};
 
@@ -58,10 +58,11 @@ impl DynamicWatches {
             return true;
         }
         debug!(kind = %key, "watching a workload kind without a typed cache");
-        let api: Api<DynamicObject> = Api::all_with(client.clone(), ar);
+        // Metadata only: an `Api` of partial objects asks for nothing else.
+        let api: Api<PartialObjectMeta<DynamicObject>> = Api::all_with(client.clone(), ar);
         let (group, kind) = (ar.group.clone(), ar.kind.clone());
         let triggers = triggers.clone();
-        let stream = metadata_watcher(api, watcher::Config::default().labels(LABEL_MANAGED))
+        let stream = watcher(api, watcher::Config::default().labels(LABEL_MANAGED))
             .default_backoff()
             .touched_objects();
         tokio::spawn(async move {

@@ -1,7 +1,7 @@
 //! Building `status.conditions` the way Kubernetes tools expect them.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use k8s_openapi::chrono::Utc;
+use k8s_openapi::jiff::Timestamp;
 
 use crate::api::ResourceScalingGroup;
 
@@ -51,7 +51,7 @@ pub fn with_condition(
     let previous = conditions.iter().position(|c| c.type_ == type_);
     let last_transition_time = match previous.map(|i| &conditions[i]) {
         Some(old) if old.status == status => old.last_transition_time.clone(),
-        _ => Time(Utc::now()),
+        _ => Time(Timestamp::now()),
     };
     let condition = Condition {
         type_: type_.to_string(),

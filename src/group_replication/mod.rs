@@ -19,7 +19,7 @@ pub mod victims;
 use std::collections::BTreeSet;
 
 use futures::{StreamExt, TryStreamExt};
-use k8s_openapi::chrono::Utc;
+use k8s_openapi::jiff::Timestamp;
 use kube::runtime::reflector::ObjectRef;
 use std::time::Duration;
 
@@ -226,7 +226,7 @@ async fn take_down(
     obs: &observe::Observation,
     id: i32,
     drain_timeout: Option<Duration>,
-    draining: &mut std::collections::BTreeMap<i32, k8s_openapi::chrono::DateTime<Utc>>,
+    draining: &mut std::collections::BTreeMap<i32, Timestamp>,
     problems: &mut Vec<Problem>,
     why: &str,
 ) -> Result<(), ReconcileError> {
@@ -234,8 +234,8 @@ async fn take_down(
         if id > 0 {
             apply::delete_copy_services(ctx, rsg, obs, id).await?;
         }
-        let now = Utc::now();
-        apply::mark_draining(ctx, rsg, obs, id, Some(&now.to_rfc3339())).await?;
+        let now = Timestamp::now();
+        apply::mark_draining(ctx, rsg, obs, id, Some(&now.to_string())).await?;
         draining.insert(id, now);
         ctx.event(
             rsg,
@@ -610,9 +610,9 @@ pub async fn reconcile(
             config.scale_down.as_ref(),
         )
         .await;
-        let now = Utc::now();
+        let now = Timestamp::now();
         for (id, since) in draining.clone() {
-            let elapsed = (now - since).to_std().unwrap_or_default();
+            let elapsed = Duration::try_from(now.duration_since(since)).unwrap_or_default();
             let idle = values
                 .as_ref()
                 .and_then(|v| v.get(&id))

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::Service;
-use k8s_openapi::chrono::{DateTime, Utc};
+use k8s_openapi::jiff::Timestamp;
 use kube::api::ListParams;
 use kube::{Api, ResourceExt};
 use serde_json::Value;
@@ -72,7 +72,7 @@ pub struct Observation {
     /// Whether group 0 is held at zero.
     pub group0_held: bool,
     /// Groups draining before removal, and since when.
-    pub draining: BTreeMap<i32, DateTime<Utc>>,
+    pub draining: BTreeMap<i32, Timestamp>,
     /// Snapshots taken during this observation (target names).
     pub new_snapshots: Vec<String>,
 }
@@ -143,11 +143,10 @@ impl Observation {
     }
 }
 
-fn draining_since(object: &Value) -> Option<DateTime<Utc>> {
-    let text = workload::annotation(object, ANNOTATION_DRAINING_SINCE)?;
-    DateTime::parse_from_rfc3339(text)
+fn draining_since(object: &Value) -> Option<Timestamp> {
+    workload::annotation(object, ANNOTATION_DRAINING_SINCE)?
+        .parse()
         .ok()
-        .map(|t| t.with_timezone(&Utc))
 }
 
 fn group_of(object: &Value) -> Option<i32> {

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use k8s_openapi::chrono::{DateTime, Utc};
+use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 
 use super::observe::Observation;
@@ -27,7 +27,7 @@ pub struct GroupSummary<'a> {
     /// Active groups after this reconcile.
     pub active: &'a BTreeSet<i32>,
     /// Draining groups and since when.
-    pub draining: &'a BTreeMap<i32, DateTime<Utc>>,
+    pub draining: &'a BTreeMap<i32, Timestamp>,
     /// Groups with a representative pod.
     pub represented: &'a BTreeSet<i32>,
     /// The latest scale-down decision.
@@ -39,7 +39,7 @@ pub struct GroupSummary<'a> {
 /// The status record of a decision.
 pub fn record_of(decision: &VictimDecision) -> ScaleDownRecord {
     ScaleDownRecord {
-        time: Some(Time(Utc::now())),
+        time: Some(Time(Timestamp::now())),
         victims: decision.victims.clone(),
         source: decision.source.as_str().to_string(),
         reason: decision.reason.clone(),

@@ -14,7 +14,7 @@ mod record;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::chrono::Utc;
+use k8s_openapi::jiff::Timestamp;
 use kube::api::ObjectMeta;
 use kube::{Api, Client};
 use tokio::sync::watch;
@@ -121,7 +121,7 @@ impl Elector {
             unchanged_for,
             settings.lease_duration,
         );
-        let now = Utc::now();
+        let now = Timestamp::now();
         let written = match (&step, current) {
             (Step::Follow { holder }, _) => return Ok(Outcome::Following(holder.clone())),
             (Step::Create, _) | (_, None) => {
@@ -184,7 +184,7 @@ impl Elector {
             return;
         }
         let mut update = lease;
-        update.spec = Some(released(&spec, Utc::now()));
+        update.spec = Some(released(&spec, Timestamp::now()));
         match self
             .api
             .replace(&self.settings.name, &crate::create_params(), &update)

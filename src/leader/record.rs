@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::LeaseSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
-use k8s_openapi::chrono::{DateTime, Utc};
+use k8s_openapi::jiff::Timestamp;
 
 /// What to do with the Lease.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,7 +81,7 @@ pub fn claimed(
     step: &Step,
     identity: &str,
     duration: Duration,
-    now: DateTime<Utc>,
+    now: Timestamp,
 ) -> LeaseSpec {
     let seconds = i32::try_from(duration.as_secs()).unwrap_or(i32::MAX).max(1);
     let transitions = previous.and_then(|p| p.lease_transitions).unwrap_or(0);
@@ -96,11 +96,12 @@ pub fn claimed(
         acquire_time,
         renew_time: Some(MicroTime(now)),
         lease_transitions: Some(transitions),
+        ..LeaseSpec::default()
     }
 }
 
 /// The record a stopping holder writes so that another replica takes over at once.
-pub fn released(previous: &LeaseSpec, now: DateTime<Utc>) -> LeaseSpec {
+pub fn released(previous: &LeaseSpec, now: Timestamp) -> LeaseSpec {
     LeaseSpec {
         holder_identity: Some(String::new()),
         lease_duration_seconds: Some(1),
@@ -120,8 +121,9 @@ mod tests {
             holder_identity: Some(holder.into()),
             lease_duration_seconds: Some(seconds),
             lease_transitions: Some(2),
-            acquire_time: Some(MicroTime(DateTime::<Utc>::MIN_UTC)),
-            renew_time: Some(MicroTime(Utc::now())),
+            acquire_time: Some(MicroTime(Timestamp::MIN)),
+            renew_time: Some(MicroTime(Timestamp::now())),
+            ..LeaseSpec::default()
         }
     }
 
@@ -155,7 +157,7 @@ mod tests {
 
     #[test]
     fn a_released_lease_is_taken_at_once() {
-        let lease = released(&held_by("b", 15), Utc::now());
+        let lease = released(&held_by("b", 15), Timestamp::now());
         assert_eq!(
             decide(Some(&lease), "a", Duration::ZERO, DURATION),
             Step::Acquire
@@ -165,7 +167,7 @@ mod tests {
     #[test]
     fn the_record_keeps_acquire_time_on_renew_and_counts_transitions_on_acquire() {
         let previous = held_by("b", 15);
-        let now = Utc::now();
+        let now = Timestamp::now();
         let renewed = claimed(Some(&previous), &Step::Renew, "b", DURATION, now);
         assert_eq!(renewed.acquire_time, previous.acquire_time);
         assert_eq!(renewed.lease_transitions, Some(2));
@@ -180,8 +182,11 @@ mod tests {
     #[test]
     fn a_renewal_changes_the_fingerprint_and_a_release_empties_the_holder() {
         let lease = held_by("b", 15);
-        let later = claimed(Some(&lease), &Step::Renew, "b", DURATION, Utc::now());
+        let later = claimed(Some(&lease), &Step::Renew, "b", DURATION, Timestamp::now());
         assert_ne!(Fingerprint::of(&lease), Fingerprint::of(&later));
-        assert_eq!(Fingerprint::of(&released(&lease, Utc::now())).holder, None);
+        assert_eq!(
+            Fingerprint::of(&released(&lease, Timestamp::now())).holder,
+            None
+        );
     }
 }

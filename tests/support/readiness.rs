@@ -8,7 +8,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
-use k8s_openapi::chrono::Utc;
+use k8s_openapi::jiff::Timestamp;
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::Api;
 
@@ -22,7 +22,10 @@ pub struct ReadinessSimulator {
 
 /// The status a kubelet reports for a running, ready pod.
 fn ready_status() -> serde_json::Value {
-    let now = Utc::now().to_rfc3339_opts(k8s_openapi::chrono::SecondsFormat::Secs, true);
+    let now = Timestamp::now()
+        .round(k8s_openapi::jiff::Unit::Second)
+        .unwrap_or_else(|_| Timestamp::now())
+        .to_string();
     serde_json::json!({"status": {
         "phase": "Running",
         "startTime": now,
@@ -81,7 +84,11 @@ impl ReadinessSimulator {
                         for pod in list.items.iter().filter(|p| !is_ready(p)) {
                             let old_enough =
                                 pod.metadata.creation_timestamp.as_ref().is_none_or(|t| {
-                                    (Utc::now() - t.0).to_std().unwrap_or_default() >= delay
+                                    std::time::Duration::try_from(
+                                        Timestamp::now().duration_since(t.0),
+                                    )
+                                    .unwrap_or_default()
+                                        >= delay
                                 });
                             let name = pod.metadata.name.clone().unwrap_or_default();
                             if old_enough
