@@ -12,12 +12,15 @@ pub mod certs;
 pub mod cli;
 pub mod controller;
 pub mod crd;
+#[doc(hidden)]
+pub mod fixtures;
 pub mod group_replication;
 pub mod inplace_scaling;
 pub mod invariants;
 pub mod leader;
 pub mod metrics;
 pub mod naming;
+pub mod reconcile;
 pub mod run;
 pub mod scale_down;
 pub mod server;
@@ -42,4 +45,10 @@ pub fn patch_params() -> kube::api::PatchParams {
         field_manager: Some(FIELD_MANAGER.into()),
         ..kube::api::PatchParams::default()
     }
+}
+
+/// Parameters of a server-side apply made by rsg: it owns what it applies, and takes over
+/// fields another manager of rsg's own objects set (the status is rsg's alone).
+pub fn apply_params() -> kube::api::PatchParams {
+    kube::api::PatchParams::apply(FIELD_MANAGER).force()
 }

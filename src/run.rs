@@ -14,9 +14,10 @@ use crate::admission::{AdmissionContext, LookupCache};
 use crate::cache::{ApiReachability, Stores};
 use crate::certs::CertStore;
 use crate::cli::RunArgs;
-use crate::controller::{self, Context};
+use crate::controller;
 use crate::leader::{Elector, LeaseSettings};
 use crate::metrics::Metrics;
+use crate::reconcile::Context;
 use crate::scale_down::{PrometheusClient, PrometheusConfig, PrometheusError};
 use crate::server::{self, Readiness, TlsConfigError};
 

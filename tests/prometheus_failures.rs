@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use rsg::api::{ScaleDown, ScaleDownMetric};
 use rsg::metrics::Metrics;
-use rsg::scale_down::{decide, DecisionInputs, PrometheusClient, PrometheusConfig};
+use rsg::scale_down::{decide, read_metric, DecisionInputs, PrometheusClient, PrometheusConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -88,7 +88,7 @@ fn scale_down() -> ScaleDown {
 async fn decide_with(
     url: &str,
     annotations: BTreeMap<i32, Option<String>>,
-) -> (rsg::group_replication::victims::VictimDecision, Duration) {
+) -> (rsg::scale_down::victims::VictimDecision, Duration) {
     let client = PrometheusClient::new(PrometheusConfig {
         url: url.into(),
         bearer_token_file: None,
@@ -99,17 +99,16 @@ async fn decide_with(
     let metrics = Metrics::default();
     let scale_down = scale_down();
     let started = Instant::now();
+    let reading = read_metric(Some(&client), &metrics, Some(&scale_down)).await;
     let decision = decide(
-        Some(&client),
-        &metrics,
         DecisionInputs {
             scale_down: Some(&scale_down),
             candidates: &[0, 1, 2],
             count: 1,
             annotations,
         },
-    )
-    .await;
+        &reading,
+    );
     (decision, started.elapsed())
 }
 

@@ -354,9 +354,9 @@ fn on_delete_leaves_existing_groups_as_they_are() {
             .collect()
     };
     let copy_generations = generations();
-    // Every write of rsg carries its one field manager: the copy it made, the RSG's status.
-    // (manager, the top-level fields it owns)
-    let managers = |kind: &str, name: &str| -> Vec<(String, String)> {
+    // Every write of rsg carries its one field manager: the copy it made, the RSG's status
+    // (server-side applied). (manager, operation, the top-level fields it owns)
+    let managers = |kind: &str, name: &str| -> Vec<(String, String, String)> {
         let out = run_kubectl(&[
             "get",
             kind,
@@ -381,6 +381,7 @@ fn on_delete_leaves_existing_groups_as_they_are() {
                 let owned: Vec<&str> = owned.iter().map(|k| k.as_str()).collect();
                 (
                     f["manager"].as_str().unwrap_or_default().to_string(),
+                    f["operation"].as_str().unwrap_or_default().to_string(),
                     owned.join(","),
                 )
             })
@@ -388,12 +389,20 @@ fn on_delete_leaves_existing_groups_as_they_are() {
     };
     let copy_managers = managers("deployment", "g-prefill-1");
     assert!(
-        copy_managers.contains(&("rsg".to_string(), "f:metadata,f:spec".to_string())),
+        copy_managers.contains(&(
+            "rsg".to_string(),
+            "Update".to_string(),
+            "f:metadata,f:spec".to_string()
+        )),
         "{copy_managers:?}"
     );
     let rsg_managers = managers("rsg", "llm");
     assert!(
-        rsg_managers.contains(&("rsg".to_string(), "f:status".to_string())),
+        rsg_managers.contains(&(
+            "rsg".to_string(),
+            "Apply".to_string(),
+            "f:status".to_string()
+        )),
         "{rsg_managers:?}"
     );
     set_image(&ns, 2);

@@ -166,20 +166,7 @@ pub fn print_header() {
 /// benchmarks, each with a headless Service (the rounds would exhaust the test apiserver's
 /// /24 of Service IPs otherwise).
 pub fn base_objects(ns: &str, image: &str) -> Vec<serde_json::Value> {
-    let mut objects = Vec::new();
-    for role in ["prefill", "decode"] {
-        objects.push(
-            serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": format!("llm-{role}"), "namespace": ns},
-            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "llm", "role": role}},
-                     "template": {"metadata": {"labels": {"app": "llm", "role": role}},
-                                  "spec": {"containers": [{"name": "vllm", "image": image}]}}}}),
-        );
-        objects.push(serde_json::json!({"apiVersion": "v1", "kind": "Service",
-            "metadata": {"name": format!("llm-{role}"), "namespace": ns},
-            "spec": {"clusterIP": "None", "selector": {"app": "llm", "role": role}, "ports": [{"port": 8000}]}}));
-    }
-    objects
+    rsg::fixtures::prefill_decode_bases(ns, image)
 }
 
 /// Copy group `id` of `bases` as rsg builds it (group name `pd`), for a plain client to create.

@@ -34,7 +34,7 @@ use crate::api::{
     LABEL_NAME, LABEL_REPRESENTATIVE,
 };
 use crate::boundary::{Grants, TargetBoundary};
-use crate::validation::TargetClaim;
+use crate::workload::TargetClaim;
 use crate::workload::WorkloadKey;
 
 /// Reflector stores and indexes over the objects rsg reads.

@@ -8,7 +8,7 @@ use kube::runtime::watcher::Event;
 use kube::ResourceExt;
 
 use crate::api::ResourceScalingGroup;
-use crate::validation::TargetClaim;
+use crate::workload::TargetClaim;
 use crate::workload::WorkloadKey;
 
 type RsgKey = (String, String);

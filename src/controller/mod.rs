@@ -3,10 +3,6 @@
 //! Every reconcile first re-checks the spec with the webhook's own rules (the webhook may be
 //! bypassed), then hands the RSG to its strategy.
 
-pub mod backoff;
-pub mod conditions;
-mod context;
-
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,14 +14,16 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn, Instrument};
 
-pub use context::Context;
-
-use crate::api::{ResourceScalingGroup, STRATEGY_GROUP_REPLICATION, STRATEGY_INPLACE_SCALING};
+use crate::api::ResourceScalingGroup;
 use crate::boundary::current_violations;
-use crate::group_replication::{self, ReconcileError};
-use crate::inplace_scaling;
+use crate::group_replication::GroupReplication;
+use crate::inplace_scaling::InplaceScaling;
+use crate::reconcile::conditions::reason;
+use crate::reconcile::{rsg_key, Context, Next, ReconcileError, Strategy};
 use crate::validation::{exclusive_target_errors, invalid_object_message, validate_rsg};
-use conditions::reason;
+
+/// The strategies, each serving the RSGs whose `scalingStrategy.type` is its name.
+const STRATEGIES: [&dyn Strategy; 2] = [&GroupReplication, &InplaceScaling];
 
 /// How many RSGs are reconciled at once.
 const CONCURRENCY: u16 = 4;
@@ -118,15 +116,6 @@ pub async fn run_while_leading(
             return;
         }
     }
-}
-
-/// `namespace/name` of an RSG, for log fields.
-pub fn rsg_key(rsg: &ResourceScalingGroup) -> String {
-    format!(
-        "{}/{}",
-        rsg.metadata.namespace.as_deref().unwrap_or_default(),
-        rsg.metadata.name.as_deref().unwrap_or_default()
-    )
 }
 
 fn error_policy(rsg: Arc<ResourceScalingGroup>, err: &ReconcileError, ctx: Arc<Context>) -> Action {
@@ -231,24 +220,14 @@ async fn reconcile_strategy(
             .await?;
         return Ok(Action::requeue(Duration::from_secs(60)));
     }
-    match rsg.spec.scaling_strategy.type_.as_str() {
-        STRATEGY_GROUP_REPLICATION => {
-            let Some(config) = rsg.spec.scaling_strategy.group_config.as_ref() else {
-                return Ok(Action::await_change());
-            };
-            let outcome = group_replication::reconcile(ctx, rsg, config).await?;
-            Ok(Action::requeue(outcome.requeue_after))
-        }
-        STRATEGY_INPLACE_SCALING => {
-            let Some(config) = rsg.spec.scaling_strategy.leader_follower_config.as_ref() else {
-                return Ok(Action::await_change());
-            };
-            Ok(Action::requeue(
-                inplace_scaling::reconcile(ctx, rsg, config).await?,
-            ))
-        }
-        _ => Ok(Action::await_change()),
-    }
+    let type_ = rsg.spec.scaling_strategy.type_.as_str();
+    let Some(strategy) = STRATEGIES.iter().find(|s| s.name() == type_) else {
+        return Ok(Action::await_change());
+    };
+    Ok(match strategy.reconcile(ctx, rsg).await? {
+        Next::After(delay) => Action::requeue(delay),
+        Next::OnChange => Action::await_change(),
+    })
 }
 
 /// Whether the other RSG came first (older, or same age and smaller name): it keeps the workload.

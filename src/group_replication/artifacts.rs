@@ -1,6 +1,8 @@
-//! The RSG-owned artifacts: one snapshot (ControllerRevision) per target and the replica
-//! baseline ConfigMap. Both carry an ownerReference to the RSG, so deleting the RSG removes
-//! them (by garbage collection, even while rsg is down) and nothing else.
+//! The RSG-owned artifacts: one snapshot (ControllerRevision) per target (one per revision
+//! under RollingUpdate) and the replica baseline ConfigMap. Both carry an ownerReference to
+//! the RSG, so deleting the RSG removes them (by garbage collection, even while rsg is down)
+//! and nothing else. Pure: what has to be stored is decided here from what was read, and
+//! stored by [`super::apply`].
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -8,20 +10,17 @@ use k8s_openapi::api::apps::v1::ControllerRevision;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use k8s_openapi::apimachinery::pkg::runtime::RawExtension;
-use kube::api::{ObjectMeta, Patch, PostParams};
-use kube::runtime::reflector::ObjectRef;
-use kube::{Api, Resource, ResourceExt};
+use kube::api::ObjectMeta;
+use kube::{Resource, ResourceExt};
 use serde_json::Value;
 
 use super::baseline::{self, Baseline};
 use super::build::strip_runtime_fields;
 use super::revision::template_revision;
-use super::{Problem, ReconcileError};
 use crate::api::{ResourceScalingGroup, LABEL_NAME, LABEL_REVISION, LABEL_TARGET};
-use crate::api_errors;
-use crate::cache::labelled;
-use crate::controller::Context;
+use crate::cache::{labelled, Stores};
 use crate::naming::{replica_config_name, snapshot_name};
+use crate::reconcile::Problem;
 
 fn owner_reference(rsg: &ResourceScalingGroup) -> Option<OwnerReference> {
     rsg.controller_owner_ref(&()).map(|mut owner| {
@@ -46,10 +45,6 @@ fn owned_meta(
         owner_references: owner_reference(rsg).map(|o| vec![o]),
         ..ObjectMeta::default()
     }
-}
-
-fn post_params() -> PostParams {
-    crate::create_params()
 }
 
 /// The metadata patch that makes an existing replica ConfigMap (one written before the RSG,
@@ -84,7 +79,7 @@ pub fn adoption_patch(meta: &ObjectMeta, rsg: &ResourceScalingGroup) -> Option<V
 
 /// Whether `meta` belongs to `rsg`: its label names the RSG and, when the RSG has a uid, an
 /// owner reference carries it (so a leftover of a deleted RSG of the same name is not reused).
-fn made_by(meta: &ObjectMeta, rsg: &ResourceScalingGroup) -> bool {
+pub fn made_by(meta: &ObjectMeta, rsg: &ResourceScalingGroup) -> bool {
     let labelled = meta.labels.as_ref().and_then(|l| l.get(LABEL_NAME)) == Some(&rsg.name_any());
     let owned = match rsg.uid() {
         None => true,
@@ -97,135 +92,126 @@ fn made_by(meta: &ObjectMeta, rsg: &ResourceScalingGroup) -> bool {
     labelled && owned
 }
 
-/// The snapshot of `target`, taken from `base` when none exists yet. Returns the stored
-/// workload and whether it was taken now, or a name conflict when a ControllerRevision with
-/// the snapshot's name was not made by this RSG.
-pub async fn ensure_snapshot(
-    ctx: &Context,
-    rsg: &ResourceScalingGroup,
-    target: &str,
-    base: &Value,
-) -> Result<Result<(Value, bool), Problem>, ReconcileError> {
-    let namespace = rsg.namespace().unwrap_or_default();
-    let name = snapshot_name(&rsg.name_any(), target);
-    let cached = ctx
-        .stores
-        .revisions
-        .get(&ObjectRef::new(&name).within(&namespace));
-    if let Some(revision) = cached {
-        if !made_by(&revision.metadata, rsg) {
-            return Ok(Err(snapshot_conflict(&namespace, &name, target)));
-        }
-        if let Some(data) = revision.data.clone() {
-            return Ok(Ok((data.0, false)));
-        }
-    }
-    store_snapshot(ctx, rsg, target, &name, base, &[], 1).await
+/// A snapshot to store before groups are built from it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SnapshotWrite {
+    /// The target it is of.
+    pub target: String,
+    /// The ControllerRevision to create.
+    pub object: ControllerRevision,
 }
 
-fn snapshot_conflict(namespace: &str, name: &str, target: &str) -> Problem {
+impl SnapshotWrite {
+    /// Its name.
+    pub fn name(&self) -> &str {
+        self.object.metadata.name.as_deref().unwrap_or_default()
+    }
+
+    /// The workload it holds.
+    pub fn workload(&self) -> Option<&Value> {
+        self.object.data.as_ref().map(|d| &d.0)
+    }
+}
+
+/// A name conflict on the snapshot `name` of `target`.
+pub fn snapshot_conflict(namespace: &str, name: &str, target: &str) -> Problem {
     Problem::NameConflict(format!(
         "ControllerRevision {namespace}/{name} (the snapshot of target {target:?}) exists and was not made by this RSG; rename or delete it"
     ))
 }
 
-/// Stores `base` as the snapshot `name` of `target` (revision number `number`, with
-/// `extra_labels`). A name already taken is read back: a snapshot of this RSG (the cache
-/// lagged behind) is used, anything else is a name conflict.
-async fn store_snapshot(
-    ctx: &Context,
+fn snapshot_write(
     rsg: &ResourceScalingGroup,
     target: &str,
-    name: &str,
+    name: String,
     base: &Value,
     extra_labels: &[(&str, &str)],
     number: i64,
-) -> Result<Result<(Value, bool), Problem>, ReconcileError> {
-    let namespace = rsg.namespace().unwrap_or_default();
-    let api: Api<ControllerRevision> = Api::namespaced(ctx.client.clone(), &namespace);
-    let snapshot = strip_runtime_fields(base);
+) -> SnapshotWrite {
     let mut labels = vec![(LABEL_TARGET, target)];
     labels.extend_from_slice(extra_labels);
-    let stored = ControllerRevision {
-        metadata: owned_meta(rsg, name.to_string(), &labels),
-        data: Some(RawExtension(snapshot.clone())),
-        revision: number,
-    };
-    match api.create(&post_params(), &stored).await {
-        Ok(_) => Ok(Ok((snapshot, true))),
-        Err(err) if api_errors::is_conflict(&err) => {
-            let existing = api.get(name).await?;
-            if !made_by(&existing.metadata, rsg) {
-                return Ok(Err(snapshot_conflict(&namespace, name, target)));
-            }
-            Ok(Ok((existing.data.map(|d| d.0).unwrap_or(snapshot), false)))
-        }
-        Err(err) => Err(err.into()),
+    SnapshotWrite {
+        target: target.to_string(),
+        object: ControllerRevision {
+            metadata: owned_meta(rsg, name, &labels),
+            data: Some(RawExtension(strip_runtime_fields(base))),
+            revision: number,
+        },
     }
+}
+
+/// The snapshot new copies of `target` are built from, and the one to store first when
+/// there is none yet.
+///
+/// `named` is the cached ControllerRevision under the first snapshot's plain name, `ours`
+/// this RSG's snapshots of the target. Under OnDelete the first snapshot is kept for ever;
+/// under RollingUpdate (`rolling`) each revision of the live base (`live_revision`) gets one,
+/// the first under the plain name, later ones as `<name>-<revision>`. A ControllerRevision
+/// with the plain name not made by this RSG is a name conflict.
+pub fn resolve_snapshot(
+    rsg: &ResourceScalingGroup,
+    target: &str,
+    base: &Value,
+    live_revision: &str,
+    rolling: bool,
+    named: Option<&ControllerRevision>,
+    ours: &[ControllerRevision],
+) -> Result<(Value, Option<SnapshotWrite>), Problem> {
+    let namespace = rsg.namespace().unwrap_or_default();
+    let first_name = snapshot_name(&rsg.name_any(), target);
+    if rolling {
+        let current = ours
+            .iter()
+            .find(|s| snapshot_revision(s).as_deref() == Some(live_revision))
+            .and_then(|s| s.data.as_ref());
+        if let Some(data) = current {
+            return Ok((data.0.clone(), None));
+        }
+    }
+    if !rolling || ours.is_empty() {
+        if let Some(revision) = named {
+            if !made_by(&revision.metadata, rsg) {
+                return Err(snapshot_conflict(&namespace, &first_name, target));
+            }
+            if let Some(data) = &revision.data {
+                return Ok((data.0.clone(), None));
+            }
+        }
+        let write = snapshot_write(rsg, target, first_name, base, &[], 1);
+        return Ok((strip_runtime_fields(base), Some(write)));
+    }
+    let number = ours.iter().map(|s| s.revision).max().unwrap_or(0) + 1;
+    let write = snapshot_write(
+        rsg,
+        target,
+        format!("{first_name}-{live_revision}"),
+        base,
+        &[(LABEL_REVISION, live_revision)],
+        number,
+    );
+    Ok((strip_runtime_fields(base), Some(write)))
 }
 
 /// This RSG's snapshots of `target` (the first one under its plain name, later ones with
 /// their revision in the name), from the cache.
 pub fn snapshots_of(
-    ctx: &Context,
+    stores: &Stores,
     rsg: &ResourceScalingGroup,
     target: &str,
 ) -> Vec<ControllerRevision> {
     let namespace = rsg.namespace().unwrap_or_default();
-    labelled(
-        &ctx.stores.revisions,
-        &namespace,
-        LABEL_NAME,
-        &rsg.name_any(),
-    )
-    .into_iter()
-    .filter(|r| r.labels().get(LABEL_TARGET).map(String::as_str) == Some(target))
-    .filter(|r| made_by(&r.metadata, rsg))
-    .map(|r| (*r).clone())
-    .collect()
+    labelled(&stores.revisions, &namespace, LABEL_NAME, &rsg.name_any())
+        .into_iter()
+        .filter(|r| r.labels().get(LABEL_TARGET).map(String::as_str) == Some(target))
+        .filter(|r| made_by(&r.metadata, rsg))
+        .map(|r| (*r).clone())
+        .collect()
 }
 
 /// The revision a snapshot holds (computed from its data, so snapshots taken before
 /// revisions existed have one too).
 pub fn snapshot_revision(snapshot: &ControllerRevision) -> Option<String> {
     snapshot.data.as_ref().map(|d| template_revision(&d.0))
-}
-
-/// RollingUpdate: the snapshot of `target` at `revision` (the live base's), taken from
-/// `base` when none of this RSG's snapshots of the target holds that revision. Returns the
-/// stored workload and whether it was taken now.
-pub async fn ensure_revision_snapshot(
-    ctx: &Context,
-    rsg: &ResourceScalingGroup,
-    target: &str,
-    base: &Value,
-    revision: &str,
-) -> Result<Result<(Value, bool), Problem>, ReconcileError> {
-    let existing = snapshots_of(ctx, rsg, target);
-    if let Some(found) = existing
-        .iter()
-        .find(|s| snapshot_revision(s).as_deref() == Some(revision))
-    {
-        if let Some(data) = &found.data {
-            return Ok(Ok((data.0.clone(), false)));
-        }
-    }
-    if existing.is_empty() {
-        // The first snapshot keeps the plain name, as under OnDelete.
-        return ensure_snapshot(ctx, rsg, target, base).await;
-    }
-    let name = format!("{}-{revision}", snapshot_name(&rsg.name_any(), target));
-    let number = existing.iter().map(|s| s.revision).max().unwrap_or(0) + 1;
-    store_snapshot(
-        ctx,
-        rsg,
-        target,
-        &name,
-        base,
-        &[(LABEL_REVISION, revision)],
-        number,
-    )
-    .await
 }
 
 /// Snapshots kept per target beyond those groups still use.
@@ -247,90 +233,69 @@ pub fn surplus_snapshots(
         .collect()
 }
 
-/// Deletes the surplus snapshots of `target` (see [`surplus_snapshots`]).
-pub async fn prune_snapshots(
-    ctx: &Context,
-    rsg: &ResourceScalingGroup,
-    target: &str,
-    in_use: &BTreeSet<String>,
-) -> Result<Vec<String>, ReconcileError> {
-    let surplus = surplus_snapshots(&snapshots_of(ctx, rsg, target), in_use);
-    let api: Api<ControllerRevision> =
-        Api::namespaced(ctx.client.clone(), &rsg.namespace().unwrap_or_default());
-    for name in &surplus {
-        match api.delete(name, &Default::default()).await {
-            Ok(_) => {}
-            Err(err) if api_errors::is_not_found(&err) => {}
-            Err(err) => return Err(err.into()),
-        }
-    }
-    Ok(surplus)
+/// What the baseline ConfigMap needs before groups are built from its values.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BaselineWrite {
+    /// Its name.
+    pub name: String,
+    /// It does not exist: create it with these contents.
+    pub create: Option<ConfigMap>,
+    /// It was written before the RSG: make it the RSG's (see [`adoption_patch`]).
+    pub adopt: Option<Value>,
+    /// Keys it lacks, with their values from the snapshots; existing values are never
+    /// replaced.
+    pub fill: BTreeMap<String, String>,
 }
 
-/// Reads the baseline ConfigMap, creating it (or adding missing keys) from the snapshots'
-/// replica counts. Existing values are never replaced.
-pub async fn ensure_baselines(
-    ctx: &Context,
+impl BaselineWrite {
+    /// Whether nothing has to be written.
+    pub fn is_empty(&self) -> bool {
+        self.create.is_none() && self.adopt.is_none() && self.fill.is_empty()
+    }
+}
+
+/// The baseline of every target, and what the ConfigMap (`existing`, `None` when it does not
+/// exist) needs for it: created from the snapshots' replica counts, adopted, or given the
+/// keys it lacks.
+pub fn resolve_baseline(
     rsg: &ResourceScalingGroup,
+    existing: Option<&ConfigMap>,
     snapshots: &BTreeMap<String, Value>,
-) -> Result<BTreeMap<String, Baseline>, ReconcileError> {
-    let namespace = rsg.namespace().unwrap_or_default();
+) -> (BaselineWrite, BTreeMap<String, Baseline>) {
     let name = replica_config_name(&rsg.name_any());
-    let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &namespace);
     let defaults: BTreeMap<String, String> = snapshots
         .iter()
         .flat_map(|(target, snapshot)| baseline::default_entries(target, snapshot))
         .collect();
-    let cached = ctx
-        .stores
-        .config_maps
-        .get(&ObjectRef::new(&name).within(&namespace));
-    // The cache holds only ConfigMaps labelled as rsg's: one the user wrote first (the
-    // manual's flow) is found by the create's conflict.
-    let existing = match cached {
-        Some(existing) => (*existing).clone(),
+    let mut write = BaselineWrite {
+        name: name.clone(),
+        ..BaselineWrite::default()
+    };
+    let data = match existing {
         None => {
-            let config_map = ConfigMap {
-                metadata: owned_meta(rsg, name.clone(), &[]),
+            write.create = Some(ConfigMap {
+                metadata: owned_meta(rsg, name, &[]),
                 data: Some(defaults.clone()),
                 ..ConfigMap::default()
-            };
-            match api.create(&post_params(), &config_map).await {
-                Ok(created) => created,
-                Err(err) if api_errors::is_conflict(&err) => api.get(&name).await?,
-                Err(err) => return Err(err.into()),
-            }
+            });
+            defaults
+        }
+        Some(existing) => {
+            write.adopt = adoption_patch(&existing.metadata, rsg);
+            let mut data = existing.data.clone().unwrap_or_default();
+            write.fill = defaults
+                .into_iter()
+                .filter(|(k, _)| !data.contains_key(k))
+                .collect();
+            data.extend(write.fill.clone());
+            data
         }
     };
-    if let Some(patch) = adoption_patch(&existing.metadata, rsg) {
-        api.patch(&name, &crate::patch_params(), &Patch::Merge(&patch))
-            .await?;
-        ctx.event(
-            rsg,
-            false,
-            "Adopted",
-            "Own",
-            format!("ConfigMap {namespace}/{name}: owned by this RSG now, so it is deleted with it; its values are kept"),
-        )
-        .await;
-    }
-    let mut data = existing.data.unwrap_or_default();
-    let missing: BTreeMap<&String, &String> = defaults
-        .iter()
-        .filter(|(k, _)| !data.contains_key(*k))
-        .collect();
-    if !missing.is_empty() {
-        let patch = serde_json::json!({"data": missing});
-        api.patch(&name, &crate::patch_params(), &Patch::Merge(&patch))
-            .await?;
-        for (k, v) in missing {
-            data.insert(k.clone(), v.clone());
-        }
-    }
-    Ok(snapshots
+    let baselines = snapshots
         .iter()
         .map(|(target, snapshot)| (target.clone(), baseline::read(target, snapshot, &data)))
-        .collect())
+        .collect();
+    (write, baselines)
 }
 
 #[cfg(test)]

@@ -1,22 +1,25 @@
-//! Reading everything a GroupReplication reconcile decides from.
+//! Reading everything a GroupReplication reconcile decides from. Nothing here writes: what
+//! would have to be stored first (a snapshot, the baseline ConfigMap) is worked out by the
+//! pure functions of [`super::artifacts`] and carried in the [`Observation`].
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::ListParams;
+use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 use serde_json::Value;
 
 use super::artifacts::{
-    ensure_baselines, ensure_revision_snapshot, ensure_snapshot, snapshot_revision, snapshots_of,
+    resolve_baseline, resolve_snapshot, snapshot_revision, BaselineWrite, SnapshotWrite,
 };
 use super::baseline::{Baseline, Replicas};
 use super::revision::{group_revision, template_revision};
-use super::{Problem, ReconcileError};
 use crate::api::{ResourceScalingGroup, LABEL_GROUP_ID, LABEL_NAME, LABEL_REVISION, LABEL_TARGET};
 use crate::cache::labelled;
-use crate::controller::Context;
+use crate::naming::{replica_config_name, snapshot_name};
+use crate::reconcile::{to_json, Context, ObjectName, Problem, ReconcileError};
 use crate::workload::{
     self, all_pod_template_labels, is_fully_ready, label, object_to_value,
     selector_matches_template, AccessError, WorkloadKind,
@@ -39,7 +42,8 @@ pub struct TargetState {
     pub base_name: String,
     /// The live base workload.
     pub base: Value,
-    /// The snapshot new copies are built from.
+    /// The snapshot new copies are built from (stored, or about to be: see
+    /// [`Observation::snapshots_to_store`]).
     pub snapshot: Value,
     /// The revision of that snapshot: the one new copies get.
     pub update_revision: String,
@@ -73,8 +77,18 @@ pub struct Observation {
     pub group0_held: bool,
     /// Groups draining before removal, and since when.
     pub draining: BTreeMap<i32, Timestamp>,
-    /// Snapshots taken during this observation (target names).
-    pub new_snapshots: Vec<String>,
+    /// Snapshots that have to be stored before groups are built from them.
+    pub snapshots_to_store: Vec<SnapshotWrite>,
+    /// What the baseline ConfigMap needs (created, adopted, keys filled in).
+    pub baseline_write: BaselineWrite,
+}
+
+/// What observing found.
+pub enum Observed {
+    /// Problems the user has to fix before any group work (a missing target, a taken name).
+    Blocked(Vec<Problem>),
+    /// Everything the plan is made from.
+    Ready(Box<Observation>),
 }
 
 impl Observation {
@@ -141,6 +155,26 @@ impl Observation {
             .chain(first.copies.iter().map(|(id, copy)| (*id, read(copy))))
             .collect()
     }
+
+    /// Copy groups of which at least one object exists.
+    pub fn existing_copies(&self) -> BTreeSet<i32> {
+        self.targets
+            .iter()
+            .flat_map(|t| t.copies.keys().copied())
+            .chain(self.copy_services.keys().copied())
+            .collect()
+    }
+
+    /// Existing copy groups that miss a workload or a Service copy.
+    pub fn incomplete_copies(&self) -> BTreeSet<i32> {
+        self.existing_copies()
+            .into_iter()
+            .filter(|id| {
+                self.targets.iter().any(|t| !t.copies.contains_key(id))
+                    || self.copy_services.get(id).map_or(0, Vec::len) < self.base_services.len()
+            })
+            .collect()
+    }
 }
 
 fn draining_since(object: &Value) -> Option<Timestamp> {
@@ -153,7 +187,14 @@ fn group_of(object: &Value) -> Option<i32> {
     label(object, LABEL_GROUP_ID)?.parse().ok()
 }
 
-fn access_problem(target: &str, what: &str, err: AccessError) -> Result<Problem, ReconcileError> {
+/// A failed read of a target's objects: a problem the user fixes (kind not served, RBAC), or
+/// a failure retried with backoff.
+fn access_problem(
+    target: &str,
+    what: &str,
+    err: AccessError,
+    failed: impl FnOnce(AccessError) -> ReconcileError,
+) -> Result<Problem, ReconcileError> {
     match err {
         AccessError::NotServed { .. } => {
             Ok(Problem::TargetNotFound(format!("target {target:?}: {err}")))
@@ -161,7 +202,7 @@ fn access_problem(target: &str, what: &str, err: AccessError) -> Result<Problem,
         ref e if e.is_forbidden() => Ok(Problem::Forbidden(format!(
             "target {target:?}: {what}: {err}"
         ))),
-        other => Err(other.into()),
+        other => Err(failed(other)),
     }
 }
 
@@ -172,28 +213,34 @@ async fn copies_of(
     rsg_name: &str,
     kind: &WorkloadKind,
 ) -> Result<Vec<Value>, AccessError> {
+    let typed = |objects: Vec<Value>, api_version: &str, kind: &str| {
+        objects
+            .into_iter()
+            .map(|v| with_kind(v, api_version, kind))
+            .collect()
+    };
     Ok(match kind {
-        WorkloadKind::Deployment => {
+        WorkloadKind::Deployment => typed(
             labelled(&ctx.stores.deployments, rsg_namespace, LABEL_NAME, rsg_name)
                 .iter()
-                .map(|d| {
-                    object_to_value("Deployment", d.as_ref())
-                        .map(|v| with_kind(v, "apps/v1", "Deployment"))
-                })
-                .collect::<Result<_, _>>()?
-        }
-        WorkloadKind::StatefulSet => labelled(
-            &ctx.stores.statefulsets,
-            rsg_namespace,
-            LABEL_NAME,
-            rsg_name,
-        )
-        .iter()
-        .map(|s| {
-            object_to_value("StatefulSet", s.as_ref())
-                .map(|v| with_kind(v, "apps/v1", "StatefulSet"))
-        })
-        .collect::<Result<_, _>>()?,
+                .map(|d| object_to_value("Deployment", d.as_ref()))
+                .collect::<Result<_, _>>()?,
+            "apps/v1",
+            "Deployment",
+        ),
+        WorkloadKind::StatefulSet => typed(
+            labelled(
+                &ctx.stores.statefulsets,
+                rsg_namespace,
+                LABEL_NAME,
+                rsg_name,
+            )
+            .iter()
+            .map(|s| object_to_value("StatefulSet", s.as_ref()))
+            .collect::<Result<_, _>>()?,
+            "apps/v1",
+            "StatefulSet",
+        ),
         other => {
             ctx.workloads
                 .list(other, rsg_namespace, &format!("{LABEL_NAME}={rsg_name}"))
@@ -205,27 +252,16 @@ async fn copies_of(
 /// The revision of each copy: its label, or for a copy made before revisions were labelled,
 /// the revision of the first snapshot (the one it was built from).
 fn copy_revisions(
-    ctx: &Context,
-    rsg: &ResourceScalingGroup,
-    target: &str,
     copies: &BTreeMap<i32, Value>,
+    first_snapshot: Option<String>,
 ) -> BTreeMap<i32, String> {
-    let mut first_snapshot: Option<Option<String>> = None;
     copies
         .iter()
         .map(|(id, copy)| {
-            let revision = match label(copy, LABEL_REVISION) {
-                Some(revision) => revision.to_string(),
-                None => first_snapshot
-                    .get_or_insert_with(|| {
-                        snapshots_of(ctx, rsg, target)
-                            .into_iter()
-                            .min_by_key(|s| s.revision)
-                            .and_then(|s| snapshot_revision(&s))
-                    })
-                    .clone()
-                    .unwrap_or_else(|| "unknown".to_string()),
-            };
+            let revision = label(copy, LABEL_REVISION)
+                .map(str::to_string)
+                .or_else(|| first_snapshot.clone())
+                .unwrap_or_else(|| "unknown".to_string());
             (*id, revision)
         })
         .collect()
@@ -258,17 +294,15 @@ fn with_kind(mut value: Value, api_version: &str, kind: &str) -> Value {
 }
 
 /// Observes the targets, their snapshots and baselines, existing copies and Services.
-/// Problems the user must fix are returned as `Err(problems)` inside `Ok`.
 pub async fn observe(
     ctx: &Context,
     rsg: &ResourceScalingGroup,
-) -> Result<Result<Observation, Vec<Problem>>, ReconcileError> {
+) -> Result<Observed, ReconcileError> {
     let rsg_namespace = rsg.namespace().unwrap_or_default();
     let rsg_name = rsg.name_any();
     let mut problems = Vec::new();
     let mut targets = Vec::new();
-    let mut snapshots = BTreeMap::new();
-    let mut new_snapshots = Vec::new();
+    let mut snapshots_to_store = Vec::new();
     let expected_groups = groups_in_status(rsg);
     let rolling = rsg
         .spec
@@ -282,6 +316,7 @@ pub async fn observe(
             continue;
         };
         let base_namespace = reference.namespace_or(&rsg_namespace).to_string();
+        let base_object = ObjectName::new(kind.kind_name(), &base_namespace, &reference.name);
         let base = match ctx
             .workloads
             .get(&kind, &base_namespace, &reference.name)
@@ -300,27 +335,36 @@ pub async fn observe(
                     &target.name,
                     "reading the base workload",
                     err,
+                    ReconcileError::read(base_object),
                 )?);
                 continue;
             }
         };
         let live_revision = template_revision(&base);
-        let stored = if rolling {
-            ensure_revision_snapshot(ctx, rsg, &target.name, &base, &live_revision).await?
-        } else {
-            ensure_snapshot(ctx, rsg, &target.name, &base).await?
-        };
-        let (snapshot, taken) = match stored {
-            Ok(stored) => stored,
+        let first_name = snapshot_name(&rsg_name, &target.name);
+        let named = ctx
+            .stores
+            .revisions
+            .get(&ObjectRef::new(&first_name).within(&rsg_namespace));
+        let ours = super::artifacts::snapshots_of(&ctx.stores, rsg, &target.name);
+        let resolved = resolve_snapshot(
+            rsg,
+            &target.name,
+            &base,
+            &live_revision,
+            rolling,
+            named.as_deref(),
+            &ours,
+        );
+        let (snapshot, to_store) = match resolved {
+            Ok(resolved) => resolved,
             Err(problem) => {
                 problems.push(problem);
                 continue;
             }
         };
-        if taken {
-            new_snapshots.push(target.name.clone());
-        }
-        snapshots.insert(target.name.clone(), snapshot.clone());
+        snapshots_to_store.extend(to_store);
+        let copies_object = || ObjectName::new(kind.kind_name(), &rsg_namespace, "*");
         let mut listed = copies_of(ctx, &rsg_namespace, &rsg_name, &kind)
             .await
             .map(|all| copies_by_group(all, &target.name));
@@ -340,12 +384,20 @@ pub async fn observe(
         let copies = match listed {
             Ok(copies) => copies,
             Err(err) => {
-                problems.push(access_problem(&target.name, "listing copies", err)?);
+                problems.push(access_problem(
+                    &target.name,
+                    "listing copies",
+                    err,
+                    ReconcileError::read(copies_object()),
+                )?);
                 continue;
             }
         };
         let update_revision = template_revision(&snapshot);
-        let copy_revisions = copy_revisions(ctx, rsg, &target.name, &copies);
+        let first_snapshot = ours
+            .iter()
+            .min_by_key(|s| s.revision)
+            .and_then(snapshot_revision);
         targets.push(TargetState {
             name: target.name.clone(),
             kind,
@@ -355,15 +407,20 @@ pub async fn observe(
             snapshot,
             update_revision,
             live_revision,
-            copy_revisions,
+            copy_revisions: copy_revisions(&copies, first_snapshot),
             baseline: Ok(Replicas::Count(0)),
             copies,
         });
     }
     if !problems.is_empty() {
-        return Ok(Err(problems));
+        return Ok(Observed::Blocked(problems));
     }
-    let baselines = ensure_baselines(ctx, rsg, &snapshots).await?;
+    let snapshots: BTreeMap<String, Value> = targets
+        .iter()
+        .map(|t| (t.name.clone(), t.snapshot.clone()))
+        .collect();
+    let config_map = replica_config(ctx, rsg).await?;
+    let (baseline_write, baselines) = resolve_baseline(rsg, config_map.as_ref(), &snapshots);
     for target in &mut targets {
         target.baseline = baselines
             .get(&target.name)
@@ -371,13 +428,8 @@ pub async fn observe(
             .unwrap_or(Ok(Replicas::Count(1)));
     }
     let base_services = associated_services(ctx, &targets).await?;
-    let mut copy_services: BTreeMap<i32, Vec<Value>> = BTreeMap::new();
-    for service in labelled(&ctx.stores.services, &rsg_namespace, LABEL_NAME, &rsg_name) {
-        let value = object_to_value("Service", service.as_ref())?;
-        if let Some(id) = group_of(&value).filter(|id| *id > 0) {
-            copy_services.entry(id).or_default().push(value);
-        }
-    }
+    let copy_services =
+        service_copies(ctx, rsg, &expected_groups, !base_services.is_empty()).await?;
     let group0_held = !targets.is_empty()
         && targets
             .iter()
@@ -393,18 +445,84 @@ pub async fn observe(
             }
         }
     }
-    Ok(Ok(Observation {
+    Ok(Observed::Ready(Box::new(Observation {
         targets,
         base_services,
         copy_services,
         group0_held,
         draining,
-        new_snapshots,
-    }))
+        snapshots_to_store,
+        baseline_write,
+    })))
 }
 
-/// The Services in the targets' namespaces whose selector picks a target's pods, and a
-/// StatefulSet's governing Service.
+/// The replica ConfigMap: from the cache, which holds only rsg-labelled ones, else (one the
+/// user wrote first, as the manual's flow does, or a cache lagging behind) from the API
+/// server. `None` when it does not exist.
+async fn replica_config(
+    ctx: &Context,
+    rsg: &ResourceScalingGroup,
+) -> Result<Option<ConfigMap>, ReconcileError> {
+    let namespace = rsg.namespace().unwrap_or_default();
+    let name = replica_config_name(&rsg.name_any());
+    if let Some(cached) = ctx
+        .stores
+        .config_maps
+        .get(&ObjectRef::new(&name).within(&namespace))
+    {
+        return Ok(Some((*cached).clone()));
+    }
+    Api::<ConfigMap>::namespaced(ctx.client.clone(), &namespace)
+        .get_opt(&name)
+        .await
+        .map_err(ReconcileError::read(ObjectName::new(
+            "ConfigMap",
+            &namespace,
+            &name,
+        )))
+}
+
+/// The Service copies of this RSG by group id, from the cache; from the API server when the
+/// cache lacks Service copies of a group the RSG's status lists (a watch catching up after
+/// an API server or etcd restart), so no group's Services are missed on removal.
+async fn service_copies(
+    ctx: &Context,
+    rsg: &ResourceScalingGroup,
+    expected_groups: &BTreeSet<i32>,
+    groups_have_services: bool,
+) -> Result<BTreeMap<i32, Vec<Value>>, ReconcileError> {
+    let namespace = rsg.namespace().unwrap_or_default();
+    let rsg_name = rsg.name_any();
+    let mut by_group = group_services(
+        labelled(&ctx.stores.services, &namespace, LABEL_NAME, &rsg_name)
+            .iter()
+            .map(|s| to_json("Service", s.as_ref())),
+    )?;
+    let behind =
+        groups_have_services && expected_groups.iter().any(|id| !by_group.contains_key(id));
+    if behind {
+        let listed = Api::<Service>::namespaced(ctx.client.clone(), &namespace)
+            .list(&ListParams::default().labels(&format!("{LABEL_NAME}={rsg_name}")))
+            .await
+            .map_err(ReconcileError::list("Service", &namespace))?;
+        by_group = group_services(listed.items.iter().map(|s| to_json("Service", s)))?;
+    }
+    Ok(by_group)
+}
+
+fn group_services(
+    services: impl Iterator<Item = Result<Value, ReconcileError>>,
+) -> Result<BTreeMap<i32, Vec<Value>>, ReconcileError> {
+    let mut by_group: BTreeMap<i32, Vec<Value>> = BTreeMap::new();
+    for service in services {
+        let value = service?;
+        if let Some(id) = group_of(&value).filter(|id| *id > 0) {
+            by_group.entry(id).or_default().push(value);
+        }
+    }
+    Ok(by_group)
+}
+
 /// What decides which Services front a target, read once per reconcile.
 struct Fronted<'a> {
     namespace: &'a str,
@@ -427,6 +545,8 @@ impl<'a> Fronted<'a> {
     }
 }
 
+/// The Services in the targets' namespaces whose selector picks a target's pods, and a
+/// StatefulSet's governing Service.
 async fn associated_services(
     ctx: &Context,
     targets: &[TargetState],
@@ -437,9 +557,9 @@ async fn associated_services(
     for namespace in namespaces {
         let services = Api::<Service>::namespaced(ctx.client.clone(), namespace)
             .list(&ListParams::default())
-            .await?;
+            .await
+            .map_err(ReconcileError::list("Service", namespace))?;
         for service in services.items {
-            let value = object_to_value("Service", &service)?;
             let selector = service
                 .spec
                 .as_ref()
@@ -456,7 +576,7 @@ async fn associated_services(
                         || t.governing_service == Some(name.as_str())
                 });
             if used {
-                found.insert((namespace.to_string(), name), value);
+                found.insert((namespace.to_string(), name), to_json("Service", &service)?);
             }
         }
     }
@@ -468,7 +588,7 @@ async fn associated_services(
 
 #[cfg(test)]
 mod tests {
-    use super::{copies_by_group, groups_in_status};
+    use super::{copies_by_group, copy_revisions, groups_in_status};
     use crate::api::ResourceScalingGroup;
     use serde_json::json;
 
@@ -500,5 +620,22 @@ mod tests {
             "prefill",
         );
         assert_eq!(by_group.keys().copied().collect::<Vec<_>>(), vec![1, 3]);
+    }
+
+    #[test]
+    fn copies_made_before_revisions_were_labelled_date_from_the_first_snapshot() {
+        let copies = [
+            (
+                1,
+                json!({"metadata": {"labels": {"rsg.io/revision": "abc"}}}),
+            ),
+            (2, json!({"metadata": {"labels": {}}})),
+        ]
+        .into_iter()
+        .collect();
+        let revisions = copy_revisions(&copies, Some("first".into()));
+        assert_eq!(revisions[&1], "abc");
+        assert_eq!(revisions[&2], "first");
+        assert_eq!(copy_revisions(&copies, None)[&2], "unknown");
     }
 }

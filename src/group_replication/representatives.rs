@@ -11,10 +11,9 @@ use kube::{Api, ResourceExt};
 use serde_json::json;
 
 use super::observe::Observation;
-use super::ReconcileError;
 use crate::api::{ResourceScalingGroup, LABEL_GROUP_ID, LABEL_NAME, LABEL_REPRESENTATIVE};
 use crate::api_errors;
-use crate::controller::Context;
+use crate::reconcile::{Context, ObjectName, ReconcileError};
 use crate::workload::pod_selector;
 
 fn is_ready(pod: &Pod) -> bool {
@@ -53,7 +52,14 @@ fn selects(selector: &BTreeMap<String, String>, pod: &Pod) -> bool {
     !selector.is_empty() && selector.iter().all(|(k, v)| pod.labels().get(k) == Some(v))
 }
 
-async fn set_label(api: &Api<Pod>, pod: &str, value: Option<&str>) -> Result<(), ReconcileError> {
+/// Sets (or, with `None`, removes) the representative label of a pod (metadata only).
+async fn set_label(
+    ctx: &Context,
+    namespace: &str,
+    pod: &str,
+    value: Option<&str>,
+) -> Result<(), ReconcileError> {
+    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
     let patch = json!({"metadata": {"labels": {LABEL_REPRESENTATIVE: value}}});
     match api
         .patch(pod, &crate::patch_params(), &Patch::Merge(&patch))
@@ -61,7 +67,9 @@ async fn set_label(api: &Api<Pod>, pod: &str, value: Option<&str>) -> Result<(),
     {
         Ok(_) => Ok(()),
         Err(err) if api_errors::is_not_found(&err) => Ok(()),
-        Err(err) => Err(err.into()),
+        Err(err) => Err(ReconcileError::patch(ObjectName::new(
+            "Pod", namespace, pod,
+        ))(err)),
     }
 }
 
@@ -81,7 +89,8 @@ pub async fn ensure_representatives(
     // Pods of every copy group, and of group 0 (in the base namespace, without a group label).
     let copy_pods = Api::<Pod>::namespaced(ctx.client.clone(), &rsg_namespace)
         .list(&ListParams::default().labels(&format!("{LABEL_NAME}={rsg_name}")))
-        .await?
+        .await
+        .map_err(ReconcileError::list("Pod", &rsg_namespace))?
         .items;
     let base_selector = pod_selector(&first.base);
     let base_pods = if active.contains(&0) && !base_selector.is_empty() {
@@ -92,7 +101,8 @@ pub async fn ensure_representatives(
             .collect();
         Api::<Pod>::namespaced(ctx.client.clone(), &first.base_namespace)
             .list(&ListParams::default().labels(&selector.join(",")))
-            .await?
+            .await
+            .map_err(ReconcileError::list("Pod", &first.base_namespace))?
             .items
     } else {
         Vec::new()
@@ -133,16 +143,11 @@ pub async fn ensure_representatives(
         }
     }
     for (namespace, name) in labelled.difference(&chosen.keys().cloned().collect()) {
-        set_label(&Api::namespaced(ctx.client.clone(), namespace), name, None).await?;
+        set_label(ctx, namespace, name, None).await?;
     }
     for (namespace, name) in chosen.keys() {
         if !labelled.contains(&(namespace.clone(), name.clone())) {
-            set_label(
-                &Api::namespaced(ctx.client.clone(), namespace),
-                name,
-                Some(&rsg_name),
-            )
-            .await?;
+            set_label(ctx, namespace, name, Some(&rsg_name)).await?;
         }
     }
     Ok(chosen.values().copied().collect())

@@ -1,4 +1,4 @@
-//! Status of a GroupReplication RSG.
+//! Status of a GroupReplication RSG, built from what a reconcile observed and did (pure).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -7,15 +7,14 @@ use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 
 use super::observe::Observation;
-use super::victims::VictimDecision;
-use super::{Problem, ReconcileError};
 use crate::api::{
     CandidateValue, GroupStatus, ResourceScalingGroup, ResourceScalingGroupStatus, ScaleDownRecord,
     LABEL_REPRESENTATIVE,
 };
-use crate::controller::conditions::{reason, with_condition, READY};
-use crate::controller::Context;
 use crate::naming::copy_service_name;
+use crate::reconcile::conditions::{reason, with_condition, READY};
+use crate::reconcile::Problem;
+use crate::scale_down::victims::VictimDecision;
 
 /// Condition type telling whether every active group's workloads are ready.
 pub const GROUPS_READY: &str = "GroupsReady";
@@ -36,10 +35,10 @@ pub struct GroupSummary<'a> {
     pub rollout: Option<(BTreeSet<i32>, bool)>,
 }
 
-/// The status record of a decision.
-pub fn record_of(decision: &VictimDecision) -> ScaleDownRecord {
+/// The status record of a decision made at `time`.
+pub fn record_of(decision: &VictimDecision, time: Timestamp) -> ScaleDownRecord {
     ScaleDownRecord {
-        time: Some(Time(Timestamp::now())),
+        time: Some(Time(time)),
         victims: decision.victims.clone(),
         source: decision.source.as_str().to_string(),
         reason: decision.reason.clone(),
@@ -75,16 +74,8 @@ pub fn describe_decision(decision: &VictimDecision) -> String {
     )
 }
 
-fn base_status(rsg: &ResourceScalingGroup) -> ResourceScalingGroupStatus {
-    rsg.status.clone().unwrap_or_default()
-}
-
-/// Writes problems that stopped the reconcile before any group work.
-pub async fn write_problems(
-    ctx: &Context,
-    rsg: &ResourceScalingGroup,
-    problems: &[Problem],
-) -> Result<(), ReconcileError> {
+/// The Ready condition's reason and message for `problems` (the first one's reason).
+pub fn problems_condition(problems: &[Problem]) -> (&'static str, String) {
     let first = problems
         .first()
         .map(Problem::reason)
@@ -94,18 +85,17 @@ pub async fn write_problems(
         .map(Problem::message)
         .collect::<Vec<_>>()
         .join("; ");
-    Ok(ctx.write_ready(rsg, false, first, message).await?)
+    (first, message)
 }
 
-/// Writes the full status after a GroupReplication reconcile and returns what it wrote.
-pub async fn write_groups(
-    ctx: &Context,
+/// The full status after a GroupReplication reconcile.
+pub fn groups_status(
     rsg: &ResourceScalingGroup,
     obs: &Observation,
     group_name: &str,
     summary: &GroupSummary<'_>,
     problems: &[Problem],
-) -> Result<ResourceScalingGroupStatus, ReconcileError> {
+) -> ResourceScalingGroupStatus {
     let namespace = rsg.namespace().unwrap_or_default();
     let mut groups = Vec::new();
     let mut ready_count = 0;
@@ -192,7 +182,7 @@ pub async fn write_groups(
         });
     }
     let current = i32::try_from(summary.active.len()).unwrap_or(i32::MAX);
-    let mut status = base_status(rsg);
+    let mut status = rsg.status.clone().unwrap_or_default();
     status.observed_generation = rsg.metadata.generation;
     status.current_replicas = current;
     status.ready_replicas = ready_count;
@@ -210,15 +200,10 @@ pub async fn write_groups(
     status.updated_replicas = Some(updated);
     let generation = rsg.metadata.generation;
     let (ready, why, message) = match problems.first() {
-        Some(problem) => (
-            false,
-            problem.reason(),
-            problems
-                .iter()
-                .map(Problem::message)
-                .collect::<Vec<_>>()
-                .join("; "),
-        ),
+        Some(_) => {
+            let (why, message) = problems_condition(problems);
+            (false, why, message)
+        }
         None if outdated.is_some_and(|o| !o.is_empty()) => {
             let paused = summary.rollout.as_ref().is_some_and(|(_, paused)| *paused);
             let mut message = format!(
@@ -271,6 +256,5 @@ pub async fn write_groups(
         groups_message,
         generation,
     );
-    ctx.write_status(rsg, &status).await?;
-    Ok(status)
+    status
 }

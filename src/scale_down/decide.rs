@@ -1,18 +1,52 @@
-//! The decision chain: metric, then annotation, then group id.
+//! The decision chain: metric, then annotation, then group id. The metric is read once per
+//! reconcile ([`read_metric`]); deciding from what was read is pure.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use tracing::info;
-
 use super::promql::scale_down_query;
-use super::values::{present_values, values_from_annotations, values_from_response};
+use super::values::{present_values, values_from_annotations, values_from_response, QueryResponse};
+use super::victims::{choose_victims, highest_ids_first, DecisionSource, Order, VictimDecision};
 use super::PrometheusClient;
 use crate::api::ScaleDown;
-use crate::group_replication::victims::{
-    choose_victims, highest_ids_first, DecisionSource, Order, VictimDecision,
-};
 use crate::metrics::Metrics;
+
+/// What reading the scale-down metric gave.
+#[derive(Clone, Debug, PartialEq)]
+pub enum MetricReading {
+    /// Nothing was read (nothing needed it).
+    NotRead,
+    /// The RSG configures no scale-down metric.
+    NoMetric,
+    /// A metric is configured, but no Prometheus URL.
+    NoPrometheus,
+    /// The query sent and what Prometheus answered.
+    Answered {
+        /// The PromQL query.
+        query: String,
+        /// The answer, or why there is none.
+        answer: Result<QueryResponse, String>,
+    },
+}
+
+/// Reads the RSG's scale-down metric from Prometheus (no request when either is missing).
+pub async fn read_metric(
+    prometheus: Option<&PrometheusClient>,
+    metrics: &Metrics,
+    scale_down: Option<&ScaleDown>,
+) -> MetricReading {
+    let Some(metric) = scale_down.and_then(|s| s.metric.as_ref()) else {
+        return MetricReading::NoMetric;
+    };
+    let Some(client) = prometheus else {
+        return MetricReading::NoPrometheus;
+    };
+    let query = scale_down_query(metric);
+    let started = Instant::now();
+    let answer = client.query(&query).await;
+    metrics.observe_prometheus_query(started.elapsed(), answer.is_ok());
+    MetricReading::Answered { query, answer }
+}
 
 /// What a decision is made from.
 pub struct DecisionInputs<'a> {
@@ -26,22 +60,16 @@ pub struct DecisionInputs<'a> {
     pub annotations: BTreeMap<i32, Option<String>>,
 }
 
-/// Decides which groups to remove. Never fails: each source that cannot decide hands over
-/// to the next, and the reason is kept in the decision.
-pub async fn decide(
-    prometheus: Option<&PrometheusClient>,
-    metrics: &Metrics,
-    inputs: DecisionInputs<'_>,
-) -> VictimDecision {
+/// Decides which groups to remove from `reading`. Never fails: each source that cannot
+/// decide hands over to the next, and the reason is kept in the decision.
+pub fn decide(inputs: DecisionInputs<'_>, reading: &MetricReading) -> VictimDecision {
     let order = Order::parse(inputs.scale_down.and_then(|s| s.order.as_deref()));
-    let metric = inputs.scale_down.and_then(|s| s.metric.as_ref());
-    let why = match (metric, prometheus) {
-        (Some(metric), Some(client)) => {
-            let query = scale_down_query(metric);
-            let started = Instant::now();
-            let answer = client.query(&query).await;
-            metrics.observe_prometheus_query(started.elapsed(), answer.is_ok());
-            match answer.and_then(|response| values_from_response(&response, inputs.candidates)) {
+    let why = match reading {
+        MetricReading::Answered { query, answer } => {
+            match answer
+                .clone()
+                .and_then(|response| values_from_response(&response, inputs.candidates))
+            {
                 Ok(values) => {
                     return choose_victims(
                         inputs.candidates,
@@ -55,43 +83,36 @@ pub async fn decide(
                 Err(err) => format!("the Prometheus query {query} gave no usable ranking: {err}"),
             }
         }
-        (Some(_), None) => "no Prometheus URL is configured".to_string(),
-        (None, _) => "no scale-down metric is configured".to_string(),
+        MetricReading::NoPrometheus => "no Prometheus URL is configured".to_string(),
+        MetricReading::NoMetric | MetricReading::NotRead => {
+            "no scale-down metric is configured".to_string()
+        }
     };
     match values_from_annotations(&inputs.annotations, inputs.candidates) {
-        Ok(values) => {
-            info!(reason = %why, "fallback to annotation");
-            choose_victims(
-                inputs.candidates,
-                inputs.count,
-                Some(&values),
-                order,
-                DecisionSource::Annotation,
-                format!("{why}; ranked by the annotation autoscaling.rsg.metric.values"),
-            )
-        }
-        Err(annotation_gap) => {
-            info!(reason = %why, annotations = %annotation_gap, "fallback to max group-id");
-            highest_ids_first(
-                inputs.candidates,
-                inputs.count,
-                format!("{why}; {annotation_gap}; removing the highest group ids"),
-            )
-        }
+        Ok(values) => choose_victims(
+            inputs.candidates,
+            inputs.count,
+            Some(&values),
+            order,
+            DecisionSource::Annotation,
+            format!("{why}; ranked by the annotation autoscaling.rsg.metric.values"),
+        ),
+        Err(annotation_gap) => highest_ids_first(
+            inputs.candidates,
+            inputs.count,
+            format!("{why}; {annotation_gap}; removing the highest group ids"),
+        ),
     }
 }
 
 /// The current value of the scale-down metric per group, for draining groups; `None` when
-/// there is no metric, no Prometheus, or the query fails (a drain then waits for its timeout).
-pub async fn current_values(
-    prometheus: Option<&PrometheusClient>,
-    metrics: &Metrics,
-    scale_down: Option<&ScaleDown>,
-) -> Option<BTreeMap<i32, f64>> {
-    let (metric, client) = (scale_down?.metric.as_ref()?, prometheus?);
-    let query = scale_down_query(metric);
-    let started = Instant::now();
-    let answer = client.query(&query).await;
-    metrics.observe_prometheus_query(started.elapsed(), answer.is_ok());
-    present_values(&answer.ok()?)
+/// nothing usable was read (a drain then waits for its timeout).
+pub fn current_values(reading: &MetricReading) -> Option<BTreeMap<i32, f64>> {
+    match reading {
+        MetricReading::Answered {
+            answer: Ok(response),
+            ..
+        } => present_values(response),
+        _ => None,
+    }
 }

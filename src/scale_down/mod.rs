@@ -6,6 +6,7 @@ mod decide;
 mod prometheus;
 pub mod promql;
 pub mod values;
+pub mod victims;
 
-pub use decide::{current_values, decide, DecisionInputs};
+pub use decide::{current_values, decide, read_metric, DecisionInputs, MetricReading};
 pub use prometheus::{PrometheusClient, PrometheusConfig, PrometheusError};

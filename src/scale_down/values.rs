@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Deserialize;
 
 /// An instant-query response (`/api/v1/query`).
-#[derive(Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize)]
 pub struct QueryResponse {
     status: String,
     #[serde(default)]
@@ -15,7 +15,7 @@ pub struct QueryResponse {
     error: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize)]
 struct QueryData {
     #[serde(rename = "resultType")]
     result_type: String,
@@ -23,7 +23,7 @@ struct QueryData {
     result: Vec<VectorSample>,
 }
 
-#[derive(Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize)]
 struct VectorSample {
     #[serde(default)]
     metric: BTreeMap<String, String>,

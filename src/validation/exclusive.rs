@@ -2,18 +2,7 @@
 
 use super::field_error::FieldError;
 use crate::api::ResourceScalingGroupSpec;
-use crate::workload::WorkloadKey;
-
-/// An RSG's claim on a workload, as recorded in the shared cache's index.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct TargetClaim {
-    /// Namespace of the claiming RSG.
-    pub rsg_namespace: String,
-    /// Name of the claiming RSG.
-    pub rsg_name: String,
-    /// Strategy type of the claiming RSG.
-    pub strategy: String,
-}
+use crate::workload::{TargetClaim, WorkloadKey};
 
 /// Errors for targets already claimed by another RSG of the same strategy type.
 /// `claims_on` returns every claim recorded for a workload.

@@ -34,3 +34,14 @@ impl fmt::Display for WorkloadKey {
         write!(f, "{} {}/{}", self.kind, self.namespace, self.name)
     }
 }
+
+/// An RSG's claim on a workload, as recorded in the shared cache's index.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TargetClaim {
+    /// Namespace of the claiming RSG.
+    pub rsg_namespace: String,
+    /// Name of the claiming RSG.
+    pub rsg_name: String,
+    /// Strategy type of the claiming RSG.
+    pub strategy: String,
+}

@@ -4,7 +4,7 @@ mod key;
 mod kind;
 mod pod_template;
 
-pub use key::WorkloadKey;
+pub use key::{TargetClaim, WorkloadKey};
 pub use kind::{KindError, WorkloadKind};
 pub use pod_template::{
     all_pod_template_labels, pod_selector, pod_template_labels, referenced_objects,

@@ -1,33 +1,20 @@
-//! YAML of the plain workloads the tests build on.
+//! YAML of the plain workloads the tests build on, from the builders the unit tests and
+//! benchmarks share (`rsg::fixtures`).
+
+use serde_json::Value;
+
+fn yaml(object: &Value) -> String {
+    serde_norway::to_string(object).unwrap_or_else(|err| panic!("a fixture as YAML: {err}"))
+}
 
 /// A Deployment `name` in `ns` whose pods carry `app: <name>`, with one container.
 pub fn deployment(ns: &str, name: &str, replicas: i32) -> String {
-    format!(
-        r#"apiVersion: apps/v1
-kind: Deployment
-metadata: {{name: {name}, namespace: {ns}}}
-spec:
-  replicas: {replicas}
-  selector: {{matchLabels: {{app: {name}}}}}
-  template:
-    metadata: {{labels: {{app: {name}}}}}
-    spec:
-      containers: [{{name: {name}, image: registry.local/{name}:1}}]
-"#
-    )
+    yaml(&rsg::fixtures::deployment(ns, name, replicas))
 }
 
 /// A Service `name` in `ns` selecting `app: <name>` on port 80.
 pub fn service(ns: &str, name: &str) -> String {
-    format!(
-        r#"apiVersion: v1
-kind: Service
-metadata: {{name: {name}, namespace: {ns}}}
-spec:
-  selector: {{app: {name}}}
-  ports: [{{port: 80}}]
-"#
-    )
+    yaml(&rsg::fixtures::service(ns, name))
 }
 
 /// A GroupReplication RSG `name` in `ns` over one target `target` (apiVersion, kind and
@@ -36,36 +23,18 @@ pub fn group_rsg(
     ns: &str,
     name: &str,
     target: &str,
-    (api_version, kind, workload): (&str, &str, &str),
+    workload: (&str, &str, &str),
     group_config: &str,
 ) -> String {
-    format!(
-        r#"apiVersion: autoscaling.openfuyao.com/v1alpha1
-kind: ResourceScalingGroup
-metadata: {{name: {name}, namespace: {ns}}}
-spec:
-  targetResources:
-  - name: {target}
-    resourceRef: {{apiVersion: {api_version}, kind: {kind}, name: {workload}}}
-  scalingStrategy:
-    type: GroupReplication
-    groupConfig: {group_config}
-"#
-    )
+    let config: Value = serde_norway::from_str(group_config)
+        .unwrap_or_else(|err| panic!("groupConfig {group_config:?}: {err}"));
+    yaml(&rsg::fixtures::group_rsg_value(
+        ns, name, target, workload, config,
+    ))
 }
 
 /// A ResourceScalingGroupGrant in `ns` letting the RSGs of `from` act on every Deployment
 /// and StatefulSet there.
 pub fn grant(ns: &str, from: &str) -> String {
-    format!(
-        r#"apiVersion: autoscaling.openfuyao.com/v1alpha1
-kind: ResourceScalingGroupGrant
-metadata: {{name: from-{from}, namespace: {ns}}}
-spec:
-  from: [{{namespace: {from}}}]
-  to:
-  - {{group: apps, kind: Deployment}}
-  - {{group: apps, kind: StatefulSet}}
-"#
-    )
+    yaml(&rsg::fixtures::grant(ns, from))
 }

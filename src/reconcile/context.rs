@@ -9,10 +9,11 @@ use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Client, Resource, ResourceExt};
 
+use super::conditions::{already_reported, with_condition, READY};
+use super::{ObjectName, ReconcileError};
 use crate::api::{ResourceScalingGroup, ResourceScalingGroupStatus};
 use crate::boundary::TargetBoundary;
 use crate::cache::Stores;
-use crate::controller::conditions::{already_reported, with_condition, READY};
 use crate::metrics::Metrics;
 use crate::scale_down::PrometheusClient;
 use crate::workload::WorkloadAccess;
@@ -99,21 +100,30 @@ impl Context {
         }
     }
 
-    /// Writes `status` to the RSG's status subresource (a merge patch).
+    /// Writes `status` to the RSG's status subresource with server-side apply, as the one
+    /// field manager rsg has: rsg owns the whole status, and a field it no longer sets goes.
     pub async fn write_status(
         &self,
         rsg: &ResourceScalingGroup,
         status: &ResourceScalingGroupStatus,
-    ) -> Result<(), kube::Error> {
-        let api: Api<ResourceScalingGroup> =
-            Api::namespaced(self.client.clone(), &rsg.namespace().unwrap_or_default());
-        let patch = serde_json::json!({ "status": status });
+    ) -> Result<(), ReconcileError> {
+        let namespace = rsg.namespace().unwrap_or_default();
+        let api: Api<ResourceScalingGroup> = Api::namespaced(self.client.clone(), &namespace);
+        let patch = serde_json::json!({
+            "apiVersion": ResourceScalingGroup::api_version(&()),
+            "kind": ResourceScalingGroup::kind(&()),
+            "status": status,
+        });
         api.patch_status(
             &rsg.name_any(),
-            &crate::patch_params(),
-            &Patch::Merge(&patch),
+            &crate::apply_params(),
+            &Patch::Apply(&patch),
         )
-        .await?;
+        .await
+        .map_err(|source| {
+            let object = ObjectName::new("ResourceScalingGroup", &namespace, &rsg.name_any());
+            ReconcileError::write_status(object, source)
+        })?;
         Ok(())
     }
 
@@ -126,7 +136,7 @@ impl Context {
         ready: bool,
         why: &str,
         message: String,
-    ) -> Result<(), kube::Error> {
+    ) -> Result<(), ReconcileError> {
         let mut status = rsg.status.clone().unwrap_or_default();
         let unchanged = status
             .conditions

@@ -1,5 +1,6 @@
-//! Carrying out a group plan: creating, completing and removing copy groups, holding and
-//! restoring group 0, and adopting base workloads. Base pod templates are never touched.
+//! The writes of one group: creating, completing and removing copy groups, holding and
+//! restoring group 0, marking drains, and adopting base workloads. Base pod templates are
+//! never touched.
 
 use std::collections::BTreeMap;
 
@@ -9,17 +10,18 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 use serde_json::{json, Value};
 
-use super::baseline::Replicas;
-use super::build::{build_service_copy, build_workload_copy, CopySpec, ServiceCopySpec};
-use super::observe::{
-    Observation, TargetState, ANNOTATION_DRAINING_SINCE, ANNOTATION_HELD_AT_ZERO,
-};
-use super::{Problem, ReconcileError};
 use crate::api::{ResourceScalingGroup, LABEL_GROUP_ID, LABEL_MANAGED, LABEL_NAME};
 use crate::api_errors;
-use crate::controller::Context;
+use crate::group_replication::baseline::Replicas;
+use crate::group_replication::build::{
+    build_service_copy, build_workload_copy, CopySpec, ServiceCopySpec,
+};
+use crate::group_replication::observe::{
+    Observation, TargetState, ANNOTATION_DRAINING_SINCE, ANNOTATION_HELD_AT_ZERO,
+};
 use crate::naming::{copy_service_name, copy_workload_name};
-use crate::workload::{label, role_based_group, WorkloadKind};
+use crate::reconcile::{to_json, Context, ObjectName, Problem, ReconcileError};
+use crate::workload::{label, role_based_group, AccessError, WorkloadKind};
 
 fn labelled_ours(object: &Value, rsg_name: &str) -> bool {
     label(object, LABEL_NAME) == Some(rsg_name)
@@ -80,20 +82,31 @@ fn missing_parts<'a>(obs: &'a Observation, group_name: &str, id: i32) -> Vec<Mis
     missing
 }
 
+/// What creating (or completing) a group came to.
+#[derive(Debug, PartialEq)]
+pub enum GroupCreation {
+    /// These objects were created (none when the group was complete already).
+    Created(Vec<String>),
+    /// A problem stopped it; nothing it created is left.
+    Blocked(Problem),
+}
+
 /// Creates the objects group `id` is missing, optimistically: an existing object is looked
-/// at only when the create reports a conflict. Returns the names created, or the problem that
-/// stopped it; on a problem, what this call created is deleted again so no half group stays.
+/// at only when the create reports a conflict. On a problem or failure, what this call
+/// created is deleted again so no half group stays.
 pub async fn create_group(
     ctx: &Context,
     rsg: &ResourceScalingGroup,
     obs: &Observation,
     group_name: &str,
     id: i32,
-) -> Result<Result<Vec<String>, Problem>, ReconcileError> {
+) -> Result<GroupCreation, ReconcileError> {
     let namespace = rsg.namespace().unwrap_or_default();
     let rsg_name = rsg.name_any();
     if let Some(message) = obs.targets.iter().find_map(|t| t.baseline.as_ref().err()) {
-        return Ok(Err(Problem::InvalidReplicaConfig(message.clone())));
+        return Ok(GroupCreation::Blocked(Problem::InvalidReplicaConfig(
+            message.clone(),
+        )));
     }
     let services: Api<Service> = Api::namespaced(ctx.client.clone(), &namespace);
     let renames = service_renames(obs, group_name, id);
@@ -105,7 +118,13 @@ pub async fn create_group(
         .filter(|p| ctx.is_known_conflict(&rsg_ref, p.name()))
     {
         match conflicting_owner(ctx, &services, &namespace, part).await? {
-            Some(description) => return Ok(Err(name_conflict(&description, &rsg_name, id))),
+            Some(description) => {
+                return Ok(GroupCreation::Blocked(name_conflict(
+                    &description,
+                    &rsg_name,
+                    id,
+                )))
+            }
             None => ctx.set_conflict(&rsg_ref, part.name(), false),
         }
     }
@@ -146,12 +165,12 @@ pub async fn create_group(
                     },
                 );
                 let service: Service =
-                    serde_json::from_value(copy).map_err(ReconcileError::Convert)?;
+                    serde_json::from_value(copy).map_err(ReconcileError::convert("Service"))?;
                 let params = crate::create_params();
                 match services.create(&params, &service).await {
                     Ok(_) => Ok(()),
                     Err(kube::Error::Api(status)) => Err((Some(status.code), status.message)),
-                    Err(err) => return Err(err.into()),
+                    Err(err) => Err((None, err.to_string())),
                 }
             }
         };
@@ -176,21 +195,18 @@ pub async fn create_group(
             )),
             Err((_, message)) => {
                 roll_back(ctx, &services, &namespace, &created).await?;
-                return Err(ReconcileError::Create {
-                    kind: part.kind_name().to_string(),
-                    namespace: namespace.clone(),
-                    name: part.name().to_string(),
-                    message,
-                });
+                return Err(ReconcileError::create(part.object(&namespace), message));
             }
         };
         roll_back(ctx, &services, &namespace, &created).await?;
-        return Ok(Err(problem));
+        return Ok(GroupCreation::Blocked(problem));
     }
-    Ok(Ok(created
-        .iter()
-        .map(|p| format!("{} {namespace}/{}", p.kind_name(), p.name()))
-        .collect()))
+    Ok(GroupCreation::Created(
+        created
+            .iter()
+            .map(|p| p.object(&namespace).to_string())
+            .collect(),
+    ))
 }
 
 fn name_conflict(description: &str, rsg_name: &str, id: i32) -> Problem {
@@ -212,6 +228,10 @@ impl Missing<'_> {
             Self::Service { .. } => "Service",
         }
     }
+
+    fn object(&self, namespace: &str) -> ObjectName {
+        ObjectName::new(self.kind_name(), namespace, self.name())
+    }
 }
 
 /// After a create conflict: `None` when the existing object is ours (a cache lag), else a
@@ -222,12 +242,18 @@ async fn conflicting_owner(
     namespace: &str,
     part: &Missing<'_>,
 ) -> Result<Option<String>, ReconcileError> {
+    let object = part.object(namespace);
     let existing = match part {
-        Missing::Workload { name, kind, .. } => ctx.workloads.get(kind, namespace, name).await?,
+        Missing::Workload { name, kind, .. } => ctx
+            .workloads
+            .get(kind, namespace, name)
+            .await
+            .map_err(ReconcileError::read(object))?,
         Missing::Service { name, .. } => services
             .get_opt(name)
-            .await?
-            .map(|s| serde_json::to_value(s).map_err(ReconcileError::Convert))
+            .await
+            .map_err(ReconcileError::read(object))?
+            .map(|s| to_json("Service", &s))
             .transpose()?,
     };
     let rsg_label = existing
@@ -248,11 +274,13 @@ async fn roll_back(
 ) -> Result<(), ReconcileError> {
     for part in created {
         match part {
-            Missing::Workload { name, kind, .. } => {
-                ctx.workloads.delete(kind, namespace, name).await?
-            }
+            Missing::Workload { name, kind, .. } => ctx
+                .workloads
+                .delete(kind, namespace, name)
+                .await
+                .map_err(ReconcileError::delete(part.object(namespace)))?,
             Missing::Service { name, .. } => {
-                delete_service(services, name).await?;
+                delete_service(services, namespace, name).await?;
             }
         }
     }
@@ -272,19 +300,29 @@ pub async fn remove_copy_group(
     for target in &obs.targets {
         if let Some(copy) = target.copies.get(&id) {
             let name = copy["metadata"]["name"].as_str().unwrap_or_default();
-            ctx.workloads.delete(&target.kind, &namespace, name).await?;
-            deleted.push(format!("{} {namespace}/{name}", target.kind.kind_name()));
+            let object = ObjectName::new(target.kind.kind_name(), &namespace, name);
+            ctx.workloads
+                .delete(&target.kind, &namespace, name)
+                .await
+                .map_err(ReconcileError::delete(object.clone()))?;
+            deleted.push(object.to_string());
         }
     }
     Ok(deleted)
 }
 
 /// Deletes a Service; a missing one is not an error. Returns whether it existed.
-async fn delete_service(api: &Api<Service>, name: &str) -> Result<bool, ReconcileError> {
+async fn delete_service(
+    api: &Api<Service>,
+    namespace: &str,
+    name: &str,
+) -> Result<bool, ReconcileError> {
     match api.delete(name, &DeleteParams::background()).await {
         Ok(_) => Ok(true),
         Err(err) if api_errors::is_not_found(&err) => Ok(false),
-        Err(err) => Err(err.into()),
+        Err(err) => Err(ReconcileError::delete(ObjectName::new(
+            "Service", namespace, name,
+        ))(err)),
     }
 }
 
@@ -304,7 +342,7 @@ pub async fn delete_copy_services(
         if !is_group {
             continue;
         }
-        if delete_service(&api, name).await? {
+        if delete_service(&api, &namespace, name).await? {
             deleted.push(format!("Service {namespace}/{name}"));
         }
     }
@@ -313,11 +351,12 @@ pub async fn delete_copy_services(
 
 /// Scales every base workload to zero (holding group 0) or back to its baseline. A
 /// RoleBasedGroup is scaled role by role (`spec.roles[].replicas`).
+/// Returns the problem that stopped it (an unusable baseline), if any.
 pub async fn set_group0(
     ctx: &Context,
     obs: &Observation,
     hold: bool,
-) -> Result<Result<(), Problem>, ReconcileError> {
+) -> Result<Option<Problem>, ReconcileError> {
     for target in &obs.targets {
         let replicas = if hold {
             // Every role the live object has, whatever the baseline says.
@@ -330,7 +369,7 @@ pub async fn set_group0(
         } else {
             match &target.baseline {
                 Ok(baseline) => baseline.clone(),
-                Err(message) => return Ok(Err(Problem::InvalidReplicaConfig(message.clone()))),
+                Err(message) => return Ok(Some(Problem::InvalidReplicaConfig(message.clone()))),
             }
         };
         let annotation = if hold {
@@ -352,24 +391,39 @@ pub async fn set_group0(
         }
         patch_base(ctx, target, &patch).await?;
     }
-    Ok(Ok(()))
+    Ok(None)
 }
 
-/// Merge-patches a target's base workload.
+/// Merge-patches a target's base workload (the user's object: rsg changes only the fields
+/// it patches, under its field manager).
 async fn patch_base(
     ctx: &Context,
     target: &TargetState,
     patch: &Value,
 ) -> Result<(), ReconcileError> {
-    Ok(ctx
-        .workloads
-        .merge_patch(
-            &target.kind,
-            &target.base_namespace,
-            &target.base_name,
-            patch,
-        )
-        .await?)
+    patch_workload(
+        ctx,
+        &target.kind,
+        &target.base_namespace,
+        &target.base_name,
+        patch,
+    )
+    .await
+}
+
+async fn patch_workload(
+    ctx: &Context,
+    kind: &WorkloadKind,
+    namespace: &str,
+    name: &str,
+    patch: &Value,
+) -> Result<(), ReconcileError> {
+    ctx.workloads
+        .merge_patch(kind, namespace, name, patch)
+        .await
+        .map_err(|err: AccessError| {
+            ReconcileError::patch(ObjectName::new(kind.kind_name(), namespace, name))(err)
+        })
 }
 
 /// Labels each base workload (metadata only) as group 0 of this RSG.
@@ -414,9 +468,7 @@ pub async fn mark_draining(
             patch_base(ctx, target, &patch).await?;
         } else if let Some(copy) = target.copies.get(&id) {
             let name = copy["metadata"]["name"].as_str().unwrap_or_default();
-            ctx.workloads
-                .merge_patch(&target.kind, &namespace, name, &patch)
-                .await?;
+            patch_workload(ctx, &target.kind, &namespace, name, &patch).await?;
         }
     }
     Ok(())

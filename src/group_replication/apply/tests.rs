@@ -1,0 +1,152 @@
+//! Scenarios that need an API, against the mocked API server: what apply asks, in order,
+//! and what it comes to.
+
+use hyper::Method;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use kube::runtime::reflector::ObjectRef;
+use serde_json::json;
+
+use super::apply;
+use crate::group_replication::reconcile_plan::plan;
+use crate::group_replication::test_observation::{config, observation, rsg, RSG};
+use crate::reconcile::mock_api::{context, created, status, Call};
+use crate::reconcile::{Problem, ReconcileError};
+use crate::scale_down::MetricReading;
+
+const DEPLOYMENTS: &str = "/apis/apps/v1/namespaces/team/deployments";
+const SERVICES: &str = "/api/v1/namespaces/team/services";
+
+fn scale_to(replicas: i32) -> serde_json::Value {
+    json!({"replicas": replicas})
+}
+
+#[tokio::test]
+async fn a_group_whose_service_copy_fails_is_rolled_back_and_the_failure_names_it() {
+    let (ctx, recorded) = context(|call: &Call| match (&call.method, call.path.as_str()) {
+        (&Method::POST, DEPLOYMENTS) => created(call),
+        (&Method::POST, SERVICES) => status(500, "InternalError"),
+        (&Method::DELETE, _) => (200, json!({"kind": "Status", "status": "Success"})),
+        _ => status(404, "NotFound"),
+    });
+    let obs = observation(&[], &[]);
+    let plan = plan(
+        &obs,
+        &config(scale_to(2)),
+        &MetricReading::NotRead,
+        Timestamp::now(),
+    );
+    assert_eq!(plan.groups.create, vec![1]);
+    let err = apply(&ctx, &rsg(scale_to(2)), &obs, &plan, RSG)
+        .await
+        .expect_err("the Service copy failed");
+    assert!(
+        matches!(&err, ReconcileError::Create { object, .. } if object.to_string() == "Service team/llm-prefill-pd-1"),
+        "{err}"
+    );
+    assert_eq!(
+        recorded.lines(),
+        vec![
+            format!("POST {DEPLOYMENTS}"),
+            format!("POST {SERVICES}"),
+            format!("DELETE {DEPLOYMENTS}/pd-llm-prefill-1"),
+        ],
+        "the copy made before the failure is deleted again"
+    );
+}
+
+#[tokio::test]
+async fn a_name_taken_by_someone_else_is_a_problem_and_is_checked_first_next_time() {
+    let (ctx, recorded) = context(|call: &Call| match (&call.method, call.path.as_str()) {
+        (&Method::POST, DEPLOYMENTS) => status(409, "AlreadyExists"),
+        // The object in the way carries no rsg.io/name label.
+        (&Method::GET, path) if path.starts_with(DEPLOYMENTS) => (
+            200,
+            crate::fixtures::deployment("team", "pd-llm-prefill-1", 1),
+        ),
+        _ => status(404, "NotFound"),
+    });
+    let the_rsg = rsg(scale_to(2));
+    let obs = observation(&[], &[]);
+    let plan = plan(
+        &obs,
+        &config(scale_to(2)),
+        &MetricReading::NotRead,
+        Timestamp::now(),
+    );
+    let applied = apply(&ctx, &the_rsg, &obs, &plan, RSG)
+        .await
+        .expect("a problem, not a failure");
+    assert!(
+        matches!(applied.problems.as_slice(), [Problem::NameConflict(m)] if m.starts_with("Deployment team/pd-llm-prefill-1 exists and was not made by this RSG")),
+        "{:?}",
+        applied.problems
+    );
+    assert!(!applied.active.contains(&1));
+    assert!(ctx.is_known_conflict(&ObjectRef::from_obj(&the_rsg), "pd-llm-prefill-1"));
+    assert_eq!(
+        recorded.lines(),
+        vec![
+            format!("POST {DEPLOYMENTS}"),
+            format!("GET {DEPLOYMENTS}/pd-llm-prefill-1"),
+        ],
+        "nothing else of the group is created"
+    );
+    // Next time the known conflict is read before anything is created: no create at all.
+    apply(&ctx, &the_rsg, &obs, &plan, RSG)
+        .await
+        .expect("a problem again");
+    assert_eq!(
+        recorded.lines()[2..],
+        [format!("GET {DEPLOYMENTS}/pd-llm-prefill-1")]
+    );
+    assert_eq!(
+        recorded.event_reasons(),
+        vec!["NameConflict", "NameConflict"]
+    );
+}
+
+#[tokio::test]
+async fn a_draining_group_past_its_timeout_is_deleted_services_first() {
+    let (ctx, recorded) = context(|call: &Call| match &call.method {
+        &Method::DELETE => (200, json!({"kind": "Status", "status": "Success"})),
+        _ => status(404, "NotFound"),
+    });
+    let now = Timestamp::now();
+    let drained_for = |minutes: i64| now - SignedDuration::from_mins(minutes);
+    let group = json!({"replicas": 2, "scaleDown": {"drainTimeout": "5m"}});
+    // Group 2 has drained for 10 minutes, group 3 for 1: only 2 goes, 3 is looked at again
+    // when its timeout passes.
+    let obs = observation(&[1, 2, 3], &[(2, drained_for(10)), (3, drained_for(1))]);
+    let plan = plan(
+        &obs,
+        &config(group.clone()),
+        &MetricReading::NoPrometheus,
+        now,
+    );
+    assert_eq!(
+        plan.removals
+            .iter()
+            .map(|r| (r.id, r.why))
+            .collect::<Vec<_>>(),
+        vec![(2, "the drain timeout passed")]
+    );
+    assert_eq!(
+        plan.next_drain_check,
+        Some(std::time::Duration::from_secs(240))
+    );
+    let applied = apply(&ctx, &rsg(group), &obs, &plan, RSG)
+        .await
+        .expect("applied");
+    assert_eq!(
+        recorded.lines(),
+        vec![
+            format!("DELETE {SERVICES}/llm-prefill-pd-2"),
+            format!("DELETE {DEPLOYMENTS}/pd-llm-prefill-2"),
+        ]
+    );
+    assert_eq!(
+        applied.draining.keys().copied().collect::<Vec<_>>(),
+        vec![3]
+    );
+    assert_eq!(recorded.event_reasons(), vec!["DeletedGroup"]);
+}

@@ -1,0 +1,281 @@
+//! The pure plan of one GroupReplication reconcile: the group counts, which groups are
+//! reused, created, completed or restored, the scale-down victims, the rolling-update
+//! replacements, and which draining groups go now. Made from the observation, the metric
+//! reading and the time alone; [`super::apply`] carries it out.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use k8s_openapi::jiff::Timestamp;
+
+use super::observe::Observation;
+use super::plan::{plan_groups, GroupPlan, GroupState};
+use super::rollout::{groups_to_replace, old_groups_first, surge_allowance, RolloutState};
+use crate::api::{GroupConfig, ANNOTATION_METRIC_VALUES};
+use crate::scale_down::victims::VictimDecision;
+use crate::scale_down::{current_values, decide, DecisionInputs, MetricReading};
+use crate::validation::parse_prometheus_duration;
+
+/// A group taken out of service.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TakeDown {
+    /// The group.
+    pub id: i32,
+    /// For a group a rolling update replaces, its revision.
+    pub replaced_revision: Option<String>,
+}
+
+/// A draining group removed now, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Removal {
+    /// The group.
+    pub id: i32,
+    /// Why it goes now.
+    pub why: &'static str,
+}
+
+/// Everything one reconcile does to the groups, in the order it is done.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReconcilePlan {
+    /// Desired groups (the spec's count, without a rolling update's surge).
+    pub desired: i32,
+    /// The groups active before the reconcile.
+    pub active_before: BTreeSet<i32>,
+    /// The groups draining before the reconcile, and since when.
+    pub draining_before: BTreeMap<i32, Timestamp>,
+    /// Reuse, create, complete and restore; how many go.
+    pub groups: GroupPlan,
+    /// Active copy groups a rolling update has still to replace, before this reconcile.
+    pub outdated: BTreeSet<i32>,
+    /// The scale-down decision, when groups go.
+    pub decision: Option<VictimDecision>,
+    /// Groups taken down: the victims first, then the rolling update's replacements.
+    pub take_downs: Vec<TakeDown>,
+    /// The drain timeout: taken-down groups drain first when it is set.
+    pub drain_timeout: Option<Duration>,
+    /// When groups start draining in this reconcile.
+    pub now: Timestamp,
+    /// Draining groups (old and new) removed now.
+    pub removals: Vec<Removal>,
+    /// When the next draining group's timeout passes.
+    pub next_drain_check: Option<Duration>,
+    /// Whether the plan depends on the scale-down metric (a decision or a drain).
+    pub needs_metric: bool,
+    /// A rolling update: the old-revision groups left after this reconcile, and whether
+    /// it is paused.
+    pub rollout: Option<(BTreeSet<i32>, bool)>,
+}
+
+impl ReconcilePlan {
+    /// The groups taken down by a scale-down decision.
+    pub fn victims(&self) -> &[i32] {
+        self.decision.as_ref().map_or(&[], |d| d.victims.as_slice())
+    }
+}
+
+/// The drain timeout of the config; `None` when unset or zero (groups then go at once).
+fn drain_timeout(config: &GroupConfig) -> Option<Duration> {
+    config
+        .scale_down
+        .as_ref()
+        .and_then(|s| s.drain_timeout.as_deref())
+        .and_then(|d| parse_prometheus_duration(d).ok())
+        .filter(|d| !d.is_zero())
+}
+
+/// Plans one reconcile. `reading` is the scale-down metric as read for this reconcile
+/// ([`MetricReading::NotRead`] on a first pass: the plan says whether it needs it).
+pub fn plan(
+    obs: &Observation,
+    config: &GroupConfig,
+    reading: &MetricReading,
+    now: Timestamp,
+) -> ReconcilePlan {
+    let desired = config.desired_replicas();
+    let state = GroupState {
+        desired,
+        group0_held: obs.group0_held,
+        existing_copies: obs.existing_copies(),
+        incomplete_copies: obs.incomplete_copies(),
+        draining: obs.draining.keys().copied().collect(),
+        not_reusable: BTreeSet::new(),
+    };
+    let rolling = config.rolling_update();
+    let active_before = state.active();
+    // Active copy groups a rolling update has still to replace (none under OnDelete).
+    let outdated: BTreeSet<i32> = match rolling {
+        Some(_) => active_before
+            .iter()
+            .copied()
+            .filter(|id| obs.group_outdated(*id))
+            .collect(),
+        None => BTreeSet::new(),
+    };
+    // While old groups remain, scaling keeps up to maxSurge more groups: the new-revision
+    // groups a rollout adds come through the ordinary scale-up path.
+    let allowance = rolling.map_or(0, |update| {
+        surge_allowance(
+            outdated.len(),
+            usize::try_from(update.surge()).unwrap_or(0),
+            update.is_paused(),
+        )
+    });
+    let groups = plan_groups(&GroupState {
+        desired: desired.saturating_add(i32::try_from(allowance).unwrap_or(0)),
+        // A replaced group drains out; scaling up brings new-revision groups, not it.
+        not_reusable: match rolling {
+            Some(_) => state
+                .draining
+                .iter()
+                .copied()
+                .filter(|id| obs.group_outdated(*id))
+                .collect(),
+            None => BTreeSet::new(),
+        },
+        ..state.clone()
+    });
+    let mut active = active_before.clone();
+    active.extend(groups.reuse.iter().copied());
+    active.extend(groups.create.iter().copied());
+    if groups.restore_group0 {
+        active.insert(0);
+    }
+    let mut draining = obs.draining.clone();
+    for id in &groups.reuse {
+        draining.remove(id);
+    }
+    let mut take_downs = Vec::new();
+    let mut decision = None;
+    if groups.remove_count > 0 {
+        // Old-revision groups go first; the decision chooses among them, or the rest.
+        let pool = old_groups_first(&outdated, groups.remove_count);
+        let candidates: Vec<i32> = active
+            .iter()
+            .copied()
+            .filter(|id| outdated.contains(id) == pool.among_old)
+            .collect();
+        let inputs = DecisionInputs {
+            scale_down: config.scale_down.as_ref(),
+            candidates: &candidates,
+            count: pool.choose,
+            annotations: obs.first_target_annotations(ANNOTATION_METRIC_VALUES),
+        };
+        let mut chosen = decide(inputs, reading);
+        if !pool.taken.is_empty() {
+            chosen.reason = format!(
+                "old-revision groups {} go first; {}",
+                id_list(&pool.taken),
+                chosen.reason
+            );
+            chosen.victims.splice(0..0, pool.taken.iter().copied());
+        }
+        take_downs.extend(chosen.victims.iter().map(|id| TakeDown {
+            id: *id,
+            replaced_revision: None,
+        }));
+        decision = Some(chosen);
+    }
+    for down in &take_downs {
+        active.remove(&down.id);
+    }
+    // A rolling update takes old-revision groups down while enough groups stay ready.
+    let mut still_outdated: BTreeSet<i32> = outdated.intersection(&active).copied().collect();
+    if let Some(update) = rolling.filter(|u| !u.is_paused()) {
+        let replace = groups_to_replace(&RolloutState {
+            desired: usize::try_from(desired).unwrap_or(0),
+            outdated: still_outdated.clone(),
+            ready: active
+                .iter()
+                .copied()
+                .filter(|id| obs.group_ready(*id))
+                .collect(),
+            max_unavailable: usize::try_from(update.unavailable()).unwrap_or(0),
+        });
+        for id in replace {
+            active.remove(&id);
+            still_outdated.remove(&id);
+            take_downs.push(TakeDown {
+                id,
+                replaced_revision: Some(obs.group_revision(id)),
+            });
+        }
+    }
+    let drain_timeout = drain_timeout(config);
+    if drain_timeout.is_some() {
+        for down in &take_downs {
+            draining.insert(down.id, now);
+        }
+    }
+    let (removals, next_drain_check) = expired_drains(&draining, drain_timeout, reading, now);
+    ReconcilePlan {
+        desired,
+        active_before,
+        draining_before: obs.draining.clone(),
+        needs_metric: decision.is_some() || !draining.is_empty(),
+        groups,
+        outdated,
+        decision,
+        take_downs,
+        drain_timeout,
+        now,
+        removals,
+        next_drain_check,
+        rollout: rolling.map(|update| (still_outdated, update.is_paused())),
+    }
+}
+
+/// Of the `draining` groups, those that go now (idle by their metric, timed out, or
+/// draining no longer configured), and when the next one's timeout passes.
+fn expired_drains(
+    draining: &BTreeMap<i32, Timestamp>,
+    drain_timeout: Option<Duration>,
+    reading: &MetricReading,
+    now: Timestamp,
+) -> (Vec<Removal>, Option<Duration>) {
+    let values = current_values(reading);
+    let mut removals = Vec::new();
+    let mut next_check: Option<Duration> = None;
+    for (id, since) in draining {
+        let elapsed = Duration::try_from(now.duration_since(*since)).unwrap_or_default();
+        let idle = values
+            .as_ref()
+            .and_then(|v| v.get(id))
+            .is_some_and(|v| *v == 0.0);
+        let why = match drain_timeout {
+            _ if idle => "its metric reads 0",
+            Some(timeout) if elapsed < timeout => {
+                let remaining = timeout - elapsed;
+                next_check = Some(next_check.map_or(remaining, |n| n.min(remaining)));
+                continue;
+            }
+            Some(_) => "the drain timeout passed",
+            None => "draining is no longer configured",
+        };
+        removals.push(Removal { id: *id, why });
+    }
+    (removals, next_check)
+}
+
+/// `1, 2, 5-9` style list of group ids.
+pub fn id_list(ids: &[i32]) -> String {
+    let mut sorted = ids.to_vec();
+    sorted.sort_unstable();
+    let mut ranges: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < sorted.len() {
+        let start = sorted[i];
+        while i + 1 < sorted.len() && sorted[i + 1] == sorted[i] + 1 {
+            i += 1;
+        }
+        ranges.push(if sorted[i] == start {
+            start.to_string()
+        } else {
+            format!("{start}-{}", sorted[i])
+        });
+        i += 1;
+    }
+    ranges.join(", ")
+}
+
+#[cfg(test)]
+mod tests;

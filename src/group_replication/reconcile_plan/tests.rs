@@ -1,0 +1,105 @@
+//! Plans made from built observations: no API involved.
+
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use serde_json::json;
+
+use super::{plan, Removal, TakeDown};
+use crate::group_replication::test_observation::{config, observation};
+use crate::scale_down::victims::DecisionSource;
+use crate::scale_down::MetricReading;
+
+#[test]
+fn a_settled_rsg_plans_nothing_and_asks_no_metric() {
+    let obs = observation(&[1, 2], &[]);
+    let plan = plan(
+        &obs,
+        &config(json!({"replicas": 3})),
+        &MetricReading::NotRead,
+        Timestamp::now(),
+    );
+    assert!(plan.groups.is_empty(), "{:?}", plan.groups);
+    assert!(plan.take_downs.is_empty() && plan.removals.is_empty());
+    assert!(!plan.needs_metric);
+}
+
+#[test]
+fn scale_down_without_values_takes_the_highest_ids_and_needs_the_metric() {
+    let obs = observation(&[1, 2, 3], &[]);
+    let plan = plan(
+        &obs,
+        &config(json!({"replicas": 2})),
+        &MetricReading::NoMetric,
+        Timestamp::now(),
+    );
+    let decision = plan.decision.as_ref().expect("a decision");
+    assert_eq!(decision.victims, vec![3, 2]);
+    assert_eq!(decision.source, DecisionSource::GroupId);
+    assert!(decision
+        .reason
+        .starts_with("no scale-down metric is configured"));
+    assert_eq!(
+        plan.take_downs,
+        vec![
+            TakeDown {
+                id: 3,
+                replaced_revision: None
+            },
+            TakeDown {
+                id: 2,
+                replaced_revision: None
+            }
+        ]
+    );
+    assert!(plan.needs_metric);
+    // Without a drain timeout the victims go at once: nothing drains.
+    assert!(plan.removals.is_empty() && plan.next_drain_check.is_none());
+}
+
+#[test]
+fn with_a_drain_timeout_victims_drain_and_an_idle_metric_removes_them_at_once() {
+    let obs = observation(&[1, 2], &[]);
+    let group = config(json!({"replicas": 2, "scaleDown": {"drainTimeout": "2m"}}));
+    let now = Timestamp::now();
+    let waiting = plan(&obs, &group, &MetricReading::NoPrometheus, now);
+    assert_eq!(waiting.victims(), &[2]);
+    assert!(waiting.removals.is_empty());
+    assert_eq!(
+        waiting.next_drain_check,
+        Some(std::time::Duration::from_secs(120))
+    );
+    let response = serde_json::from_value(
+        json!({"status": "success", "data": {"resultType": "vector", "result": [
+            {"metric": {"group_id": "0"}, "value": [0, "4"]},
+            {"metric": {"group_id": "1"}, "value": [0, "3"]},
+            {"metric": {"group_id": "2"}, "value": [0, "0"]}
+        ]}}),
+    )
+    .expect("a response");
+    let idle = MetricReading::Answered {
+        query: "q".into(),
+        answer: Ok(response),
+    };
+    let removed = plan(&obs, &group, &idle, now);
+    assert_eq!(
+        removed.decision.as_ref().map(|d| d.source),
+        Some(DecisionSource::Metric)
+    );
+    assert_eq!(
+        removed.removals,
+        vec![Removal {
+            id: 2,
+            why: "its metric reads 0"
+        }]
+    );
+}
+
+#[test]
+fn demand_back_while_a_group_drains_reuses_it_instead_of_creating_one() {
+    let since = Timestamp::now() - SignedDuration::from_secs(30);
+    let obs = observation(&[1, 2], &[(2, since)]);
+    let group = config(json!({"replicas": 3, "scaleDown": {"drainTimeout": "5m"}}));
+    let plan = plan(&obs, &group, &MetricReading::NotRead, Timestamp::now());
+    assert_eq!(plan.groups.reuse, vec![2]);
+    assert!(plan.groups.create.is_empty());
+    assert!(!plan.needs_metric, "nothing drains any more");
+}

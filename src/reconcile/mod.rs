@@ -1,0 +1,28 @@
+//! What every strategy's reconcile builds on: the shared [`Context`], conditions, retry
+//! delays, the reconcile error and the problems reported to the user, and the [`Strategy`]
+//! interface the controller dispatches through. Nothing here depends on a strategy.
+
+pub mod backoff;
+pub mod conditions;
+mod context;
+mod error;
+#[cfg(test)]
+pub mod mock_api;
+mod problem;
+mod strategy;
+
+pub use context::Context;
+pub use error::{to_json, ObjectName, ReconcileError};
+pub use problem::Problem;
+pub use strategy::{Next, Strategy};
+
+use crate::api::ResourceScalingGroup;
+
+/// `namespace/name` of an RSG, for log fields.
+pub fn rsg_key(rsg: &ResourceScalingGroup) -> String {
+    format!(
+        "{}/{}",
+        rsg.metadata.namespace.as_deref().unwrap_or_default(),
+        rsg.metadata.name.as_deref().unwrap_or_default()
+    )
+}
