@@ -301,22 +301,12 @@ impl Context {
 mod tests {
     use super::*;
 
-    /// A context whose client answers nothing (no test here reaches the API).
+    /// A context whose API answers every call with 503 (no test here reaches the API).
     fn offline_context() -> Context {
-        let service = tower::service_fn(|_request: hyper::Request<kube::client::Body>| async {
-            Err::<hyper::Response<kube::client::Body>, _>(std::io::Error::other("offline"))
-        });
-        let client = Client::new(service, "default");
-        let (stores, _) = Stores::detached();
-        let recorder = Recorder::new(client.clone(), "rsg".into());
-        Context::new(
-            client,
-            stores,
-            recorder,
-            Arc::default(),
-            None,
-            TargetBoundary::default(),
-        )
+        super::super::mock_api::context(|_| {
+            super::super::mock_api::status(503, "ServiceUnavailable")
+        })
+        .0
     }
 
     #[tokio::test]
