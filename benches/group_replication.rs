@@ -79,12 +79,10 @@ async fn create_value(client: &Client, ns: &str, object: &Value) {
 fn rsg_object(ns: &str, name: &str, deployments: &[&str], replicas: i32) -> ResourceScalingGroup {
     let targets: Vec<Value> = deployments
         .iter()
-        .map(|d| json!({"name": d.trim_start_matches("llm-"), "resourceRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": d, "namespace": ns}}))
+        .map(|d| rsg::fixtures::deployment_target(d.trim_start_matches("llm-"), d, Some(ns)))
         .collect();
-    serde_json::from_value(json!({"apiVersion": "autoscaling.openfuyao.com/v1alpha1", "kind": "ResourceScalingGroup",
-        "metadata": {"name": name, "namespace": ns},
-        "spec": {"targetResources": targets, "scalingStrategy": {"type": "GroupReplication", "groupConfig": {"groupName": "pd", "replicas": replicas}}}}))
-    .unwrap()
+    let strategy = json!({"type": "GroupReplication", "groupConfig": {"groupName": "pd", "replicas": replicas}});
+    rsg::fixtures::rsg(ns, name, targets, strategy)
 }
 
 async fn wait_current(client: &Client, ns: &str, name: &str, current: i32) {

@@ -59,6 +59,37 @@ pub fn service(ns: &str, name: &str) -> Value {
     service_with(ns, name, json!({"app": name}), 80)
 }
 
+/// A target entry `name` naming the Deployment `workload` (in `namespace`, else the RSG's).
+pub fn deployment_target(name: &str, workload: &str, namespace: Option<&str>) -> Value {
+    let mut target = json!({
+        "name": name,
+        "resourceRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": workload}
+    });
+    if let Some(namespace) = namespace {
+        target["resourceRef"]["namespace"] = json!(namespace);
+    }
+    target
+}
+
+/// An RSG `name` in `ns` over `targets`, with `strategy` as its `scalingStrategy`.
+pub fn rsg_value(ns: &str, name: &str, targets: Vec<Value>, strategy: Value) -> Value {
+    json!({
+        "apiVersion": "autoscaling.openfuyao.com/v1alpha1",
+        "kind": "ResourceScalingGroup",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"targetResources": targets, "scalingStrategy": strategy}
+    })
+}
+
+/// [`rsg_value`] as the typed RSG.
+pub fn rsg(ns: &str, name: &str, targets: Vec<Value>, strategy: Value) -> ResourceScalingGroup {
+    typed(rsg_value(ns, name, targets, strategy))
+}
+
+fn typed(value: Value) -> ResourceScalingGroup {
+    serde_json::from_value(value).unwrap_or_else(|err| panic!("a fixture RSG: {err}"))
+}
+
 /// A GroupReplication RSG `name` in `ns` over one target `target` (apiVersion, kind and
 /// workload name), with `group_config` as its `groupConfig`.
 pub fn group_rsg_value(
@@ -68,18 +99,12 @@ pub fn group_rsg_value(
     (api_version, kind, workload): (&str, &str, &str),
     group_config: Value,
 ) -> Value {
-    json!({
-        "apiVersion": "autoscaling.openfuyao.com/v1alpha1",
-        "kind": "ResourceScalingGroup",
-        "metadata": {"name": name, "namespace": ns},
-        "spec": {
-            "targetResources": [{
-                "name": target,
-                "resourceRef": {"apiVersion": api_version, "kind": kind, "name": workload}
-            }],
-            "scalingStrategy": {"type": "GroupReplication", "groupConfig": group_config}
-        }
-    })
+    let target = json!({
+        "name": target,
+        "resourceRef": {"apiVersion": api_version, "kind": kind, "name": workload}
+    });
+    let strategy = json!({"type": "GroupReplication", "groupConfig": group_config});
+    rsg_value(ns, name, vec![target], strategy)
 }
 
 /// [`group_rsg_value`] as the typed RSG, with a uid (as the API server gives it).
@@ -93,7 +118,7 @@ pub fn group_rsg(
     let mut value = group_rsg_value(ns, name, target, workload, group_config);
     value["metadata"]["uid"] = json!(format!("uid-{ns}-{name}"));
     value["metadata"]["generation"] = json!(1);
-    serde_json::from_value(value).unwrap_or_else(|err| panic!("a fixture RSG: {err}"))
+    typed(value)
 }
 
 /// A ResourceScalingGroupGrant in `ns` letting the RSGs of `from` act on every Deployment

@@ -170,20 +170,15 @@ async fn mutate_returns_an_idempotent_defaults_patch() {
 }
 
 fn inplace_rsg() -> ResourceScalingGroup {
-    serde_json::from_value(serde_json::json!({
-        "apiVersion": "autoscaling.openfuyao.com/v1alpha1", "kind": "ResourceScalingGroup",
-        "metadata": {"name": "leader-follower", "namespace": "scaling-system"},
-        "spec": {
-            "targetResources": [
-                {"name": "scheduler", "resourceRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "scheduler"}},
-                {"name": "worker", "resourceRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "worker"}}
-            ],
-            "scalingStrategy": {"type": "InplaceScaling", "leaderFollowerConfig": {
-                "leader": {"resourceName": "scheduler"}, "follower": [{"resourceName": "worker", "followRatio": 2}]
-            }}
-        }
-    }))
-    .unwrap()
+    use rsg::fixtures::deployment_target;
+    let targets = vec![
+        deployment_target("scheduler", "scheduler", None),
+        deployment_target("worker", "worker", None),
+    ];
+    let strategy = serde_json::json!({"type": "InplaceScaling", "leaderFollowerConfig": {
+        "leader": {"resourceName": "scheduler"}, "follower": [{"resourceName": "worker", "followRatio": 2}]
+    }});
+    rsg::fixtures::rsg("scaling-system", "leader-follower", targets, strategy)
 }
 
 #[tokio::test]

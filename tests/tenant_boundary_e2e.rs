@@ -107,19 +107,14 @@ fn refused_as_tenant(kubeconfig: &std::path::Path, yaml: &str, expected: &[Strin
 /// The oversized spec once measured at 30 s and 9.3 GiB: 5,000 targets, 20,000 followers.
 fn oversized(ns: &str) -> String {
     let targets: Vec<Value> = (0..5_000)
-        .map(|i| json!({"name": format!("t{i}"), "resourceRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": format!("w{i}")}}))
+        .map(|i| rsg::fixtures::deployment_target(&format!("t{i}"), &format!("w{i}"), None))
         .collect();
     let followers: Vec<Value> = (0..20_000)
         .map(|i| json!({"resourceName": format!("unknown-{i}"), "followRatio": 1}))
         .collect();
-    json!({
-        "apiVersion": "autoscaling.openfuyao.com/v1alpha1",
-        "kind": "ResourceScalingGroup",
-        "metadata": {"name": "oversized", "namespace": ns},
-        "spec": {"targetResources": targets, "scalingStrategy": {"type": "InplaceScaling",
-            "leaderFollowerConfig": {"leader": {"resourceName": "t0"}, "follower": followers}}},
-    })
-    .to_string()
+    let strategy = json!({"type": "InplaceScaling",
+        "leaderFollowerConfig": {"leader": {"resourceName": "t0"}, "follower": followers}});
+    rsg::fixtures::rsg_value(ns, "oversized", targets, strategy).to_string()
 }
 
 /// The largest lists the schema accepts: 32 targets, 31 followers.

@@ -16,20 +16,16 @@ fn grant(from: &str, kind: &str, name: Option<&str>) -> ResourceScalingGroupGran
 
 /// An InplaceScaling spec over Deployments `leader` and `follower` in these namespaces.
 fn spec(leader_ns: Option<&str>, follower_ns: Option<&str>) -> ResourceScalingGroupSpec {
-    let mut spec: ResourceScalingGroupSpec = serde_json::from_value(serde_json::json!({
-        "targetResources": [
-            {"name": "leader", "resourceRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "leader"}},
-            {"name": "follower", "resourceRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "follower"}},
-        ],
-        "scalingStrategy": {"type": "InplaceScaling", "leaderFollowerConfig": {
-            "leader": {"resourceName": "leader"},
-            "follower": [{"resourceName": "follower", "followRatio": 2}],
-        }},
-    }))
-    .expect("a valid spec");
-    spec.target_resources[0].resource_ref.namespace = leader_ns.map(Into::into);
-    spec.target_resources[1].resource_ref.namespace = follower_ns.map(Into::into);
-    spec
+    use crate::fixtures::deployment_target;
+    let targets = vec![
+        deployment_target("leader", "leader", leader_ns),
+        deployment_target("follower", "follower", follower_ns),
+    ];
+    let strategy = serde_json::json!({"type": "InplaceScaling", "leaderFollowerConfig": {
+        "leader": {"resourceName": "leader"},
+        "follower": [{"resourceName": "follower", "followRatio": 2}],
+    }});
+    crate::fixtures::rsg("team", "rsg", targets, strategy).spec
 }
 
 fn no_grants(_: &str) -> Vec<&'static ResourceScalingGroupGrantSpec> {

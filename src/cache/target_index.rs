@@ -144,16 +144,11 @@ mod tests {
     use super::*;
 
     fn rsg(ns: &str, name: &str, strategy: &str, workloads: &[&str]) -> ResourceScalingGroup {
-        let targets: Vec<_> = workloads
+        let targets = workloads
             .iter()
-            .map(|w| serde_json::json!({"name": w, "resourceRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": w}}))
+            .map(|w| crate::fixtures::deployment_target(w, w, None))
             .collect();
-        serde_json::from_value(serde_json::json!({
-            "apiVersion": "autoscaling.openfuyao.com/v1alpha1", "kind": "ResourceScalingGroup",
-            "metadata": {"name": name, "namespace": ns},
-            "spec": {"targetResources": targets, "scalingStrategy": {"type": strategy}}
-        }))
-        .unwrap()
+        crate::fixtures::rsg(ns, name, targets, serde_json::json!({"type": strategy}))
     }
 
     fn key(ns: &str, name: &str) -> WorkloadKey {

@@ -305,13 +305,10 @@ mod tests {
     use kube::api::ObjectMeta;
 
     fn rsg(uid: &str) -> ResourceScalingGroup {
-        serde_json::from_value(serde_json::json!({
-            "apiVersion": "autoscaling.openfuyao.com/v1alpha1",
-            "kind": "ResourceScalingGroup",
-            "metadata": {"name": "pd", "namespace": "ns", "uid": uid},
-            "spec": {"targetResources": [], "scalingStrategy": {"type": "GroupReplication"}}
-        }))
-        .expect("an RSG")
+        let strategy = serde_json::json!({"type": "GroupReplication"});
+        let mut rsg = crate::fixtures::rsg("ns", "pd", Vec::new(), strategy);
+        rsg.metadata.uid = Some(uid.into());
+        rsg
     }
 
     fn meta(label: Option<&str>, owner_uid: Option<&str>) -> ObjectMeta {

@@ -594,16 +594,16 @@ mod tests {
 
     #[test]
     fn the_groups_a_status_lists_are_its_active_and_draining_copies() {
-        let rsg: ResourceScalingGroup = serde_json::from_value(json!({
-            "metadata": {"name": "g", "namespace": "n"},
-            "spec": {"targetResources": [], "scalingStrategy": {"type": "GroupReplication"}},
-            "status": {"currentReplicas": 2, "readyReplicas": 0, "groups": [
+        let mut rsg: ResourceScalingGroup =
+            crate::fixtures::rsg("n", "g", Vec::new(), json!({"type": "GroupReplication"}));
+        rsg.status = serde_json::from_value(json!({
+            "currentReplicas": 2, "readyReplicas": 0, "groups": [
                 {"id": 0, "state": "Active", "active": true, "ready": false},
                 {"id": 1, "state": "Active", "active": true, "ready": false},
                 {"id": 2, "state": "Draining", "active": false, "ready": false}
-            ]}
+            ]
         }))
-        .expect("an RSG");
+        .expect("a status");
         assert_eq!(groups_in_status(&rsg), [1, 2].into_iter().collect());
     }
 

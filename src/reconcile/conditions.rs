@@ -101,11 +101,9 @@ mod tests {
 
     #[test]
     fn a_problem_is_already_reported_while_the_stored_condition_names_it() {
-        let mut rsg: ResourceScalingGroup = serde_json::from_value(serde_json::json!({
-            "metadata": {"name": "g", "namespace": "n", "generation": 2},
-            "spec": {"targetResources": [], "scalingStrategy": {"type": "GroupReplication"}}
-        }))
-        .expect("an RSG");
+        let strategy = serde_json::json!({"type": "GroupReplication"});
+        let mut rsg = crate::fixtures::rsg("n", "g", Vec::new(), strategy);
+        rsg.metadata.generation = Some(2);
         assert!(!already_reported(
             &rsg,
             "target \"a\": Deployment n/a not found"

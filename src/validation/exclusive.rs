@@ -42,11 +42,9 @@ mod tests {
     use super::*;
 
     fn spec(strategy: &str) -> ResourceScalingGroupSpec {
-        serde_json::from_value(serde_json::json!({
-            "targetResources": [{"name": "a", "resourceRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}}],
-            "scalingStrategy": {"type": strategy}
-        }))
-        .unwrap()
+        let target = crate::fixtures::deployment_target("a", "web", None);
+        let strategy = serde_json::json!({"type": strategy});
+        crate::fixtures::rsg("ns", "rsg", vec![target], strategy).spec
     }
 
     fn claim(ns: &str, name: &str, strategy: &str) -> TargetClaim {
