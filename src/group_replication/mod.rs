@@ -30,7 +30,9 @@ pub use representatives::pick_representative;
 
 use crate::api::{GroupConfig, ResourceScalingGroup, STRATEGY_GROUP_REPLICATION};
 use crate::reconcile::conditions::{find_condition, stored_condition, READY};
-use crate::reconcile::{rsg_key, Context, Next, Problem, ReconcileError, Strategy};
+use crate::reconcile::{
+    problems_condition, rsg_key, Context, Next, Problem, ReconcileError, Strategy,
+};
 use crate::scale_down::{read_metric, MetricReading};
 use crate::validation::effective_group_name;
 use observe::{observe, Observed};
@@ -106,7 +108,7 @@ async fn blocked(
     problems: &[Problem],
 ) -> Result<Duration, ReconcileError> {
     log_new_problems(ctx, rsg, problems);
-    let (why, message) = status::problems_condition(problems);
+    let (why, message) = problems_condition(problems);
     ctx.write_ready(rsg, false, why, message).await?;
     Ok(ctx.problem_backoff(&ObjectRef::from_obj(rsg)))
 }

@@ -13,7 +13,7 @@ use crate::api::{
 };
 use crate::naming::copy_service_name;
 use crate::reconcile::conditions::{reason, with_condition, READY};
-use crate::reconcile::Problem;
+use crate::reconcile::{problems_condition, Problem};
 use crate::scale_down::victims::VictimDecision;
 
 /// Condition type telling whether every active group's workloads are ready.
@@ -72,20 +72,6 @@ pub fn describe_decision(decision: &VictimDecision) -> String {
         decision.reason,
         values.join(", ")
     )
-}
-
-/// The Ready condition's reason and message for `problems` (the first one's reason).
-pub fn problems_condition(problems: &[Problem]) -> (&'static str, String) {
-    let first = problems
-        .first()
-        .map(Problem::reason)
-        .unwrap_or(reason::PROGRESSING);
-    let message = problems
-        .iter()
-        .map(Problem::message)
-        .collect::<Vec<_>>()
-        .join("; ");
-    (first, message)
 }
 
 /// The full status after a GroupReplication reconcile.

@@ -5,7 +5,7 @@ use crate::api::{
     ResourceScalingGroupStatus,
 };
 use crate::reconcile::conditions::{find_condition, reason, with_condition, READY};
-use crate::reconcile::Problem;
+use crate::reconcile::{problems_condition, Problem};
 
 /// What the reconcile came to.
 pub struct Outcome<'a> {
@@ -36,16 +36,10 @@ pub fn inplace_status(
     status.current_replicas = outcome.leader_replicas.unwrap_or_default();
     status.ready_replicas = 0;
     let (ready, why, message) = match outcome.problems.first() {
-        Some(first) => (
-            false,
-            first.reason(),
-            outcome
-                .problems
-                .iter()
-                .map(Problem::message)
-                .collect::<Vec<_>>()
-                .join("; "),
-        ),
+        Some(_) => {
+            let (why, message) = problems_condition(outcome.problems);
+            (false, why, message)
+        }
         None => (
             true,
             reason::RECONCILED,

@@ -13,7 +13,7 @@ mod strategy;
 
 pub use context::Context;
 pub use error::{to_json, ObjectName, ReconcileError};
-pub use problem::Problem;
+pub use problem::{problems_condition, Problem};
 pub use strategy::{Next, Strategy};
 
 use crate::api::ResourceScalingGroup;

@@ -57,3 +57,17 @@ impl Problem {
         }
     }
 }
+
+/// The not-ready condition for `problems`: the first one's reason, every message.
+pub fn problems_condition(problems: &[Problem]) -> (&'static str, String) {
+    let first = problems
+        .first()
+        .map(Problem::reason)
+        .unwrap_or(reason::PROGRESSING);
+    let message = problems
+        .iter()
+        .map(Problem::message)
+        .collect::<Vec<_>>()
+        .join("; ");
+    (first, message)
+}
