@@ -120,7 +120,7 @@ pub async fn run_while_leading(
 
 fn error_policy(rsg: Arc<ResourceScalingGroup>, err: &ReconcileError, ctx: Arc<Context>) -> Action {
     let delay = ctx.next_backoff(&ObjectRef::from_obj(rsg.as_ref()));
-    warn!(rsg = %rsg_key(&rsg), error = %err, retry_in = ?delay, "reconcile failed");
+    warn!(rsg = %rsg_key(&rsg), action = err.action(), error = %err, retry_in = ?delay, "reconcile failed");
     Action::requeue(delay)
 }
 
