@@ -336,6 +336,94 @@ mod tests {
     }
 
     #[test]
+    fn the_first_snapshot_is_stored_once_and_rolling_updates_add_one_per_revision() {
+        use super::resolve_snapshot;
+        let ours = rsg("uid-1");
+        let base = serde_json::json!({"kind": "Deployment", "metadata": {"name": "llm"}, "spec": {"template": {}}, "status": {"replicas": 1}});
+        let (snapshot, write) =
+            resolve_snapshot(&ours, "prefill", &base, "r1", false, None, &[]).expect("no conflict");
+        let write = write.expect("stored first");
+        assert_eq!(write.name(), "pd-prefill-snapshot");
+        assert_eq!(write.object.revision, 1);
+        assert!(
+            snapshot.get("status").is_none(),
+            "runtime fields are stripped"
+        );
+        // Under OnDelete a stored snapshot is used as it is.
+        let stored = write.object.clone();
+        let (_, again) = resolve_snapshot(
+            &ours,
+            "prefill",
+            &base,
+            "r2",
+            false,
+            Some(&stored),
+            std::slice::from_ref(&stored),
+        )
+        .expect("ours");
+        assert!(again.is_none());
+        // Under RollingUpdate a new revision gets its own, numbered after the newest.
+        let (_, next) = resolve_snapshot(
+            &ours,
+            "prefill",
+            &base,
+            "r2",
+            true,
+            Some(&stored),
+            std::slice::from_ref(&stored),
+        )
+        .expect("ours");
+        let next = next.expect("a snapshot of the new revision");
+        assert_eq!(
+            (next.name(), next.object.revision),
+            ("pd-prefill-snapshot-r2", 2)
+        );
+        // Someone else's object under the plain name is a conflict.
+        let mut theirs = stored;
+        theirs.metadata = meta(None, None);
+        assert!(
+            resolve_snapshot(&ours, "prefill", &base, "r1", false, Some(&theirs), &[]).is_err()
+        );
+    }
+
+    #[test]
+    fn the_baseline_is_created_from_the_snapshots_or_filled_in_never_overwritten() {
+        use super::resolve_baseline;
+        let ours = rsg("uid-1");
+        let snapshots = [(
+            "prefill".to_string(),
+            serde_json::json!({"spec": {"replicas": 2}}),
+        )]
+        .into_iter()
+        .collect();
+        let (write, baselines) = resolve_baseline(&ours, None, &snapshots);
+        assert!(write.create.is_some() && write.adopt.is_none() && write.fill.is_empty());
+        assert_eq!(
+            baselines["prefill"],
+            Ok(super::baseline::Replicas::Count(2))
+        );
+        // The user's ConfigMap, written first with their own value and no other key.
+        let users: k8s_openapi::api::core::v1::ConfigMap =
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "pd-replica-config"}, "data": {"prefill": "5", "other": "x"}
+            }))
+            .expect("a ConfigMap");
+        let (write, baselines) = resolve_baseline(&ours, Some(&users), &snapshots);
+        assert!(write.create.is_none() && write.adopt.is_some() && write.fill.is_empty());
+        assert_eq!(
+            baselines["prefill"],
+            Ok(super::baseline::Replicas::Count(5))
+        );
+        let empty: k8s_openapi::api::core::v1::ConfigMap =
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "pd-replica-config"}
+            }))
+            .expect("a ConfigMap");
+        let (write, _) = resolve_baseline(&ours, Some(&empty), &snapshots);
+        assert_eq!(write.fill.get("prefill").map(String::as_str), Some("2"));
+    }
+
+    #[test]
     fn surplus_snapshots_are_the_old_ones_no_group_uses() {
         let all: Vec<_> = (1..=6)
             .map(|n| snapshot(&format!("s{n}"), n, &format!("img:{n}")))

@@ -26,18 +26,28 @@ fn cache_behind(object: ObjectName) -> ReconcileError {
     )
 }
 
-/// Stores `write`. Returns a name conflict when a ControllerRevision of that name was not
-/// made by this RSG.
+/// What storing a snapshot came to.
+#[derive(Debug, PartialEq)]
+pub enum Stored {
+    /// Taken now.
+    Taken,
+    /// This RSG had stored it already (the cache had not shown it yet).
+    Existed,
+    /// A ControllerRevision of that name was not made by this RSG.
+    Conflict(Problem),
+}
+
+/// Stores `write`.
 pub async fn store_snapshot(
     ctx: &Context,
     rsg: &ResourceScalingGroup,
     write: &SnapshotWrite,
-) -> Result<Option<Problem>, ReconcileError> {
+) -> Result<Stored, ReconcileError> {
     let namespace = rsg.namespace().unwrap_or_default();
     let api: Api<ControllerRevision> = Api::namespaced(ctx.client.clone(), &namespace);
     let object = ObjectName::new("ControllerRevision", &namespace, write.name());
     let err = match api.create(&crate::create_params(), &write.object).await {
-        Ok(_) => return Ok(None),
+        Ok(_) => return Ok(Stored::Taken),
         Err(err) => err,
     };
     if !api_errors::is_conflict(&err) {
@@ -48,7 +58,7 @@ pub async fn store_snapshot(
         .await
         .map_err(ReconcileError::read(object.clone()))?;
     if !made_by(&existing.metadata, rsg) {
-        return Ok(Some(snapshot_conflict(
+        return Ok(Stored::Conflict(snapshot_conflict(
             &namespace,
             write.name(),
             &write.target,
@@ -56,7 +66,7 @@ pub async fn store_snapshot(
     }
     // Ours already: fine when it holds what was planned on, else plan again.
     match existing.data.as_ref().map(|d| &d.0) == write.workload() {
-        true => Ok(None),
+        true => Ok(Stored::Existed),
         false => Err(cache_behind(object)),
     }
 }

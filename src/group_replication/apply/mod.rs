@@ -13,6 +13,7 @@ use k8s_openapi::jiff::Timestamp;
 use tracing::info;
 
 pub use artifacts::prune_old_snapshots;
+use artifacts::Stored;
 pub use groups::GroupCreation;
 
 use super::observe::Observation;
@@ -47,8 +48,9 @@ pub async fn prerequisites(
     let mut problems = Vec::new();
     for write in &obs.snapshots_to_store {
         match artifacts::store_snapshot(ctx, rsg, write).await? {
-            Some(problem) => problems.push(problem),
-            None => ctx.event(rsg, false, "SnapshotTaken", "Snapshot", format!("stored the base workload of target {:?} as a ControllerRevision; new groups are built from it", write.target)).await,
+            Stored::Conflict(problem) => problems.push(problem),
+            Stored::Existed => {}
+            Stored::Taken => ctx.event(rsg, false, "SnapshotTaken", "Snapshot", format!("stored the base workload of target {:?} as a ControllerRevision; new groups are built from it", write.target)).await,
         }
     }
     if !problems.is_empty() {

@@ -150,3 +150,62 @@ async fn a_draining_group_past_its_timeout_is_deleted_services_first() {
     );
     assert_eq!(recorded.event_reasons(), vec!["DeletedGroup"]);
 }
+
+#[tokio::test]
+async fn a_snapshot_name_taken_by_someone_else_stops_the_reconcile_and_ours_is_used_quietly() {
+    use crate::group_replication::artifacts::resolve_snapshot;
+    const REVISIONS: &str = "/apis/apps/v1/namespaces/team/controllerrevisions";
+    let the_rsg = rsg(scale_to(1));
+    let base = crate::fixtures::deployment("base", "llm-prefill", 1);
+    let (_, write) = resolve_snapshot(&the_rsg, "prefill", &base, "r1", false, None, &[])
+        .expect("no conflict seen in the cache");
+    let write = write.expect("a snapshot to store");
+    let mut obs = observation(&[], &[]);
+    obs.snapshots_to_store = vec![write.clone()];
+
+    // Stored meanwhile by this RSG (its label and owner), with what was planned on.
+    let ours = serde_json::to_value(&write.object).expect("JSON");
+    let (ctx, recorded) = context(
+        move |call: &Call| match (&call.method, call.path.as_str()) {
+            (&Method::POST, REVISIONS) => status(409, "AlreadyExists"),
+            (&Method::GET, _) => (200, ours.clone()),
+            _ => (200, json!({})),
+        },
+    );
+    let problems = super::prerequisites(&ctx, &the_rsg, &obs)
+        .await
+        .expect("stored");
+    assert!(problems.is_empty(), "{problems:?}");
+    assert!(
+        !recorded
+            .event_reasons()
+            .contains(&"SnapshotTaken".to_string()),
+        "nothing was taken now"
+    );
+
+    // Someone else's ControllerRevision under that name.
+    let (ctx, recorded) = context(|call: &Call| match (&call.method, call.path.as_str()) {
+        (&Method::POST, REVISIONS) => status(409, "AlreadyExists"),
+        (&Method::GET, _) => (
+            200,
+            json!({"apiVersion": "apps/v1", "kind": "ControllerRevision",
+                   "metadata": {"name": "pd-prefill-snapshot", "namespace": "team"}, "revision": 1}),
+        ),
+        _ => (200, json!({})),
+    });
+    let problems = super::prerequisites(&ctx, &the_rsg, &obs)
+        .await
+        .expect("a problem");
+    assert!(
+        matches!(problems.as_slice(), [Problem::NameConflict(m)] if m.contains("exists and was not made by this RSG")),
+        "{problems:?}"
+    );
+    assert_eq!(
+        recorded.lines(),
+        vec![
+            format!("POST {REVISIONS}"),
+            format!("GET {REVISIONS}/{}", write.name())
+        ],
+        "nothing after the conflict: no baseline, no base labels"
+    );
+}
