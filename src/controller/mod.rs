@@ -36,6 +36,8 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
         _ = ctx.stores.wait_synced() => {}
         _ = shutdown.cancelled() => return,
     }
+    // Another replica may have led and written statuses since this one last did.
+    ctx.forget_written_statuses();
     let mut requests = ctx.stores.feed.open(&ctx.stores.rsgs);
     let request_stream = futures::stream::poll_fn(move |cx| requests.poll_recv(cx));
     let reader = ctx.stores.rsgs.clone();
@@ -134,6 +136,7 @@ async fn reconcile(
             return Ok(Action::await_change());
         }
         let started = std::time::Instant::now();
+        let rsg = ctx.with_newest_status(&rsg);
         let result = reconcile_strategy(&rsg, &ctx).await;
         ctx.metrics.observe_reconcile(
             &rsg.spec.scaling_strategy.type_,
@@ -143,7 +146,7 @@ async fn reconcile(
         match &result {
             Ok(action) => {
                 debug!(next = ?action, "reconcile done");
-                ctx.reset_backoff(&ObjectRef::from_obj(rsg.as_ref()))
+                ctx.reset_backoff(&ObjectRef::from_obj(&rsg))
             }
             Err(err) => {
                 let message = format!("retrying after an API error: {err}");

@@ -42,6 +42,9 @@ pub struct Context {
     reported: Mutex<HashMap<ObjectRef<ResourceScalingGroup>, Reported>>,
     /// Since when each RSG has been stopped on a problem the user has to fix.
     problem_streaks: Mutex<HashMap<ObjectRef<ResourceScalingGroup>, std::time::Instant>>,
+    /// The status this process last wrote for each RSG while leading. rsg alone writes RSG
+    /// status, so it is the newest there is; the cache may not show it yet.
+    written: Mutex<HashMap<ObjectRef<ResourceScalingGroup>, ResourceScalingGroupStatus>>,
 }
 
 /// The problem messages one reconcile found, and the spec generation it reconciled.
@@ -72,6 +75,7 @@ impl Context {
             name_conflicts: Mutex::new(HashMap::new()),
             reported: Mutex::new(HashMap::new()),
             problem_streaks: Mutex::new(HashMap::new()),
+            written: Mutex::new(HashMap::new()),
         }
     }
 
@@ -124,7 +128,39 @@ impl Context {
             let object = ObjectName::new("ResourceScalingGroup", &namespace, &rsg.name_any());
             ReconcileError::write_status(object, source)
         })?;
+        let mut written = self.written.lock().unwrap_or_else(|p| p.into_inner());
+        let key = ObjectRef::from_obj(rsg);
+        if written.len() >= MAX_REMEMBERED_REPORTS && !written.contains_key(&key) {
+            written.clear();
+        }
+        written.insert(key, status.clone());
         Ok(())
+    }
+
+    /// `rsg` with the newest status there is: the one this process wrote last, when the
+    /// cache does not show it yet. A reconcile builds on it, so a field carried over from
+    /// the previous status (the last scale-down decision, the leader replicas last applied)
+    /// is never lost to a cache that lags behind a write (the status is applied whole).
+    pub fn with_newest_status(&self, rsg: &ResourceScalingGroup) -> ResourceScalingGroup {
+        let mut newest = rsg.clone();
+        if let Some(status) = self
+            .written
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&ObjectRef::from_obj(rsg))
+        {
+            newest.status = Some(status.clone());
+        }
+        newest
+    }
+
+    /// Forgets the statuses written: at the start of each term as leader, since another
+    /// replica may have written since.
+    pub fn forget_written_statuses(&self) {
+        self.written
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
     }
 
     /// Sets the Ready condition (and observedGeneration) only. Nothing is written when the
@@ -279,6 +315,10 @@ impl Context {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .retain(|key, _| keep(key));
+        self.written
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|key, _| keep(key));
         forgotten.len()
     }
 
@@ -307,6 +347,29 @@ mod tests {
             super::super::mock_api::status(503, "ServiceUnavailable")
         })
         .0
+    }
+
+    #[tokio::test]
+    async fn a_reconcile_starts_from_the_status_written_last_not_a_lagging_cache() {
+        use super::super::mock_api::{context, Call};
+        let strategy = serde_json::json!({"type": "GroupReplication"});
+        let stored = crate::fixtures::rsg_value("ns", "pd", Vec::new(), strategy.clone());
+        let (ctx, recorded) = context(move |_: &Call| (200, stored.clone()));
+        let cached = crate::fixtures::rsg("ns", "pd", Vec::new(), strategy);
+        assert_eq!(ctx.with_newest_status(&cached).status, None);
+        let written = ResourceScalingGroupStatus {
+            current_replicas: 3,
+            ..ResourceScalingGroupStatus::default()
+        };
+        ctx.write_status(&cached, &written).await.expect("written");
+        assert_eq!(
+            recorded.lines(),
+            vec!["PATCH /apis/autoscaling.openfuyao.com/v1alpha1/namespaces/ns/resourcescalinggroups/pd/status"]
+        );
+        // The cache still shows no status; the reconcile sees the one written.
+        assert_eq!(ctx.with_newest_status(&cached).status, Some(written));
+        ctx.forget_written_statuses();
+        assert_eq!(ctx.with_newest_status(&cached).status, None);
     }
 
     #[tokio::test]
