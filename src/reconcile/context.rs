@@ -42,10 +42,13 @@ pub struct Context {
     reported: Mutex<HashMap<ObjectRef<ResourceScalingGroup>, Reported>>,
     /// Since when each RSG has been stopped on a problem the user has to fix.
     problem_streaks: Mutex<HashMap<ObjectRef<ResourceScalingGroup>, std::time::Instant>>,
-    /// The status this process last wrote for each RSG while leading. rsg alone writes RSG
-    /// status, so it is the newest there is; the cache may not show it yet.
-    written: Mutex<HashMap<ObjectRef<ResourceScalingGroup>, ResourceScalingGroupStatus>>,
+    /// The status this process last wrote for each RSG while leading, with the RSG's uid.
+    /// rsg alone writes RSG status, so it is the newest there is; the cache may not show it.
+    written: Mutex<HashMap<ObjectRef<ResourceScalingGroup>, Written>>,
 }
+
+/// A status written, and the uid of the RSG it was written for.
+type Written = (Option<String>, ResourceScalingGroupStatus);
 
 /// The problem messages one reconcile found, and the spec generation it reconciled.
 type Reported = (Option<i64>, BTreeSet<String>);
@@ -133,7 +136,7 @@ impl Context {
         if written.len() >= MAX_REMEMBERED_REPORTS && !written.contains_key(&key) {
             written.clear();
         }
-        written.insert(key, status.clone());
+        written.insert(key, (rsg.uid(), status.clone()));
         Ok(())
     }
 
@@ -148,7 +151,10 @@ impl Context {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(&ObjectRef::from_obj(rsg))
+            .filter(|(uid, _)| *uid == rsg.uid())
+            .map(|(_, status)| status)
         {
+            // Only for this very RSG: one deleted and made again under its name starts afresh.
             newest.status = Some(status.clone());
         }
         newest
@@ -368,6 +374,13 @@ mod tests {
         );
         // The cache still shows no status; the reconcile sees the one written.
         assert_eq!(ctx.with_newest_status(&cached).status, Some(written));
+        let mut recreated = cached.clone();
+        recreated.metadata.uid = Some("another-uid".into());
+        assert_eq!(
+            ctx.with_newest_status(&recreated).status,
+            None,
+            "an RSG made again under the same name starts afresh"
+        );
         ctx.forget_written_statuses();
         assert_eq!(ctx.with_newest_status(&cached).status, None);
     }
