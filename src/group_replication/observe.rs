@@ -364,7 +364,6 @@ pub async fn observe(
             }
         };
         snapshots_to_store.extend(to_store);
-        let copies_object = || ObjectName::new(kind.kind_name(), &rsg_namespace, "*");
         let mut listed = copies_of(ctx, &rsg_namespace, &rsg_name, &kind)
             .await
             .map(|all| copies_by_group(all, &target.name));
@@ -388,7 +387,7 @@ pub async fn observe(
                     &target.name,
                     "listing copies",
                     err,
-                    ReconcileError::read(copies_object()),
+                    ReconcileError::list(kind.kind_name(), &rsg_namespace),
                 )?);
                 continue;
             }

@@ -45,8 +45,6 @@ pub struct ReconcilePlan {
     pub draining_before: BTreeMap<i32, Timestamp>,
     /// Reuse, create, complete and restore; how many go.
     pub groups: GroupPlan,
-    /// Active copy groups a rolling update has still to replace, before this reconcile.
-    pub outdated: BTreeSet<i32>,
     /// The scale-down decision, when groups go.
     pub decision: Option<VictimDecision>,
     /// Groups taken down: the victims first, then the rolling update's replacements.
@@ -213,7 +211,6 @@ pub fn plan(
         draining_before: obs.draining.clone(),
         needs_metric: decision.is_some() || !draining.is_empty(),
         groups,
-        outdated,
         decision,
         take_downs,
         drain_timeout,

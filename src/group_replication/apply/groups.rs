@@ -21,7 +21,7 @@ use crate::group_replication::observe::{
 };
 use crate::naming::{copy_service_name, copy_workload_name};
 use crate::reconcile::{to_json, Context, ObjectName, Problem, ReconcileError};
-use crate::workload::{label, role_based_group, AccessError, WorkloadKind};
+use crate::workload::{label, role_based_group, WorkloadKind};
 
 fn labelled_ours(object: &Value, rsg_name: &str) -> bool {
     label(object, LABEL_NAME) == Some(rsg_name)
@@ -421,9 +421,11 @@ async fn patch_workload(
     ctx.workloads
         .merge_patch(kind, namespace, name, patch)
         .await
-        .map_err(|err: AccessError| {
-            ReconcileError::patch(ObjectName::new(kind.kind_name(), namespace, name))(err)
-        })
+        .map_err(ReconcileError::patch(ObjectName::new(
+            kind.kind_name(),
+            namespace,
+            name,
+        )))
 }
 
 /// Labels each base workload (metadata only) as group 0 of this RSG.
