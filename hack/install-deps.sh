@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs everything the tests and the local run need on a fresh Debian machine:
-# openssl, curl, prometheus and prometheus-pushgateway (for the scale-down tests) and kubectl
-# (Debian's kubernetes-client when none is on PATH), the Helm library for Python
-# (helm-sdkpy, for the chart tests), then the Kubernetes control-plane binaries via
-# hack/install-k8s.sh (cached after the first run).
+# openssl, curl, prometheus and prometheus-pushgateway (for the scale-down tests), the Helm
+# library for Python (helm-sdkpy, for the chart tests), then etcd, kwok and the Kubernetes
+# binaries (kube-apiserver, kube-controller-manager, kube-scheduler, kubectl) of the releases in
+# hack/versions.sh, built from their Go modules by hack/install-k8s.sh (cached after the first run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SUDO=""
@@ -11,7 +11,6 @@ SUDO=""
 
 missing=()
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
-command -v kubectl >/dev/null 2>&1 || missing+=(kubernetes-client)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-pip)
 [ -x /usr/bin/prometheus ] || missing+=(prometheus)

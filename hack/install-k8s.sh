@@ -1,106 +1,154 @@
 #!/usr/bin/env bash
-# Installs the real Kubernetes components the tests run against and caches them:
-#   etcd (Debian package etcd-server), kube-apiserver and kube-controller-manager
-#   (built from Debian's kubernetes 1.20 source package), and agnhost (the
-#   Kubernetes project's test webhook server, used by the admission benchmark).
-# Idempotent: a second run finds the cached binaries and returns in seconds.
-# Cache directory: $RSG_K8S_CACHE (default ~/.cache/rsg/k8s-1.20); binaries land in $RSG_K8S_CACHE/bin.
+# Builds the real Kubernetes components the tests and the local run use, from their Go modules at
+# the versions pinned in hack/versions.sh, and caches each under ~/.cache/rsg/<component>-<version>/bin:
+#   kubernetes-<v>: kube-apiserver, kube-controller-manager, kube-scheduler and kubectl (the
+#                   newest and the floor release, so kubectl always matches the server it talks
+#                   to; the newest also gets agnhost, the Kubernetes project's test webhook
+#                   server, for the admission benchmark)
+#   etcd-<v>:       etcd
+#   kwok-<v>:       kwok (simulated nodes and pod lifecycle)
+# Idempotent: a component whose binaries are cached (and report the pinned version) is not rebuilt.
+# A cold run downloads a few hundred MB of Go modules and takes several minutes per release on 2 cores.
+# Prints nothing but progress on stderr; `hack/install-k8s.sh --print-env` prints the cache paths
+# as shell assignments (RSG_K8S_BIN, RSG_K8S_FLOOR_BIN, RSG_ETCD_BIN, RSG_KWOK_BIN).
 set -euo pipefail
+HACK="$(cd "$(dirname "$0")" && pwd)"
+# shellcheck source=hack/versions.sh
+source "$HACK/versions.sh"
 
-CACHE="${RSG_K8S_CACHE:-$HOME/.cache/rsg/k8s-1.20}"
-BIN="$CACHE/bin"
-SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+CACHE="${RSG_CACHE:-$HOME/.cache/rsg}"
+K8S_NEWEST_BIN="$CACHE/kubernetes-$K8S_NEWEST_VERSION/bin"
+K8S_FLOOR_BIN="$CACHE/kubernetes-$K8S_FLOOR_VERSION/bin"
+ETCD_BIN="$CACHE/etcd-$ETCD_VERSION/bin"
+KWOK_BIN="$CACHE/kwok-$KWOK_VERSION/bin"
 
-log() { echo "[install-k8s] $*" >&2; }
-
-# The version the binaries are stamped with (the source package's), so the API server reports
-# it at /version (Helm checks a chart's kubeVersion against it).
-K8S_VERSION=1.20.2
-
-reports_version() {
-  "$BIN/$1" --version 2>/dev/null | grep -q "v$K8S_VERSION\$"
-}
-
-have_all() {
-  command -v etcd >/dev/null 2>&1 &&
-    [ -x "$BIN/kube-apiserver" ] && [ -x "$BIN/kube-controller-manager" ] && [ -x "$BIN/agnhost" ] &&
-    reports_version kube-apiserver && reports_version kube-controller-manager
-}
-
-if have_all; then
-  log "cached in $BIN"
+if [ "${1:-}" = "--print-env" ]; then
+  printf 'RSG_K8S_BIN=%q\nRSG_K8S_FLOOR_BIN=%q\nRSG_ETCD_BIN=%q\nRSG_KWOK_BIN=%q\n' \
+    "$K8S_NEWEST_BIN" "$K8S_FLOOR_BIN" "$ETCD_BIN" "$KWOK_BIN"
   exit 0
 fi
 
-mkdir -p "$BIN" "$CACHE/src"
+log() { echo "[install-k8s] $*" >&2; }
 
-if [ ! -f /etc/apt/sources.list.d/rsg-deb-src.sources ]; then
-  log "adding a deb-src entry for Debian bookworm main"
-  $SUDO tee /etc/apt/sources.list.d/rsg-deb-src.sources >/dev/null <<'SRC'
-Types: deb-src
-URIs: http://deb.debian.org/debian
-Suites: bookworm
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-SRC
-fi
-log "apt-get update"
-$SUDO apt-get update -qq
-log "installing build dependencies and etcd"
-$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-  etcd-server golang-1.19-go rsync golang-github-modern-go-reflect2-dev dpkg-dev openssl make >/dev/null
+command -v go >/dev/null 2>&1 || [ -x /usr/local/go/bin/go ] || {
+  log "Go is missing: install Go 1.26 or later (these machines have it at /usr/local/go)"
+  exit 1
+}
+export PATH="/usr/local/go/bin:$PATH"
+# The machine's own toolchain, never one downloaded on the fly; no VCS stamping of the wrappers.
+export GOTOOLCHAIN=local GOFLAGS="-buildvcs=false" CGO_ENABLED=0
 
-GOBIN_DIR="$(dirname "$(dpkg -L golang-1.19-go | grep -E '/bin/go$' | head -n1)")"
-export PATH="$GOBIN_DIR:$PATH"
-log "using $(go version)"
+reports() { # reports <binary> <version text>: the binary runs and prints that version
+  local flags=(--version)
+  [ "$(basename "$1")" = kubectl ] && flags=(version --client)
+  [ -x "$1" ] || return 1
+  # Read the whole output first: grep -q stopping early would end the writer with SIGPIPE.
+  local printed
+  printed="$("$1" "${flags[@]}" 2>/dev/null)" || return 1
+  grep -qF "$2" <<<"$printed"
+}
 
-cd "$CACHE/src"
-SRC_DIR="$(find . -maxdepth 1 -type d -name 'kubernetes-1.20*' | head -n1)"
-if [ -z "$SRC_DIR" ]; then
-  log "fetching the kubernetes source package"
-  apt-get source --download-only kubernetes >/dev/null
-  dpkg-source -x --no-check kubernetes_*.dsc >/dev/null
-  SRC_DIR="$(find . -maxdepth 1 -type d -name 'kubernetes-1.20*' | head -n1)"
-fi
-SRC_DIR="$(cd "$SRC_DIR" && pwd)"
-
-# The vendored reflect2 1.0.1 crashes the apiserver under Go >= 1.18; use Debian's newer copy.
-REFLECT2_SRC="$(dpkg -L golang-github-modern-go-reflect2-dev | grep -E '/github.com/modern-go/reflect2$' | head -n1)"
-if [ ! -f "$SRC_DIR/vendor/github.com/modern-go/reflect2/.rsg-replaced" ]; then
-  log "replacing vendored reflect2 with $REFLECT2_SRC"
-  rm -rf "$SRC_DIR/vendor/github.com/modern-go/reflect2"
-  cp -r "$REFLECT2_SRC" "$SRC_DIR/vendor/github.com/modern-go/reflect2"
-  rm -f "$SRC_DIR/vendor/github.com/modern-go/reflect2/go.mod"
-  touch "$SRC_DIR/vendor/github.com/modern-go/reflect2/.rsg-replaced"
-fi
-
-GOPATH_DIR="$CACHE/gopath"
-mkdir -p "$GOPATH_DIR/src/k8s.io"
-ln -sfn "$SRC_DIR" "$GOPATH_DIR/src/k8s.io/kubernetes"
-export GOPATH="$GOPATH_DIR" GO111MODULE=off GOFLAGS="" GOCACHE="$CACHE/gocache"
-
-cd "$GOPATH_DIR/src/k8s.io/kubernetes"
-if [ ! -f pkg/generated/openapi/zz_generated.openapi.go ]; then
-  log "make generated_files (a few minutes)"
-  make generated_files >"$CACHE/generated_files.log" 2>&1 || { tail -n 50 "$CACHE/generated_files.log"; exit 1; }
-fi
-# What the Kubernetes build itself stamps (hack/lib/version.sh), for the vendored packages.
-version_ldflags=""
-for pkg in k8s.io/kubernetes/vendor/k8s.io/client-go/pkg/version k8s.io/kubernetes/vendor/k8s.io/component-base/version; do
-  version_ldflags+=" -X $pkg.gitVersion=v$K8S_VERSION -X $pkg.gitMajor=${K8S_VERSION%%.*}"
-  minor="${K8S_VERSION#*.}"
-  version_ldflags+=" -X $pkg.gitMinor=${minor%%.*} -X $pkg.gitTreeState=clean"
-done
-for cmd in kube-apiserver kube-controller-manager; do
-  if [ ! -x "$BIN/$cmd" ] || ! reports_version "$cmd"; then
-    log "building $cmd v$K8S_VERSION (a few minutes)"
-    go build -ldflags "$version_ldflags" -o "$BIN/$cmd" "./cmd/$cmd"
+# Kubernetes' go.mod points its ~30 staging modules (k8s.io/api, k8s.io/apiserver, ...) at local
+# paths and requires them at v0.0.0, so `go install` refuses it. A wrapper module that requires
+# k8s.io/kubernetes and replaces each staging module with its published v0.<minor>.<patch> builds
+# the commands; the version is stamped with the ldflags Kubernetes' own build uses.
+build_kubernetes() { # build_kubernetes <version> <bin dir> <extra packages...>
+  local version=$1 bin=$2
+  shift 2
+  local work="$CACHE/build/kubernetes-$version"
+  local commands=(kube-apiserver kube-controller-manager kube-scheduler kubectl "$@")
+  local missing=false name
+  for name in "${commands[@]}"; do
+    [ "$name" = agnhost ] && { [ -x "$bin/agnhost" ] || missing=true; continue; }
+    reports "$bin/$name" "v$version" || missing=true
+  done
+  if ! $missing; then
+    log "kubernetes v$version cached in $bin"
+    return
   fi
-done
-if [ ! -x "$BIN/agnhost" ]; then
-  log "building agnhost"
-  go build -o "$BIN/agnhost" ./test/images/agnhost
-fi
-have_all || { log "etcd or a binary is still missing"; exit 1; }
-log "done: $BIN"
+  log "building kubernetes v$version (${commands[*]}) from its Go module"
+  mkdir -p "$work" "$bin"
+  local gomod
+  gomod="$(cd "$work" && go mod download -json "k8s.io/kubernetes@v$version" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",*$/\1/p')"
+  [ -f "$gomod" ] || { log "could not download k8s.io/kubernetes@v$version"; exit 1; }
+  local staging_version="v0.${version#*.}"
+  {
+    echo "module rsg.local/build/kubernetes"
+    echo
+    echo "go 1.26"
+    echo
+    echo "require k8s.io/kubernetes v$version"
+    echo
+    echo "replace ("
+    sed -n 's|^[[:space:]]*\(k8s.io/[a-z0-9.-]*\) => ./staging/src/.*$|\1|p' "$gomod" | sort -u |
+      while read -r module; do echo "	$module => $module $staging_version"; done
+    echo ")"
+  } >"$work/go.mod"
+  local major=${version%%.*} minor=${version#*.}
+  minor=${minor%%.*}
+  local ldflags="-s -w" pkg
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ldflags+=" -X $pkg.gitVersion=v$version -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor"
+    ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
+  done
+  local packages=()
+  for name in "${commands[@]}"; do
+    case "$name" in
+      agnhost) packages+=(k8s.io/kubernetes/test/images/agnhost) ;;
+      *) packages+=("k8s.io/kubernetes/cmd/$name") ;;
+    esac
+  done
+  (cd "$work" && go build -mod=mod -trimpath -ldflags "$ldflags" -o "$bin/" "${packages[@]}") \
+    >"$work/build.log" 2>&1 || { tail -n 40 "$work/build.log" >&2; log "building kubernetes v$version failed (log: $work/build.log)"; exit 1; }
+  for name in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
+    reports "$bin/$name" "v$version" || { log "$bin/$name does not report v$version"; exit 1; }
+  done
+  log "kubernetes v$version built into $bin"
+}
+
+# etcd's server module replaces its sibling modules with local paths too; a two-line main that
+# calls etcdmain.Main, in a module requiring the published server module, is the etcd binary.
+build_etcd() {
+  if reports "$ETCD_BIN/etcd" "etcd Version: $ETCD_VERSION"; then
+    log "etcd $ETCD_VERSION cached in $ETCD_BIN"
+    return
+  fi
+  log "building etcd $ETCD_VERSION from its Go module"
+  local work="$CACHE/build/etcd-$ETCD_VERSION"
+  mkdir -p "$work" "$ETCD_BIN"
+  cat >"$work/main.go" <<'GO'
+// The etcd server, built from go.etcd.io/etcd/server/v3 at the pinned version.
+package main
+
+import (
+	"os"
+
+	"go.etcd.io/etcd/server/v3/etcdmain"
+)
+
+func main() { etcdmain.Main(os.Args) }
+GO
+  printf 'module rsg.local/build/etcd\n\ngo 1.26\n\nrequire go.etcd.io/etcd/server/v3 v%s\n' "$ETCD_VERSION" >"$work/go.mod"
+  (cd "$work" && go mod tidy && go build -trimpath -ldflags "-s -w" -o "$ETCD_BIN/etcd" .) \
+    >"$work/build.log" 2>&1 || { tail -n 40 "$work/build.log" >&2; log "building etcd failed (log: $work/build.log)"; exit 1; }
+  reports "$ETCD_BIN/etcd" "etcd Version: $ETCD_VERSION" || { log "$ETCD_BIN/etcd does not report $ETCD_VERSION"; exit 1; }
+  log "etcd $ETCD_VERSION built into $ETCD_BIN"
+}
+
+build_kwok() {
+  if [ -x "$KWOK_BIN/kwok" ]; then
+    log "kwok $KWOK_VERSION cached in $KWOK_BIN"
+    return
+  fi
+  log "building kwok $KWOK_VERSION from its Go module"
+  mkdir -p "$KWOK_BIN" "$CACHE/build"
+  GOBIN="$KWOK_BIN" go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@v$KWOK_VERSION" \
+    >"$CACHE/build/kwok-$KWOK_VERSION.log" 2>&1 || { tail -n 40 "$CACHE/build/kwok-$KWOK_VERSION.log" >&2; log "building kwok failed"; exit 1; }
+  log "kwok $KWOK_VERSION built into $KWOK_BIN"
+}
+
+build_etcd
+build_kwok
+build_kubernetes "$K8S_NEWEST_VERSION" "$K8S_NEWEST_BIN" agnhost
+build_kubernetes "$K8S_FLOOR_VERSION" "$K8S_FLOOR_BIN"
+log "done"

@@ -72,6 +72,16 @@ fn wait_scale_under_way(ns: &str) {
     });
 }
 
+/// Runs `fault` with rsg frozen (SIGSTOP), so the copies counted just before are exactly
+/// those that existed when the fault hit; returns that count.
+fn copies_when(ns: &str, fault: impl FnOnce()) -> usize {
+    env().rsg.signal(libc::SIGSTOP);
+    let copies = names("deployments", ns, COPIES).len();
+    fault();
+    env().rsg.signal(libc::SIGCONT);
+    copies
+}
+
 #[test]
 fn the_api_server_and_etcd_go_down_mid_scale_and_rsg_converges_exactly() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
@@ -82,7 +92,11 @@ fn the_api_server_and_etcd_go_down_mid_scale_and_rsg_converges_exactly() {
     base_and_rsg(&ns);
     scale_rsg(&ns, "web", 30);
     wait_scale_under_way(&ns);
-    env.control_plane.kill_apiserver();
+    let at_fault = copies_when(&ns, || env.control_plane.kill_apiserver());
+    assert!(
+        (3..29).contains(&at_fault),
+        "the API server went down mid-scale (1 -> 30 groups): {at_fault} copies then"
+    );
     let unready_after = wait_rsg_readiness(false);
     env.control_plane.start_apiserver();
     let back = Instant::now();
@@ -101,7 +115,11 @@ fn the_api_server_and_etcd_go_down_mid_scale_and_rsg_converges_exactly() {
         Duration::from_secs(60),
         || (names("deployments", &ns, COPIES).len() < 29).then_some(()),
     );
-    env.control_plane.kill_etcd();
+    let at_fault = copies_when(&ns, || env.control_plane.kill_etcd());
+    assert!(
+        (10..29).contains(&at_fault),
+        "etcd went down mid-scale (30 -> 10 groups): {at_fault} copies then"
+    );
     let unready_after = wait_rsg_readiness(false);
     env.control_plane.start_etcd();
     let back = Instant::now();

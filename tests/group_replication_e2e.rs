@@ -12,7 +12,7 @@ use support::{
 
 fn setup() {
     env_with(EnvOptions {
-        controller_manager: true,
+        cluster: true,
         ..EnvOptions::default()
     });
 }
@@ -612,7 +612,7 @@ fn kubectl_scale_and_a_real_hpa_drive_the_group_count() {
     apply(&pd_rsg(&ns, &production, 1));
     wait_rsg_converged(&ns, "llm-pd-group", 1);
     apply(&format!(
-        r#"apiVersion: autoscaling/v2beta2
+        r#"apiVersion: autoscaling/v2
 kind: HorizontalPodAutoscaler
 metadata: {{name: llm-pd-group, namespace: {ns}}}
 spec:

@@ -105,7 +105,7 @@ fn both_replicas_answer_admission_one_reconciles_and_the_standby_takes_over_a_sc
     assert!(reporters.iter().all(|r| r == "rsg"), "{reporters:?}");
 
     // Kill the holder as soon as the first object of a large scale appears.
-    let mut watch = Command::new("kubectl")
+    let mut watch = Command::new(support::kubectl::kubectl_binary())
         .args([
             "get",
             "deployments",

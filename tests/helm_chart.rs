@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use support::{env, get_json, run_kubectl};
 
-const CHART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/rsg");
+use support::helm::CHART;
 /// The umbrella chart with rsg as its `resourcescalinggroup` dependency.
 const UMBRELLA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/pd-orchestrator");
 /// The release name, and so the name of its objects (the shared environment already has
@@ -21,35 +21,14 @@ const CRD: &str = "resourcescalinggroups.autoscaling.openfuyao.com";
 /// The install tests take turns: one of them removes the CRD to see the chart install it.
 static INSTALLS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// Runs hack/helm.py, asserting success, and returns the JSON it printed.
+/// Runs hack/helm.py against the test cluster, asserting success.
 fn helm(args: &[&str]) -> Value {
-    match try_helm(args) {
-        Ok(result) => result,
-        Err(error) => panic!("helm {args:?} failed: {error}"),
-    }
+    support::helm::helm(&env().kubeconfig, args)
 }
 
-/// Runs hack/helm.py: the JSON it printed, or the error it reported.
+/// Runs hack/helm.py against the test cluster: the JSON it printed, or the error it reported.
 fn try_helm(args: &[&str]) -> Result<Value, String> {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/hack/helm.py");
-    let out = Command::new("python3")
-        .arg(script)
-        .args(args)
-        .env("KUBECONFIG", &env().kubeconfig)
-        .output()
-        .unwrap_or_else(|e| panic!("running python3 ({e}): run hack/install-deps.sh"));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let printed: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
-        panic!(
-            "helm printed {stdout}{} ({e})",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    if out.status.success() {
-        Ok(printed)
-    } else {
-        Err(printed["error"].as_str().unwrap_or_default().to_string())
-    }
+    support::helm::try_helm(&env().kubeconfig, args)
 }
 
 fn cluster_object(kind: &str, name: &str) -> Option<Value> {
@@ -168,17 +147,47 @@ fn assert_certificate_serves(secret: &Value, service_host: &str) {
 
 #[test]
 fn the_charts_lint_without_warnings() {
-    for chart in [CHART, UMBRELLA] {
+    /// Helm's lint findings of `chart` at warning level or above, and whether it counted it.
+    fn lint_findings(chart: &str) -> (Vec<Value>, Value) {
         let result = helm(&["lint", chart]);
-        assert_eq!(result["Errors"], Value::Null, "{chart}: {result}");
-        let warnings: Vec<&Value> = result["Messages"]
+        assert_eq!(result["TotalChartsLinted"], 1, "{chart}: {result}");
+        let messages = result["Messages"]
             .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|m| m["Severity"].as_i64().unwrap_or(0) >= 2)
+            .unwrap_or_else(|| panic!("{chart}: lint printed no Messages list: {result}"));
+        let errors = result
+            .get("Errors")
+            .unwrap_or_else(|| panic!("{chart}: lint printed no Errors: {result}"))
+            .clone();
+        let findings = messages
+            .iter()
+            .filter(|m| m["Severity"].as_i64().expect("a numeric Severity") >= 2)
+            .cloned()
             .collect();
-        assert!(warnings.is_empty(), "{chart}: {warnings:?}");
+        (findings, errors)
     }
+    for chart in [CHART, UMBRELLA] {
+        let (findings, errors) = lint_findings(chart);
+        assert_eq!(errors, Value::Null, "{chart}");
+        assert!(findings.is_empty(), "{chart}: {findings:?}");
+    }
+    // The same check finds what is wrong in a broken chart.
+    let broken = env().dir.join("broken-chart");
+    std::fs::create_dir_all(broken.join("templates")).expect("a chart directory");
+    std::fs::write(broken.join("Chart.yaml"), "apiVersion: v2\nname: broken\n")
+        .expect("Chart.yaml");
+    std::fs::write(
+        broken.join("templates/x.yaml"),
+        "{{ .Values.missing.key }}\n",
+    )
+    .expect("a template");
+    let (findings, errors) = lint_findings(&broken.display().to_string());
+    assert!(!findings.is_empty(), "lint found nothing in a broken chart");
+    assert!(
+        errors
+            .to_string()
+            .contains("chart.metadata.version is required"),
+        "{errors}"
+    );
 }
 
 #[test]

@@ -11,7 +11,7 @@ use support::{
 
 fn setup() -> String {
     env_with(EnvOptions {
-        controller_manager: true,
+        cluster: true,
         ..EnvOptions::default()
     });
     let ns = namespace("inplace");
@@ -140,7 +140,7 @@ fn a_real_hpa_on_the_leader_propagates_to_followers() {
     apply(&leader_follower(&ns, None, 2));
     wait_replicas(&ns, &[("scheduler", 1), ("worker", 2), ("sidecar", 1)]);
     apply(&format!(
-        r#"apiVersion: autoscaling/v2beta2
+        r#"apiVersion: autoscaling/v2
 kind: HorizontalPodAutoscaler
 metadata: {{name: scheduler, namespace: {ns}}}
 spec:

@@ -105,6 +105,7 @@ fn a_leader_cut_off_mid_scale_writes_nothing_once_the_standby_writes() {
     // Cut the leader off in the middle of its writes.
     proxy_a.cut();
     let cut = Instant::now();
+    let copies_at_cut = names("deployments", &ns, "rsg.io/group-id,rsg.io/group-id!=0").len();
     wait_log(
         &leader,
         "could not renew the Lease in time; stopping the controllers",
@@ -136,6 +137,17 @@ fn a_leader_cut_off_mid_scale_writes_nothing_once_the_standby_writes() {
             .iter()
             .any(|(_, _, uri)| uri.contains("/deployments")),
         "the old leader was creating groups before the cut"
+    );
+    // The cut hit mid-scale: groups were still missing, and the new leader made some.
+    assert!(
+        copies_at_cut < GROUPS as usize - 1,
+        "the scale had finished ({copies_at_cut} copies) before the cut"
+    );
+    assert!(
+        writes_b
+            .iter()
+            .any(|(_, verb, uri)| verb == "create" && uri.contains("/deployments")),
+        "the new leader created the groups the old one had not: {writes_b:?}"
     );
     let first_b = writes_b
         .iter()

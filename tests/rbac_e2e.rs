@@ -211,10 +211,30 @@ fn audited_calls() -> Vec<(Permission, i64)> {
         .collect()
 }
 
+/// The audited calls of rsg's identity that the API server marked as using a deprecated API
+/// (the `k8s.io/deprecated` audit annotation): (URI, removed in release).
+fn deprecated_calls() -> Vec<(String, String)> {
+    let log = std::fs::read_to_string(&env().control_plane.audit_log).expect("reading audit log");
+    log.lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|event| event["user"]["username"] == support::control_plane::RSG_USER)
+        .filter(|event| event["annotations"]["k8s.io/deprecated"] == "true")
+        .map(|event| {
+            (
+                event["requestURI"].as_str().unwrap_or_default().to_string(),
+                event["annotations"]["k8s.io/removed-release"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        })
+        .collect()
+}
+
 #[test]
 fn every_call_rsg_makes_is_allowed_and_every_permission_granted_is_used() {
     let env = env_with(EnvOptions {
-        controller_manager: true,
+        cluster: true,
         // The operator's namespace selector makes rsg read namespace labels too.
         rsg_args: &["--target-namespace-selector=rsg-e2e/targets=allowed"],
         ..EnvOptions::default()
@@ -247,9 +267,24 @@ fn every_call_rsg_makes_is_allowed_and_every_permission_granted_is_used() {
     // Problems are re-checked every 30 s; a change to the RSG wakes it at once.
     support::run_kubectl(&["annotate", "rsg", "everything", "-n", &ns, "retry=now"]);
     wait_rsg_converged(&ns, "everything", 2);
-    // A new target adds its key to the baseline ConfigMap.
+    // A new target adds its keys to the baseline ConfigMap (a RoleBasedGroup: one per role).
+    let baseline_keys = || -> BTreeSet<String> {
+        support::get_json("configmap", &ns, "everything-replica-config")
+            .and_then(|c| c["data"].as_object().map(|d| d.keys().cloned().collect()))
+            .unwrap_or_default()
+    };
+    assert!(
+        !baseline_keys().contains("roles.router"),
+        "{:?}",
+        baseline_keys()
+    );
     apply(&group_rsg(&ns, true));
     wait_rsg_converged(&ns, "everything", 2);
+    wait_for(
+        "the new target's key in the baseline",
+        Duration::from_secs(30),
+        || baseline_keys().contains("roles.router").then_some(()),
+    );
     // Representatives are labelled once kube-controller-manager has created the pods.
     wait_for("representative pods", Duration::from_secs(60), || {
         (support::names("pods", &ns, "rsg.io/representative=everything").len() == 2).then_some(())
@@ -285,6 +320,11 @@ fn every_call_rsg_makes_is_allowed_and_every_permission_granted_is_used() {
                 .any(|((_, _, verb), _)| verb == "watch")
                 .then_some(calls)
         },
+    );
+    let deprecated = deprecated_calls();
+    assert!(
+        deprecated.is_empty(),
+        "calls to deprecated APIs (URI, removed in): {deprecated:?}"
     );
     let denied: Vec<_> = calls.iter().filter(|(_, code)| *code == 403).collect();
     assert!(

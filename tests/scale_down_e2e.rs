@@ -6,6 +6,7 @@ mod support;
 
 use std::time::Duration;
 
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
 use support::prometheus::Prometheus;
 use support::{
@@ -330,21 +331,27 @@ fn a_draining_group_goes_at_the_timeout_when_its_metric_stays_up() {
     let prometheus = prometheus();
     let ns = namespace("drain-timeout");
     draining_rsg(&ns, "vllm:drain_stuck", "8s");
-    let started = std::time::Instant::now();
     start_draining_group_2(prometheus, &ns, "vllm:drain_stuck", "drain-stuck");
-    wait_for(
+    // The timeout runs from the moment rsg marked the group draining (its annotation).
+    let since: Timestamp = get_json("deployment", &ns, "g-web-2").expect("the draining copy")
+        ["metadata"]["annotations"]["rsg.io/draining-since"]
+        .as_str()
+        .expect("rsg.io/draining-since")
+        .parse()
+        .expect("an RFC 3339 time");
+    let gone_at = wait_for(
         "the timeout to remove the group",
         Duration::from_secs(40),
         || {
             get_json("deployment", &ns, "g-web-2")
                 .is_none()
-                .then_some(())
+                .then(Timestamp::now)
         },
     );
+    let drained_for = gone_at.duration_since(since);
     assert!(
-        started.elapsed() >= Duration::from_secs(8),
-        "removed before the timeout: {:?}",
-        started.elapsed()
+        drained_for >= SignedDuration::from_secs(8),
+        "removed {drained_for:?} after it started draining, before the 8 s timeout"
     );
     let events = run_kubectl(&[
         "get",

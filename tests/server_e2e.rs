@@ -153,28 +153,66 @@ fn rotated_certificates_are_served_without_restart_or_failed_requests() {
     rsg.stop(libc::SIGKILL);
 }
 
-fn openssl_handshake(port: u16, version_flag: &str) -> bool {
-    Command::new("openssl")
-        .args([
-            "s_client",
-            "-connect",
-            &format!("127.0.0.1:{port}"),
-            version_flag,
-        ])
+/// What `openssl s_client` saw: whether a handshake completed, and its output.
+fn openssl_handshake(port: u16, version_flags: &[&str]) -> (bool, String) {
+    let out = Command::new("openssl")
+        .args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
+        .args(version_flags)
         .stdin(std::process::Stdio::null())
         .output()
-        .map(|o| {
-            o.status.success() && String::from_utf8_lossy(&o.stdout).contains("BEGIN CERTIFICATE")
-        })
-        .unwrap_or(false)
+        .expect("running openssl s_client: apt-get install openssl");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (
+        out.status.success() && text.contains("BEGIN CERTIFICATE"),
+        text,
+    )
 }
+
+/// OpenSSL 3 refuses TLS 1.1 at its default security level before the server has a say;
+/// level 0 makes the client really offer it.
+const OFFER_TLS_1_1: &[&str] = &["-tls1_1", "-cipher", "DEFAULT:@SECLEVEL=0"];
 
 #[test]
 fn only_tls_1_2_and_later_are_accepted() {
     let port = env().rsg.port;
-    assert!(openssl_handshake(port, "-tls1_2"));
-    assert!(openssl_handshake(port, "-tls1_3"));
-    assert!(!openssl_handshake(port, "-tls1_1"));
+    assert!(openssl_handshake(port, &["-tls1_2"]).0);
+    assert!(openssl_handshake(port, &["-tls1_3"]).0);
+
+    // The client used below does complete TLS 1.1 with a server that allows it ...
+    let cert_dir = env().dir.join("tls11-certs");
+    generate_certs(&cert_dir);
+    let legacy_port = support::processes::free_port();
+    let mut legacy = Command::new("openssl");
+    legacy
+        .args(["s_server", "-accept", &format!("127.0.0.1:{legacy_port}")])
+        .arg("-cert")
+        .arg(cert_dir.join("tls.crt"))
+        .arg("-key")
+        .arg(cert_dir.join("tls.key"))
+        .args(["-tls1_1", "-cipher", "DEFAULT:@SECLEVEL=0", "-www"]);
+    let mut legacy = support::processes::spawn_logged(legacy, &env().dir.join("s_server.log"));
+    let (legacy_ok, legacy_out) = wait_for(
+        "openssl s_server to accept TLS 1.1",
+        Duration::from_secs(10),
+        || {
+            let (ok, out) = openssl_handshake(legacy_port, OFFER_TLS_1_1);
+            ok.then_some((ok, out))
+        },
+    );
+    let _ = legacy.kill();
+    assert!(
+        legacy_ok && legacy_out.contains("Protocol  : TLSv1.1"),
+        "{legacy_out}"
+    );
+
+    // ... and rsg refuses it: the refusal is the server's, an alert answering the hello.
+    let (ok, out) = openssl_handshake(port, OFFER_TLS_1_1);
+    assert!(!ok, "rsg completed a TLS 1.1 handshake:\n{out}");
+    assert!(out.contains("SSL alert number"), "{out}");
 }
 
 #[test]

@@ -354,6 +354,171 @@ fn a_tenant_cannot_borrow_rsgs_rights_with_or_without_the_webhooks() {
     ));
     support::wait_rsg_converged(&tenant_a, "granted", 2);
 
+    // The grant taken away after convergence: rsg stops acting on the base, says why, and a
+    // scale to 0 leaves the base as it is.
+    support::run_kubectl(&["delete", "rsggrant", "from-a", "-n", &tenant_b]);
+    support::wait_rsg_reason(&tenant_a, "granted", "TargetNotAllowed");
+    let base_before = version("deployment", &tenant_b, "shared");
+    support::scale_rsg(&tenant_a, "granted", 0);
+    wait_for(
+        "the scale to 0 to be refused for the revoked grant",
+        Duration::from_secs(60),
+        || {
+            let rsg = get_json("rsg", &tenant_a, "granted")?;
+            rsg["status"]["conditions"]
+                .as_array()?
+                .iter()
+                .any(|c| {
+                    c["type"] == "Ready"
+                        && c["reason"] == "TargetNotAllowed"
+                        && c["observedGeneration"] == rsg["metadata"]["generation"]
+                })
+                .then_some(())
+        },
+    );
+    assert_eq!(
+        version("deployment", &tenant_b, "shared"),
+        base_before,
+        "the base was changed after its grant was removed"
+    );
+    assert_eq!(
+        get_json("deployment", &tenant_b, "shared").expect("the base")["spec"]["replicas"],
+        1
+    );
+
     // The webhooks come back for the other tests of this binary.
     support::rsg_process::register_webhooks(admin, &env.rsg);
+}
+
+/// A review of creating `rsg` in `ns`, asked by the tenant user, as the API server sends it.
+fn tenant_review(ns: &str, rsg: &Value) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "5f0c6a3e-0000-4000-8000-000000000001",
+            "kind": {"group": "autoscaling.openfuyao.com", "version": "v1alpha1", "kind": "ResourceScalingGroup"},
+            "resource": {"group": "autoscaling.openfuyao.com", "version": "v1alpha1", "resource": "resourcescalinggroups"},
+            "operation": "CREATE",
+            "name": rsg["metadata"]["name"],
+            "namespace": ns,
+            "userInfo": {"username": TENANT_USER, "uid": "tenant-uid", "groups": ["system:authenticated"]},
+            "object": rsg,
+        }
+    }))
+    .expect("a review body")
+}
+
+/// `/validate`'s answer from `rsg`: (allowed, message).
+fn validate(rsg: &support::rsg_process::RsgProcess, body: &[u8]) -> (bool, String) {
+    let (status, text) = rsg.post("/validate", body).expect("POST /validate");
+    assert_eq!(status, 200, "{text}");
+    let answer: Value = serde_json::from_str(&text).expect("an AdmissionReview");
+    (
+        answer["response"]["allowed"] == true,
+        answer["response"]["status"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+    )
+}
+
+#[test]
+fn an_access_review_that_fails_or_does_not_answer_refuses_the_rsg() {
+    use support::control_plane::{RSG_LESSER_TOKEN, RSG_LESSER_USER, RSG_REPLICA_TOKENS};
+    use support::proxy::PausableProxy;
+    use support::rsg_process::RsgProcess;
+    let env = env();
+    let ns = namespace("review-failures");
+    apply(&tenant_role(&ns));
+    apply(&support::fixtures::deployment(&ns, "model", 1));
+    let object: Value =
+        serde_norway::from_str(&rsg(&ns, "own", &[("model", &ns, "model")], GROUPS_2))
+            .expect("RSG YAML");
+    let body = tenant_review(&ns, &object);
+
+    // A replica whose access reviews get no answer: its way to the API server is cut.
+    let proxy = PausableProxy::start(env.control_plane.apiserver_port);
+    let cut_off = RsgProcess::start_with_certs(
+        &env.dir,
+        &env.control_plane.rsg_kubeconfig_via(
+            proxy.port,
+            RSG_REPLICA_TOKENS[0].0,
+            "cut-kubeconfig",
+        ),
+        "rsg-reviews-cut",
+        env.rsg.cert_dir.clone(),
+        env.rsg.ca_bundle.clone(),
+        &[],
+    );
+    proxy.cut();
+    let (allowed, message) = validate(&cut_off, &body);
+    assert!(!allowed, "allowed without an answer from the API server");
+    assert!(
+        message.contains(&format!("could not verify that user \"{TENANT_USER}\" may")),
+        "{message}"
+    );
+    // Once it is answered again the same request passes: the refusal was the missing answer's.
+    proxy.heal();
+    let (allowed, message) = wait_for(
+        "the healed replica to answer",
+        Duration::from_secs(30),
+        || Some(validate(&cut_off, &body)).filter(|(allowed, _)| *allowed),
+    );
+    assert!(allowed, "{message}");
+    cut_off.stop(libc::SIGTERM);
+
+    // A replica whose access reviews are refused (403): its identity lacks that one right.
+    let rbac: String = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/manifests/install/10-rbac.yaml"
+    ))
+    .expect("the RBAC manifest");
+    let mut lesser = Vec::new();
+    for document in serde_norway::Deserializer::from_str(&rbac) {
+        let mut object = <Value as serde::Deserialize>::deserialize(document).expect("YAML");
+        match object["kind"].as_str() {
+            Some("ClusterRole") => {
+                object["metadata"]["name"] = json!("rsg-lesser");
+                let rules = object["rules"].as_array_mut().expect("rules");
+                rules.retain(|rule| rule["resources"] != json!(["subjectaccessreviews"]));
+            }
+            Some("ClusterRoleBinding") | Some("RoleBinding") => {
+                object["metadata"]["name"] = json!(format!(
+                    "{}-lesser",
+                    object["metadata"]["name"].as_str().unwrap_or_default()
+                ));
+                if object["kind"] == "ClusterRoleBinding" {
+                    object["roleRef"]["name"] = json!("rsg-lesser");
+                }
+                object["subjects"] = json!([{"kind": "User", "name": RSG_LESSER_USER}]);
+            }
+            _ => continue,
+        }
+        lesser.push(object.to_string());
+    }
+    apply(&lesser.join("\n---\n"));
+    let refused = RsgProcess::start_with_certs(
+        &env.dir,
+        &env.control_plane.rsg_kubeconfig_via(
+            env.control_plane.apiserver_port,
+            RSG_LESSER_TOKEN,
+            "lesser-kubeconfig",
+        ),
+        "rsg-reviews-refused",
+        env.rsg.cert_dir.clone(),
+        env.rsg.ca_bundle.clone(),
+        &[],
+    );
+    let (allowed, message) = validate(&refused, &body);
+    refused.stop(libc::SIGTERM);
+    assert!(!allowed, "allowed while the access reviews were refused");
+    assert!(
+        message.contains(&format!("could not verify that user \"{TENANT_USER}\" may"))
+            && message.contains("403"),
+        "{message}"
+    );
+    // The shared replica, whose reviews are answered, allows the same request.
+    let (allowed, message) = validate(&env.rsg, &body);
+    assert!(allowed, "{message}");
 }

@@ -23,6 +23,11 @@ pub const RSG_REPLICA_TOKENS: [(&str, &str); 2] = [
     ("rsg-e2e-replica-a-token", "rsg-replica-a"),
     ("rsg-e2e-replica-b-token", "rsg-replica-b"),
 ];
+/// Bearer token of a second rsg identity that a test binds to rsg's rules less one, to see
+/// rsg meet a refusal of its own calls.
+pub const RSG_LESSER_TOKEN: &str = "rsg-e2e-lesser-serviceaccount-token";
+/// The user name of that identity.
+pub const RSG_LESSER_USER: &str = "system:serviceaccount:rsg-system:rsg-lesser";
 /// Bearer token of a tenant: a user with no rights but those a test binds to it.
 pub const TENANT_TOKEN: &str = "rsg-e2e-tenant-token";
 /// The user name of that tenant.
@@ -51,21 +56,44 @@ fn write_kubeconfig(path: &Path, dir: &Path, port: u16, user: &str, token: &str,
     .expect("writing a kubeconfig");
 }
 
-/// Where the Kubernetes binaries are: `$RSG_K8S_BIN`, else the install script's cache.
-pub fn k8s_bin_dir() -> PathBuf {
-    if let Ok(dir) = std::env::var("RSG_K8S_BIN") {
-        return PathBuf::from(dir);
-    }
-    let cache = std::env::var("RSG_K8S_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/rsg/k8s-1.20")
-        });
-    cache.join("bin")
+/// A version pinned in `hack/versions.sh` (the one place the test world's versions live).
+fn pinned_version(key: &str) -> String {
+    include_str!("../../hack/versions.sh")
+        .lines()
+        .find_map(|line| line.strip_prefix(&format!("{key}=")))
+        .unwrap_or_else(|| panic!("hack/versions.sh names no {key}"))
+        .trim()
+        .to_string()
 }
 
-fn binary(name: &str) -> PathBuf {
-    let path = k8s_bin_dir().join(name);
+fn cache_dir() -> PathBuf {
+    std::env::var("RSG_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/rsg")
+        })
+}
+
+/// Where a component's binaries are: `$<env_var>` when set (hack/test.sh sets it), else the
+/// install script's cache directory for the pinned version.
+fn component_bin_dir(env_var: &str, component: &str, version_key: &str) -> PathBuf {
+    std::env::var(env_var)
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            cache_dir()
+                .join(format!("{component}-{}", pinned_version(version_key)))
+                .join("bin")
+        })
+}
+
+/// Where the Kubernetes binaries are: `$RSG_K8S_BIN` (hack/test.sh points it at the release
+/// under test), else the cache of the newest pinned release.
+pub fn k8s_bin_dir() -> PathBuf {
+    component_bin_dir("RSG_K8S_BIN", "kubernetes", "K8S_NEWEST_VERSION")
+}
+
+fn binary_in(dir: PathBuf, name: &str) -> PathBuf {
+    let path = dir.join(name);
     assert!(
         path.is_file(),
         "{name} not found at {}: {INSTALL_HINT}",
@@ -74,15 +102,92 @@ fn binary(name: &str) -> PathBuf {
     path
 }
 
-fn etcd_binary() -> PathBuf {
-    ["/usr/bin/etcd", "/usr/local/bin/etcd"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!("etcd not found: {INSTALL_HINT} (it installs Debian's etcd-server)")
-        })
+fn binary(name: &str) -> PathBuf {
+    binary_in(k8s_bin_dir(), name)
 }
+
+fn etcd_binary() -> PathBuf {
+    binary_in(
+        component_bin_dir("RSG_ETCD_BIN", "etcd", "ETCD_VERSION"),
+        "etcd",
+    )
+}
+
+fn kwok_binary() -> PathBuf {
+    binary_in(
+        component_bin_dir("RSG_KWOK_BIN", "kwok", "KWOK_VERSION"),
+        "kwok",
+    )
+}
+
+/// Label key of the simulated nodes' rack (a topology domain between zone and node).
+pub const RACK_LABEL: &str = "topology.rsg.test/rack";
+/// Label key of the simulated nodes' zone.
+pub const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
+
+/// A simulated node: kwok keeps it Ready and runs the pods the scheduler binds to it.
+pub struct SimulatedNode {
+    /// Node name (also its `kubernetes.io/hostname`).
+    pub name: &'static str,
+    /// Its zone.
+    pub zone: &'static str,
+    /// Its rack.
+    pub rack: &'static str,
+    /// How many pods fit.
+    pub pods: u32,
+}
+
+impl SimulatedNode {
+    fn manifest(&self) -> String {
+        format!(
+            "apiVersion: v1\nkind: Node\nmetadata:\n  name: {name}\n  annotations: {{kwok.x-k8s.io/node: fake}}\n  labels:\n    kubernetes.io/hostname: {name}\n    kubernetes.io/os: linux\n    type: kwok\n    {ZONE_LABEL}: {zone}\n    {RACK_LABEL}: {rack}\nstatus:\n  allocatable: {{cpu: \"64\", memory: 512Gi, pods: \"{pods}\"}}\n  capacity: {{cpu: \"64\", memory: 512Gi, pods: \"{pods}\"}}\n",
+            name = self.name,
+            zone = self.zone,
+            rack = self.rack,
+            pods = self.pods,
+        )
+    }
+}
+
+/// The test world's nodes: 3 zones of 2 racks, one node per rack.
+pub const NODES: [SimulatedNode; 6] = [
+    SimulatedNode {
+        name: "node-a1",
+        zone: "zone-a",
+        rack: "rack-a1",
+        pods: 200,
+    },
+    SimulatedNode {
+        name: "node-a2",
+        zone: "zone-a",
+        rack: "rack-a2",
+        pods: 200,
+    },
+    SimulatedNode {
+        name: "node-b1",
+        zone: "zone-b",
+        rack: "rack-b1",
+        pods: 200,
+    },
+    SimulatedNode {
+        name: "node-b2",
+        zone: "zone-b",
+        rack: "rack-b2",
+        pods: 200,
+    },
+    SimulatedNode {
+        name: "node-c1",
+        zone: "zone-c",
+        rack: "rack-c1",
+        pods: 200,
+    },
+    SimulatedNode {
+        name: "node-c2",
+        zone: "zone-c",
+        rack: "rack-c2",
+        pods: 200,
+    },
+];
 
 /// A running control plane.
 pub struct ControlPlane {
@@ -142,9 +247,9 @@ impl ControlPlane {
         path
     }
 
-    /// Starts etcd and kube-apiserver (and kube-controller-manager when asked) and waits
-    /// until the apiserver is ready.
-    pub fn start(dir: &Path, with_controller_manager: bool) -> Self {
+    /// Starts etcd and kube-apiserver and waits until the apiserver is ready; with
+    /// `with_cluster`, also the controller manager, the scheduler and kwok's nodes.
+    pub fn start(dir: &Path, with_cluster: bool) -> Self {
         let etcd_port = free_port();
         let peer_port = free_port();
         let etcd_args = vec![
@@ -173,7 +278,7 @@ impl ControlPlane {
         );
         let tokens = dir.join("tokens.csv");
         let mut token_lines = format!(
-            "{ADMIN_TOKEN},admin,admin,system:masters\n{RSG_TOKEN},{RSG_USER},rsg-uid,\"{RSG_GROUPS}\"\n{TENANT_TOKEN},{TENANT_USER},tenant-uid\n"
+            "{ADMIN_TOKEN},admin,admin,system:masters\n{RSG_TOKEN},{RSG_USER},rsg-uid,\"{RSG_GROUPS}\"\n{TENANT_TOKEN},{TENANT_USER},tenant-uid\n{RSG_LESSER_TOKEN},{RSG_LESSER_USER},rsg-lesser-uid,\"{RSG_GROUPS}\"\n"
         );
         for (token, uid) in RSG_REPLICA_TOKENS {
             token_lines.push_str(&format!("{token},{RSG_USER},{uid},\"{RSG_GROUPS}\"\n"));
@@ -188,9 +293,11 @@ impl ControlPlane {
             format!("--etcd-servers=http://127.0.0.1:{etcd_port}"),
             format!("--cert-dir={}", dir.join("apiserver-certs").display()),
             format!("--secure-port={apiserver_port}"),
-            "--insecure-port=0".into(),
             "--bind-address=127.0.0.1".into(),
             "--advertise-address=127.0.0.1".into(),
+            // The `kubernetes` Service's endpoints would be this loopback address, which
+            // current releases refuse; nothing here needs that Service.
+            "--endpoint-reconciler-type=none".into(),
             "--service-cluster-ip-range=10.0.0.0/24".into(),
             // Webhooks and aggregated APIs behind a Service are called at its endpoints, not
             // its cluster IP: Services here have none (no kubelet), so a webhook registered
@@ -244,8 +351,8 @@ impl ControlPlane {
             apiserver_args,
         };
         plane.wait_ready();
-        if with_controller_manager {
-            plane.start_controller_manager();
+        if with_cluster {
+            plane.start_cluster();
         }
         plane
     }
@@ -257,6 +364,18 @@ impl ControlPlane {
             &format!("kube-apiserver to become ready (log {})", log.display()),
             Duration::from_secs(90),
             || {
+                let exited = self
+                    .apiserver
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .as_mut()
+                    .and_then(|child| child.try_wait().ok().flatten());
+                if let Some(status) = exited {
+                    panic!(
+                        "kube-apiserver exited ({status}) before it was ready:\n{}",
+                        log_tail(&log, 20)
+                    );
+                }
                 let out = kubectl(&kubeconfig, &["get", "--raw", "/readyz"]);
                 (out.success && out.stdout.trim() == "ok").then_some(())
             },
@@ -267,26 +386,94 @@ impl ControlPlane {
                 .success
                 .then_some(())
         });
-        let _ = log_tail;
     }
 
-    fn start_controller_manager(&self) {
-        let mut command = Command::new(binary("kube-controller-manager"));
-        command.args([
+    fn push_child(&self, child: Child) {
+        self.children
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(child);
+    }
+
+    /// The cluster around the API server: kube-controller-manager (workload controllers, HPA,
+    /// garbage collection), the real kube-scheduler, kwok playing kubelet for the nodes of
+    /// [`NODES`], and those nodes, Ready before this returns.
+    fn start_cluster(&self) {
+        let mut manager = Command::new(binary("kube-controller-manager"));
+        manager.args([
             format!("--kubeconfig={}", self.kubeconfig.display()),
-            "--controllers=horizontalpodautoscaling,garbagecollector,deployment,replicaset,statefulset".into(),
+            // nodelifecycle lifts the not-ready taint the API server puts on new nodes once
+            // kwok reports them Ready, as on a real cluster.
+            "--controllers=horizontalpodautoscaling,garbagecollector,deployment,replicaset,statefulset,nodelifecycle".into(),
             "--leader-elect=false".into(),
-            "--port=0".into(),
             format!("--secure-port={}", free_port()),
             "--bind-address=127.0.0.1".into(),
             "--horizontal-pod-autoscaler-sync-period=2s".into(),
             "--concurrent-gc-syncs=5".into(),
         ]);
-        let child = spawn_logged(command, &self.dir.join("kube-controller-manager.log"));
-        self.children
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(child);
+        self.push_child(spawn_logged(
+            manager,
+            &self.dir.join("kube-controller-manager.log"),
+        ));
+
+        let mut scheduler = Command::new(binary("kube-scheduler"));
+        scheduler.args([
+            format!("--kubeconfig={}", self.kubeconfig.display()),
+            "--leader-elect=false".into(),
+            format!("--secure-port={}", free_port()),
+            "--bind-address=127.0.0.1".into(),
+        ]);
+        self.push_child(spawn_logged(
+            scheduler,
+            &self.dir.join("kube-scheduler.log"),
+        ));
+
+        let stages = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/support/world/kwok-stages.yaml"
+        );
+        let mut kwok = Command::new(kwok_binary());
+        kwok.args([
+            format!("--kubeconfig={}", self.kubeconfig.display()),
+            format!("--config={stages}"),
+            "--manage-all-nodes=true".into(),
+            // Pod and node addresses from loopback: nothing in the test world ever sends
+            // traffic off this machine, even to an address a pod status names.
+            "--cidr=127.64.0.0/16".into(),
+            "--node-ip=127.0.0.1".into(),
+            format!("--server-address=127.0.0.1:{}", free_port()),
+            "--node-lease-duration-seconds=40".into(),
+        ]);
+        self.push_child(spawn_logged(kwok, &self.dir.join("kwok.log")));
+
+        let nodes: String = NODES
+            .iter()
+            .map(|node| node.manifest())
+            .collect::<Vec<_>>()
+            .join("---\n");
+        let out = super::kubectl::kubectl_apply(&self.kubeconfig, &nodes, &[]);
+        assert!(out.success, "creating the nodes: {}", out.stderr);
+        wait_for(
+            &format!(
+                "kwok to make the {} nodes Ready and the controller manager to lift their not-ready taint (log {})",
+                NODES.len(),
+                self.dir.join("kwok.log").display()
+            ),
+            Duration::from_secs(60),
+            || {
+                let out = kubectl(
+                    &self.kubeconfig,
+                    &[
+                        "get",
+                        "nodes",
+                        "-o",
+                        "jsonpath={range .items[*]}{.status.conditions[?(@.type==\"Ready\")].status}{.spec.taints}{\"\\n\"}{end}",
+                    ],
+                );
+                (out.success && out.stdout.lines().filter(|l| *l == "True").count() == NODES.len())
+                    .then_some(())
+            },
+        );
     }
 
     /// Kills the apiserver and starts it again with the same data, then waits until ready.

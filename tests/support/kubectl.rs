@@ -18,14 +18,30 @@ pub struct KubectlOutput {
     pub stderr: String,
 }
 
-fn kubectl_binary() -> String {
-    std::env::var("RSG_KUBECTL").unwrap_or_else(|_| "kubectl".to_string())
+/// `$RSG_KUBECTL`, else the kubectl built with the Kubernetes release under test (so client
+/// and server are of one version), else the one on PATH.
+pub fn kubectl_binary() -> String {
+    std::env::var("RSG_KUBECTL").unwrap_or_else(|_| {
+        let built = super::control_plane::k8s_bin_dir().join("kubectl");
+        if built.is_file() {
+            built.display().to_string()
+        } else {
+            "kubectl".to_string()
+        }
+    })
 }
+
+/// The longest a single kubectl request may take: no test hangs on an API server that stopped
+/// answering (a test that wants another bound passes its own `--request-timeout`).
+const REQUEST_TIMEOUT: &str = "--request-timeout=30s";
 
 fn run(kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> KubectlOutput {
     let mut command = Command::new(kubectl_binary());
+    command.arg(format!("--kubeconfig={}", kubeconfig.display()));
+    if !args.iter().any(|a| a.starts_with("--request-timeout")) {
+        command.arg(REQUEST_TIMEOUT);
+    }
     command
-        .arg(format!("--kubeconfig={}", kubeconfig.display()))
         .args(args)
         .stdin(if stdin.is_some() {
             Stdio::piped()

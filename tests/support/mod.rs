@@ -1,4 +1,5 @@
-//! Test support: a real etcd + kube-apiserver (+ kube-controller-manager) per test binary,
+//! Test support: a real etcd + kube-apiserver (+ controller manager, scheduler and kwok nodes)
+//! per test binary,
 //! the rsg binary running against it with both webhooks registered, and kubectl helpers.
 //! Tests isolate themselves by namespace.
 #![allow(dead_code, unused_imports)]
@@ -6,11 +7,11 @@
 pub mod control_plane;
 pub mod crds;
 pub mod fixtures;
+pub mod helm;
 pub mod kubectl;
 pub mod processes;
 pub mod prometheus;
 pub mod proxy;
-pub mod readiness;
 pub mod rsg_process;
 
 use std::path::PathBuf;
@@ -40,8 +41,10 @@ static ENV: OnceLock<TestEnv> = OnceLock::new();
 /// Options for the shared environment; the first caller's options win.
 #[derive(Clone, Copy, Default)]
 pub struct EnvOptions {
-    /// Also run kube-controller-manager (HPA, garbage collection, Deployment status).
-    pub controller_manager: bool,
+    /// Also run the cluster around the API server: kube-controller-manager (workload
+    /// controllers, HPA, garbage collection), kube-scheduler and kwok's simulated nodes, so
+    /// pods are placed and become Running and Ready as on a real cluster.
+    pub cluster: bool,
     /// Also run Prometheus and a pushgateway, and point rsg at Prometheus.
     pub prometheus: bool,
     /// Extra arguments for the shared rsg process.
@@ -57,7 +60,7 @@ pub fn env() -> &'static TestEnv {
 pub fn env_with(options: EnvOptions) -> &'static TestEnv {
     ENV.get_or_init(|| {
         let dir = processes::scratch_dir();
-        let control_plane = control_plane::ControlPlane::start(&dir, options.controller_manager);
+        let control_plane = control_plane::ControlPlane::start(&dir, options.cluster);
         let kubeconfig = control_plane.kubeconfig.clone();
         kubectl::install_rsg_prerequisites(&kubeconfig);
         let rsg_kubeconfig = control_plane.rsg_kubeconfig.clone();

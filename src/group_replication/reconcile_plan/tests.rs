@@ -103,3 +103,64 @@ fn demand_back_while_a_group_drains_reuses_it_instead_of_creating_one() {
     assert!(plan.groups.create.is_empty());
     assert!(!plan.needs_metric, "nothing drains any more");
 }
+
+/// A rolling update of copies 1-3 (at `r1`, ready) to the base's new template (`r2`); the
+/// groups in `new_copies` exist at `r2`, not ready yet.
+fn rolling_observation(new_copies: &[i32]) -> crate::group_replication::observe::Observation {
+    let mut obs = observation(&[1, 2, 3], &[]);
+    let target = &mut obs.targets[0];
+    for id in [1, 2, 3] {
+        if let Some(copy) = target.copies.get_mut(&id) {
+            copy["metadata"]["generation"] = json!(1);
+            copy["status"] =
+                json!({"observedGeneration": 1, "readyReplicas": 1, "updatedReplicas": 1});
+        }
+    }
+    // The base's Deployment rolls its own pods: not ready at the new template yet.
+    target.base["metadata"]["generation"] = json!(2);
+    target.base["status"] =
+        json!({"observedGeneration": 2, "readyReplicas": 1, "updatedReplicas": 0});
+    target.update_revision = "r2".into();
+    target.live_revision = "r2".into();
+    for id in new_copies {
+        target.copies.insert(
+            *id,
+            crate::group_replication::test_observation::copy(*id, "r2"),
+        );
+        target.copy_revisions.insert(*id, "r2".into());
+        obs.copy_services.insert(
+            *id,
+            vec![crate::group_replication::test_observation::service_copy(
+                *id,
+            )],
+        );
+    }
+    obs
+}
+
+#[test]
+fn a_rolling_update_takes_no_ready_group_down_before_its_replacement_is_ready() {
+    let rolling = config(json!({
+        "replicas": 4,
+        "updateStrategy": {"type": "RollingUpdate", "maxSurge": 1, "maxUnavailable": 0},
+        "scaleDown": {"drainTimeout": "2s"},
+    }));
+    // The first pass after the base changed: the surge group is made, nothing goes.
+    let first = plan(
+        &rolling_observation(&[]),
+        &rolling,
+        &MetricReading::NotRead,
+        Timestamp::now(),
+    );
+    assert_eq!(first.groups.create, vec![4], "{:?}", first.groups);
+    assert!(first.take_downs.is_empty(), "{:?}", first.take_downs);
+    // The surge group exists but is not ready: still nothing goes.
+    let second = plan(
+        &rolling_observation(&[4]),
+        &rolling,
+        &MetricReading::NotRead,
+        Timestamp::now(),
+    );
+    assert!(second.groups.create.is_empty(), "{:?}", second.groups);
+    assert!(second.take_downs.is_empty(), "{:?}", second.take_downs);
+}
