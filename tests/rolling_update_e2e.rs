@@ -342,7 +342,7 @@ fn a_new_image_reaches_every_group_one_at_a_time_and_survives_a_sigkill() {
     apply(&rsg(
         &ns,
         4,
-        "{type: RollingUpdate, maxSurge: 1, maxUnavailable: 2}",
+        "{type: RollingUpdate, maxSurge: 1, maxUnavailable: 0}",
         Some("2s"),
     ));
     let before = wait_settled(&ns, 4);
