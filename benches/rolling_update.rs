@@ -1,8 +1,8 @@
 //! Rolling update of 10 copy groups (prefill + decode Deployments and a headless Service
 //! each), against the same steps done by a plain client in the same run: a new image on the
 //! bases, then, one group at a time, a new group created and made ready before an old one is
-//! deleted (maxSurge 1, maxUnavailable 0). Pods are made ready by the readiness simulator
-//! (kube-controller-manager runs the Deployments; there is no kubelet).
+//! deleted (maxSurge 1, maxUnavailable 0). kube-controller-manager runs the Deployments, the
+//! real kube-scheduler places their pods on kwok's simulated nodes, and kwok makes them Ready.
 //!
 //! Run: `cargo bench --bench rolling_update`.
 
@@ -23,7 +23,6 @@ use serde_json::{json, Value};
 use support::control_plane::ControlPlane;
 use support::kubectl::install_rsg_prerequisites;
 use support::processes::scratch_dir;
-use support::readiness::ReadinessSimulator;
 use support::rsg_process::RsgProcess;
 
 /// Copy groups replaced (group 0, the base, is never replaced).
@@ -96,7 +95,6 @@ async fn wait_ready(client: &Client, ns: &str, names: &[String]) {
 async fn plain_client(client: &Client) -> Duration {
     let ns = "bench-plain";
     namespace(client, ns).await;
-    let _ready = ReadinessSimulator::start_with(&kubeconfig(), ns, "", Duration::ZERO);
     let bases = common::base_objects(ns, "registry.local/vllm:1");
     for object in &bases {
         create(client, ns, object).await;
@@ -145,15 +143,10 @@ async fn plain_client(client: &Client) -> Duration {
     started.elapsed()
 }
 
-fn kubeconfig() -> std::path::PathBuf {
-    std::path::PathBuf::from(std::env::var("RSG_BENCH_KUBECONFIG").expect("set by main"))
-}
-
 /// rsg: the same 10 groups, replaced by a RollingUpdate RSG.
 async fn with_rsg(client: &Client) -> Duration {
     let ns = "bench-rsg";
     namespace(client, ns).await;
-    let _ready = ReadinessSimulator::start_with(&kubeconfig(), ns, "", Duration::ZERO);
     for object in common::base_objects(ns, "registry.local/vllm:1") {
         create(client, ns, &object).await;
     }
@@ -208,7 +201,6 @@ fn main() {
     let dir = scratch_dir();
     let plane = ControlPlane::start(&dir, true);
     install_rsg_prerequisites(&plane.kubeconfig);
-    std::env::set_var("RSG_BENCH_KUBECONFIG", &plane.kubeconfig);
     let _rsg = RsgProcess::start(&dir, &plane.kubeconfig, "rsg-bench");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

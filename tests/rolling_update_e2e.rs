@@ -217,8 +217,8 @@ fn serving_groups(ns: &str) -> usize {
 
 /// What the monitor's watches report: a pod or a Service added, changed or gone.
 enum Seen {
-    Pod(watcher::Event<Pod>),
-    Service(watcher::Event<Service>),
+    Pod(Box<watcher::Event<Pod>>),
+    Service(Box<watcher::Event<Service>>),
 }
 
 /// The etcd revision at which a watch event happened (its object's resourceVersion, which for
@@ -269,12 +269,12 @@ impl ServingFloorMonitor {
                     Api::<Pod>::namespaced(client.clone(), &ns),
                     watcher::Config::default(),
                 )
-                .map(|e| e.map(Seen::Pod));
+                .map(|e| e.map(|e| Seen::Pod(Box::new(e))));
                 let services = watcher(
                     Api::<Service>::namespaced(client, &ns),
                     watcher::Config::default(),
                 )
-                .map(|e| e.map(Seen::Service));
+                .map(|e| e.map(|e| Seen::Service(Box::new(e))));
                 let mut events = std::pin::pin!(futures::stream::select(pods, services));
                 let mut seen = Vec::new();
                 while !running.load(Ordering::Relaxed) {
@@ -317,8 +317,8 @@ impl ServingFloorMonitor {
         let mut counts = Vec::new();
         for (_, event) in seen {
             match event {
-                Seen::Pod(event) => track(&mut pods, event),
-                Seen::Service(event) => track(&mut services, event),
+                Seen::Pod(event) => track(&mut pods, *event),
+                Seen::Service(event) => track(&mut services, *event),
             }
             let pods: Vec<Pod> = pods.values().cloned().collect();
             let services: Vec<Service> = services.values().cloned().collect();

@@ -204,6 +204,7 @@ fn only_tls_1_2_and_later_are_accepted() {
         },
     );
     let _ = legacy.kill();
+    let _ = legacy.wait();
     assert!(
         legacy_ok && legacy_out.contains("Protocol  : TLSv1.1"),
         "{legacy_out}"

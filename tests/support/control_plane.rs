@@ -125,69 +125,19 @@ pub const RACK_LABEL: &str = "topology.rsg.test/rack";
 /// Label key of the simulated nodes' zone.
 pub const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
 
-/// A simulated node: kwok keeps it Ready and runs the pods the scheduler binds to it.
-pub struct SimulatedNode {
-    /// Node name (also its `kubernetes.io/hostname`).
-    pub name: &'static str,
-    /// Its zone.
-    pub zone: &'static str,
-    /// Its rack.
-    pub rack: &'static str,
-    /// How many pods fit.
-    pub pods: u32,
-}
+/// The simulated nodes (3 zones of 2 racks), shared with `hack/run-local.sh`.
+pub const NODES_MANIFEST: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/support/world/nodes.yaml"
+);
 
-impl SimulatedNode {
-    fn manifest(&self) -> String {
-        format!(
-            "apiVersion: v1\nkind: Node\nmetadata:\n  name: {name}\n  annotations: {{kwok.x-k8s.io/node: fake}}\n  labels:\n    kubernetes.io/hostname: {name}\n    kubernetes.io/os: linux\n    type: kwok\n    {ZONE_LABEL}: {zone}\n    {RACK_LABEL}: {rack}\nstatus:\n  allocatable: {{cpu: \"64\", memory: 512Gi, pods: \"{pods}\"}}\n  capacity: {{cpu: \"64\", memory: 512Gi, pods: \"{pods}\"}}\n",
-            name = self.name,
-            zone = self.zone,
-            rack = self.rack,
-            pods = self.pods,
-        )
-    }
+/// How many nodes [`NODES_MANIFEST`] has.
+pub fn node_count() -> usize {
+    include_str!("world/nodes.yaml")
+        .lines()
+        .filter(|line| *line == "kind: Node")
+        .count()
 }
-
-/// The test world's nodes: 3 zones of 2 racks, one node per rack.
-pub const NODES: [SimulatedNode; 6] = [
-    SimulatedNode {
-        name: "node-a1",
-        zone: "zone-a",
-        rack: "rack-a1",
-        pods: 200,
-    },
-    SimulatedNode {
-        name: "node-a2",
-        zone: "zone-a",
-        rack: "rack-a2",
-        pods: 200,
-    },
-    SimulatedNode {
-        name: "node-b1",
-        zone: "zone-b",
-        rack: "rack-b1",
-        pods: 200,
-    },
-    SimulatedNode {
-        name: "node-b2",
-        zone: "zone-b",
-        rack: "rack-b2",
-        pods: 200,
-    },
-    SimulatedNode {
-        name: "node-c1",
-        zone: "zone-c",
-        rack: "rack-c1",
-        pods: 200,
-    },
-    SimulatedNode {
-        name: "node-c2",
-        zone: "zone-c",
-        rack: "rack-c2",
-        pods: 200,
-    },
-];
 
 /// A running control plane.
 pub struct ControlPlane {
@@ -397,7 +347,7 @@ impl ControlPlane {
 
     /// The cluster around the API server: kube-controller-manager (workload controllers, HPA,
     /// garbage collection), the real kube-scheduler, kwok playing kubelet for the nodes of
-    /// [`NODES`], and those nodes, Ready before this returns.
+    /// [`NODES_MANIFEST`], and those nodes, Ready before this returns.
     fn start_cluster(&self) {
         let mut manager = Command::new(binary("kube-controller-manager"));
         manager.args([
@@ -446,17 +396,12 @@ impl ControlPlane {
         ]);
         self.push_child(spawn_logged(kwok, &self.dir.join("kwok.log")));
 
-        let nodes: String = NODES
-            .iter()
-            .map(|node| node.manifest())
-            .collect::<Vec<_>>()
-            .join("---\n");
-        let out = super::kubectl::kubectl_apply(&self.kubeconfig, &nodes, &[]);
+        let out = kubectl(&self.kubeconfig, &["apply", "-f", NODES_MANIFEST]);
         assert!(out.success, "creating the nodes: {}", out.stderr);
         wait_for(
             &format!(
                 "kwok to make the {} nodes Ready and the controller manager to lift their not-ready taint (log {})",
-                NODES.len(),
+                node_count(),
                 self.dir.join("kwok.log").display()
             ),
             Duration::from_secs(60),
@@ -470,7 +415,7 @@ impl ControlPlane {
                         "jsonpath={range .items[*]}{.status.conditions[?(@.type==\"Ready\")].status}{.spec.taints}{\"\\n\"}{end}",
                     ],
                 );
-                (out.success && out.stdout.lines().filter(|l| *l == "True").count() == NODES.len())
+                (out.success && out.stdout.lines().filter(|l| *l == "True").count() == node_count())
                     .then_some(())
             },
         );
