@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::admission::{decode, defaults_patch};
 use crate::api::{ResourceScalingGroup, ScaleDownMetric};
-use crate::scale_down::promql::scale_down_query;
+use crate::scale_down::scope::{effective_aggregator, scoped_query};
 use crate::scale_down::values::{present_values, values_from_response, QueryResponse};
 use crate::validation::{invalid_object_message, parse_prometheus_duration, validate_rsg};
 
@@ -94,8 +94,9 @@ pub fn prometheus_response(body: &[u8], candidates: &[i32]) {
     }
 }
 
-/// A scale-down metric: for every metric the validation accepts, the built query is the
-/// aggregation around the whole expression, with nothing before or after it.
+/// A scale-down metric: for every metric the validation accepts, a query confined to the
+/// RSG's namespaces can be made, and it is the aggregation around the whole expression, with
+/// nothing before or after it.
 pub fn promql_query(expr: &str, type_: &str, window: Option<&str>, aggregator: Option<&str>) {
     let metric = ScaleDownMetric {
         expr: expr.to_string(),
@@ -103,11 +104,13 @@ pub fn promql_query(expr: &str, type_: &str, window: Option<&str>, aggregator: O
         window: window.map(str::to_string),
         aggregator: aggregator.map(str::to_string),
     };
-    let query = scale_down_query(&metric);
     if !validation_accepts(&metric) {
         return;
     }
-    let aggregator = crate::scale_down::promql::effective_aggregator(&metric);
+    let namespaces = std::collections::BTreeSet::from(["ns".to_string()]);
+    let query = scoped_query(&metric, &namespaces)
+        .unwrap_or_else(|err| panic!("validation accepts {metric:?}, but {err}"));
+    let aggregator = effective_aggregator(&metric);
     let prefix = format!("{aggregator} by (group_id) (");
     let body = query
         .strip_prefix(&prefix)

@@ -8,6 +8,8 @@ mod support;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use k8s_openapi::jiff::Timestamp;
+use serde_json::Value;
 use support::control_plane::RSG_REPLICA_TOKENS;
 use support::proxy::PausableProxy;
 use support::rsg_process::RsgProcess;
@@ -66,20 +68,27 @@ fn assert_exact_groups(ns: &str, groups: usize) {
     assert_eq!(base["metadata"]["labels"]["rsg.io/group-id"], "0");
 }
 
-fn wait_scale_under_way(ns: &str) {
-    wait_for("the scale to be under way", Duration::from_secs(60), || {
-        (names("deployments", ns, COPIES).len() >= 3).then_some(())
-    });
+fn wait_copies(ns: &str, what: &str, done: impl Fn(usize) -> bool + Send + 'static) {
+    support::wait_deployment_count(ns, COPIES, what, done);
 }
 
-/// Runs `fault` with rsg frozen (SIGSTOP), so the copies counted just before are exactly
-/// those that existed when the fault hit; returns that count.
-fn copies_when(ns: &str, fault: impl FnOnce()) -> usize {
-    env().rsg.signal(libc::SIGSTOP);
-    let copies = names("deployments", ns, COPIES).len();
-    fault();
-    env().rsg.signal(libc::SIGCONT);
-    copies
+/// How many `verb`s of copy Deployments in `ns` rsg's identity made at or after `since`, by
+/// the audit log: work it still had to do when the fault hit.
+fn copy_writes_since(ns: &str, verb: &str, since: Timestamp) -> usize {
+    let audit = std::fs::read_to_string(&env().control_plane.audit_log).expect("the audit log");
+    audit
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|e| e["user"]["username"] == support::control_plane::RSG_USER)
+        .filter(|e| e["verb"] == verb && e["objectRef"]["resource"] == "deployments")
+        .filter(|e| e["objectRef"]["namespace"] == ns)
+        .filter(|e| {
+            e["requestReceivedTimestamp"]
+                .as_str()
+                .and_then(|t| t.parse::<Timestamp>().ok())
+                .is_some_and(|t| t >= since)
+        })
+        .count()
 }
 
 #[test]
@@ -91,42 +100,41 @@ fn the_api_server_and_etcd_go_down_mid_scale_and_rsg_converges_exactly() {
     let ns = namespace("apiserver-down");
     base_and_rsg(&ns);
     scale_rsg(&ns, "web", 30);
-    wait_scale_under_way(&ns);
-    let at_fault = copies_when(&ns, || env.control_plane.kill_apiserver());
-    assert!(
-        (3..29).contains(&at_fault),
-        "the API server went down mid-scale (1 -> 30 groups): {at_fault} copies then"
-    );
+    wait_copies(&ns, "the scale to be under way", |copies| copies >= 3);
+    env.control_plane.kill_apiserver();
     let unready_after = wait_rsg_readiness(false);
+    let restarted = Timestamp::now();
     env.control_plane.start_apiserver();
     let back = Instant::now();
     wait_rsg_converged(&ns, "web", 30);
     let converged_after = back.elapsed();
     let ready_after = wait_rsg_readiness(true);
     assert_exact_groups(&ns, 30);
+    let after_fault = copy_writes_since(&ns, "create", restarted);
+    assert!(
+        after_fault > 0,
+        "the API server went down mid-scale: rsg created no copy after it came back"
+    );
     eprintln!(
         "API server down mid-scale: rsg unready {unready_after:?} after the kill; after the restart, converged on 30 groups in {converged_after:?} and ready in {ready_after:?}"
     );
 
     // etcd killed in the middle of a scale down, 30 -> 10.
     scale_rsg(&ns, "web", 10);
-    wait_for(
-        "the scale down to be under way",
-        Duration::from_secs(60),
-        || (names("deployments", &ns, COPIES).len() < 29).then_some(()),
-    );
-    let at_fault = copies_when(&ns, || env.control_plane.kill_etcd());
-    assert!(
-        (10..29).contains(&at_fault),
-        "etcd went down mid-scale (30 -> 10 groups): {at_fault} copies then"
-    );
+    wait_copies(&ns, "the scale down to be under way", |copies| copies < 29);
+    env.control_plane.kill_etcd();
     let unready_after = wait_rsg_readiness(false);
+    let restarted = Timestamp::now();
     env.control_plane.start_etcd();
     let back = Instant::now();
     wait_rsg_converged(&ns, "web", 10);
     let converged_after = back.elapsed();
     let ready_after = wait_rsg_readiness(true);
     assert_exact_groups(&ns, 10);
+    assert!(
+        copy_writes_since(&ns, "delete", restarted) > 0,
+        "etcd went down mid-scale: rsg deleted no copy after it came back"
+    );
     eprintln!(
         "etcd down mid-scale: rsg unready {unready_after:?} after the kill; after the restart, converged on 10 groups in {converged_after:?} and ready in {ready_after:?}"
     );

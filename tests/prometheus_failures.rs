@@ -99,7 +99,8 @@ async fn decide_with(
     let metrics = Metrics::default();
     let scale_down = scale_down();
     let started = Instant::now();
-    let reading = read_metric(Some(&client), &metrics, Some(&scale_down)).await;
+    let namespaces = std::collections::BTreeSet::from(["team".to_string()]);
+    let reading = read_metric(Some(&client), &metrics, Some(&scale_down), &namespaces).await;
     let decision = decide(
         DecisionInputs {
             scale_down: Some(&scale_down),

@@ -5,9 +5,8 @@
 mod support;
 
 use std::sync::Mutex;
-use std::time::Duration;
 
-use support::{apply, env, get_json, names, namespace, scale_rsg, wait_for, wait_rsg_converged};
+use support::{apply, env, get_json, names, namespace, scale_rsg, wait_rsg_converged};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -37,13 +36,11 @@ fn killed_while_creating_groups_it_converges_without_duplicates_or_orphans() {
     base_and_rsg(&ns);
     const GROUPS: usize = 40;
     scale_rsg(&ns, "web", GROUPS as i32);
-    let created_at_kill = wait_for(
+    let created_at_kill = support::wait_deployment_count(
+        &ns,
+        "rsg.io/name=web,rsg.io/group-id!=0",
         "group creation to be under way",
-        Duration::from_secs(60),
-        || {
-            let made = names("deployments", &ns, "rsg.io/name=web,rsg.io/group-id!=0").len();
-            (made >= 3).then_some(made)
-        },
+        |made| made >= 3,
     );
     env().rsg.stop(libc::SIGKILL);
     let after_kill = names("deployments", &ns, "rsg.io/name=web,rsg.io/group-id!=0").len();

@@ -58,21 +58,24 @@ fn copies(ns: &str) -> Vec<String> {
 #[test]
 fn gauge_values_choose_the_victims_in_both_orders() {
     let prometheus = prometheus();
-    for (group, value) in [(0, 5.0), (1, 1.0), (2, 9.0), (3, 0.5)] {
-        prometheus.push(
-            "gauge-test",
-            "vllm:num_requests_running_gauge",
-            "gauge",
-            group,
-            value,
-        );
+    let (ascending, descending) = (namespace("asc"), namespace("desc"));
+    for ns in [&ascending, &descending] {
+        for (group, value) in [(0, 5.0), (1, 1.0), (2, 9.0), (3, 0.5)] {
+            prometheus.push(
+                "gauge-test",
+                "vllm:num_requests_running_gauge",
+                "gauge",
+                ns,
+                group,
+                value,
+            );
+        }
     }
     prometheus.wait_query(
         "avg by (group_id) (vllm:num_requests_running_gauge)",
         &[(0, 5.0), (1, 1.0), (2, 9.0), (3, 0.5)],
     );
 
-    let ascending = namespace("asc");
     rsg_with_groups(&ascending, 4, "        metric: {expr: \"vllm:num_requests_running_gauge\", type: Gauge}\n        order: ascending");
     scale_rsg(&ascending, "web", 2);
     wait_rsg_converged(&ascending, "web", 2);
@@ -88,7 +91,6 @@ fn gauge_values_choose_the_victims_in_both_orders() {
     assert_eq!(candidates, [(0, 5.0), (1, 1.0), (2, 9.0), (3, 0.5)]);
     assert_eq!(copies(&ascending), ["g-web-2"]);
 
-    let descending = namespace("desc");
     rsg_with_groups(&descending, 4, "        metric: {expr: \"vllm:num_requests_running_gauge\", type: Gauge, aggregator: max}\n        order: descending");
     scale_rsg(&descending, "web", 2);
     wait_rsg_converged(&descending, "web", 2);
@@ -133,11 +135,13 @@ fn gauge_values_choose_the_victims_in_both_orders() {
 #[test]
 fn counter_rates_choose_the_victims() {
     let prometheus = prometheus();
+    let ns = namespace("counter");
     for group in 0..4 {
         prometheus.push(
             "counter-test",
             "vllm:request_success_total",
             "counter",
+            &ns,
             group,
             0.0,
         );
@@ -152,6 +156,7 @@ fn counter_rates_choose_the_victims() {
             "counter-test",
             "vllm:request_success_total",
             "counter",
+            &ns,
             group,
             total,
         );
@@ -170,7 +175,6 @@ fn counter_rates_choose_the_victims() {
             ranked.then_some(())
         },
     );
-    let ns = namespace("counter");
     rsg_with_groups(
         &ns,
         4,
@@ -184,23 +188,31 @@ fn counter_rates_choose_the_victims() {
         ("Metric".into(), serde_json::json!([3, 0])),
         "{decision}"
     );
+    // The query rsg sent reads only the RSG's namespace.
     assert_eq!(
         decision["reason"],
-        format!("ranked by Prometheus query {query}")
+        format!("ranked by Prometheus query sum by (group_id) (rate(vllm:request_success_total{{namespace=\"{ns}\"}}[1m]))")
     );
 }
 
 #[test]
 fn a_group_without_a_series_hands_the_decision_to_the_annotation() {
     let prometheus = prometheus();
+    let ns = namespace("annotation");
     for (group, value) in [(0, 1.0), (1, 2.0), (3, 4.0)] {
-        prometheus.push("partial-test", "vllm:partial_gauge", "gauge", group, value);
+        prometheus.push(
+            "partial-test",
+            "vllm:partial_gauge",
+            "gauge",
+            &ns,
+            group,
+            value,
+        );
     }
     prometheus.wait_query(
         "avg by (group_id) (vllm:partial_gauge)",
         &[(0, 1.0), (1, 2.0), (3, 4.0)],
     );
-    let ns = namespace("annotation");
     rsg_with_groups(
         &ns,
         4,
@@ -288,7 +300,7 @@ fn group_state(ns: &str, id: i64) -> Option<String> {
 
 fn start_draining_group_2(prometheus: &Prometheus, ns: &str, metric: &str, job: &str) {
     for (group, value) in [(0, 5.0), (1, 3.0), (2, 1.0)] {
-        prometheus.push(job, metric, "gauge", group, value);
+        prometheus.push(job, metric, "gauge", ns, group, value);
     }
     prometheus.wait_query(
         &format!("avg by (group_id) ({metric})"),
@@ -312,7 +324,7 @@ fn a_draining_group_goes_as_soon_as_its_metric_reads_zero() {
     let ns = namespace("drain-zero");
     draining_rsg(&ns, "vllm:drain_zero", "10m");
     start_draining_group_2(prometheus, &ns, "vllm:drain_zero", "drain-zero");
-    prometheus.push("drain-zero", "vllm:drain_zero", "gauge", 2, 0.0);
+    prometheus.push("drain-zero", "vllm:drain_zero", "gauge", &ns, 2, 0.0);
     wait_for(
         "the drained group to be deleted",
         Duration::from_secs(30),
@@ -396,4 +408,70 @@ fn rising_demand_reuses_a_draining_group() {
         "no new group was needed"
     );
     assert_eq!(group_state(&ns, 2).as_deref(), Some("Active"));
+}
+
+#[test]
+fn a_query_reads_only_the_rsgs_namespaces_and_echoes_no_label_value() {
+    let prometheus = prometheus();
+    let ns = namespace("scoped");
+    let other = namespace("other-team");
+    // Another team's series, whose label values must not leak.
+    const SECRET: &str = "other-teams-secret-name";
+    for group in 0..3 {
+        prometheus.push_series(
+            "other-team",
+            "gauge",
+            &other,
+            group,
+            &format!("kube_secret_info{{secret=\"{SECRET}\"}} 1"),
+        );
+    }
+    prometheus.wait_query(
+        &format!("sum by (group_id) (kube_secret_info{{namespace=\"{other}\"}})"),
+        &[(0, 1.0), (1, 1.0), (2, 1.0)],
+    );
+    // The query names the other namespace and turns its label values into group ids.
+    let expr = format!(
+        r#"label_replace(topk(1, kube_secret_info{{namespace="{other}"}}), "group_id", "$1", "secret", "(.*)")"#
+    );
+    rsg_with_groups(
+        &ns,
+        3,
+        &format!(
+            "        metric: {{expr: {}, type: Gauge}}",
+            serde_json::to_string(&expr).expect("a YAML string")
+        ),
+    );
+    scale_rsg(&ns, "web", 2);
+    wait_rsg_converged(&ns, "web", 2);
+    let decision = last_scale_down(&ns);
+    assert_ne!(decision["source"], "Metric", "{decision}");
+    // Prometheus ran the query with the RSG's namespace ANDed to every selector.
+    let queries = std::fs::read_to_string(&prometheus.query_log).expect("the query log");
+    let scoped = format!(r#"namespace=\"{ns}\""#);
+    assert!(
+        queries
+            .lines()
+            .any(|l| l.contains("kube_secret_info") && l.contains(&scoped)),
+        "no scoped query in Prometheus' query log"
+    );
+    assert!(
+        !queries.lines().any(|l| l.contains("kube_secret_info")
+            && l.contains("label_replace")
+            && !l.contains(&scoped)),
+        "an unscoped query reached Prometheus"
+    );
+    // Neither the status, the Events nor rsg's log show the other team's label values.
+    let rsg = run_kubectl(&["get", "rsg", "web", "-n", &ns, "-o", "json"]);
+    let events = run_kubectl(&["get", "events", "-n", &ns, "-o", "json"]);
+    for (what, text) in [
+        ("status", rsg),
+        ("Events", events),
+        ("rsg's log", env().rsg.log_tail(2000)),
+    ] {
+        assert!(
+            !text.contains(SECRET),
+            "{what} show another team's label value"
+        );
+    }
 }

@@ -117,6 +117,7 @@ async fn blocked(
 /// (a decision to make or groups draining); otherwise Prometheus is not asked.
 async fn make_plan(
     ctx: &Context,
+    rsg_namespace: &str,
     obs: &observe::Observation,
     config: &GroupConfig,
 ) -> ReconcilePlan {
@@ -129,6 +130,7 @@ async fn make_plan(
         ctx.prometheus.as_ref(),
         &ctx.metrics,
         config.scale_down.as_ref(),
+        &obs.namespaces(rsg_namespace),
     )
     .await;
     reconcile_plan::plan(obs, config, &reading, now)
@@ -151,7 +153,8 @@ async fn reconcile(
         return blocked(ctx, rsg, &problems).await;
     }
     ctx.reset_problem_backoff(&ObjectRef::from_obj(rsg));
-    let plan = make_plan(ctx, &obs, config).await;
+    let rsg_namespace = rsg.metadata.namespace.clone().unwrap_or_default();
+    let plan = make_plan(ctx, &rsg_namespace, &obs, config).await;
     let applied = apply::apply(ctx, rsg, &obs, &plan, &group_name).await?;
     let represented =
         representatives::ensure_representatives(ctx, rsg, &obs, &applied.active).await?;

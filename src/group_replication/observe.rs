@@ -92,6 +92,15 @@ pub enum Observed {
 }
 
 impl Observation {
+    /// The namespaces the RSG acts in: its own (where copies run) and its targets'.
+    pub fn namespaces(&self, rsg_namespace: &str) -> BTreeSet<String> {
+        self.targets
+            .iter()
+            .map(|t| t.base_namespace.clone())
+            .chain([rsg_namespace.to_string()])
+            .collect()
+    }
+
     /// Names of the base Services in `namespace`.
     pub fn base_services_in(&self, namespace: &str) -> Vec<String> {
         self.base_services

@@ -1,10 +1,10 @@
 //! The decision chain: metric, then annotation, then group id. The metric is read once per
 //! reconcile ([`read_metric`]); deciding from what was read is pure.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
-use super::promql::scale_down_query;
+use super::scope::scoped_query;
 use super::values::{present_values, values_from_annotations, values_from_response, QueryResponse};
 use super::victims::{choose_victims, highest_ids_first, DecisionSource, Order, VictimDecision};
 use super::PrometheusClient;
@@ -20,6 +20,8 @@ pub enum MetricReading {
     NoMetric,
     /// A metric is configured, but no Prometheus URL.
     NoPrometheus,
+    /// No query confined to the RSG's namespaces can be made of the metric: nothing is sent.
+    Unscoped(String),
     /// The query sent and what Prometheus answered.
     Answered {
         /// The PromQL query.
@@ -29,11 +31,13 @@ pub enum MetricReading {
     },
 }
 
-/// Reads the RSG's scale-down metric from Prometheus (no request when either is missing).
+/// Reads the RSG's scale-down metric from Prometheus (no request when either is missing),
+/// with a query that reads only series of `namespaces` (see [`scoped_query`]).
 pub async fn read_metric(
     prometheus: Option<&PrometheusClient>,
     metrics: &Metrics,
     scale_down: Option<&ScaleDown>,
+    namespaces: &BTreeSet<String>,
 ) -> MetricReading {
     let Some(metric) = scale_down.and_then(|s| s.metric.as_ref()) else {
         return MetricReading::NoMetric;
@@ -41,7 +45,10 @@ pub async fn read_metric(
     let Some(client) = prometheus else {
         return MetricReading::NoPrometheus;
     };
-    let query = scale_down_query(metric);
+    let query = match scoped_query(metric, namespaces) {
+        Ok(query) => query,
+        Err(err) => return MetricReading::Unscoped(err.to_string()),
+    };
     let started = Instant::now();
     let answer = client.query(&query).await;
     metrics.observe_prometheus_query(started.elapsed(), answer.is_ok());
@@ -84,6 +91,7 @@ pub fn decide(inputs: DecisionInputs<'_>, reading: &MetricReading) -> VictimDeci
             }
         }
         MetricReading::NoPrometheus => "no Prometheus URL is configured".to_string(),
+        MetricReading::Unscoped(why) => format!("the scale-down metric was not queried: {why}"),
         MetricReading::NoMetric | MetricReading::NotRead => {
             "no scale-down metric is configured".to_string()
         }

@@ -4,7 +4,7 @@
 
 mod decide;
 mod prometheus;
-pub mod promql;
+pub mod scope;
 pub mod values;
 pub mod victims;
 

@@ -70,18 +70,16 @@ pub fn values_from_response(
         let Some(label) = sample.metric.get("group_id") else {
             continue;
         };
+        // Label values never reach status or Events: only the ids of this RSG's groups do.
         let Ok(id) = label.trim().parse::<i32>() else {
-            return Err(format!(
-                "a series has group_id {label:?}, which is not a group number"
-            ));
+            return Err("a series has a group_id that is not a group number".to_string());
         };
         if !wanted.contains(&id) {
             continue;
         }
         let Some(value) = numeric(&sample.value.1) else {
             return Err(format!(
-                "group {id} has the non-numeric value {:?}",
-                sample.value.1
+                "group {id} has a value that is not a finite number"
             ));
         };
         if values.insert(id, value).is_some() {
@@ -178,11 +176,11 @@ mod tests {
             ),
             (
                 r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{"group_id":"0"},"value":[1,"NaN"]},{"metric":{"group_id":"1"},"value":[1,"1"]}]}}"#,
-                "group 0 has the non-numeric value \"NaN\"",
+                "group 0 has a value that is not a finite number",
             ),
             (
                 r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{"group_id":"0"},"value":[1,"+Inf"]},{"metric":{"group_id":"1"},"value":[1,"1"]}]}}"#,
-                "group 0 has the non-numeric value \"+Inf\"",
+                "group 0 has a value that is not a finite number",
             ),
             (
                 r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{"group_id":"0","a":"x"},"value":[1,"1"]},{"metric":{"group_id":"0","a":"y"},"value":[1,"2"]},{"metric":{"group_id":"1"},"value":[1,"1"]}]}}"#,
@@ -198,7 +196,7 @@ mod tests {
             ),
             (
                 r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{"group_id":"abc"},"value":[1,"1"]}]}}"#,
-                "a series has group_id \"abc\", which is not a group number",
+                "a series has a group_id that is not a group number",
             ),
         ];
         for (json, expected) in cases {

@@ -361,6 +361,25 @@ fn validate_scale_down(scale_down: &ScaleDown, errors: &mut Vec<FieldError>) {
         ));
     }
     let type_known = METRIC_TYPES.contains(&metric.type_.as_str());
+    // The query rsg sends reads only the RSG's namespaces; refuse what cannot be confined so.
+    let expr_checked = !metric.expr.trim().is_empty() && check_expr(&metric.expr).is_ok();
+    let window_checked = metric
+        .window
+        .as_deref()
+        .is_none_or(|w| parse_prometheus_duration(w).is_ok_and(|d| !d.is_zero()));
+    let aggregator_checked = metric
+        .aggregator
+        .as_deref()
+        .is_none_or(|a| AGGREGATORS.contains(&a));
+    if expr_checked && type_known && window_checked && aggregator_checked {
+        if let Err(err) = crate::scale_down::scope::check_scopable(metric) {
+            errors.push(FieldError::invalid(
+                format!("{metric_path}.expr"),
+                shortened(&metric.expr),
+                err.to_string(),
+            ));
+        }
+    }
     if metric.type_.is_empty() {
         errors.push(FieldError::required(format!("{metric_path}.type"), ""));
     } else if !type_known {

@@ -13,6 +13,7 @@ pub mod processes;
 pub mod prometheus;
 pub mod proxy;
 pub mod rsg_process;
+pub mod token_front;
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -148,6 +149,36 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Opt
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// Waits until `done(n)` holds for the number `n` of Deployments in `ns` matching `selector`,
+/// listing them every 5 ms with an in-process client (kubectl would be too slow to catch a
+/// scale half-way); panics with `what` after 60 s.
+pub fn wait_deployment_count(
+    ns: &str,
+    selector: &str,
+    what: &str,
+    done: impl Fn(usize) -> bool + Send + 'static,
+) -> usize {
+    use k8s_openapi::api::apps::v1::Deployment;
+    let (ns, selector, what) = (ns.to_string(), selector.to_string(), what.to_string());
+    block_on_helper(async move {
+        let deployments: kube::Api<Deployment> = kube::Api::namespaced(client().await, &ns);
+        let params = kube::api::ListParams::default().labels(&selector);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(list) = deployments.list_metadata(&params).await {
+                if done(list.items.len()) {
+                    return Ok(list.items.len());
+                }
+            }
+            if Instant::now() > deadline {
+                return Err(format!("timed out after 60s waiting for {what}"));
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// `kubectl get <kind> <name> -n <ns> -o json`, or `None` when it does not exist.
