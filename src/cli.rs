@@ -49,10 +49,16 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 impl RunArgs {
-    /// The tenant boundary these options set.
-    pub fn target_boundary(&self) -> TargetBoundary {
+    /// The tenant boundary these options set. rsg's own namespace is `--namespace`
+    /// (`POD_NAMESPACE`), else `fallback_namespace` (the client's: in a pod, its
+    /// ServiceAccount's namespace), so it is closed to targets even when the variable is unset.
+    pub fn target_boundary(&self, fallback_namespace: &str) -> TargetBoundary {
         TargetBoundary {
-            own_namespace: self.own_namespace.clone().filter(|ns| !ns.is_empty()),
+            own_namespace: self
+                .own_namespace
+                .clone()
+                .filter(|ns| !ns.is_empty())
+                .or_else(|| Some(fallback_namespace.to_string()).filter(|ns| !ns.is_empty())),
             namespace_selector: self
                 .target_namespace_selector
                 .clone()
@@ -116,7 +122,8 @@ pub struct RunArgs {
     /// templates use from the API server (for warnings and Service name checks).
     #[arg(long, env = "RSG_ADMISSION_LIVE_CHECKS", default_value_t = true, action = clap::ArgAction::Set)]
     pub admission_live_checks: bool,
-    /// rsg's own namespace: never a target namespace (default: `POD_NAMESPACE`).
+    /// rsg's own namespace: never a target namespace (default: `POD_NAMESPACE`, else the
+    /// namespace of rsg's ServiceAccount in a pod, or of its kubeconfig context).
     #[arg(long = "namespace", env = "POD_NAMESPACE")]
     pub own_namespace: Option<String>,
     /// Only namespaces whose labels match this selector may hold targets

@@ -61,6 +61,11 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
             .watch(args.cert_reload_interval, shutdown.clone()),
     );
 
+    let boundary = args.target_boundary(client.default_namespace());
+    tracing::info!(
+        own_namespace = boundary.own_namespace.as_deref().unwrap_or_default(),
+        "rsg's own namespace is never a target namespace"
+    );
     let metrics = Arc::new(Metrics::default());
     let admission = Arc::new(AdmissionContext {
         stores: stores.clone(),
@@ -71,7 +76,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         // Live-check reads are kept 5 s: a burst of reviews of one RSG reads each once.
         lookup_cache: LookupCache::new(Duration::from_secs(5), 4096),
         access_reviews: args.admission_access_reviews,
-        boundary: args.target_boundary(),
+        boundary: boundary.clone(),
     });
     // Readiness follows the API server: probed every second, stale after three.
     let api = ApiReachability::new(Duration::from_secs(3));
@@ -137,7 +142,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         Recorder::new(client.clone(), reporter),
         metrics.clone(),
         prometheus,
-        args.target_boundary(),
+        boundary,
     ));
     // Without leader election this replica always leads; the sender then lives to the end.
     let (leading_tx, leading) = tokio::sync::watch::channel(lease.is_none());

@@ -112,7 +112,7 @@ fn spec_sample_scales_through_2_3_1_0_2_and_deletion_leaves_workloads() {
     let service = get_json("service", &ns, "llm-prefill-pd-1").expect("service copy");
     assert_eq!(
         service["spec"]["selector"],
-        serde_json::json!({"app": "llm", "role": "prefill", "rsg.io/group-id": "1"})
+        serde_json::json!({"app": "llm", "role": "prefill", "rsg.io/name": "llm-pd-group", "rsg.io/group-id": "1"})
     );
     assert_eq!(service["metadata"]["labels"]["rsg.io/group-id"], "1");
     assert!(get_json("service", &ns, "llm-decode-pd-1").is_some());
@@ -304,6 +304,36 @@ fn new_groups_use_the_edited_baseline_and_bad_values_are_reported() {
         get_json("deployment", &ns, "pd-llm-decode-2").unwrap()["spec"]["replicas"],
         1
     );
+
+    // A value above the cap rsg sets on any workload is reported and never applied: not to a
+    // new group, not to group 0 restored from zero.
+    scale_rsg(&ns, "llm-pd-group", 0);
+    wait_rsg_converged(&ns, "llm-pd-group", 0);
+    run_kubectl(&[
+        "patch",
+        "configmap",
+        "llm-pd-group-replica-config",
+        "-n",
+        &ns,
+        "--type=merge",
+        "-p",
+        r#"{"data":{"prefill":"2000000000"}}"#,
+    ]);
+    scale_rsg(&ns, "llm-pd-group", 2);
+    let condition = wait_rsg_reason(&ns, "llm-pd-group", "InvalidReplicaConfig");
+    assert!(
+        condition["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(r#"ConfigMap key "prefill" holds 2000000000, more than the 10000 replicas"#),
+        "{condition}"
+    );
+    assert_eq!(
+        get_json("deployment", &production, "llm-prefill").unwrap()["spec"]["replicas"],
+        0,
+        "group 0 stays at zero"
+    );
+    assert!(get_json("deployment", &ns, "pd-llm-prefill-1").is_none());
 }
 
 #[test]

@@ -146,7 +146,7 @@ fn copies_label_every_role_template_and_take_their_replicas_per_role() {
     let service = get_json("service", &ns, "pd-decode-g-1").expect("the Service copy");
     assert_eq!(
         service["spec"]["selector"],
-        json!({"app": "pd", "role": "decode", "rsg.io/group-id": "1"})
+        json!({"app": "pd", "role": "decode", "rsg.io/name": "rbg-group", "rsg.io/group-id": "1"})
     );
 
     // One representative pod per group, found by the RoleBasedGroup controller's name label.

@@ -175,7 +175,30 @@ fn a_tenant_cannot_borrow_rsgs_rights_with_or_without_the_webhooks() {
             format!(r#"spec.targetResources[0].resourceRef: Forbidden: user "{user}" cannot get deployments.apps "cluster-dns" in namespace "kube-system""#),
         ],
     );
-    // A target in another team's namespace: the missing permissions are named.
+    // A target in another team's namespace, claimed there by that team's own RSG: the missing
+    // permissions are named, and nothing about tenant-b (its RSG, its grants) is told.
+    apply(&support::fixtures::deployment(&tenant_b, "claimed", 1));
+    apply(&rsg(
+        &tenant_b,
+        "b-team-claim",
+        &[("claimed", &tenant_b, "claimed")],
+        GROUPS_0,
+    ));
+    let (success, stderr) = as_tenant(
+        &tenant,
+        &rsg(
+            &tenant_a,
+            "other-team-claimed",
+            &[("claimed", &tenant_b, "claimed")],
+            GROUPS_0,
+        ),
+    );
+    assert!(!success, "{stderr}");
+    assert!(stderr.contains("cannot get deployments.apps"), "{stderr}");
+    assert!(
+        !stderr.contains("b-team-claim") && !stderr.contains("Grant"),
+        "told a requester without rights about tenant-b: {stderr}"
+    );
     refused_as_tenant(
         &tenant,
         &rsg(
@@ -457,8 +480,11 @@ fn an_access_review_that_fails_or_does_not_answer_refuses_the_rsg() {
     proxy.cut();
     let (allowed, message) = validate(&cut_off, &body);
     assert!(!allowed, "allowed without an answer from the API server");
+    // Each review and all of them together are bounded by the same timeout: either says so.
     assert!(
-        message.contains(&format!("could not verify that user \"{TENANT_USER}\" may")),
+        message.contains(&format!("could not verify that user \"{TENANT_USER}\" may"))
+            || message
+                .contains("could not verify the requester's permissions on the targets within"),
         "{message}"
     );
     // Once it is answered again the same request passes: the refusal was the missing answer's.

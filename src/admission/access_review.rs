@@ -113,17 +113,12 @@ fn requester(user: &UserInfo) -> String {
     user.username.clone().unwrap_or_default()
 }
 
-/// The cache key of `user` asking for `permission`: every field of the identity counts.
+/// The cache key of `user` asking for `permission`: every field of the identity counts, each
+/// quoted (Debug) so that no two identities share a key (`extra` is a sorted map).
 fn access_key(user: &UserInfo, permission: &Permission) -> LookupKey {
-    let extra: Vec<String> = user
-        .extra
-        .iter()
-        .flatten()
-        .map(|(key, values)| format!("{key}={}", values.join(",")))
-        .collect();
     LookupKey::Access(format!(
         "{:?}\u{0}{:?}\u{0}{:?}\u{0}{:?}\u{0}{permission:?}",
-        user.username, user.uid, user.groups, extra
+        user.username, user.uid, user.groups, user.extra
     ))
 }
 
@@ -342,6 +337,19 @@ mod tests {
         let mut with_extra = user("alice", &["team"]);
         with_extra.extra = Some([("scopes".to_string(), vec!["x".to_string()])].into());
         assert_ne!(alice, access_key(&with_extra, &permission));
+        // Values that would read alike once joined are different identities.
+        let with = |extra: &[(&str, &[&str])]| {
+            let mut u = user("alice", &["team"]);
+            u.extra = Some(
+                extra
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.iter().map(|s| s.to_string()).collect()))
+                    .collect(),
+            );
+            access_key(&u, &permission)
+        };
+        assert_ne!(with(&[("a", &["x,y"])]), with(&[("a", &["x", "y"])]));
+        assert_ne!(with(&[("a=b", &["c"])]), with(&[("a", &["b=c"])]));
     }
 
     #[test]

@@ -73,33 +73,11 @@ pub async fn validate_rsg_request(
         tracing::info!(problems = errors.len(), "denied an oversized spec");
         return deny(request, 422, message);
     }
-    let grants = ctx.stores.grants_by_namespace();
-    let grants_in = |ns: &str| grants.specs_in(ns);
-    errors.extend(exclusive_target_errors(
-        &namespace,
-        &name,
-        &rsg.spec,
-        |key| ctx.stores.counted_claims(key, &ctx.boundary, grants_in),
-    ));
-    for violation in current_violations(
-        ctx.client.as_ref(),
-        &ctx.boundary,
-        &grants,
-        &namespace,
-        &rsg.spec,
-    )
-    .await
-    {
-        match violation.kind {
-            ViolationKind::ClosedNamespace => errors.push(violation.error),
-            // Allowed: the target namespace's owners may grant it later.
-            ViolationKind::NotGranted => warnings.push(format!(
-                "{}: {}",
-                violation.error.path, violation.error.detail
-            )),
-        }
-    }
+    // The requester's permissions are verified first: what the other checks would tell
+    // (other RSGs claiming a target, whether another namespace grants it) is told only to a
+    // requester who may act on every target.
     let reviewing_client = ctx.client.as_ref().filter(|_| ctx.access_reviews);
+    let mut access_errors = Vec::new();
     if let Some(client) = reviewing_client {
         let access = review_access(
             client,
@@ -112,10 +90,10 @@ pub async fn validate_rsg_request(
         match tokio::time::timeout(ctx.lookup_timeout, access).await {
             Ok(access) => {
                 ctx.metrics.admission_api_calls.inc_by(access.api_calls as u64);
-                errors.extend(access.errors);
+                access_errors = access.errors;
             }
             // Fails closed: a request whose permissions cannot be verified is refused.
-            Err(_) => errors.push(FieldError::forbidden(
+            Err(_) => access_errors.push(FieldError::forbidden(
                 "spec.targetResources",
                 format!(
                     "could not verify the requester's permissions on the targets within {:?}; try again",
@@ -124,6 +102,37 @@ pub async fn validate_rsg_request(
             )),
         }
     }
+    let may_learn_about_targets = access_errors.is_empty();
+    let grants = ctx.stores.grants_by_namespace();
+    let grants_in = |ns: &str| grants.specs_in(ns);
+    if may_learn_about_targets {
+        errors.extend(exclusive_target_errors(
+            &namespace,
+            &name,
+            &rsg.spec,
+            |key| ctx.stores.counted_claims(key, &ctx.boundary, grants_in),
+        ));
+    }
+    for violation in current_violations(
+        ctx.client.as_ref(),
+        &ctx.boundary,
+        &grants,
+        &namespace,
+        &rsg.spec,
+    )
+    .await
+    {
+        match violation.kind {
+            ViolationKind::ClosedNamespace => errors.push(violation.error),
+            // Allowed: the target namespace's owners may grant it later.
+            ViolationKind::NotGranted if may_learn_about_targets => warnings.push(format!(
+                "{}: {}",
+                violation.error.path, violation.error.detail
+            )),
+            ViolationKind::NotGranted => {}
+        }
+    }
+    errors.extend(access_errors);
     // Live checks only for a spec that passed every other rule, the requester's permissions
     // included: nothing is read on behalf of someone who may not read it, and a spec refused
     // anyway costs the API server nothing more.

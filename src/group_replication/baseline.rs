@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
+use crate::api::MAX_FOLLOWER_REPLICAS;
+
 use crate::workload::role_based_group::{is_role_based_group, role_replicas};
 use crate::workload::spec_replicas;
 
@@ -38,11 +40,25 @@ pub fn default_entries(target: &str, snapshot: &Value) -> BTreeMap<String, Strin
     }
 }
 
+/// The longest part of a bad value a problem quotes (a ConfigMap value may be a megabyte).
+const QUOTED_VALUE_CHARS: usize = 32;
+
 fn parse_count(key: &str, value: &str) -> Result<i32, String> {
+    let quoted = || {
+        let mut quoted: String = value.chars().take(QUOTED_VALUE_CHARS).collect();
+        if value.chars().count() > QUOTED_VALUE_CHARS {
+            quoted.push('…');
+        }
+        quoted
+    };
     match value.trim().parse::<i32>() {
-        Ok(n) if n >= 0 => Ok(n),
+        Ok(n) if (0..=MAX_FOLLOWER_REPLICAS).contains(&n) => Ok(n),
+        Ok(n) if n > MAX_FOLLOWER_REPLICAS => Err(format!(
+            "ConfigMap key {key:?} holds {n}, more than the {MAX_FOLLOWER_REPLICAS} replicas rsg sets on a workload; new groups of this target (and group 0 restored from zero) wait until it is fixed"
+        )),
         _ => Err(format!(
-            "ConfigMap key {key:?} holds {value:?}, which is not a non-negative integer; new groups of this target wait until it is fixed"
+            "ConfigMap key {key:?} holds {:?}, which is not a non-negative integer; new groups of this target wait until it is fixed",
+            quoted()
         )),
     }
 }
@@ -93,6 +109,23 @@ mod tests {
             assert!(err.contains(r#"ConfigMap key "p" holds"#), "{err}");
         }
         assert!(read("p", &deploy, &data(&[])).is_err(), "a missing key");
+    }
+
+    #[test]
+    fn values_above_the_cap_are_reported_and_long_ones_quoted_short() {
+        let deploy = json!({"kind": "Deployment", "spec": {"replicas": 3}});
+        assert_eq!(
+            read("p", &deploy, &data(&[("p", "10000")])),
+            Ok(Replicas::Count(10_000))
+        );
+        let err = read("p", &deploy, &data(&[("p", "2000000000")])).expect_err("above the cap");
+        assert!(
+            err.contains("holds 2000000000, more than the 10000 replicas"),
+            "{err}"
+        );
+        let long = "x".repeat(100_000);
+        let err = read("p", &deploy, &data(&[("p", &long)])).expect_err("not a number");
+        assert!(err.len() < 300, "{} bytes", err.len());
     }
 
     #[test]

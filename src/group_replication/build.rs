@@ -224,8 +224,11 @@ pub fn build_service_copy(base: &Value, spec: &ServiceCopySpec<'_>) -> Value {
                 port.remove("nodePort");
             }
         }
+        // The RSG's name as well as the group id: a base Service with no selector of its own
+        // (a StatefulSet's governing Service, say) must not select group i of every RSG here.
         let selector = service_spec.entry("selector").or_insert_with(|| json!({}));
         if let Some(selector) = selector.as_object_mut() {
+            selector.insert(LABEL_NAME.into(), Value::from(spec.rsg_name));
             selector.insert(LABEL_GROUP_ID.into(), Value::from(id));
         }
     }

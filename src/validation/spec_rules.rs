@@ -19,6 +19,10 @@ const TARGETS: &str = "spec.targetResources";
 const STRATEGY: &str = "spec.scalingStrategy";
 const GROUP_CONFIG: &str = "spec.scalingStrategy.groupConfig";
 const LEADER_FOLLOWER: &str = "spec.scalingStrategy.leaderFollowerConfig";
+/// The longest `rate()` window rsg asks Prometheus for (a longer one reads more samples).
+pub const MAX_METRIC_WINDOW: std::time::Duration = std::time::Duration::from_secs(3600);
+/// The longest a victim may drain (its metric is read again every few seconds meanwhile).
+pub const MAX_DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// Legal but probably unintended things found while validating.
 pub type SpecWarnings = Vec<String>;
@@ -336,12 +340,18 @@ fn validate_scale_down(scale_down: &ScaleDown, errors: &mut Vec<FieldError>) {
         }
     }
     if let Some(timeout) = &scale_down.drain_timeout {
-        if let Err(err) = parse_prometheus_duration(timeout) {
-            errors.push(FieldError::invalid(
+        match parse_prometheus_duration(timeout) {
+            Err(err) => errors.push(FieldError::invalid(
                 format!("{path}.drainTimeout"),
                 timeout,
                 err.to_string(),
-            ));
+            )),
+            Ok(d) if d > MAX_DRAIN_TIMEOUT => errors.push(FieldError::invalid(
+                format!("{path}.drainTimeout"),
+                timeout,
+                "must be at most 1h",
+            )),
+            Ok(_) => {}
         }
     }
     let Some(metric) = &scale_down.metric else {
@@ -363,10 +373,9 @@ fn validate_scale_down(scale_down: &ScaleDown, errors: &mut Vec<FieldError>) {
     let type_known = METRIC_TYPES.contains(&metric.type_.as_str());
     // The query rsg sends reads only the RSG's namespaces; refuse what cannot be confined so.
     let expr_checked = !metric.expr.trim().is_empty() && check_expr(&metric.expr).is_ok();
-    let window_checked = metric
-        .window
-        .as_deref()
-        .is_none_or(|w| parse_prometheus_duration(w).is_ok_and(|d| !d.is_zero()));
+    let window_checked = metric.window.as_deref().is_none_or(|w| {
+        parse_prometheus_duration(w).is_ok_and(|d| !d.is_zero() && d <= MAX_METRIC_WINDOW)
+    });
     let aggregator_checked = metric
         .aggregator
         .as_deref()
@@ -408,6 +417,11 @@ fn validate_scale_down(scale_down: &ScaleDown, errors: &mut Vec<FieldError>) {
                 format!("{metric_path}.window"),
                 window,
                 "must be greater than 0",
+            )),
+            Ok(d) if d > MAX_METRIC_WINDOW => errors.push(FieldError::invalid(
+                format!("{metric_path}.window"),
+                window,
+                "must be at most 1h",
             )),
             Ok(_) => {}
         },

@@ -170,7 +170,7 @@ fn external_service_copies_become_cluster_ip_unless_the_operator_opted_in() {
     let copy = copy_with(false);
     assert_eq!(
         copy["spec"],
-        json!({"type": "ClusterIP", "selector": {"app": "gw", "rsg.io/group-id": "1"}, "ports": [{"port": 80}]})
+        json!({"type": "ClusterIP", "selector": {"app": "gw", "rsg.io/name": "g", "rsg.io/group-id": "1"}, "ports": [{"port": 80}]})
     );
     let kept = copy_with(true);
     assert_eq!(kept["spec"]["type"], "LoadBalancer");
@@ -203,12 +203,31 @@ fn service_copies_select_their_group_and_reallocate_addresses() {
     );
     assert_eq!(
         copy["spec"]["selector"],
-        json!({"app": "llm", "role": "prefill", "rsg.io/group-id": "1"})
+        json!({"app": "llm", "role": "prefill", "rsg.io/name": "g", "rsg.io/group-id": "1"})
     );
     assert!(copy["spec"].get("clusterIP").is_none());
     assert!(copy["spec"].get("clusterIPs").is_none());
     assert!(copy["spec"]["ports"][0].get("nodePort").is_none());
     assert!(copy.get("status").is_none());
+
+    // A base Service with no selector (a StatefulSet's governing Service) selects only this
+    // RSG's group, not group 1 of every RSG in the namespace.
+    let governing = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "gov", "namespace": "ns"},
+        "spec": {"clusterIP": "None", "ports": [{"port": 80}]}});
+    let copy = build_service_copy(
+        &governing,
+        &ServiceCopySpec {
+            rsg_name: "g",
+            rsg_namespace: "ns",
+            copy_name: "gov-g-1",
+            group_id: 1,
+            keep_external_type: false,
+        },
+    );
+    assert_eq!(
+        copy["spec"]["selector"],
+        json!({"rsg.io/name": "g", "rsg.io/group-id": "1"})
+    );
 
     let headless = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "db", "namespace": "ns"},
         "spec": {"clusterIP": "None", "selector": {"app": "db"}, "ports": [{"port": 5432}]}});

@@ -241,6 +241,22 @@ fn metric_rules() {
             ("bad drainTimeout", |v| v["scalingStrategy"]["groupConfig"]["scaleDown"]["drainTimeout"] = "soon".into(), &[
                 r#"spec.scalingStrategy.groupConfig.scaleDown.drainTimeout: Invalid value: "soon": must be a Prometheus duration such as 30s, 2m or 1h30m (units ms, s, m, h, d, w, y, largest first)"#,
             ]),
+            ("drainTimeout above 1h", |v| v["scalingStrategy"]["groupConfig"]["scaleDown"]["drainTimeout"] = "1h1s".into(), &[
+                r#"spec.scalingStrategy.groupConfig.scaleDown.drainTimeout: Invalid value: "1h1s": must be at most 1h"#,
+            ]),
+            ("window above 1h", |v| {
+                v["scalingStrategy"]["groupConfig"]["scaleDown"]["metric"]["type"] = "Counter".into();
+                v["scalingStrategy"]["groupConfig"]["scaleDown"]["metric"]["window"] = "2h".into();
+            }, &[
+                r#"spec.scalingStrategy.groupConfig.scaleDown.metric.window: Invalid value: "2h": must be at most 1h"#,
+            ]),
+            ("a Counter over an expression, not a selector", |v| {
+                v["scalingStrategy"]["groupConfig"]["scaleDown"]["metric"]["type"] = "Counter".into();
+                v["scalingStrategy"]["groupConfig"]["scaleDown"]["metric"]["window"] = "1m".into();
+                v["scalingStrategy"]["groupConfig"]["scaleDown"]["metric"]["expr"] = "sum(x)".into();
+            }, &[
+                r#"spec.scalingStrategy.groupConfig.scaleDown.metric.expr: Invalid value: "sum(x)": a Counter metric must be a series selector such as `vllm:request_success_total{model="llama"}`: rsg queries rate() of it over the window"#,
+            ]),
         ],
     );
 }
