@@ -190,6 +190,13 @@ pub fn metric_fields(text: &str) -> (String, String, Option<String>, Option<Stri
 /// Turns an arbitrary JSON value into an AdmissionReview body carrying it as an RSG, so that
 /// property tests reach validation and defaults with structured input.
 pub fn review_body_around(object: &Value) -> Vec<u8> {
+    review_body(object, "fuzz", serde_json::json!({}))
+}
+
+/// The AdmissionReview the API server sends for creating `object` in `namespace`, asked by
+/// the user `user_info` (an `authentication.k8s.io/v1` UserInfo).
+pub fn review_body(object: &Value, namespace: &str, user_info: Value) -> Vec<u8> {
+    let name = object["metadata"]["name"].as_str().unwrap_or("fuzz");
     let review = serde_json::json!({
         "apiVersion": "admission.k8s.io/v1",
         "kind": "AdmissionReview",
@@ -198,9 +205,9 @@ pub fn review_body_around(object: &Value) -> Vec<u8> {
             "kind": {"group": "autoscaling.openfuyao.com", "version": "v1alpha1", "kind": "ResourceScalingGroup"},
             "resource": {"group": "autoscaling.openfuyao.com", "version": "v1alpha1", "resource": "resourcescalinggroups"},
             "operation": "CREATE",
-            "name": "fuzz",
-            "namespace": "fuzz",
-            "userInfo": {},
+            "name": name,
+            "namespace": namespace,
+            "userInfo": user_info,
             "object": object,
         }
     });

@@ -16,6 +16,7 @@ use base64::Engine;
 use serde_json::{json, Value};
 use support::control_plane::ControlPlane;
 use support::processes::{free_port, log_tail, scratch_dir, spawn_logged};
+use support::rsg_process::https_request_to;
 use support::{kubectl, kubectl_apply, wait_for};
 
 const RELEASE: &str = "rsg";
@@ -136,40 +137,6 @@ fn service_account_kubeconfig(plane: &ControlPlane, account: &str) -> PathBuf {
     )
 }
 
-/// Sends a GET (no body) or a POST of JSON to `https://<host><path>`, trusting only `ca_pem`,
-/// with `host` (the chart's Service name) reaching 127.0.0.1:`port`, as the API server reaches
-/// the Service. Returns (status, body).
-fn webhook_request(
-    ca_pem: &[u8],
-    host: &str,
-    port: u16,
-    path: &str,
-    body: Option<Vec<u8>>,
-) -> Result<(u16, String), String> {
-    let (ca_pem, host, path) = (ca_pem.to_vec(), host.to_string(), path.to_string());
-    support::block_on_helper(async move {
-        let client = reqwest::Client::builder()
-            .add_root_certificate(
-                reqwest::Certificate::from_pem(&ca_pem).map_err(|e| e.to_string())?,
-            )
-            .resolve(&host, std::net::SocketAddr::from(([127, 0, 0, 1], port)))
-            .timeout(Duration::from_secs(5))
-            .build()
-            .map_err(|e| e.to_string())?;
-        let url = format!("https://{host}{path}");
-        let request = match body {
-            None => client.get(&url),
-            Some(body) => client
-                .post(&url)
-                .header("content-type", "application/json")
-                .body(body),
-        };
-        let response = request.send().await.map_err(|e| e.to_string())?;
-        let status = response.status().as_u16();
-        Ok((status, response.text().await.map_err(|e| e.to_string())?))
-    })
-}
-
 #[test]
 fn the_charts_deployment_runs_rsg_with_its_rendered_args_env_mounts_and_rbac() {
     let dir = scratch_dir();
@@ -236,7 +203,7 @@ fn the_charts_deployment_runs_rsg_with_its_rendered_args_env_mounts_and_rbac() {
             if let Ok(Some(status)) = rsg.try_wait() {
                 panic!("rsg exited ({status}):\n{}", log_tail(&log, 30));
             }
-            webhook_request(&ca, &host, port, "/readyz", None)
+            https_request_to(&host, port, &ca, "/readyz", None)
                 .ok()
                 .filter(|(status, _)| *status == 200)
         },
@@ -256,7 +223,7 @@ fn the_charts_deployment_runs_rsg_with_its_rendered_args_env_mounts_and_rbac() {
     );
     let review = rsg::invariants::review_body_around(&invalid);
     let (status, text) =
-        webhook_request(&ca, &host, port, &path, Some(review)).expect("POST to the webhook");
+        https_request_to(&host, port, &ca, &path, Some(review)).expect("POST to the webhook");
     assert_eq!(status, 200, "{text}");
     let answer: Value = serde_json::from_str(&text).expect("an AdmissionReview");
     assert_eq!(answer["response"]["allowed"], false, "{answer}");

@@ -237,21 +237,27 @@ fn spec_sample_scales_through_2_3_1_0_2_and_deletion_leaves_workloads() {
     assert!(get_json("deployment", &production, "llm-decode").is_some());
 }
 
-#[test]
-fn new_groups_use_the_edited_baseline_and_bad_values_are_reported() {
-    let (production, ns) = prod_and_rsg_namespaces();
-    apply(&pd_rsg(&ns, &production, 1));
-    wait_rsg_converged(&ns, "llm-pd-group", 1);
+/// Sets `key` of the sample RSG's replica baseline ConfigMap in `ns` to `value`.
+fn set_baseline(ns: &str, key: &str, value: &str) {
+    let patch = serde_json::json!({"data": {key: value}}).to_string();
     run_kubectl(&[
         "patch",
         "configmap",
         "llm-pd-group-replica-config",
         "-n",
-        &ns,
+        ns,
         "--type=merge",
         "-p",
-        r#"{"data":{"prefill":"3"}}"#,
+        &patch,
     ]);
+}
+
+#[test]
+fn new_groups_use_the_edited_baseline_and_bad_values_are_reported() {
+    let (production, ns) = prod_and_rsg_namespaces();
+    apply(&pd_rsg(&ns, &production, 1));
+    wait_rsg_converged(&ns, "llm-pd-group", 1);
+    set_baseline(&ns, "prefill", "3");
     scale_rsg(&ns, "llm-pd-group", 2);
     wait_rsg_converged(&ns, "llm-pd-group", 2);
     assert_eq!(
@@ -263,16 +269,7 @@ fn new_groups_use_the_edited_baseline_and_bad_values_are_reported() {
         2
     );
 
-    run_kubectl(&[
-        "patch",
-        "configmap",
-        "llm-pd-group-replica-config",
-        "-n",
-        &ns,
-        "--type=merge",
-        "-p",
-        r#"{"data":{"decode":"two"}}"#,
-    ]);
+    set_baseline(&ns, "decode", "two");
     scale_rsg(&ns, "llm-pd-group", 3);
     let condition = wait_rsg_reason(&ns, "llm-pd-group", "InvalidReplicaConfig");
     assert!(
@@ -289,16 +286,7 @@ fn new_groups_use_the_edited_baseline_and_bad_values_are_reported() {
         "never silently replaced"
     );
 
-    run_kubectl(&[
-        "patch",
-        "configmap",
-        "llm-pd-group-replica-config",
-        "-n",
-        &ns,
-        "--type=merge",
-        "-p",
-        r#"{"data":{"decode":"1"}}"#,
-    ]);
+    set_baseline(&ns, "decode", "1");
     wait_rsg_converged(&ns, "llm-pd-group", 3);
     assert_eq!(
         get_json("deployment", &ns, "pd-llm-decode-2").unwrap()["spec"]["replicas"],
@@ -309,16 +297,7 @@ fn new_groups_use_the_edited_baseline_and_bad_values_are_reported() {
     // new group, not to group 0 restored from zero.
     scale_rsg(&ns, "llm-pd-group", 0);
     wait_rsg_converged(&ns, "llm-pd-group", 0);
-    run_kubectl(&[
-        "patch",
-        "configmap",
-        "llm-pd-group-replica-config",
-        "-n",
-        &ns,
-        "--type=merge",
-        "-p",
-        r#"{"data":{"prefill":"2000000000"}}"#,
-    ]);
+    set_baseline(&ns, "prefill", "2000000000");
     scale_rsg(&ns, "llm-pd-group", 2);
     let condition = wait_rsg_reason(&ns, "llm-pd-group", "InvalidReplicaConfig");
     assert!(

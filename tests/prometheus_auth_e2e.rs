@@ -14,32 +14,17 @@ use serde_json::Value;
 use support::prometheus::Prometheus;
 use support::rsg_process::{generate_certs, RsgProcess};
 use support::token_front::TokenFront;
-use support::{apply, env, get_json, namespace, scale_rsg, wait_for, wait_rsg_converged};
+use support::{env, get_json, namespace, scale_rsg, wait_for, wait_rsg_converged};
 
 const METRIC: &str = "vllm:num_requests_running_auth";
 const TOKEN: &str = "prometheus-reader-token-1";
 
 fn rsg_with_groups(ns: &str, groups: i32) {
-    apply(&support::fixtures::deployment(ns, "web", 1));
-    apply(&format!(
-        r#"apiVersion: autoscaling.openfuyao.com/v1alpha1
-kind: ResourceScalingGroup
-metadata: {{name: web, namespace: {ns}}}
-spec:
-  targetResources:
-  - name: web
-    resourceRef: {{apiVersion: apps/v1, kind: Deployment, name: web}}
-  scalingStrategy:
-    type: GroupReplication
-    groupConfig:
-      groupName: g
-      replicas: {groups}
-      scaleDown:
-        metric: {{expr: "{METRIC}", type: Gauge}}
-        order: ascending
-"#
-    ));
-    wait_rsg_converged(ns, "web", i64::from(groups));
+    support::scale_down_rsg(
+        ns,
+        groups,
+        &format!("        metric: {{expr: \"{METRIC}\", type: Gauge}}\n        order: ascending"),
+    );
 }
 
 /// Pushes the groups' values for `ns`, scales `ns/web` from 3 groups to 2 and returns the

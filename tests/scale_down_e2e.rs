@@ -26,25 +26,7 @@ fn prometheus() -> &'static Prometheus {
 
 /// A base Deployment and an RSG with `groups` groups and the given `scaleDown`.
 fn rsg_with_groups(ns: &str, groups: i32, scale_down: &str) {
-    apply(&support::fixtures::deployment(ns, "web", 1));
-    apply(&format!(
-        r#"apiVersion: autoscaling.openfuyao.com/v1alpha1
-kind: ResourceScalingGroup
-metadata: {{name: web, namespace: {ns}}}
-spec:
-  targetResources:
-  - name: web
-    resourceRef: {{apiVersion: apps/v1, kind: Deployment, name: web}}
-  scalingStrategy:
-    type: GroupReplication
-    groupConfig:
-      groupName: g
-      replicas: {groups}
-      scaleDown:
-{scale_down}
-"#
-    ));
-    wait_rsg_converged(ns, "web", i64::from(groups));
+    support::scale_down_rsg(ns, groups, scale_down);
 }
 
 fn last_scale_down(ns: &str) -> Value {

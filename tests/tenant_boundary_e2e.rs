@@ -418,21 +418,11 @@ fn a_tenant_cannot_borrow_rsgs_rights_with_or_without_the_webhooks() {
 
 /// A review of creating `rsg` in `ns`, asked by the tenant user, as the API server sends it.
 fn tenant_review(ns: &str, rsg: &Value) -> Vec<u8> {
-    serde_json::to_vec(&json!({
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": "5f0c6a3e-0000-4000-8000-000000000001",
-            "kind": {"group": "autoscaling.openfuyao.com", "version": "v1alpha1", "kind": "ResourceScalingGroup"},
-            "resource": {"group": "autoscaling.openfuyao.com", "version": "v1alpha1", "resource": "resourcescalinggroups"},
-            "operation": "CREATE",
-            "name": rsg["metadata"]["name"],
-            "namespace": ns,
-            "userInfo": {"username": TENANT_USER, "uid": "tenant-uid", "groups": ["system:authenticated"]},
-            "object": rsg,
-        }
-    }))
-    .expect("a review body")
+    rsg::invariants::review_body(
+        rsg,
+        ns,
+        json!({"username": TENANT_USER, "uid": "tenant-uid", "groups": ["system:authenticated"]}),
+    )
 }
 
 /// `/validate`'s answer from `rsg`: (allowed, message).

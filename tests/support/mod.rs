@@ -254,6 +254,30 @@ pub fn wait_rsg_converged(namespace: &str, name: &str, current: i64) -> serde_js
     )
 }
 
+/// A base Deployment `web` and an RSG `web` over it in `ns` with `groups` groups and
+/// `scale_down` (YAML lines under `scaleDown:`, indented 8 spaces), converged.
+pub fn scale_down_rsg(ns: &str, groups: i32, scale_down: &str) {
+    apply(&fixtures::deployment(ns, "web", 1));
+    apply(&format!(
+        r#"apiVersion: autoscaling.openfuyao.com/v1alpha1
+kind: ResourceScalingGroup
+metadata: {{name: web, namespace: {ns}}}
+spec:
+  targetResources:
+  - name: web
+    resourceRef: {{apiVersion: apps/v1, kind: Deployment, name: web}}
+  scalingStrategy:
+    type: GroupReplication
+    groupConfig:
+      groupName: g
+      replicas: {groups}
+      scaleDown:
+{scale_down}
+"#
+    ));
+    wait_rsg_converged(ns, "web", i64::from(groups));
+}
+
 /// Waits until the RSG's Ready condition has `reason` and returns the condition.
 pub fn wait_rsg_reason(namespace: &str, name: &str, reason: &str) -> serde_json::Value {
     wait_for(

@@ -77,13 +77,31 @@ fn https_request(
     body: Option<Vec<u8>>,
 ) -> Result<(u16, String), String> {
     let ca = std::fs::read(cert_dir.join("ca.crt")).map_err(|e| e.to_string())?;
-    let url = format!("https://127.0.0.1:{port}{path}");
+    https_request_to("127.0.0.1", port, &ca, path, body)
+}
+
+/// Sends a GET, or a POST of JSON `body`, over HTTPS to `host` (an address, or a name such as
+/// a Service's, which then reaches 127.0.0.1) on loopback port `port`, trusting only `ca_pem`.
+/// Returns (status, body).
+pub fn https_request_to(
+    host: &str,
+    port: u16,
+    ca_pem: &[u8],
+    path: &str,
+    body: Option<Vec<u8>>,
+) -> Result<(u16, String), String> {
+    let (host, ca, path) = (host.to_string(), ca_pem.to_vec(), path.to_string());
     super::block_on_helper(async move {
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .add_root_certificate(reqwest::Certificate::from_pem(&ca).map_err(|e| e.to_string())?)
-            .timeout(Duration::from_secs(5))
-            .build()
-            .map_err(|e| e.to_string())?;
+            .timeout(Duration::from_secs(5));
+        let url = if host.parse::<std::net::IpAddr>().is_ok() {
+            format!("https://{host}:{port}{path}")
+        } else {
+            builder = builder.resolve(&host, std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+            format!("https://{host}{path}")
+        };
+        let client = builder.build().map_err(|e| e.to_string())?;
         let request = match body {
             None => client.get(&url),
             Some(body) => client
