@@ -59,6 +59,13 @@ impl RunArgs {
                 .clone()
                 .filter(|ns| !ns.is_empty())
                 .or_else(|| Some(fallback_namespace.to_string()).filter(|ns| !ns.is_empty())),
+            own_service_account: self.own_service_account.clone().filter(|sa| !sa.is_empty()),
+            own_secrets: self
+                .own_secrets
+                .iter()
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect(),
             namespace_selector: self
                 .target_namespace_selector
                 .clone()
@@ -126,6 +133,13 @@ pub struct RunArgs {
     /// namespace of rsg's ServiceAccount in a pod, or of its kubeconfig context).
     #[arg(long = "namespace", env = "POD_NAMESPACE")]
     pub own_namespace: Option<String>,
+    /// rsg's own ServiceAccount: no copy in rsg's namespace runs as it, whatever its base says.
+    #[arg(long = "service-account", env = "RSG_SERVICE_ACCOUNT")]
+    pub own_service_account: Option<String>,
+    /// rsg's own Secrets (comma-separated; its webhook certificate, its Prometheus token): no
+    /// copy in rsg's namespace uses them, whatever its base says.
+    #[arg(long = "own-secrets", env = "RSG_OWN_SECRETS", value_delimiter = ',')]
+    pub own_secrets: Vec<String>,
     /// Only namespaces whose labels match this selector may hold targets
     /// (`key=value`, `key!=value`, `key`, `!key`, comma-separated). Empty: every namespace but
     /// the system ones and rsg's own.

@@ -414,12 +414,20 @@ spec:
         target("decode", "llm-decode")
     );
     accepted(&yaml);
-    let out = kubectl(
-        kubeconfig,
-        &["get", "rsg", "llm-pd-group", "-n", &ns, "-o", "json"],
+    // The controller reports on it first (its status write changes the resourceVersion), so
+    // that the re-apply below is the only thing that could change the object.
+    let rsg = support::wait_for(
+        "the controller's report on the RSG",
+        Duration::from_secs(30),
+        || {
+            let rsg = support::get_json("rsg", &ns, "llm-pd-group")?;
+            rsg["status"]["conditions"]
+                .as_array()?
+                .iter()
+                .any(|c| c["type"] == "Ready" && c["observedGeneration"] == 1)
+                .then_some(rsg)
+        },
     );
-    assert!(out.success, "{}", out.stderr);
-    let rsg: serde_json::Value = serde_json::from_str(&out.stdout).expect("kubectl printed JSON");
     let config = &rsg["spec"]["scalingStrategy"]["groupConfig"];
     assert_eq!(config["groupName"], "llm-pd-group");
     assert_eq!(config["replicas"], 1);

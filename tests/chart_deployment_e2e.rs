@@ -107,6 +107,10 @@ fn rendered_container(kubeconfig: &Path, dir: &Path) -> RenderedContainer {
             match var["valueFrom"]["fieldRef"]["fieldPath"].as_str() {
                 Some("metadata.name") => "rsg-chart-pod".to_string(),
                 Some("metadata.namespace") => NAMESPACE.to_string(),
+                Some("spec.serviceAccountName") => pod["serviceAccountName"]
+                    .as_str()
+                    .expect("a ServiceAccount")
+                    .to_string(),
                 other => panic!("env {name} from {other:?}: the test cannot resolve it"),
             }
         };

@@ -456,10 +456,15 @@ fn a_paused_rollout_waits_and_scale_down_takes_old_groups_first() {
     let new_revision = scaled["updateRevision"].clone();
     // Scale down: an old group goes, not the new one.
     support::scale_rsg(&ns, "llm", 3);
-    let down = wait_for("the scale down", Duration::from_secs(60), || {
-        let status = status(&ns);
-        (status["currentReplicas"] == 3).then_some(status)
-    });
+    let down = wait_for(
+        "the scale down and its decision",
+        Duration::from_secs(60),
+        || {
+            let status = status(&ns);
+            (status["currentReplicas"] == 3 && status["lastScaleDown"]["victims"].is_array())
+                .then_some(status)
+        },
+    );
     assert_eq!(
         down["updatedReplicas"], 2,
         "the new-revision groups stay: {down}"

@@ -541,3 +541,130 @@ fn an_access_review_that_fails_or_does_not_answer_refuses_the_rsg() {
     let (allowed, message) = validate(&env.rsg, &body);
     assert!(allowed, "{message}");
 }
+
+/// The pod templates of every copy of the RSG `name` in `ns`.
+fn copy_templates(ns: &str, name: &str) -> Vec<Value> {
+    let out = support::run_kubectl(&[
+        "get",
+        "deployments",
+        "-n",
+        ns,
+        "-l",
+        &format!("rsg.io/name={name},rsg.io/group-id!=0"),
+        "-o",
+        "json",
+    ]);
+    let list: Value = serde_json::from_str(&out).expect("JSON");
+    list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|d| d["spec"]["template"].clone())
+        .collect()
+}
+
+#[test]
+fn a_base_editor_cannot_make_copies_run_as_rsg_or_reach_the_node() {
+    // The manual's layout: the RSG in rsg's own namespace, the base in a granted namespace.
+    let own = "rsg-system";
+    let production = namespace("production");
+    apply(&support::fixtures::deployment(&production, "engine", 1));
+    apply(&format!(
+        "apiVersion: autoscaling.openfuyao.com/v1alpha1\nkind: ResourceScalingGroupGrant\nmetadata: {{name: from-rsg-system, namespace: {production}}}\nspec:\n  from: [{{namespace: {own}}}]\n  to: [{{group: apps, kind: Deployment, name: engine}}]\n"
+    ));
+    let name = format!("copies-{production}");
+    apply(&rsg(
+        own,
+        &name,
+        &[("engine", &production, "engine")],
+        "    type: GroupReplication\n    groupConfig: {replicas: 2, updateStrategy: {type: RollingUpdate}}\n",
+    ));
+    support::wait_rsg_converged(own, &name, 2);
+    let patch_base = |patch: Value| {
+        support::run_kubectl(&[
+            "patch",
+            "deployment",
+            "engine",
+            "-n",
+            &production,
+            "--type=strategic",
+            "-p",
+            &patch.to_string(),
+        ]);
+    };
+    let refused = |what: &str| -> String {
+        let condition = wait_for(
+            &format!("the RSG to refuse a base that {what}"),
+            Duration::from_secs(60),
+            || {
+                let rsg = get_json("rsg", own, &name)?;
+                rsg["status"]["conditions"]
+                    .as_array()?
+                    .iter()
+                    .find(|c| {
+                        c["type"] == "Ready"
+                            && c["reason"] == "CopyIdentityRefused"
+                            && c["observedGeneration"] == rsg["metadata"]["generation"]
+                            && c["message"].as_str().is_some_and(|m| m.contains(what))
+                    })
+                    .cloned()
+            },
+        );
+        condition["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    // An editor of production switches the base to rsg's ServiceAccount ...
+    patch_base(json!({"spec": {"template": {"spec": {"serviceAccountName": "rsg"}}}}));
+    refused("rsg's own ServiceAccount");
+    // (The API server mirrors it into the deprecated serviceAccount field: clear both.)
+    patch_base(
+        json!({"spec": {"template": {"spec": {"serviceAccountName": null, "serviceAccount": null}}}}),
+    );
+    // ... mounts rsg's webhook certificate ...
+    patch_base(
+        json!({"spec": {"template": {"spec": {"volumes": [{"name": "tls", "secret": {"secretName": "rsg-webhook-tls", "optional": true}}]}}}}),
+    );
+    refused("rsg's own Secrets");
+    patch_base(json!({"spec": {"template": {"spec": {"volumes": null}}}}));
+    // ... adds a hostPath volume, and a privileged container.
+    patch_base(
+        json!({"spec": {"template": {"spec": {"volumes": [{"name": "root", "hostPath": {"path": "/"}}]}}}}),
+    );
+    refused("a hostPath volume");
+    patch_base(json!({"spec": {"template": {"spec": {"volumes": null}}}}));
+    patch_base(
+        json!({"spec": {"template": {"spec": {"containers": [{"name": "engine", "securityContext": {"privileged": true}}]}}}}),
+    );
+    let message = refused("privileged container");
+    assert!(message.contains("no access to the node"), "{message}");
+    patch_base(
+        json!({"spec": {"template": {"spec": {"containers": [{"name": "engine", "securityContext": null}]}}}}),
+    );
+    // No copy ever got any of them.
+    for template in copy_templates(own, &name) {
+        let spec = &template["spec"];
+        assert!(spec.get("serviceAccountName").is_none(), "{spec}");
+        assert!(spec.get("volumes").is_none(), "{spec}");
+        assert!(
+            spec["containers"][0].get("securityContext").is_none(),
+            "{spec}"
+        );
+    }
+    // An image bump rolls as usual: a new group at the new image is made.
+    support::run_kubectl(&[
+        "set",
+        "image",
+        "deployment/engine",
+        "engine=registry.local/engine:2",
+        "-n",
+        &production,
+    ]);
+    wait_for("a copy at the new image", Duration::from_secs(60), || {
+        copy_templates(own, &name)
+            .iter()
+            .any(|t| t["spec"]["containers"][0]["image"] == "registry.local/engine:2")
+            .then_some(())
+    });
+}

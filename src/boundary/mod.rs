@@ -32,6 +32,10 @@ pub const SYSTEM_NAMESPACES: [&str; 3] = ["kube-system", "kube-public", "kube-no
 pub struct TargetBoundary {
     /// rsg's own namespace (never a target).
     pub own_namespace: Option<String>,
+    /// rsg's own ServiceAccount (in its namespace): no copy runs as it.
+    pub own_service_account: Option<String>,
+    /// rsg's own Secrets (in its namespace): no copy uses them.
+    pub own_secrets: std::collections::BTreeSet<String>,
     /// Only namespaces matching this may hold targets.
     pub namespace_selector: Option<NamespaceSelector>,
     /// Whether copies of LoadBalancer and NodePort Services keep their type.

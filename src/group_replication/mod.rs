@@ -9,6 +9,7 @@ mod apply;
 pub mod artifacts;
 pub mod baseline;
 pub mod build;
+pub mod copy_identity;
 pub mod observe;
 pub mod plan;
 pub mod reconcile_plan;

@@ -372,6 +372,17 @@ pub async fn observe(
                 continue;
             }
         };
+        let refused = super::copy_identity::refusals(
+            &snapshot,
+            &target.name,
+            &base_namespace,
+            &rsg_namespace,
+            &ctx.boundary,
+        );
+        if !refused.is_empty() {
+            problems.push(Problem::CopyIdentityRefused(refused.join("; ")));
+            continue;
+        }
         snapshots_to_store.extend(to_store);
         let mut listed = copies_of(ctx, &rsg_namespace, &rsg_name, &kind)
             .await

@@ -35,6 +35,8 @@ pub mod reason {
     pub const TARGET_NOT_ALLOWED: &str = "TargetNotAllowed";
     /// A follower would need more replicas than rsg ever sets.
     pub const REPLICAS_OVER_CAP: &str = "ReplicasOverCap";
+    /// A base would give copies an identity or node access no copy may have.
+    pub const COPY_IDENTITY_REFUSED: &str = "CopyIdentityRefused";
 }
 
 /// Returns `conditions` with the condition of `type_` set; the transition time changes only

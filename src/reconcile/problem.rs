@@ -16,6 +16,8 @@ pub enum Problem {
     InvalidReplicaConfig(String),
     /// A follower would need more replicas than rsg ever sets.
     ReplicasOverCap(String),
+    /// A base's pod template would give copies an identity or node access no copy may have.
+    CopyIdentityRefused(String),
     /// A workload call failed for another reason; looked at again soon.
     ApiError(String),
 }
@@ -29,6 +31,7 @@ impl Problem {
             Self::Forbidden(_) => reason::FORBIDDEN,
             Self::InvalidReplicaConfig(_) => reason::INVALID_REPLICA_CONFIG,
             Self::ReplicasOverCap(_) => reason::REPLICAS_OVER_CAP,
+            Self::CopyIdentityRefused(_) => reason::COPY_IDENTITY_REFUSED,
             Self::ApiError(_) => reason::API_ERROR,
         }
     }
@@ -41,6 +44,7 @@ impl Problem {
             | Self::Forbidden(m)
             | Self::InvalidReplicaConfig(m)
             | Self::ReplicasOverCap(m)
+            | Self::CopyIdentityRefused(m)
             | Self::ApiError(m) => m,
         }
     }
@@ -53,6 +57,7 @@ impl Problem {
             Self::Forbidden(_) => "forbidden",
             Self::InvalidReplicaConfig(_) => "invalid replica config",
             Self::ReplicasOverCap(_) => "follower replicas over the cap",
+            Self::CopyIdentityRefused(_) => "copy identity refused",
             Self::ApiError(_) => "workload call failed",
         }
     }

@@ -158,8 +158,11 @@ impl RsgProcess {
             .env("KUBECONFIG", &self.kubeconfig)
             .env("RSG_LOG", "info,rsg=debug")
             .env("POD_NAME", &self.name)
-            // As the shipped Deployment sets it: rsg's own namespace is never a target.
-            .env("POD_NAMESPACE", "rsg-system");
+            // As the shipped Deployment sets them: rsg's own namespace is never a target, and
+            // no copy there runs as its ServiceAccount or uses its Secrets.
+            .env("POD_NAMESPACE", "rsg-system")
+            .env("RSG_SERVICE_ACCOUNT", "rsg")
+            .env("RSG_OWN_SECRETS", "rsg-webhook-tls");
         let child = spawn_logged(command, &self.log);
         *self.child.lock().unwrap_or_else(|p| p.into_inner()) = Some(child);
         self.wait_ready();
