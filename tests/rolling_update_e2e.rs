@@ -19,6 +19,11 @@ use kube::Api;
 use serde_json::Value;
 use support::{apply, env_with, get_json, namespace, run_kubectl, wait_for, EnvOptions};
 
+/// The test that SIGKILLs the shared rsg runs alone (write); the others share (read). A kill
+/// in the middle of another test's scale-down could lose that decision's record, which rsg
+/// writes after acting, and that test would wait for it in vain.
+static KILLS: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
 fn setup() -> &'static support::TestEnv {
     env_with(EnvOptions {
         cluster: true,
@@ -336,6 +341,7 @@ impl ServingFloorMonitor {
 
 #[test]
 fn a_new_image_reaches_every_group_one_at_a_time_and_survives_a_sigkill() {
+    let _alone = KILLS.write().unwrap_or_else(|p| p.into_inner());
     let env = setup();
     let ns = namespace("rolling");
     bases(&ns, "500ms");
@@ -421,6 +427,7 @@ fn a_new_image_reaches_every_group_one_at_a_time_and_survives_a_sigkill() {
 
 #[test]
 fn a_paused_rollout_waits_and_scale_down_takes_old_groups_first() {
+    let _shared = KILLS.read().unwrap_or_else(|p| p.into_inner());
     setup();
     let ns = namespace("rolling-paused");
     bases(&ns, "200ms");
@@ -496,6 +503,7 @@ fn a_paused_rollout_waits_and_scale_down_takes_old_groups_first() {
 
 #[test]
 fn on_delete_leaves_existing_groups_as_they_are() {
+    let _shared = KILLS.read().unwrap_or_else(|p| p.into_inner());
     setup();
     let ns = namespace("on-delete");
     bases(&ns, "200ms");
@@ -590,6 +598,7 @@ fn on_delete_leaves_existing_groups_as_they_are() {
 
 #[test]
 fn snapshots_no_group_uses_are_pruned_to_a_short_history() {
+    let _shared = KILLS.read().unwrap_or_else(|p| p.into_inner());
     setup();
     let ns = namespace("rolling-history");
     bases(&ns, "0s");
