@@ -13,18 +13,12 @@ static SERIAL: Mutex<()> = Mutex::new(());
 fn base_and_rsg(ns: &str) {
     apply(&support::fixtures::deployment(ns, "web", 0));
     apply(&support::fixtures::service(ns, "web"));
-    apply(&format!(
-        r#"apiVersion: autoscaling.openfuyao.com/v1alpha1
-kind: ResourceScalingGroup
-metadata: {{name: web, namespace: {ns}}}
-spec:
-  targetResources:
-  - name: web
-    resourceRef: {{apiVersion: apps/v1, kind: Deployment, name: web}}
-  scalingStrategy:
-    type: GroupReplication
-    groupConfig: {{groupName: g, replicas: 1}}
-"#
+    apply(&support::fixtures::group_rsg(
+        ns,
+        "web",
+        "web",
+        ("apps/v1", "Deployment", "web"),
+        "{groupName: g, replicas: 1}",
     ));
     wait_rsg_converged(ns, "web", 1);
 }

@@ -120,11 +120,6 @@ fn kwok_binary() -> PathBuf {
     )
 }
 
-/// Label key of the simulated nodes' rack (a topology domain between zone and node).
-pub const RACK_LABEL: &str = "topology.rsg.test/rack";
-/// Label key of the simulated nodes' zone.
-pub const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
-
 /// The simulated nodes (3 zones of 2 racks), shared with `hack/run-local.sh`.
 pub const NODES_MANIFEST: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),

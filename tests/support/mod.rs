@@ -258,22 +258,12 @@ pub fn wait_rsg_converged(namespace: &str, name: &str, current: i64) -> serde_js
 /// `scale_down` (YAML lines under `scaleDown:`, indented 8 spaces), converged.
 pub fn scale_down_rsg(ns: &str, groups: i32, scale_down: &str) {
     apply(&fixtures::deployment(ns, "web", 1));
-    apply(&format!(
-        r#"apiVersion: autoscaling.openfuyao.com/v1alpha1
-kind: ResourceScalingGroup
-metadata: {{name: web, namespace: {ns}}}
-spec:
-  targetResources:
-  - name: web
-    resourceRef: {{apiVersion: apps/v1, kind: Deployment, name: web}}
-  scalingStrategy:
-    type: GroupReplication
-    groupConfig:
-      groupName: g
-      replicas: {groups}
-      scaleDown:
-{scale_down}
-"#
+    apply(&fixtures::group_rsg(
+        ns,
+        "web",
+        "web",
+        ("apps/v1", "Deployment", "web"),
+        &format!("groupName: g\nreplicas: {groups}\nscaleDown:\n{scale_down}\n"),
     ));
     wait_rsg_converged(ns, "web", i64::from(groups));
 }
