@@ -316,7 +316,12 @@ fn a_draining_group_goes_as_soon_as_its_metric_reads_zero() {
                 .then_some(())
         },
     );
-    assert_eq!(group_state(&ns, 2), None);
+    // The status written after the delete drops the group.
+    wait_for(
+        "the status without group 2",
+        Duration::from_secs(10),
+        || group_state(&ns, 2).is_none().then_some(()),
+    );
     assert!(get_json("deployment", &ns, "g-web-1").is_some());
 }
 
