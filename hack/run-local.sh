@@ -141,7 +141,7 @@ kubectl apply -f manifests/samples/
 kubectl wait --for=condition=Ready --timeout=90s rsg --all -n scaling-system >/dev/null \
   || echo "[run-local] not every sample RSG is Ready yet: see kubectl describe rsg -n scaling-system" >&2
 echo
-kubectl get rsg,deploy,svc -n scaling-system
+kubectl get rsg,deploy,svc -n scaling-system -o wide
 echo
 kubectl get pods -n scaling-system -o wide
 echo

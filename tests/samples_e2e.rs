@@ -26,6 +26,26 @@ fn the_samples_apply_and_converge() {
         get_json("statefulset", "scaling-system", "svc-vllm-2").unwrap()["spec"]["serviceName"],
         "vllm-svc-2"
     );
+    // The placement sample: each copy group's pods in one zone, which status names.
+    let placed = wait_for(
+        "the placement sample's groups placed",
+        Duration::from_secs(90),
+        || {
+            let rsg = get_json("rsg", "scaling-system", "llm-pd-placed")?;
+            let placed = rsg["status"]["conditions"]
+                .as_array()?
+                .iter()
+                .any(|c| c["type"] == "Placement" && c["reason"] == "Placed");
+            (placed && rsg["status"]["readyReplicas"] == 3).then_some(rsg)
+        },
+    );
+    for group in &placed["status"]["groups"].as_array().expect("groups")[1..] {
+        let domain = group["domain"].as_str().unwrap_or_default();
+        assert!(
+            domain.starts_with("zone-") && !domain.contains('+'),
+            "one zone per copy group: {group}"
+        );
+    }
     wait_rsg_reason("scaling-system", "leader-follower", "Reconciled");
     wait_for(
         "the leader/follower sample's 3 / 6 / 3",

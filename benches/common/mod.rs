@@ -208,6 +208,7 @@ pub fn copy_group(
                         replicas: &Replicas::Count(1),
                         service_renames: renames,
                         revision: "r1",
+                        placement: None,
                     },
                 )
             }

@@ -5,7 +5,7 @@ use json_patch::jsonptr::PointerBuf;
 use json_patch::{AddOperation, PatchOperation};
 use serde_json::Value;
 
-use crate::api::STRATEGY_GROUP_REPLICATION;
+use crate::api::{PLACEMENT_REQUIRED, STRATEGY_GROUP_REPLICATION};
 
 fn add(tokens: &[&str], value: Value) -> PatchOperation {
     PatchOperation::Add(AddOperation {
@@ -23,7 +23,8 @@ fn missing_or_empty(object: &Value, key: &str) -> bool {
 }
 
 /// The patch that fills in defaults: `resourceRef.namespace`, `groupName`, `replicas`,
-/// `scaleDown.order` and `scaleDown.metric.aggregator`.
+/// `placement.mode` and `placement.spreadGroups`, `scaleDown.order` and
+/// `scaleDown.metric.aggregator`.
 pub fn defaults_patch(object: &Value, rsg_namespace: &str, rsg_name: &str) -> Vec<PatchOperation> {
     let mut ops = Vec::new();
     let Some(spec) = object.get("spec") else {
@@ -67,6 +68,20 @@ pub fn defaults_patch(object: &Value, rsg_namespace: &str, rsg_name: &str) -> Ve
     if config.get("replicas").is_none_or(Value::is_null) {
         ops.push(add(&at(&base, &["replicas"]), Value::from(1)));
     }
+    if let Some(placement) = config.get("placement").filter(|p| p.is_object()) {
+        if missing_or_empty(placement, "mode") {
+            ops.push(add(
+                &at(&base, &["placement", "mode"]),
+                Value::from(PLACEMENT_REQUIRED),
+            ));
+        }
+        if placement.get("spreadGroups").is_none_or(Value::is_null) {
+            ops.push(add(
+                &at(&base, &["placement", "spreadGroups"]),
+                Value::from(false),
+            ));
+        }
+    }
     let Some(scale_down) = config.get("scaleDown").filter(|s| s.is_object()) else {
         return ops;
     };
@@ -104,7 +119,8 @@ mod tests {
                 {"name": "b", "resourceRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "b", "namespace": "prod"}}
             ],
             "scalingStrategy": {"type": "GroupReplication", "groupConfig": {
-                "scaleDown": {"metric": {"expr": "m", "type": "Counter", "window": "1m"}}
+                "scaleDown": {"metric": {"expr": "m", "type": "Counter", "window": "1m"}},
+                "placement": {"packDomain": "topology.kubernetes.io/zone"}
             }, "futureField": {"kept": true}}
         }})
     }
@@ -125,6 +141,8 @@ mod tests {
         assert_eq!(config["replicas"], 1);
         assert_eq!(config["scaleDown"]["order"], "ascending");
         assert_eq!(config["scaleDown"]["metric"]["aggregator"], "sum");
+        assert_eq!(config["placement"]["mode"], "Required");
+        assert_eq!(config["placement"]["spreadGroups"], false);
         assert_eq!(spec["scalingStrategy"]["futureField"]["kept"], true);
     }
 
@@ -141,7 +159,8 @@ mod tests {
         let mut object = sample();
         object["spec"]["scalingStrategy"]["groupConfig"] = json!({
             "groupName": "pd", "replicas": 0,
-            "scaleDown": {"order": "descending", "metric": {"expr": "m", "type": "Gauge"}}
+            "scaleDown": {"order": "descending", "metric": {"expr": "m", "type": "Gauge"}},
+            "placement": {"packDomain": "rack", "mode": "Preferred", "spreadGroups": true}
         });
         let ops = defaults_patch(&object, "ns", "g");
         json_patch::patch(&mut object, &ops).unwrap();
@@ -150,6 +169,10 @@ mod tests {
         assert_eq!(config["replicas"], 0);
         assert_eq!(config["scaleDown"]["order"], "descending");
         assert_eq!(config["scaleDown"]["metric"]["aggregator"], "avg");
+        assert_eq!(
+            config["placement"],
+            json!({"packDomain": "rack", "mode": "Preferred", "spreadGroups": true})
+        );
     }
 
     #[test]

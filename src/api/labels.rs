@@ -12,6 +12,9 @@ pub const LABEL_GROUP_ID: &str = "rsg.io/group-id";
 pub const LABEL_TARGET: &str = "rsg.io/target";
 /// The revision (hash of the pod templates) a copy or snapshot was made from.
 pub const LABEL_REVISION: &str = "rsg.io/revision";
+/// A hash of the `placement` a copy's pod templates were given (absent: none), so that a
+/// change of placement is a change of the copies a rolling update replaces.
+pub const LABEL_PLACEMENT: &str = "rsg.io/placement";
 /// Marks exactly one pod per active group; `status.selector` selects these.
 pub const LABEL_REPRESENTATIVE: &str = "rsg.io/representative";
 /// Per-group metric value used when Prometheus cannot decide a scale-down.

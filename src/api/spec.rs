@@ -31,6 +31,13 @@ pub const UPDATE_TYPES: [&str; 2] = [UPDATE_ON_DELETE, UPDATE_ROLLING];
 /// Orders accepted in `scaleDown.order`.
 pub const ORDERS: [&str; 2] = ["ascending", "descending"];
 
+/// Placement mode: a group's pods only schedule into the domain its first pod landed in.
+pub const PLACEMENT_REQUIRED: &str = "Required";
+/// Placement mode: the scheduler prefers the group's domain and spills over when it is full.
+pub const PLACEMENT_PREFERRED: &str = "Preferred";
+/// Every supported placement mode.
+pub const PLACEMENT_MODES: [&str; 2] = [PLACEMENT_REQUIRED, PLACEMENT_PREFERRED];
+
 /// The desired state of a ResourceScalingGroup: which workloads it scales and how.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[kube(
@@ -55,6 +62,7 @@ pub const ORDERS: [&str; 2] = ["ascending", "descending"];
     printcolumn = r#"{"name":"Updated","type":"integer","description":"Groups at the update revision","jsonPath":".status.updatedReplicas"}"#,
     printcolumn = r#"{"name":"Status","type":"string","description":"Ready condition","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Reason","type":"string","priority":1,"description":"Ready condition reason","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
+    printcolumn = r#"{"name":"Domains","type":"string","priority":1,"description":"Each group's placement domain, in group order","jsonPath":".status.groups[*].domain"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
@@ -138,6 +146,44 @@ pub struct GroupConfig {
     /// existing groups. Absent: `OnDelete`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub update_strategy: Option<UpdateStrategy>,
+    /// Where each copy group's pods run: all pods of one group (every target) in one
+    /// topology domain, and optionally groups spread across domains. Written into the
+    /// copies' pod templates only; group 0 (the base workloads) is never changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<GroupPlacement>,
+}
+
+/// Topology placement of copy groups.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupPlacement {
+    /// The node label key that names a domain, e.g. `topology.kubernetes.io/zone`, a rack
+    /// label, or `kubernetes.io/hostname`. Every pod of a copy group, across all its
+    /// targets, is placed on nodes with one value of this label.
+    #[schemars(length(max = 317))]
+    pub pack_domain: String,
+    /// `Required` (default): a group's pods schedule only into the domain its first pod
+    /// landed in, and stay pending (with the scheduler's reason in status) when it is full.
+    /// `Preferred`: the scheduler prefers that domain and places pods elsewhere when full.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    pub mode: Option<String>,
+    /// Prefer a different domain for each group (including the base workloads' pods).
+    /// Defaults to false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spread_groups: Option<bool>,
+}
+
+impl GroupPlacement {
+    /// Whether the pack constraint is a hard one (`Required`, the default).
+    pub fn is_required(&self) -> bool {
+        self.mode.as_deref() != Some(PLACEMENT_PREFERRED)
+    }
+
+    /// Whether groups are spread across domains.
+    pub fn spreads_groups(&self) -> bool {
+        self.spread_groups.unwrap_or(false)
+    }
 }
 
 /// How base changes reach existing groups.

@@ -76,6 +76,15 @@ pub struct GroupStatus {
     /// The revision the group's workloads were made from (group 0: the live bases).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revision: Option<String>,
+    /// With `placement`: the value of the `packDomain` node label on the nodes the group's
+    /// scheduled pods run on; several values joined by `+` when its pods are split (under
+    /// `Preferred` placement, or group 0, which rsg does not place).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+    /// Why a pod of the group cannot be scheduled, as the scheduler reported it in the pod's
+    /// `PodScheduled` condition (`<pod>: <message>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unschedulable: Option<String>,
 }
 
 /// A scale-down decision.

@@ -2,7 +2,8 @@
 //!
 //! Every kind is watched once. RSGs are watched in full; the objects rsg manages
 //! (Deployments, StatefulSets, Services, ConfigMaps, ControllerRevisions) only when they
-//! carry the label `rsg.io/name`, and pods only when they are a group's representative.
+//! carry the label `rsg.io/name`, pods only when they are a group's representative, and
+//! Nodes as names and labels only (the domains placement reports).
 //! Events on managed objects are turned into reconcile triggers for the RSGs they belong to.
 
 mod api_reachability;
@@ -17,7 +18,8 @@ use std::sync::Arc;
 
 use futures::{FutureExt, StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::{ControllerRevision, Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Service};
+use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{self, store::Writer, ObjectRef, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client, Resource, ResourceExt};
@@ -56,6 +58,8 @@ pub struct Stores {
     pub representatives: Store<Pod>,
     /// Every ResourceScalingGroupGrant (namespaces' consent to RSGs of other namespaces).
     pub grants: Store<ResourceScalingGroupGrant>,
+    /// Every Node's name and labels (metadata only), for the domains groups landed in.
+    pub nodes: Store<PartialObjectMeta<Node>>,
     /// Watches of workload kinds without a typed cache, started on first use.
     pub dynamic: Arc<DynamicWatches>,
     /// Which RSGs claim which workloads.
@@ -130,7 +134,39 @@ where
     store
 }
 
+/// Watches Nodes' metadata, keeping only names and labels: what placement reports need.
+fn watch_node_labels(client: &Client) -> Store<PartialObjectMeta<Node>> {
+    let (store, writer) = reflector::store::<PartialObjectMeta<Node>>();
+    let nodes = Api::<PartialObjectMeta<Node>>::all(client.clone());
+    let stream = watcher(nodes, watcher::Config::default())
+        .default_backoff()
+        .modify(|node| {
+            node.managed_fields_mut().clear();
+            node.annotations_mut().clear();
+            node.metadata.owner_references = None;
+        })
+        .reflect(writer);
+    tokio::spawn(async move {
+        stream
+            .for_each(|result| {
+                if let Err(err) = result {
+                    warn!(error = %err, kind = "Node", "watch failed; retrying");
+                }
+                futures::future::ready(())
+            })
+            .await;
+    });
+    store
+}
+
 impl Stores {
+    /// The value of label `key` on node `node`, if cached.
+    pub fn node_label(&self, node: &str, key: &str) -> Option<String> {
+        self.nodes
+            .get(&ObjectRef::new(node))
+            .and_then(|n| n.labels().get(key).cloned())
+    }
+
     /// Starts every reflector as a background task and returns the stores they fill.
     pub fn start(client: Client) -> Self {
         let target_index = Arc::new(TargetIndex::default());
@@ -181,6 +217,7 @@ impl Stores {
                 &triggers,
                 RsgTriggers::for_representative,
             ),
+            nodes: watch_node_labels(&client),
             target_index,
             feed,
             synced: Arc::new(watch::channel(false).0),
@@ -203,6 +240,7 @@ impl Stores {
             revisions: reflector::store().0,
             representatives: reflector::store().0,
             grants: reflector::store().0,
+            nodes: reflector::store().0,
             dynamic: Arc::new(DynamicWatches::disabled()),
             target_index: target_index.clone(),
             feed: Arc::default(),
@@ -240,6 +278,7 @@ impl Stores {
                 "ResourceScalingGroupGrant",
                 self.grants.wait_until_ready().boxed(),
             ),
+            ("Node", self.nodes.wait_until_ready().boxed()),
         ];
         while !pending.is_empty() {
             let waiting: Vec<&str> = pending.iter().map(|(kind, _)| *kind).collect();

@@ -6,7 +6,10 @@ use std::collections::BTreeMap;
 use serde_json::{json, Map, Value};
 
 use super::baseline::Replicas;
-use crate::api::{LABEL_GROUP_ID, LABEL_MANAGED, LABEL_NAME, LABEL_REVISION, LABEL_TARGET};
+use super::placement::{place_copy, BasePods, CopyPlacement};
+use crate::api::{
+    LABEL_GROUP_ID, LABEL_MANAGED, LABEL_NAME, LABEL_PLACEMENT, LABEL_REVISION, LABEL_TARGET,
+};
 use crate::workload::role_based_group::roles_with_replicas;
 use crate::workload::template_pointers;
 
@@ -89,6 +92,8 @@ pub struct CopySpec<'a> {
     pub service_renames: &'a BTreeMap<String, String>,
     /// The revision of the snapshot it is built from.
     pub revision: &'a str,
+    /// The placement of the group's pods, and the base pods spreading keeps away from.
+    pub placement: Option<(&'a CopyPlacement, &'a [BasePods])>,
 }
 
 /// Builds the copy of a workload for group `spec.group_id` from its snapshot.
@@ -145,6 +150,22 @@ pub fn build_workload_copy(snapshot: &Value, spec: &CopySpec<'_>) -> Value {
             set_label(&mut copy, &meta, "labels", LABEL_NAME, spec.rsg_name);
             set_label(&mut copy, &meta, "labels", LABEL_GROUP_ID, &id);
         }
+    }
+    if let Some((placement, base_pods)) = spec.placement {
+        place_copy(
+            &mut copy,
+            spec.rsg_name,
+            spec.group_id,
+            placement,
+            base_pods,
+        );
+        set_label(
+            &mut copy,
+            "/metadata",
+            "labels",
+            LABEL_PLACEMENT,
+            &placement.fingerprint,
+        );
     }
     let renamed = copy
         .pointer("/spec/serviceName")

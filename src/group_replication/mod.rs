@@ -10,7 +10,11 @@ pub mod artifacts;
 pub mod baseline;
 pub mod build;
 pub mod copy_identity;
+mod group_pods;
 pub mod observe;
+pub mod placement;
+pub mod placement_report;
+pub mod placement_status;
 pub mod plan;
 pub mod reconcile_plan;
 mod representatives;
@@ -20,6 +24,7 @@ pub mod status;
 #[cfg(test)]
 mod test_observation;
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -157,8 +162,10 @@ async fn reconcile(
     let rsg_namespace = rsg.metadata.namespace.clone().unwrap_or_default();
     let plan = make_plan(ctx, &rsg_namespace, &obs, config).await;
     let applied = apply::apply(ctx, rsg, &obs, &plan, &group_name).await?;
+    let pods = group_pods::read_group_pods(ctx, rsg, &obs, &applied.active).await?;
     let represented =
-        representatives::ensure_representatives(ctx, rsg, &obs, &applied.active).await?;
+        representatives::ensure_representatives(ctx, rsg, &obs, &pods, &applied.active).await?;
+    let placement = placement_reports(ctx, &obs, &pods);
     if plan.rollout.is_some() {
         apply::prune_old_snapshots(ctx, rsg, &obs).await?;
     }
@@ -173,10 +180,12 @@ async fn reconcile(
             .map(|decision| status::record_of(decision, plan.now))
             .or_else(|| rsg.status.as_ref().and_then(|s| s.last_scale_down.clone())),
         rollout: plan.rollout.clone(),
+        placement: &placement,
     };
     log_new_problems(ctx, rsg, &applied.problems);
     let written = status::groups_status(rsg, &obs, &group_name, &summary, &applied.problems);
     ctx.write_status(rsg, &written).await?;
+    announce_unschedulable(ctx, rsg, &written).await;
     // Kinds read through the dynamic API (LeaderWorkerSet, RoleBasedGroup, ...) are watched
     // from their first use; one that cannot be watched is looked at again soon while one of
     // its groups is not ready yet.
@@ -186,6 +195,7 @@ async fn reconcile(
         next_drain_check: plan.next_drain_check,
         all_represented: applied.active.iter().all(|id| represented.contains(id)),
         problems: !applied.problems.is_empty(),
+        pods_pending: placement.values().any(|r| r.pending),
         unwatched_not_ready: written.ready_replicas < written.current_replicas && !watched,
         rollout_left: plan
             .rollout
@@ -203,6 +213,55 @@ async fn reconcile(
     Ok(requeue_after)
 }
 
+/// Each active group's placement report, from its pods and the cached nodes.
+fn placement_reports(
+    ctx: &Context,
+    obs: &observe::Observation,
+    pods: &group_pods::GroupPods,
+) -> BTreeMap<i32, placement_report::GroupPlacementReport> {
+    let pack_domain = obs.placement.as_ref().map(|p| p.pack_domain.as_str());
+    pods.by_group
+        .keys()
+        .map(|id| {
+            let report =
+                placement_report::report_group(&pods.of_group(*id), pack_domain, |node, key| {
+                    ctx.stores.node_label(node, key)
+                });
+            (*id, report)
+        })
+        .collect()
+}
+
+/// A Warning Event for each group that became unschedulable since the stored status.
+async fn announce_unschedulable(
+    ctx: &Context,
+    rsg: &ResourceScalingGroup,
+    written: &crate::api::ResourceScalingGroupStatus,
+) {
+    let before = |id: i32| {
+        rsg.status
+            .iter()
+            .flat_map(|s| &s.groups)
+            .find(|g| g.id == id)
+            .and_then(|g| g.unschedulable.clone())
+    };
+    for group in &written.groups {
+        let Some(message) = &group.unschedulable else {
+            continue;
+        };
+        if before(group.id).is_none() {
+            ctx.event(
+                rsg,
+                true,
+                "Unschedulable",
+                "Schedule",
+                format!("group {}: {message}", group.id),
+            )
+            .await;
+        }
+    }
+}
+
 /// What decides how soon a reconciled RSG is looked at again.
 struct RequeueInputs {
     /// When the next draining group's timeout passes.
@@ -211,6 +270,8 @@ struct RequeueInputs {
     all_represented: bool,
     /// Whether problems were found.
     problems: bool,
+    /// Whether a group's pod waits for the scheduler (its outcome changes no workload).
+    pods_pending: bool,
     /// Whether a group of a kind that cannot be watched is not ready.
     unwatched_not_ready: bool,
     /// Whether a rolling update has old groups left.
@@ -223,6 +284,7 @@ impl RequeueInputs {
     fn requeue_after(&self) -> Duration {
         match self.next_drain_check {
             Some(remaining) => remaining.min(Duration::from_secs(3)),
+            None if self.pods_pending => Duration::from_secs(15),
             None if self.all_represented
                 && !self.problems
                 && !self.unwatched_not_ready
@@ -246,6 +308,7 @@ mod tests {
             next_drain_check: None,
             all_represented: true,
             problems: false,
+            pods_pending: false,
             unwatched_not_ready: false,
             rollout_left: false,
         };
@@ -261,5 +324,10 @@ mod tests {
             ..draining
         };
         assert_eq!(rolling.requeue_after(), Duration::from_secs(10));
+        let scheduling = RequeueInputs {
+            pods_pending: true,
+            ..settled
+        };
+        assert_eq!(scheduling.requeue_after(), Duration::from_secs(15));
     }
 }

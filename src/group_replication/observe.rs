@@ -15,8 +15,11 @@ use super::artifacts::{
     resolve_baseline, resolve_snapshot, snapshot_revision, BaselineWrite, SnapshotWrite,
 };
 use super::baseline::{Baseline, Replicas};
-use super::revision::{group_revision, template_revision};
-use crate::api::{ResourceScalingGroup, LABEL_GROUP_ID, LABEL_NAME, LABEL_REVISION, LABEL_TARGET};
+use super::placement::{BasePods, CopyPlacement};
+use super::revision::{group_revision, template_revision, with_placement};
+use crate::api::{
+    ResourceScalingGroup, LABEL_GROUP_ID, LABEL_NAME, LABEL_PLACEMENT, LABEL_REVISION, LABEL_TARGET,
+};
 use crate::cache::labelled;
 use crate::naming::{replica_config_name, snapshot_name};
 use crate::reconcile::{to_json, Context, ObjectName, Problem, ReconcileError};
@@ -51,6 +54,8 @@ pub struct TargetState {
     pub live_revision: String,
     /// The revision of each existing copy, by group id.
     pub copy_revisions: BTreeMap<i32, String>,
+    /// The placement fingerprint each existing copy was made with (empty: none), by group id.
+    pub copy_placements: BTreeMap<i32, String>,
     /// Replicas for new copies and a restored group 0.
     pub baseline: Baseline,
     /// Existing copies by group id.
@@ -81,6 +86,8 @@ pub struct Observation {
     pub snapshots_to_store: Vec<SnapshotWrite>,
     /// What the baseline ConfigMap needs (created, adopted, keys filled in).
     pub baseline_write: BaselineWrite,
+    /// The placement new copies get (`groupConfig.placement`).
+    pub placement: Option<CopyPlacement>,
 }
 
 /// What observing found.
@@ -110,37 +117,80 @@ impl Observation {
             .collect()
     }
 
+    /// The placement fingerprint new copies get; empty without placement.
+    pub fn placement_fingerprint(&self) -> &str {
+        self.placement
+            .as_ref()
+            .map_or("", |p| p.fingerprint.as_str())
+    }
+
     /// The revision new groups get.
     pub fn update_revision(&self) -> String {
-        group_revision(
-            self.targets
-                .iter()
-                .map(|t| (t.name.as_str(), t.update_revision.as_str())),
+        with_placement(
+            group_revision(
+                self.targets
+                    .iter()
+                    .map(|t| (t.name.as_str(), t.update_revision.as_str())),
+            ),
+            Some(self.placement_fingerprint()),
         )
     }
 
-    /// The revision of group `id` (group 0: the live bases).
+    /// The revision of group `id` (group 0: the live bases, which placement never changes).
     pub fn group_revision(&self, id: i32) -> String {
-        group_revision(self.targets.iter().map(|t| {
+        let templates = group_revision(self.targets.iter().map(|t| {
             let revision = if id == 0 {
                 t.live_revision.as_str()
             } else {
                 t.copy_revisions.get(&id).map_or("missing", String::as_str)
             };
             (t.name.as_str(), revision)
-        }))
+        }));
+        let placement = if id == 0 {
+            Some(self.placement_fingerprint())
+        } else {
+            self.targets
+                .iter()
+                .find_map(|t| t.copy_placements.get(&id))
+                .map(String::as_str)
+        };
+        with_placement(templates, placement)
     }
 
-    /// Whether copy group `id` has a workload made from another revision than the one new
-    /// groups get. A workload not seen yet (a group being created, a cache catching up) does
-    /// not make it outdated: that is an incomplete group, completed as such.
+    /// Whether copy group `id` has a workload made from another revision or placement than
+    /// new groups get. A workload not seen yet (a group being created, a cache catching up)
+    /// does not make it outdated: that is an incomplete group, completed as such.
     pub fn group_outdated(&self, id: i32) -> bool {
+        let placement = self.placement_fingerprint();
         id > 0
             && self.targets.iter().any(|t| {
                 t.copy_revisions
                     .get(&id)
                     .is_some_and(|revision| *revision != t.update_revision)
+                    || t.copy_placements.get(&id).is_some_and(|p| p != placement)
             })
+    }
+
+    /// Copy groups made with another placement than new groups get.
+    pub fn groups_placed_otherwise(&self) -> BTreeSet<i32> {
+        let placement = self.placement_fingerprint();
+        self.targets
+            .iter()
+            .flat_map(|t| t.copy_placements.iter())
+            .filter(|(_, p)| p.as_str() != placement)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// The pods of every target's group 0, which spreading keeps copies away from.
+    pub fn base_pods(&self) -> Vec<BasePods> {
+        self.targets
+            .iter()
+            .map(|t| BasePods {
+                namespace: t.base_namespace.clone(),
+                selector: workload::pod_selector(&t.base),
+            })
+            .collect()
     }
 
     /// Whether every workload of group `id` is fully ready (group 0: the bases).
@@ -273,6 +323,14 @@ fn copy_revisions(
                 .unwrap_or_else(|| "unknown".to_string());
             (*id, revision)
         })
+        .collect()
+}
+
+/// The placement fingerprint of each copy (empty when it was made without placement).
+fn copy_placements(copies: &BTreeMap<i32, Value>) -> BTreeMap<i32, String> {
+    copies
+        .iter()
+        .map(|(id, copy)| (*id, label(copy, LABEL_PLACEMENT).unwrap_or("").to_string()))
         .collect()
 }
 
@@ -427,6 +485,7 @@ pub async fn observe(
             update_revision,
             live_revision,
             copy_revisions: copy_revisions(&copies, first_snapshot),
+            copy_placements: copy_placements(&copies),
             baseline: Ok(Replicas::Count(0)),
             copies,
         });
@@ -472,6 +531,13 @@ pub async fn observe(
         draining,
         snapshots_to_store,
         baseline_write,
+        placement: rsg
+            .spec
+            .scaling_strategy
+            .group_config
+            .as_ref()
+            .and_then(|c| c.placement.as_ref())
+            .map(CopyPlacement::of),
     })))
 }
 

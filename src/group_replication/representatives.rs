@@ -6,12 +6,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{ListParams, Patch};
+use kube::api::Patch;
 use kube::{Api, ResourceExt};
 use serde_json::json;
 
+use super::group_pods::GroupPods;
 use super::observe::Observation;
-use crate::api::{ResourceScalingGroup, LABEL_GROUP_ID, LABEL_NAME, LABEL_REPRESENTATIVE};
+use crate::api::{ResourceScalingGroup, LABEL_GROUP_ID, LABEL_REPRESENTATIVE};
 use crate::api_errors;
 use crate::reconcile::{Context, ObjectName, ReconcileError};
 use crate::workload::pod_selector;
@@ -48,8 +49,36 @@ pub fn pick_representative<'a>(pods: &[&'a Pod], rsg_name: &str) -> Option<&'a P
         .copied()
 }
 
-fn selects(selector: &BTreeMap<String, String>, pod: &Pod) -> bool {
-    !selector.is_empty() && selector.iter().all(|(k, v)| pod.labels().get(k) == Some(v))
+/// Which labelled pods are this RSG's representatives. The label's value is the RSG's name,
+/// unique in the RSG's namespace but not in a base namespace that RSGs of several namespaces
+/// share: there only the first base's own pods count, so two RSGs of one name never take
+/// each other's labels away.
+struct RepresentativeScope<'a> {
+    rsg_name: &'a str,
+    rsg_namespace: &'a str,
+    base_namespace: &'a str,
+    base_selector: BTreeMap<String, String>,
+}
+
+impl RepresentativeScope<'_> {
+    fn labelled_by_us(&self, pod: &Pod) -> bool {
+        let labels = pod.labels();
+        if labels.get(LABEL_REPRESENTATIVE).map(String::as_str) != Some(self.rsg_name) {
+            return false;
+        }
+        match pod.namespace().as_deref() {
+            Some(ns) if ns == self.rsg_namespace => true,
+            Some(ns) if ns == self.base_namespace => {
+                !self.base_selector.is_empty()
+                    && !labels.contains_key(LABEL_GROUP_ID)
+                    && self
+                        .base_selector
+                        .iter()
+                        .all(|(k, v)| labels.get(k) == Some(v))
+            }
+            _ => false,
+        }
+    }
 }
 
 /// Sets (or, with `None`, removes) the representative label of a pod (metadata only).
@@ -79,6 +108,7 @@ pub async fn ensure_representatives(
     ctx: &Context,
     rsg: &ResourceScalingGroup,
     obs: &Observation,
+    pods: &GroupPods,
     active: &BTreeSet<i32>,
 ) -> Result<BTreeSet<i32>, ReconcileError> {
     let rsg_name = rsg.name_any();
@@ -86,58 +116,29 @@ pub async fn ensure_representatives(
     let Some(first) = obs.targets.first() else {
         return Ok(BTreeSet::new());
     };
-    // Pods of every copy group, and of group 0 (in the base namespace, without a group label).
-    let copy_pods = Api::<Pod>::namespaced(ctx.client.clone(), &rsg_namespace)
-        .list(&ListParams::default().labels(&format!("{LABEL_NAME}={rsg_name}")))
-        .await
-        .map_err(ReconcileError::list("Pod", &rsg_namespace))?
-        .items;
-    let base_selector = pod_selector(&first.base);
-    let base_pods = if active.contains(&0) && !base_selector.is_empty() {
-        let selector: Vec<String> = base_selector
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .chain([format!("!{LABEL_GROUP_ID}")])
-            .collect();
-        Api::<Pod>::namespaced(ctx.client.clone(), &first.base_namespace)
-            .list(&ListParams::default().labels(&selector.join(",")))
-            .await
-            .map_err(ReconcileError::list("Pod", &first.base_namespace))?
-            .items
-    } else {
-        Vec::new()
-    };
     let mut chosen: BTreeMap<(String, String), i32> = BTreeMap::new();
     for id in active {
-        let (namespace, pods): (&str, Vec<&Pod>) = if *id == 0 {
-            (&first.base_namespace, base_pods.iter().collect())
-        } else {
-            let selector = first.copies.get(id).map(pod_selector).unwrap_or_default();
-            (
-                &rsg_namespace,
-                copy_pods.iter().filter(|p| selects(&selector, p)).collect(),
-            )
-        };
-        if let Some(pod) = pick_representative(&pods, &rsg_name) {
-            chosen.insert((namespace.to_string(), pod.name_any()), *id);
+        if let Some(pod) = pick_representative(&pods.of_first_target(*id), &rsg_name) {
+            chosen.insert((pod.namespace().unwrap_or_default(), pod.name_any()), *id);
         }
     }
     // Current representatives: pods carrying the label, as the cache sees them, plus any in
     // the lists just read.
+    let ours = RepresentativeScope {
+        rsg_name: &rsg_name,
+        rsg_namespace: &rsg_namespace,
+        base_namespace: &first.base_namespace,
+        base_selector: pod_selector(&first.base),
+    };
     let mut labelled: BTreeSet<(String, String)> = ctx
         .stores
         .representatives
         .state()
         .iter()
-        .filter(|p| p.labels().get(LABEL_REPRESENTATIVE) == Some(&rsg_name))
-        .filter(|p| {
-            p.namespace()
-                .as_deref()
-                .is_some_and(|ns| ns == rsg_namespace || ns == first.base_namespace)
-        })
+        .filter(|p| ours.labelled_by_us(p))
         .map(|p| (p.namespace().unwrap_or_default(), p.name_any()))
         .collect();
-    for pod in copy_pods.iter().chain(base_pods.iter()) {
+    for pod in pods.all() {
         if pod.labels().get(LABEL_REPRESENTATIVE) == Some(&rsg_name) {
             labelled.insert((pod.namespace().unwrap_or_default(), pod.name_any()));
         }
@@ -167,6 +168,29 @@ mod tests {
             "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]}
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn in_a_shared_base_namespace_only_the_own_bases_pods_count() {
+        let scope = RepresentativeScope {
+            rsg_name: "llm",
+            rsg_namespace: "team-a",
+            base_namespace: "production",
+            base_selector: [("app".to_string(), "llm-a".to_string())].into(),
+        };
+        let labelled = |ns: &str, app: &str, value: &str| -> Pod {
+            serde_json::from_value(json!({"metadata": {"name": "p", "namespace": ns,
+                "labels": {"app": app, LABEL_REPRESENTATIVE: value}}}))
+            .unwrap()
+        };
+        assert!(scope.labelled_by_us(&labelled("team-a", "anything", "llm")));
+        assert!(scope.labelled_by_us(&labelled("production", "llm-a", "llm")));
+        assert!(
+            !scope.labelled_by_us(&labelled("production", "llm-b", "llm")),
+            "team-b's RSG llm labels its own base's pods here"
+        );
+        assert!(!scope.labelled_by_us(&labelled("production", "llm-a", "other")));
+        assert!(!scope.labelled_by_us(&labelled("elsewhere", "llm-a", "llm")));
     }
 
     #[test]

@@ -53,7 +53,8 @@ fn canonical(value: &Value, out: &mut String) {
     }
 }
 
-fn short_hash(text: &str) -> String {
+/// A short stable hash of `text`, as revisions are written.
+pub(crate) fn short_hash(text: &str) -> String {
     let mut hex = format!("{:016x}", fnv1a(text.as_bytes()));
     hex.truncate(REVISION_LEN);
     hex
@@ -86,6 +87,17 @@ pub fn group_revision<'a>(per_target: impl IntoIterator<Item = (&'a str, &'a str
     short_hash(&text)
 }
 
+/// A group revision with the placement its copies get folded in (`None`: unchanged, so
+/// RSGs without placement keep the revisions they had).
+pub fn with_placement(revision: String, placement: Option<&str>) -> String {
+    match placement {
+        Some(fingerprint) if !fingerprint.is_empty() => {
+            short_hash(&format!("{revision}\nplacement={fingerprint}\n"))
+        }
+        _ => revision,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,6 +119,16 @@ mod tests {
             "scaling is no change"
         );
         assert_ne!(v1, template_revision(&deployment("vllm:2", 1)));
+    }
+
+    #[test]
+    fn placement_changes_a_revision_and_no_placement_keeps_it() {
+        let plain = group_revision([("prefill", "aaa")]);
+        assert_eq!(with_placement(plain.clone(), None), plain);
+        assert_eq!(with_placement(plain.clone(), Some("")), plain);
+        let placed = with_placement(plain.clone(), Some("p1"));
+        assert_ne!(placed, plain);
+        assert_ne!(placed, with_placement(plain, Some("p2")));
     }
 
     #[test]

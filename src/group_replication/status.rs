@@ -7,6 +7,8 @@ use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 
 use super::observe::Observation;
+use super::placement_report::GroupPlacementReport;
+use super::placement_status::{with_placement_condition, PlacementInputs};
 use crate::api::{
     CandidateValue, GroupStatus, ResourceScalingGroup, ResourceScalingGroupStatus, ScaleDownRecord,
     LABEL_REPRESENTATIVE,
@@ -33,6 +35,8 @@ pub struct GroupSummary<'a> {
     pub last_scale_down: Option<ScaleDownRecord>,
     /// A rolling update under way: the active old-revision groups, and whether it is paused.
     pub rollout: Option<(BTreeSet<i32>, bool)>,
+    /// Where each active group's pods landed, and why some could not.
+    pub placement: &'a BTreeMap<i32, GroupPlacementReport>,
 }
 
 /// The status record of a decision made at `time`.
@@ -165,6 +169,15 @@ pub fn groups_status(
             services,
             draining_since,
             revision: Some(revision),
+            domain: summary
+                .placement
+                .get(&id)
+                .and_then(|r| r.domain.clone())
+                .filter(|_| obs.placement.is_some()),
+            unschedulable: summary
+                .placement
+                .get(&id)
+                .and_then(|r| r.unschedulable.clone()),
         });
     }
     let current = i32::try_from(summary.active.len()).unwrap_or(i32::MAX);
@@ -240,6 +253,21 @@ pub fn groups_status(
         groups_ready,
         groups_reason,
         groups_message,
+        generation,
+    );
+    let placed_otherwise: BTreeSet<i32> = obs
+        .groups_placed_otherwise()
+        .intersection(summary.active)
+        .copied()
+        .collect();
+    status.conditions = with_placement_condition(
+        status.conditions,
+        &PlacementInputs {
+            placement: obs.placement.as_ref(),
+            reports: summary.placement,
+            placed_otherwise: &placed_otherwise,
+            rolling: summary.rollout.is_some(),
+        },
         generation,
     );
     status

@@ -76,6 +76,7 @@ pub fn observation(copies: &[i32], draining: &[(i32, Timestamp)]) -> Observation
             update_revision: "r1".into(),
             live_revision: "r1".into(),
             copy_revisions: copies.iter().map(|id| (*id, "r1".to_string())).collect(),
+            copy_placements: copies.iter().map(|id| (*id, String::new())).collect(),
             baseline: Ok(Replicas::Count(1)),
             copies: copy_objects,
         }],
@@ -91,5 +92,6 @@ pub fn observation(copies: &[i32], draining: &[(i32, Timestamp)]) -> Observation
         draining: draining.iter().copied().collect(),
         snapshots_to_store: Vec::new(),
         baseline_write: BaselineWrite::default(),
+        placement: None,
     }
 }

@@ -48,9 +48,71 @@ pub fn dns1123_subdomain_errors(s: &str) -> Vec<String> {
     errs
 }
 
+fn is_label_name(s: &str) -> bool {
+    let bytes = s.as_bytes();
+    !bytes.is_empty()
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && bytes[0].is_ascii_alphanumeric()
+        && bytes[bytes.len() - 1].is_ascii_alphanumeric()
+}
+
+/// Problems of `s` as a label key (`[prefix/]name`, empty when valid), in Kubernetes' wording.
+pub fn label_key_errors(s: &str) -> Vec<String> {
+    let (prefix, name) = match s.split_once('/') {
+        Some((prefix, name)) => (Some(prefix), name),
+        None => (None, s),
+    };
+    let mut errs = Vec::new();
+    if name.len() > DNS1123_LABEL_MAX {
+        errs.push(format!(
+            "name part must be no more than {DNS1123_LABEL_MAX} characters"
+        ));
+    }
+    if !is_label_name(name) {
+        errs.push(
+            "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName', or 'my.name', or '123-abc')"
+                .to_string(),
+        );
+    }
+    if let Some(prefix) = prefix {
+        errs.extend(
+            dns1123_subdomain_errors(prefix)
+                .into_iter()
+                .map(|e| format!("prefix part {e}")),
+        );
+    }
+    errs
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn label_keys() {
+        for key in [
+            "topology.kubernetes.io/zone",
+            "kubernetes.io/hostname",
+            "rack",
+            "Rack_1.a",
+        ] {
+            assert!(label_key_errors(key).is_empty(), "{key}");
+        }
+        for key in [
+            "",
+            "/zone",
+            "zone/",
+            "-rack",
+            "Topology.io/zone",
+            "a/b/c",
+            "zone!",
+        ] {
+            assert!(!label_key_errors(key).is_empty(), "{key}");
+        }
+        assert_eq!(label_key_errors(&"z".repeat(64)).len(), 1);
+    }
 
     #[test]
     fn labels() {

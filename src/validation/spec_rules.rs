@@ -4,13 +4,13 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::duration::parse_prometheus_duration;
 use super::field_error::FieldError;
-use super::names::{dns1123_label_errors, dns1123_subdomain_errors};
+use super::names::{dns1123_label_errors, dns1123_subdomain_errors, label_key_errors};
 use super::promql_expr::check_expr;
 use crate::api::{
-    GroupConfig, LeaderFollowerConfig, ResourceScalingGroupSpec, ScaleDown, UpdateStrategy,
-    AGGREGATORS, MAX_FOLLOWERS, MAX_FOLLOW_RATIO, MAX_GROUP_REPLICAS, MAX_TARGETS, METRIC_TYPES,
-    ORDERS, STRATEGY_GROUP_REPLICATION, STRATEGY_INPLACE_SCALING, STRATEGY_TYPES, UPDATE_ROLLING,
-    UPDATE_TYPES,
+    GroupConfig, GroupPlacement, LeaderFollowerConfig, ResourceScalingGroupSpec, ScaleDown,
+    UpdateStrategy, AGGREGATORS, MAX_FOLLOWERS, MAX_FOLLOW_RATIO, MAX_GROUP_REPLICAS, MAX_TARGETS,
+    METRIC_TYPES, ORDERS, PLACEMENT_MODES, STRATEGY_GROUP_REPLICATION, STRATEGY_INPLACE_SCALING,
+    STRATEGY_TYPES, UPDATE_ROLLING, UPDATE_TYPES,
 };
 use crate::naming::copy_workload_name;
 use crate::workload::{WorkloadKey, WorkloadKind};
@@ -272,6 +272,36 @@ fn validate_group_config(
     }
     if let Some(update) = &config.update_strategy {
         validate_update_strategy(update, errors);
+    }
+    if let Some(placement) = &config.placement {
+        validate_placement(placement, errors);
+    }
+}
+
+fn validate_placement(placement: &GroupPlacement, errors: &mut Vec<FieldError>) {
+    let path = format!("{GROUP_CONFIG}.placement");
+    if placement.pack_domain.is_empty() {
+        errors.push(FieldError::required(
+            format!("{path}.packDomain"),
+            "a node label key such as topology.kubernetes.io/zone",
+        ));
+    } else {
+        for detail in label_key_errors(&placement.pack_domain) {
+            errors.push(FieldError::invalid(
+                format!("{path}.packDomain"),
+                shortened(&placement.pack_domain),
+                detail,
+            ));
+        }
+    }
+    if let Some(mode) = &placement.mode {
+        if !PLACEMENT_MODES.contains(&mode.as_str()) {
+            errors.push(FieldError::unsupported(
+                format!("{path}.mode"),
+                mode,
+                &PLACEMENT_MODES,
+            ));
+        }
     }
 }
 

@@ -13,6 +13,7 @@ pub mod processes;
 pub mod prometheus;
 pub mod proxy;
 pub mod rsg_process;
+pub mod serving_floor;
 pub mod token_front;
 
 use std::path::PathBuf;

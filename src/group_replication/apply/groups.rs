@@ -112,6 +112,7 @@ pub async fn create_group(
     let renames = service_renames(obs, group_name, id);
     let rsg_ref = ObjectRef::from_obj(rsg);
     let missing = missing_parts(obs, group_name, id);
+    let base_pods = obs.base_pods();
     // Names found taken before are checked first, so a lasting conflict creates nothing.
     for part in missing
         .iter()
@@ -146,6 +147,7 @@ pub async fn create_group(
                         replicas,
                         service_renames: &renames,
                         revision: &target.update_revision,
+                        placement: obs.placement.as_ref().map(|p| (p, base_pods.as_slice())),
                     },
                 );
                 match ctx.workloads.create(kind, &namespace, copy).await {

@@ -55,6 +55,7 @@ fn workload_copies_get_names_labels_selectors_and_replicas() {
             replicas: &Replicas::Count(3),
             service_renames: &renames,
             revision: "r1",
+            placement: None,
         },
     );
     assert_eq!(copy["metadata"]["name"], "pd-llm-prefill-2");
@@ -71,6 +72,46 @@ fn workload_copies_get_names_labels_selectors_and_replicas() {
     assert_eq!(
         copy["spec"]["template"]["metadata"]["labels"],
         json!({"app": "llm", "rsg.io/name": "llm-pd-group", "rsg.io/group-id": "2"})
+    );
+    assert!(
+        copy["spec"]["template"]["spec"].get("affinity").is_none(),
+        "no placement asked"
+    );
+}
+
+#[test]
+fn placed_copies_carry_the_placement_and_its_fingerprint() {
+    let renames = BTreeMap::new();
+    let placement = crate::group_replication::placement::CopyPlacement::of(
+        &serde_json::from_value(json!({"packDomain": "topology.rsg.test/rack"}))
+            .expect("a placement"),
+    );
+    let copy = build_workload_copy(
+        &strip_runtime_fields(&live_deployment()),
+        &CopySpec {
+            rsg_name: "llm-pd-group",
+            rsg_namespace: "scaling-system",
+            target_name: "prefill",
+            copy_name: "pd-llm-prefill-2",
+            group_id: 2,
+            replicas: &Replicas::Count(3),
+            service_renames: &renames,
+            revision: "r1",
+            placement: Some((&placement, &[])),
+        },
+    );
+    assert_eq!(
+        copy["metadata"]["labels"]["rsg.io/placement"],
+        placement.fingerprint.as_str()
+    );
+    assert_eq!(
+        copy["spec"]["template"]["spec"]["affinity"]["podAffinity"]
+            ["requiredDuringSchedulingIgnoredDuringExecution"][0]["topologyKey"],
+        "topology.rsg.test/rack"
+    );
+    assert_eq!(
+        copy["metadata"]["labels"]["rsg.io/revision"], "r1",
+        "the snapshot's revision is kept: placement has a label of its own"
     );
 }
 
@@ -91,6 +132,7 @@ fn statefulset_copies_point_at_their_copied_headless_service() {
             replicas: &Replicas::Count(1),
             service_renames: &renames,
             revision: "r1",
+            placement: None,
         },
     );
     assert_eq!(copy["spec"]["serviceName"], "db-headless-g-1");
@@ -112,6 +154,7 @@ fn leader_worker_set_labels_go_into_existing_templates_only() {
             replicas: &Replicas::Count(2),
             service_renames: &renames,
             revision: "r1",
+            placement: None,
         },
     );
     assert_eq!(
@@ -140,6 +183,7 @@ fn leader_worker_set_labels_go_into_existing_templates_only() {
             replicas: &Replicas::Count(2),
             service_renames: &renames,
             revision: "r1",
+            placement: None,
         },
     );
     assert_eq!(
@@ -277,6 +321,7 @@ fn a_role_based_group_copy_labels_every_role_template_and_takes_replicas_per_rol
             replicas: &replicas,
             service_renames: &renames,
             revision: "r1",
+            placement: None,
         },
     );
     let group = json!({"rsg.io/name": "g", "rsg.io/group-id": "1"});

@@ -164,3 +164,44 @@ fn a_rolling_update_takes_no_ready_group_down_before_its_replacement_is_ready() 
     assert!(second.groups.create.is_empty(), "{:?}", second.groups);
     assert!(second.take_downs.is_empty(), "{:?}", second.take_downs);
 }
+
+#[test]
+fn turning_placement_on_replaces_groups_under_rolling_update_only() {
+    let placement = crate::group_replication::placement::CopyPlacement::of(
+        &serde_json::from_value(json!({"packDomain": "topology.kubernetes.io/zone"}))
+            .expect("a placement"),
+    );
+    let mut obs = observation(&[1, 2], &[]);
+    let unplaced_revision = obs.update_revision();
+    obs.placement = Some(placement.clone());
+    assert_ne!(obs.update_revision(), unplaced_revision);
+    assert_eq!(
+        obs.group_revision(0),
+        obs.update_revision(),
+        "group 0 is never placed, so never behind"
+    );
+    assert!(obs.group_outdated(1) && obs.group_outdated(2));
+    assert_eq!(obs.groups_placed_otherwise(), [1, 2].into_iter().collect());
+    let rolling = config(json!({
+        "replicas": 3,
+        "updateStrategy": {"type": "RollingUpdate", "maxSurge": 1, "maxUnavailable": 0},
+    }));
+    let rolled = plan(&obs, &rolling, &MetricReading::NotRead, Timestamp::now());
+    assert_eq!(rolled.groups.create, vec![3], "the surge group comes first");
+    let on_delete = plan(
+        &obs,
+        &config(json!({"replicas": 3})),
+        &MetricReading::NotRead,
+        Timestamp::now(),
+    );
+    assert!(
+        on_delete.groups.is_empty() && on_delete.take_downs.is_empty(),
+        "OnDelete leaves placed-before groups alone"
+    );
+    // A copy made with the current placement is up to date.
+    obs.targets[0]
+        .copy_placements
+        .insert(1, placement.fingerprint.clone());
+    assert!(!obs.group_outdated(1));
+    assert_eq!(obs.group_revision(1), obs.update_revision());
+}

@@ -452,3 +452,36 @@ fn update_strategy_rules() {
         ],
     );
 }
+
+#[test]
+fn placement_rules() {
+    check(
+        GROUP_SPEC,
+        &[
+            (
+                "zone, spread",
+                |v| v["scalingStrategy"]["groupConfig"]["placement"] = serde_json::json!({"packDomain": "topology.kubernetes.io/zone", "mode": "Required", "spreadGroups": true}),
+                &[],
+            ),
+            (
+                "preferred host",
+                |v| v["scalingStrategy"]["groupConfig"]["placement"] = serde_json::json!({"packDomain": "kubernetes.io/hostname", "mode": "Preferred"}),
+                &[],
+            ),
+            (
+                "empty key",
+                |v| v["scalingStrategy"]["groupConfig"]["placement"] = serde_json::json!({"packDomain": ""}),
+                &["spec.scalingStrategy.groupConfig.placement.packDomain: Required value: a node label key such as topology.kubernetes.io/zone"],
+            ),
+            (
+                "not a label key, unknown mode",
+                |v| v["scalingStrategy"]["groupConfig"]["placement"] = serde_json::json!({"packDomain": "Zone.IO/zone!", "mode": "Strict"}),
+                &[
+                    "spec.scalingStrategy.groupConfig.placement.packDomain: Invalid value: \"Zone.IO/zone!\": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName', or 'my.name', or '123-abc')",
+                    "spec.scalingStrategy.groupConfig.placement.packDomain: Invalid value: \"Zone.IO/zone!\": prefix part a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com')",
+                    "spec.scalingStrategy.groupConfig.placement.mode: Unsupported value: \"Strict\": supported values: \"Required\", \"Preferred\"",
+                ],
+            ),
+        ],
+    );
+}
