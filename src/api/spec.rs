@@ -62,7 +62,7 @@ pub const PLACEMENT_MODES: [&str; 2] = [PLACEMENT_REQUIRED, PLACEMENT_PREFERRED]
     printcolumn = r#"{"name":"Updated","type":"integer","description":"Groups at the update revision","jsonPath":".status.updatedReplicas"}"#,
     printcolumn = r#"{"name":"Status","type":"string","description":"Ready condition","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Reason","type":"string","priority":1,"description":"Ready condition reason","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
-    printcolumn = r#"{"name":"Domains","type":"string","priority":1,"description":"Each group's placement domain, in group order","jsonPath":".status.groups[*].domain"}"#,
+    printcolumn = r#"{"name":"Domains","type":"string","priority":1,"description":"Each group's placement domain, in group order","jsonPath":".status.groupDomains"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]

@@ -37,6 +37,10 @@ pub struct ResourceScalingGroupStatus {
     /// Per-group state (GroupReplication).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<GroupStatus>,
+    /// With `placement`: each group's domain in group order, comma-separated (what
+    /// `kubectl get -o wide` shows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_domains: Option<String>,
     /// The most recent scale-down decision (GroupReplication).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_scale_down: Option<ScaleDownRecord>,

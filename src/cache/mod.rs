@@ -1,9 +1,12 @@
 //! The one informer cache shared by the webhooks and the controllers.
 //!
-//! Every kind is watched once. RSGs are watched in full; the objects rsg manages
+//! Each kind is watched once (pods twice: copies' pods and representatives). RSGs are watched
+//! in full; the objects rsg manages
 //! (Deployments, StatefulSets, Services, ConfigMaps, ControllerRevisions) only when they
-//! carry the label `rsg.io/name`, pods only when they are a group's representative, and
-//! Nodes as names and labels only (the domains placement reports).
+//! carry the label `rsg.io/name` (Services all, for the bases' Services, through a selector
+//! index), pods when they are a copy's or a group's representative (trimmed to what rsg
+//! reads), and Nodes as names and labels only (the domains placement reports). An index from
+//! RSG to its labelled objects spares reconciles a scan of every cached object.
 //! Events on managed objects are turned into reconcile triggers for the RSGs they belong to.
 
 mod api_reachability;
@@ -11,6 +14,8 @@ mod dynamic_watches;
 pub use api_reachability::ApiReachability;
 pub use dynamic_watches::DynamicWatches;
 mod feed;
+mod rsg_members;
+mod service_index;
 mod target_index;
 mod triggers;
 
@@ -18,7 +23,7 @@ use std::sync::Arc;
 
 use futures::{FutureExt, StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::{ControllerRevision, Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, PodSpec, PodStatus, Service};
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{self, store::Writer, ObjectRef, Store};
 use kube::runtime::{watcher, WatchStreamExt};
@@ -28,6 +33,8 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 pub use feed::ReconcileFeed;
+pub use rsg_members::RsgMembers;
+pub use service_index::ServiceIndex;
 pub use target_index::TargetIndex;
 pub use triggers::RsgTriggers;
 
@@ -48,14 +55,22 @@ pub struct Stores {
     pub deployments: Store<Deployment>,
     /// StatefulSets labelled `rsg.io/managed`.
     pub statefulsets: Store<StatefulSet>,
-    /// Services labelled `rsg.io/name` (copies).
+    /// Every Service, without status, managed fields or kubectl's last-applied annotation: the
+    /// bases' Services (found through [`Stores::service_index`]) and the copies.
     pub services: Store<Service>,
+    /// Selector pair → Services, for the Services that front a base.
+    pub service_index: Arc<ServiceIndex>,
+    /// RSG → its labelled objects of each kind.
+    pub members: Arc<RsgMembers>,
     /// ConfigMaps labelled `rsg.io/name` (replica baselines).
     pub config_maps: Store<ConfigMap>,
     /// ControllerRevisions labelled `rsg.io/name` (snapshots).
     pub revisions: Store<ControllerRevision>,
-    /// Pods labelled `rsg.io/representative`.
+    /// Pods labelled `rsg.io/representative`, trimmed like [`Stores::group_pods`].
     pub representatives: Store<Pod>,
+    /// Pods labelled `rsg.io/name` (the copies' pods), trimmed to metadata, node, phase and
+    /// conditions: what representatives and placement reports read.
+    pub group_pods: Store<Pod>,
     /// Every ResourceScalingGroupGrant (namespaces' consent to RSGs of other namespaces).
     pub grants: Store<ResourceScalingGroupGrant>,
     /// Every Node's name and labels (metadata only), for the domains groups landed in.
@@ -79,6 +94,7 @@ fn spawn_reflector<K>(
     api: Api<K>,
     config: watcher::Config,
     writer: Writer<K>,
+    trim: fn(&mut K),
     on_event: impl Fn(&watcher::Event<K>) + Send + Sync + 'static,
 ) where
     K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
@@ -88,7 +104,10 @@ fn spawn_reflector<K>(
     let listed_kind = kind.clone();
     let stream = watcher(api, config)
         .default_backoff()
-        .modify(|object| object.managed_fields_mut().clear())
+        .modify(move |object| {
+            object.managed_fields_mut().clear();
+            trim(object);
+        })
         .reflect(writer)
         .inspect_ok(move |event| {
             if matches!(event, watcher::Event::InitDone) {
@@ -108,11 +127,46 @@ fn spawn_reflector<K>(
     });
 }
 
+/// Keeps every field.
+fn keep_all<K>(_: &mut K) {}
+
+/// What rsg reads of a Service: its metadata (without kubectl's last-applied copy) and spec.
+fn trim_service(service: &mut Service) {
+    service.status = None;
+    service
+        .annotations_mut()
+        .remove("kubectl.kubernetes.io/last-applied-configuration");
+}
+
+/// What rsg reads of a pod: metadata, the node it is bound to, its phase and conditions.
+fn trim_pod(pod: &mut Pod) {
+    pod.metadata.annotations = None;
+    let node_name = pod.spec.take().and_then(|spec| spec.node_name);
+    pod.spec = Some(PodSpec {
+        node_name,
+        ..PodSpec::default()
+    });
+    let status = pod.status.take().unwrap_or_default();
+    pod.status = Some(PodStatus {
+        phase: status.phase,
+        conditions: status.conditions,
+        ..PodStatus::default()
+    });
+}
+
+/// One label-selected watch: its store, its objects in `members` (when given: one watch per
+/// kind may feed it) and its events turned into triggers by `map`.
+struct LabelledWatch<'a, K> {
+    label: &'a str,
+    trim: fn(&mut K),
+    members: Option<&'a Arc<RsgMembers>>,
+    map: fn(&RsgTriggers, &K) -> Vec<ObjectRef<ResourceScalingGroup>>,
+}
+
 fn watch_labelled<K>(
     client: &Client,
-    label: &str,
     triggers: &RsgTriggers,
-    map: fn(&RsgTriggers, &K) -> Vec<ObjectRef<ResourceScalingGroup>>,
+    watch: LabelledWatch<'_, K>,
 ) -> Store<K>
 where
     K: Resource<DynamicType = ()>
@@ -125,11 +179,57 @@ where
 {
     let (store, writer) = reflector::store::<K>();
     let triggers = triggers.clone();
+    let members = watch.members.cloned();
+    let map = watch.map;
     spawn_reflector(
         Api::<K>::all(client.clone()),
-        label_selected(label),
+        label_selected(watch.label),
         writer,
-        move |event| triggers.send_for_event(event, map),
+        watch.trim,
+        move |event| {
+            if let Some(members) = &members {
+                members.apply(event);
+            }
+            triggers.send_for_event(event, map);
+        },
+    );
+    store
+}
+
+/// A label-selected watch of objects rsg manages, indexed by RSG, kept whole.
+fn managed<'a, K>(
+    label: &'a str,
+    members: &'a Arc<RsgMembers>,
+    map: fn(&RsgTriggers, &K) -> Vec<ObjectRef<ResourceScalingGroup>>,
+) -> LabelledWatch<'a, K> {
+    LabelledWatch {
+        label,
+        trim: keep_all,
+        members: Some(members),
+        map,
+    }
+}
+
+/// Watches every Service: the copies (which trigger their RSG) and the bases' Services,
+/// indexed by selector.
+fn watch_services(
+    client: &Client,
+    triggers: &RsgTriggers,
+    members: &Arc<RsgMembers>,
+    index: &Arc<ServiceIndex>,
+) -> Store<Service> {
+    let (store, writer) = reflector::store::<Service>();
+    let (triggers, members, index) = (triggers.clone(), members.clone(), index.clone());
+    spawn_reflector(
+        Api::<Service>::all(client.clone()),
+        watcher::Config::default(),
+        writer,
+        trim_service,
+        move |event| {
+            index.apply(event);
+            members.apply(event);
+            triggers.send_for_event(event, RsgTriggers::for_labelled);
+        },
     );
     store
 }
@@ -179,6 +279,7 @@ impl Stores {
             Api::<ResourceScalingGroup>::all(client.clone()),
             watcher::Config::default(),
             rsg_writer,
+            keep_all,
             move |event| {
                 index.apply(event);
                 rsg_triggers.send_for_event(event, RsgTriggers::for_itself);
@@ -190,33 +291,59 @@ impl Stores {
             Api::<ResourceScalingGroupGrant>::all(client.clone()),
             watcher::Config::default(),
             grant_writer,
+            keep_all,
             move |event| grant_triggers.send_for_event(event, RsgTriggers::for_grant),
         );
+        let members = Arc::new(RsgMembers::default());
+        let service_index = Arc::new(ServiceIndex::default());
+        let m = &members;
         let stores = Self {
             rsgs,
             grants,
             dynamic: Arc::new(DynamicWatches::new(client.clone(), triggers.clone())),
             deployments: watch_labelled(
                 &client,
-                LABEL_MANAGED,
                 &triggers,
-                RsgTriggers::for_workload,
+                managed(LABEL_MANAGED, m, RsgTriggers::for_workload),
             ),
             statefulsets: watch_labelled(
                 &client,
-                LABEL_MANAGED,
                 &triggers,
-                RsgTriggers::for_workload,
+                managed(LABEL_MANAGED, m, RsgTriggers::for_workload),
             ),
-            services: watch_labelled(&client, LABEL_NAME, &triggers, RsgTriggers::for_labelled),
-            config_maps: watch_labelled(&client, LABEL_NAME, &triggers, RsgTriggers::for_labelled),
-            revisions: watch_labelled(&client, LABEL_NAME, &triggers, RsgTriggers::for_labelled),
+            services: watch_services(&client, &triggers, m, &service_index),
+            config_maps: watch_labelled(
+                &client,
+                &triggers,
+                managed(LABEL_NAME, m, RsgTriggers::for_labelled),
+            ),
+            revisions: watch_labelled(
+                &client,
+                &triggers,
+                managed(LABEL_NAME, m, RsgTriggers::for_labelled),
+            ),
             representatives: watch_labelled(
                 &client,
-                LABEL_REPRESENTATIVE,
                 &triggers,
-                RsgTriggers::for_representative,
+                LabelledWatch {
+                    label: LABEL_REPRESENTATIVE,
+                    trim: trim_pod,
+                    members: None,
+                    map: RsgTriggers::for_representative,
+                },
             ),
+            group_pods: watch_labelled(
+                &client,
+                &triggers,
+                LabelledWatch {
+                    label: LABEL_NAME,
+                    trim: trim_pod,
+                    members: Some(m),
+                    map: RsgTriggers::for_labelled,
+                },
+            ),
+            service_index,
+            members,
             nodes: watch_node_labels(&client),
             target_index,
             feed,
@@ -239,8 +366,11 @@ impl Stores {
             config_maps: reflector::store().0,
             revisions: reflector::store().0,
             representatives: reflector::store().0,
+            group_pods: reflector::store().0,
             grants: reflector::store().0,
             nodes: reflector::store().0,
+            service_index: Arc::default(),
+            members: Arc::default(),
             dynamic: Arc::new(DynamicWatches::disabled()),
             target_index: target_index.clone(),
             feed: Arc::default(),
@@ -274,6 +404,7 @@ impl Stores {
                 self.revisions.wait_until_ready().boxed(),
             ),
             ("Pod", self.representatives.wait_until_ready().boxed()),
+            ("Pod (groups)", self.group_pods.wait_until_ready().boxed()),
             (
                 "ResourceScalingGroupGrant",
                 self.grants.wait_until_ready().boxed(),
@@ -342,19 +473,22 @@ impl Stores {
     }
 }
 
-/// Objects in `store` in `namespace` whose label `key` equals `value`.
-pub fn labelled<K>(store: &Store<K>, namespace: &str, key: &str, value: &str) -> Vec<Arc<K>>
+/// Objects in `store` in `namespace` labelled `rsg.io/name=<rsg>`, found through `members`.
+pub fn labelled<K>(
+    store: &Store<K>,
+    members: &RsgMembers,
+    namespace: &str,
+    rsg: &str,
+) -> Vec<Arc<K>>
 where
     K: Resource + Clone + 'static,
-    K::DynamicType: Eq + std::hash::Hash + Clone,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
 {
-    store
-        .state()
-        .into_iter()
-        .filter(|o| {
-            o.namespace().as_deref() == Some(namespace)
-                && o.labels().get(key).map(String::as_str) == Some(value)
-        })
+    members
+        .names::<K>(namespace, rsg)
+        .iter()
+        .filter_map(|name| store.get(&ObjectRef::new(name).within(namespace)))
+        .filter(|o| o.labels().get(LABEL_NAME).map(String::as_str) == Some(rsg))
         .collect()
 }
 

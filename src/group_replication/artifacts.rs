@@ -200,12 +200,17 @@ pub fn snapshots_of(
     target: &str,
 ) -> Vec<ControllerRevision> {
     let namespace = rsg.namespace().unwrap_or_default();
-    labelled(&stores.revisions, &namespace, LABEL_NAME, &rsg.name_any())
-        .into_iter()
-        .filter(|r| r.labels().get(LABEL_TARGET).map(String::as_str) == Some(target))
-        .filter(|r| made_by(&r.metadata, rsg))
-        .map(|r| (*r).clone())
-        .collect()
+    labelled(
+        &stores.revisions,
+        &stores.members,
+        &namespace,
+        &rsg.name_any(),
+    )
+    .into_iter()
+    .filter(|r| r.labels().get(LABEL_TARGET).map(String::as_str) == Some(target))
+    .filter(|r| made_by(&r.metadata, rsg))
+    .map(|r| (*r).clone())
+    .collect()
 }
 
 /// The revision a snapshot holds (computed from its data, so snapshots taken before

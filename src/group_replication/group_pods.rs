@@ -1,5 +1,6 @@
-//! The pods of an RSG's active groups, read once per reconcile and shared by representative
-//! labelling and the placement report.
+//! The pods of an RSG's active groups, read once per reconcile (from the cache, except group
+//! 0's when they must be listed) and shared by representative labelling and the placement
+//! report.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -8,7 +9,9 @@ use kube::api::ListParams;
 use kube::{Api, ResourceExt};
 
 use super::observe::Observation;
-use crate::api::{ResourceScalingGroup, LABEL_GROUP_ID, LABEL_NAME};
+use super::representatives::is_ready;
+use crate::api::{ResourceScalingGroup, LABEL_GROUP_ID, LABEL_REPRESENTATIVE};
+use crate::cache::labelled;
 use crate::reconcile::{Context, ReconcileError};
 use crate::workload::pod_selector;
 
@@ -79,9 +82,64 @@ async fn base_pods(
         .items)
 }
 
-/// Lists the pods of every group in `active`: copies' pods by the RSG's label in its
-/// namespace, group 0's by the bases' selectors (the first base's only, unless placement is
-/// reported).
+/// Group 0's ready representative as the cache sees it: while it stays so, the bases' pods
+/// need not be listed.
+fn cached_ready_representative(
+    ctx: &Context,
+    rsg_name: &str,
+    base_namespace: &str,
+    base_selector: &BTreeMap<String, String>,
+) -> Option<Pod> {
+    ctx.stores
+        .representatives
+        .state()
+        .iter()
+        .filter(|p| p.namespace().as_deref() == Some(base_namespace))
+        .filter(|p| p.labels().get(LABEL_REPRESENTATIVE).map(String::as_str) == Some(rsg_name))
+        .filter(|p| !p.labels().contains_key(LABEL_GROUP_ID) && selects(base_selector, p))
+        .find(|p| p.metadata.deletion_timestamp.is_none() && is_ready(p))
+        .map(|p| (**p).clone())
+}
+
+/// Group 0's pods: the first base's (every base's when placement is reported). Listed from
+/// the API server, as bases' pods carry no label rsg watches; with no placement to report and
+/// a ready representative cached, that representative alone.
+async fn group0_pods(
+    ctx: &Context,
+    rsg_name: &str,
+    obs: &Observation,
+) -> Result<Vec<GroupPod>, ReconcileError> {
+    let Some(first) = obs.targets.first() else {
+        return Ok(Vec::new());
+    };
+    if obs.placement.is_none() {
+        let selector = pod_selector(&first.base);
+        if let Some(pod) =
+            cached_ready_representative(ctx, rsg_name, &first.base_namespace, &selector)
+        {
+            return Ok(vec![GroupPod { target: 0, pod }]);
+        }
+    }
+    let bases = if obs.placement.is_some() {
+        obs.targets.len()
+    } else {
+        1
+    };
+    let mut pods = Vec::new();
+    for (index, target) in obs.targets.iter().enumerate().take(bases) {
+        let selector = pod_selector(&target.base);
+        if selector.is_empty() {
+            continue;
+        }
+        for pod in base_pods(ctx, &target.base_namespace, &selector).await? {
+            pods.push(GroupPod { target: index, pod });
+        }
+    }
+    Ok(pods)
+}
+
+/// The pods of every group in `active`: copies' pods from the cache (labelled with the RSG's
+/// name in its namespace), group 0's as [`group0_pods`] says.
 pub async fn read_group_pods(
     ctx: &Context,
     rsg: &ResourceScalingGroup,
@@ -92,31 +150,18 @@ pub async fn read_group_pods(
     let rsg_namespace = rsg.namespace().unwrap_or_default();
     let mut pods = GroupPods::default();
     if active.contains(&0) {
-        let bases = if obs.placement.is_some() {
-            obs.targets.len()
-        } else {
-            1
-        };
-        let mut group0 = Vec::new();
-        for (index, target) in obs.targets.iter().enumerate().take(bases) {
-            let selector = pod_selector(&target.base);
-            if selector.is_empty() {
-                continue;
-            }
-            for pod in base_pods(ctx, &target.base_namespace, &selector).await? {
-                group0.push(GroupPod { target: index, pod });
-            }
-        }
-        pods.by_group.insert(0, group0);
+        pods.by_group
+            .insert(0, group0_pods(ctx, &rsg_name, obs).await?);
     }
     if !active.iter().any(|id| *id > 0) {
         return Ok(pods);
     }
-    let copy_pods = Api::<Pod>::namespaced(ctx.client.clone(), &rsg_namespace)
-        .list(&ListParams::default().labels(&format!("{LABEL_NAME}={rsg_name}")))
-        .await
-        .map_err(ReconcileError::list("Pod", &rsg_namespace))?
-        .items;
+    let copy_pods = labelled(
+        &ctx.stores.group_pods,
+        &ctx.stores.members,
+        &rsg_namespace,
+        &rsg_name,
+    );
     for id in active.iter().filter(|id| **id > 0) {
         let selectors: Vec<(usize, BTreeMap<String, String>)> = obs
             .targets
@@ -132,7 +177,7 @@ pub async fn read_group_pods(
                     .find(|(_, selector)| selects(selector, pod))
                     .map(|(target, _)| GroupPod {
                         target: *target,
-                        pod: pod.clone(),
+                        pod: (**pod).clone(),
                     })
             })
             .collect();

@@ -193,9 +193,9 @@ async fn reconcile(
     let watched = ctx.watch_kinds(&kinds).await;
     let settled = RequeueInputs {
         next_drain_check: plan.next_drain_check,
-        all_represented: applied.active.iter().all(|id| represented.contains(id)),
         problems: !applied.problems.is_empty(),
-        pods_pending: placement.values().any(|r| r.pending),
+        // Copies' pods are watched (their scheduling wakes the RSG); the bases' are not.
+        pods_pending: placement.get(&0).is_some_and(|r| r.pending),
         unwatched_not_ready: written.ready_replicas < written.current_replicas && !watched,
         rollout_left: plan
             .rollout
@@ -266,11 +266,9 @@ async fn announce_unschedulable(
 struct RequeueInputs {
     /// When the next draining group's timeout passes.
     next_drain_check: Option<Duration>,
-    /// Whether every active group has a representative pod.
-    all_represented: bool,
     /// Whether problems were found.
     problems: bool,
-    /// Whether a group's pod waits for the scheduler (its outcome changes no workload).
+    /// Whether a pod of group 0 waits for the scheduler (bases' pods are not watched).
     pods_pending: bool,
     /// Whether a group of a kind that cannot be watched is not ready.
     unwatched_not_ready: bool,
@@ -279,17 +277,14 @@ struct RequeueInputs {
 }
 
 impl RequeueInputs {
-    /// Draining groups' metric every few seconds (and at the timeout); 5 minutes once
-    /// settled; 10 s while anything is still to happen.
+    /// Draining groups' metric every few seconds (and at the timeout); a base's pending pod
+    /// every 15 s; 10 s while a problem, a rollout or an unwatched kind is to be looked at; else
+    /// 5 minutes: groups that are not ready yet wait for their workloads' and pods' events.
     fn requeue_after(&self) -> Duration {
         match self.next_drain_check {
             Some(remaining) => remaining.min(Duration::from_secs(3)),
             None if self.pods_pending => Duration::from_secs(15),
-            None if self.all_represented
-                && !self.problems
-                && !self.unwatched_not_ready
-                && !self.rollout_left =>
-            {
+            None if !self.problems && !self.unwatched_not_ready && !self.rollout_left => {
                 Duration::from_secs(300)
             }
             None => Duration::from_secs(10),
@@ -306,7 +301,6 @@ mod tests {
     fn drains_are_polled_and_settled_groups_wait_five_minutes() {
         let settled = RequeueInputs {
             next_drain_check: None,
-            all_represented: true,
             problems: false,
             pods_pending: false,
             unwatched_not_ready: false,

@@ -24,8 +24,8 @@ use crate::cache::labelled;
 use crate::naming::{replica_config_name, snapshot_name};
 use crate::reconcile::{to_json, Context, ObjectName, Problem, ReconcileError};
 use crate::workload::{
-    self, all_pod_template_labels, is_fully_ready, label, object_to_value,
-    selector_matches_template, AccessError, WorkloadKind,
+    self, all_pod_template_labels, is_fully_ready, label, object_to_value, AccessError,
+    WorkloadKind,
 };
 
 /// Annotation on base workloads while the RSG holds group 0 at zero replicas.
@@ -280,18 +280,23 @@ async fn copies_of(
     };
     Ok(match kind {
         WorkloadKind::Deployment => typed(
-            labelled(&ctx.stores.deployments, rsg_namespace, LABEL_NAME, rsg_name)
-                .iter()
-                .map(|d| object_to_value("Deployment", d.as_ref()))
-                .collect::<Result<_, _>>()?,
+            labelled(
+                &ctx.stores.deployments,
+                &ctx.stores.members,
+                rsg_namespace,
+                rsg_name,
+            )
+            .iter()
+            .map(|d| object_to_value("Deployment", d.as_ref()))
+            .collect::<Result<_, _>>()?,
             "apps/v1",
             "Deployment",
         ),
         WorkloadKind::StatefulSet => typed(
             labelled(
                 &ctx.stores.statefulsets,
+                &ctx.stores.members,
                 rsg_namespace,
-                LABEL_NAME,
                 rsg_name,
             )
             .iter()
@@ -505,7 +510,7 @@ pub async fn observe(
             .cloned()
             .unwrap_or(Ok(Replicas::Count(1)));
     }
-    let base_services = associated_services(ctx, &targets).await?;
+    let base_services = associated_services(ctx, &targets)?;
     let copy_services =
         service_copies(ctx, rsg, &expected_groups, !base_services.is_empty()).await?;
     let group0_held = !targets.is_empty()
@@ -579,9 +584,14 @@ async fn service_copies(
     let namespace = rsg.namespace().unwrap_or_default();
     let rsg_name = rsg.name_any();
     let mut by_group = group_services(
-        labelled(&ctx.stores.services, &namespace, LABEL_NAME, &rsg_name)
-            .iter()
-            .map(|s| to_json("Service", s.as_ref())),
+        labelled(
+            &ctx.stores.services,
+            &ctx.stores.members,
+            &namespace,
+            &rsg_name,
+        )
+        .iter()
+        .map(|s| to_json("Service", s.as_ref())),
     )?;
     let behind =
         groups_have_services && expected_groups.iter().any(|id| !by_group.contains_key(id));
@@ -631,44 +641,36 @@ impl<'a> Fronted<'a> {
 }
 
 /// The Services in the targets' namespaces whose selector picks a target's pods, and a
-/// StatefulSet's governing Service.
-async fn associated_services(
+/// StatefulSet's governing Service, from the cache (its selector index).
+fn associated_services(
     ctx: &Context,
     targets: &[TargetState],
 ) -> Result<Vec<BaseService>, ReconcileError> {
-    let namespaces: BTreeSet<&str> = targets.iter().map(|t| t.base_namespace.as_str()).collect();
-    let fronted: Vec<Fronted<'_>> = targets.iter().map(Fronted::of).collect();
-    let mut found: BTreeMap<(String, String), Value> = BTreeMap::new();
-    for namespace in namespaces {
-        let services = Api::<Service>::namespaced(ctx.client.clone(), namespace)
-            .list(&ListParams::default())
-            .await
-            .map_err(ReconcileError::list("Service", namespace))?;
-        for service in services.items {
-            let selector = service
-                .spec
-                .as_ref()
-                .and_then(|s| s.selector.clone())
-                .unwrap_or_default();
-            let name = service.name_any();
-            let used = fronted
-                .iter()
-                .filter(|t| t.namespace == namespace)
-                .any(|t| {
-                    t.templates
-                        .iter()
-                        .any(|labels| selector_matches_template(&selector, labels))
-                        || t.governing_service == Some(name.as_str())
-                });
-            if used {
-                found.insert((namespace.to_string(), name), to_json("Service", &service)?);
+    let mut names: BTreeSet<(String, String)> = BTreeSet::new();
+    for target in targets.iter().map(Fronted::of) {
+        for labels in &target.templates {
+            for name in ctx.stores.service_index.selecting(target.namespace, labels) {
+                names.insert((target.namespace.to_string(), name));
             }
         }
+        if let Some(governing) = target.governing_service {
+            names.insert((target.namespace.to_string(), governing.to_string()));
+        }
     }
-    Ok(found
-        .into_iter()
-        .map(|((_, name), object)| BaseService { object, name })
-        .collect())
+    let mut found = Vec::new();
+    for (namespace, name) in names {
+        let cached = ctx
+            .stores
+            .services
+            .get(&ObjectRef::new(&name).within(&namespace));
+        if let Some(service) = cached {
+            found.push(BaseService {
+                object: to_json("Service", service.as_ref())?,
+                name,
+            });
+        }
+    }
+    Ok(found)
 }
 
 #[cfg(test)]

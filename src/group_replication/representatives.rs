@@ -17,7 +17,8 @@ use crate::api_errors;
 use crate::reconcile::{Context, ObjectName, ReconcileError};
 use crate::workload::pod_selector;
 
-fn is_ready(pod: &Pod) -> bool {
+/// Whether the pod's Ready condition is True.
+pub(super) fn is_ready(pod: &Pod) -> bool {
     pod.status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())

@@ -187,6 +187,13 @@ pub fn groups_status(
     status.ready_replicas = ready_count;
     status.last_desired_replicas = Some(summary.desired);
     status.selector = Some(format!("{LABEL_REPRESENTATIVE}={}", rsg.name_any()));
+    status.group_domains = obs.placement.as_ref().map(|_| {
+        groups
+            .iter()
+            .map(|g| g.domain.as_deref().unwrap_or("-"))
+            .collect::<Vec<_>>()
+            .join(",")
+    });
     status.groups = groups;
     status.last_scale_down = summary.last_scale_down.clone();
     let outdated = summary.rollout.as_ref().map(|(outdated, _)| outdated);

@@ -109,9 +109,13 @@ pub fn env_with(options: EnvOptions) -> &'static TestEnv {
 
 /// An async client for the test apiserver.
 pub async fn client() -> kube::Client {
-    let env = env();
+    client_for(&env().kubeconfig).await
+}
+
+/// A client of the cluster `kubeconfig` names.
+pub async fn client_for(kubeconfig: &std::path::Path) -> kube::Client {
     let kubeconfig =
-        kube::config::Kubeconfig::read_from(&env.kubeconfig).expect("reading the test kubeconfig");
+        kube::config::Kubeconfig::read_from(kubeconfig).expect("reading the test kubeconfig");
     let config = kube::Config::from_custom_kubeconfig(
         kubeconfig,
         &kube::config::KubeConfigOptions::default(),

@@ -1,0 +1,285 @@
+//! A fleet of RSGs on one rsg: N RSGs, each over one base Deployment with a headless Service,
+//! at 3 groups (2 copies of each), on an API server with no node, so groups stay not ready
+//! (as pods loading a model do for minutes). Side by side in one run:
+//!
+//! * `kubectl apply` of the N RSGs through both webhooks, and of N plain Deployments;
+//! * rsg's time from the start of that apply until every copy and Service copy exists, and a
+//!   plain client writing the same 2N Deployments and 2N Services (8 at a time);
+//! * rsg's RSS once converged;
+//! * a restart of the converged fleet: time to ready, then, until every RSG was reconciled
+//!   once, rsg's API requests (from the API server's audit log of its identity) per
+//!   reconcile, and its writes.
+//!
+//! Run: `cargo bench --bench fleet` (RSG_FLEET_RSGS sets N, default 1000).
+
+mod common;
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use common::{invoked_as_benchmark, memory_mib};
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Namespace, Service};
+use kube::api::{ListParams, PostParams};
+use kube::{Api, Client};
+use serde_json::{json, Value};
+use support::control_plane::{ControlPlane, RSG_USER};
+use support::kubectl::{install_rsg_prerequisites, kubectl_apply};
+use support::processes::scratch_dir;
+use support::rsg_process::{register_webhooks, RsgProcess};
+
+const FLEET: &str = "fleet";
+const PLAIN: &str = "fleet-plain";
+const PLAIN_COPIES: &str = "fleet-plain-copies";
+const GROUPS: i32 = 3;
+const PLAIN_CONCURRENCY: usize = 8;
+
+fn base(ns: &str, i: usize) -> (Value, Value) {
+    let name = format!("base-{i}");
+    let deployment = rsg::fixtures::deployment(ns, &name, 1);
+    let mut service = rsg::fixtures::service(ns, &name);
+    service["spec"]["clusterIP"] = json!("None");
+    (deployment, service)
+}
+
+fn rsg_of(i: usize) -> Value {
+    json!({
+        "apiVersion": "autoscaling.openfuyao.com/v1alpha1", "kind": "ResourceScalingGroup",
+        "metadata": {"name": format!("rsg-{i}"), "namespace": FLEET},
+        "spec": {"targetResources": [{"name": "engine", "resourceRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": format!("base-{i}")}}],
+                 "scalingStrategy": {"type": "GroupReplication", "groupConfig": {"groupName": "g", "replicas": GROUPS}}}
+    })
+}
+
+async fn create_all(client: &Client, objects: Vec<Value>, concurrency: usize) {
+    let creates = futures::stream::iter(objects).map(|object| {
+        let client = client.clone();
+        async move {
+            let ns = object["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let params = PostParams::default();
+            if object["kind"] == "Service" {
+                let service: Service = serde_json::from_value(object).expect("a Service");
+                Api::<Service>::namespaced(client, &ns)
+                    .create(&params, &service)
+                    .await
+                    .map(|_| ())
+            } else {
+                let deployment: Deployment = serde_json::from_value(object).expect("a Deployment");
+                Api::<Deployment>::namespaced(client, &ns)
+                    .create(&params, &deployment)
+                    .await
+                    .map(|_| ())
+            }
+        }
+    });
+    let failed = creates
+        .buffer_unordered(concurrency)
+        .filter(|r| futures::future::ready(r.is_err()))
+        .count()
+        .await;
+    assert_eq!(failed, 0, "some objects could not be created");
+}
+
+/// Copies (group ids 1 and 2) of Deployments and Services in `ns`.
+async fn copies(client: &Client, ns: &str) -> (usize, usize) {
+    let params = ListParams::default().labels("rsg.io/group-id in (1,2)");
+    let deployments = Api::<Deployment>::namespaced(client.clone(), ns)
+        .list_metadata(&params)
+        .await;
+    let services = Api::<Service>::namespaced(client.clone(), ns)
+        .list_metadata(&params)
+        .await;
+    (
+        deployments.map_or(0, |l| l.items.len()),
+        services.map_or(0, |l| l.items.len()),
+    )
+}
+
+fn kubectl_apply_timed(kubeconfig: &std::path::Path, objects: &[Value]) -> Duration {
+    let yaml = objects
+        .iter()
+        .map(|o| serde_norway::to_string(o).expect("YAML"))
+        .collect::<Vec<_>>()
+        .join("---\n");
+    let started = Instant::now();
+    let out = kubectl_apply(kubeconfig, &yaml, &[]);
+    assert!(out.success, "kubectl apply: {}", out.stderr);
+    started.elapsed()
+}
+
+/// rsg's audited requests so far, by kind of request.
+#[derive(Default, Debug, Clone, Copy)]
+struct Audited {
+    /// Namespaced reads (get, list) other than its Lease: what reconciles ask.
+    reconcile_reads: usize,
+    /// Creates, updates, patches and deletes of anything but its Lease and Events.
+    writes: usize,
+    /// Cluster-wide lists and watches: its caches starting.
+    cache: usize,
+}
+
+fn audited(log: &std::path::Path) -> Audited {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let mut counts = Audited::default();
+    for event in text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+    {
+        if event["user"]["username"] != RSG_USER {
+            continue;
+        }
+        let resource = event["objectRef"]["resource"].as_str().unwrap_or_default();
+        if resource == "leases" {
+            continue;
+        }
+        let namespaced = event["objectRef"]["namespace"].is_string();
+        match event["verb"].as_str().unwrap_or_default() {
+            "get" | "list" if namespaced => counts.reconcile_reads += 1,
+            "list" | "watch" => counts.cache += 1,
+            "create" | "update" | "patch" | "delete" if resource != "events" => counts.writes += 1,
+            _ => {}
+        }
+    }
+    counts
+}
+
+fn reconciles(rsg: &RsgProcess) -> f64 {
+    let body = rsg.get("/metrics").map(|(_, b)| b).unwrap_or_default();
+    body.lines()
+        .filter(|l| l.starts_with("rsg_reconciles_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+fn main() {
+    if !invoked_as_benchmark() {
+        println!("fleet benchmark: run with `cargo bench --bench fleet`");
+        return;
+    }
+    let n: usize = std::env::var("RSG_FLEET_RSGS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let dir = scratch_dir();
+    let plane = ControlPlane::start(&dir, false);
+    install_rsg_prerequisites(&plane.kubeconfig);
+    let rsg = RsgProcess::start(&dir, &plane.rsg_kubeconfig, "rsg-fleet");
+    register_webhooks(&plane.kubeconfig, &rsg);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let client = runtime.block_on(support::client_for(&plane.kubeconfig));
+    runtime.block_on(async {
+        for ns in [FLEET, PLAIN, PLAIN_COPIES] {
+            let namespace: Namespace =
+                serde_json::from_value(json!({"metadata": {"name": ns}})).expect("a namespace");
+            Api::<Namespace>::all(client.clone())
+                .create(&PostParams::default(), &namespace)
+                .await
+                .expect("namespace");
+        }
+        let bases: Vec<Value> = (0..n)
+            .flat_map(|i| {
+                let (d, s) = base(FLEET, i);
+                [d, s]
+            })
+            .collect();
+        create_all(&client, bases, 32).await;
+    });
+
+    // The plain client writes the copies rsg would write, as rsg builds them.
+    let plain_copies: Vec<Value> = (0..n)
+        .flat_map(|i| {
+            let (d, s) = base(PLAIN_COPIES, i);
+            let renames = BTreeMap::new();
+            (1..GROUPS).flat_map(move |id| {
+                common::copy_group(
+                    &[d.clone(), s.clone()],
+                    PLAIN_COPIES,
+                    &format!("rsg-{i}"),
+                    id,
+                    &renames,
+                )
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    runtime.block_on(create_all(&client, plain_copies, PLAIN_CONCURRENCY));
+    let plain_write = started.elapsed();
+
+    let plain: Vec<Value> = (0..n).map(|i| base(PLAIN, i).0).collect();
+    let plain_apply = kubectl_apply_timed(&plane.kubeconfig, &plain);
+    let rsgs: Vec<Value> = (0..n).map(rsg_of).collect();
+    let started = Instant::now();
+    let rsg_apply = kubectl_apply_timed(&plane.kubeconfig, &rsgs);
+    let want = 2 * n;
+    let converged = loop {
+        let (deployments, services) = runtime.block_on(copies(&client, FLEET));
+        if deployments >= want && services >= want {
+            break started.elapsed();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(3600),
+            "not converged after an hour: {deployments} of {want} copies, {services} Service copies"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let (rss, peak) = rsg.pid().map_or((f64::NAN, f64::NAN), memory_mib);
+
+    // Restart the converged fleet: ready, then every RSG reconciled once.
+    std::thread::sleep(Duration::from_secs(5));
+    let before = audited(&plane.audit_log);
+    rsg.stop(libc::SIGTERM);
+    let restarted = Instant::now();
+    rsg.restart();
+    let ready = restarted.elapsed();
+    let reconciled = loop {
+        let count = reconciles(&rsg);
+        if count >= n as f64 || restarted.elapsed() > Duration::from_secs(600) {
+            break count;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    std::thread::sleep(Duration::from_secs(3));
+    let after = audited(&plane.audit_log);
+    let reads = after.reconcile_reads - before.reconcile_reads;
+
+    let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
+    println!("\nfleet: {n} RSGs x {GROUPS} groups, one Deployment + one headless Service per base, no node (groups stay not ready)");
+    println!("| measure | rsg | reference | ratio |");
+    println!("|---|---|---|---|");
+    println!(
+        "| converge: every copy and Service copy exists ({} + {want}) | {:.1} s from the start of the apply | plain client writing the same objects, {PLAIN_CONCURRENCY} at a time: {:.1} s | {:.2} |",
+        want,
+        converged.as_secs_f64(),
+        plain_write.as_secs_f64(),
+        ratio(converged, plain_write)
+    );
+    println!(
+        "| kubectl apply of {n} RSGs through both webhooks | {:.1} s | {n} plain Deployments: {:.1} s | {:.2} |",
+        rsg_apply.as_secs_f64(),
+        plain_apply.as_secs_f64(),
+        ratio(rsg_apply, plain_apply)
+    );
+    println!("| rsg RSS converged (peak) | {rss:.1} MiB ({peak:.1}) | — | — |");
+    println!(
+        "| restart of the converged fleet: ready | {:.2} s | — | — |",
+        ready.as_secs_f64()
+    );
+    println!(
+        "| after the restart, {reconciled:.0} reconciles: namespaced reads per reconcile; writes | {:.2}; {} | — | — |",
+        reads as f64 / reconciled.max(1.0),
+        after.writes - before.writes
+    );
+    println!(
+        "| after the restart: cluster-wide lists and watches (the caches) | {} | — | — |",
+        after.cache - before.cache
+    );
+}

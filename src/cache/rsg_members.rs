@@ -1,0 +1,227 @@
+//! An index from RSG to the objects labelled `rsg.io/name=<rsg>` in its namespace (copies,
+//! Service copies, snapshots, the baseline ConfigMap), one per kind, kept current from watch
+//! events: a reconcile finds its objects without scanning every cached one.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use kube::runtime::watcher::Event;
+use kube::{Resource, ResourceExt};
+
+use crate::api::LABEL_NAME;
+
+/// `(kind, namespace, rsg name)`.
+type MemberKey = (String, String, String);
+/// `(kind, namespace, object name)`.
+type ObjectKey = (String, String, String);
+
+#[derive(Default)]
+struct IndexState {
+    by_rsg: HashMap<MemberKey, BTreeSet<String>>,
+    rsg_of: HashMap<ObjectKey, String>,
+    relisting: HashMap<String, HashMap<ObjectKey, String>>,
+}
+
+impl IndexState {
+    fn remove(&mut self, object: &ObjectKey) {
+        let Some(rsg) = self.rsg_of.remove(object) else {
+            return;
+        };
+        let key = (object.0.clone(), object.1.clone(), rsg);
+        if let Some(names) = self.by_rsg.get_mut(&key) {
+            names.remove(&object.2);
+            if names.is_empty() {
+                self.by_rsg.remove(&key);
+            }
+        }
+    }
+
+    fn insert(&mut self, object: ObjectKey, rsg: Option<String>) {
+        self.remove(&object);
+        if let Some(rsg) = rsg {
+            self.by_rsg
+                .entry((object.0.clone(), object.1.clone(), rsg.clone()))
+                .or_default()
+                .insert(object.2.clone());
+            self.rsg_of.insert(object, rsg);
+        }
+    }
+}
+
+fn keys_of<K: Resource>(object: &K) -> (ObjectKey, Option<String>)
+where
+    K::DynamicType: Default,
+{
+    let kind = K::kind(&K::DynamicType::default()).into_owned();
+    (
+        (
+            kind,
+            object.namespace().unwrap_or_default(),
+            object.name_any(),
+        ),
+        object.labels().get(LABEL_NAME).cloned(),
+    )
+}
+
+/// RSG → its labelled objects, per kind.
+#[derive(Default)]
+pub struct RsgMembers {
+    state: RwLock<IndexState>,
+}
+
+impl RsgMembers {
+    fn write(&self) -> RwLockWriteGuard<'_, IndexState> {
+        self.state
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, IndexState> {
+        self.state
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Applies one watch event of kind `K`.
+    pub fn apply<K: Resource>(&self, event: &Event<K>)
+    where
+        K::DynamicType: Default,
+    {
+        let kind = K::kind(&K::DynamicType::default()).into_owned();
+        let mut state = self.write();
+        match event {
+            Event::Apply(object) => {
+                let (key, rsg) = keys_of(object);
+                state.insert(key, rsg);
+            }
+            Event::Delete(object) => {
+                let (key, _) = keys_of(object);
+                state.remove(&key);
+            }
+            Event::Init => {
+                state.relisting.insert(kind, HashMap::new());
+            }
+            Event::InitApply(object) => {
+                let (key, rsg) = keys_of(object);
+                if let Some(rsg) = rsg {
+                    state.relisting.entry(kind).or_default().insert(key, rsg);
+                }
+            }
+            Event::InitDone => {
+                let fresh = state.relisting.remove(&kind).unwrap_or_default();
+                let stale: Vec<ObjectKey> = state
+                    .rsg_of
+                    .keys()
+                    .filter(|key| key.0 == kind)
+                    .cloned()
+                    .collect();
+                for key in &stale {
+                    state.remove(key);
+                }
+                for (key, rsg) in fresh {
+                    state.insert(key, Some(rsg));
+                }
+            }
+        }
+    }
+
+    /// Names of the objects of kind `K` in `namespace` labelled `rsg.io/name=<rsg>`.
+    pub fn names<K: Resource>(&self, namespace: &str, rsg: &str) -> BTreeSet<String>
+    where
+        K::DynamicType: Default,
+    {
+        let kind = K::kind(&K::DynamicType::default()).into_owned();
+        self.read()
+            .by_rsg
+            .get(&(kind, namespace.to_string(), rsg.to_string()))
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::core::v1::Service;
+    use serde_json::json;
+
+    fn labelled<K: serde::de::DeserializeOwned>(ns: &str, name: &str, rsg: Option<&str>) -> K {
+        let labels = rsg.map_or(json!({}), |rsg| json!({LABEL_NAME: rsg}));
+        serde_json::from_value(
+            json!({"metadata": {"name": name, "namespace": ns, "labels": labels}}),
+        )
+        .expect("an object")
+    }
+
+    #[test]
+    fn members_follow_labels_per_kind_and_namespace() {
+        let members = RsgMembers::default();
+        members.apply(&Event::Apply(labelled::<Deployment>(
+            "a",
+            "g-web-1",
+            Some("g"),
+        )));
+        members.apply(&Event::Apply(labelled::<Service>(
+            "a",
+            "web-g-1",
+            Some("g"),
+        )));
+        members.apply(&Event::Apply(labelled::<Deployment>(
+            "b",
+            "g-web-1",
+            Some("g"),
+        )));
+        members.apply(&Event::Apply(labelled::<Deployment>("a", "plain", None)));
+        assert_eq!(
+            members.names::<Deployment>("a", "g"),
+            ["g-web-1".to_string()].into()
+        );
+        assert_eq!(
+            members.names::<Service>("a", "g"),
+            ["web-g-1".to_string()].into()
+        );
+        members.apply(&Event::Apply(labelled::<Deployment>(
+            "a",
+            "g-web-1",
+            Some("h"),
+        )));
+        assert!(
+            members.names::<Deployment>("a", "g").is_empty(),
+            "relabelled"
+        );
+        assert_eq!(members.names::<Deployment>("a", "h").len(), 1);
+        members.apply(&Event::Delete(labelled::<Deployment>(
+            "a",
+            "g-web-1",
+            Some("h"),
+        )));
+        assert!(members.names::<Deployment>("a", "h").is_empty());
+    }
+
+    #[test]
+    fn a_relist_of_one_kind_leaves_the_others() {
+        let members = RsgMembers::default();
+        members.apply(&Event::Apply(labelled::<Deployment>(
+            "a",
+            "gone",
+            Some("g"),
+        )));
+        members.apply(&Event::Apply(labelled::<Service>("a", "svc", Some("g"))));
+        members.apply(&Event::<Deployment>::Init);
+        members.apply(&Event::InitApply(labelled::<Deployment>(
+            "a",
+            "kept",
+            Some("g"),
+        )));
+        members.apply(&Event::<Deployment>::InitDone);
+        assert_eq!(
+            members.names::<Deployment>("a", "g"),
+            ["kept".to_string()].into()
+        );
+        assert_eq!(
+            members.names::<Service>("a", "g"),
+            ["svc".to_string()].into()
+        );
+    }
+}

@@ -1,0 +1,208 @@
+//! An index from selector labels to the Services whose selector holds them, kept current from
+//! watch events, so finding the Services that front a workload costs the same in a namespace
+//! of ten Services or ten thousand (and makes no API request).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use k8s_openapi::api::core::v1::Service;
+use kube::runtime::watcher::Event;
+use kube::ResourceExt;
+
+use crate::workload::selector_matches_template;
+
+/// `(namespace, name)` of a Service.
+type ServiceKey = (String, String);
+/// `(namespace, label key, label value)`: one pair of a selector.
+type PairKey = (String, String, String);
+
+#[derive(Default)]
+struct IndexState {
+    selectors: HashMap<ServiceKey, BTreeMap<String, String>>,
+    by_pair: HashMap<PairKey, BTreeSet<String>>,
+    relisting: Option<HashMap<ServiceKey, BTreeMap<String, String>>>,
+}
+
+fn entry_of(service: &Service) -> (ServiceKey, BTreeMap<String, String>) {
+    let selector = service
+        .spec
+        .as_ref()
+        .and_then(|s| s.selector.clone())
+        .unwrap_or_default();
+    (
+        (service.namespace().unwrap_or_default(), service.name_any()),
+        selector,
+    )
+}
+
+impl IndexState {
+    fn remove(&mut self, key: &ServiceKey) {
+        let Some(selector) = self.selectors.remove(key) else {
+            return;
+        };
+        for (label, value) in selector {
+            let pair = (key.0.clone(), label, value);
+            if let Some(names) = self.by_pair.get_mut(&pair) {
+                names.remove(&key.1);
+                if names.is_empty() {
+                    self.by_pair.remove(&pair);
+                }
+            }
+        }
+    }
+
+    fn insert(&mut self, key: ServiceKey, selector: BTreeMap<String, String>) {
+        self.remove(&key);
+        for (label, value) in &selector {
+            self.by_pair
+                .entry((key.0.clone(), label.clone(), value.clone()))
+                .or_default()
+                .insert(key.1.clone());
+        }
+        self.selectors.insert(key, selector);
+    }
+}
+
+/// Selector pair → Services.
+#[derive(Default)]
+pub struct ServiceIndex {
+    state: RwLock<IndexState>,
+}
+
+impl ServiceIndex {
+    fn write(&self) -> RwLockWriteGuard<'_, IndexState> {
+        self.state
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, IndexState> {
+        self.state
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Applies one watch event.
+    pub fn apply(&self, event: &Event<Service>) {
+        let mut state = self.write();
+        match event {
+            Event::Apply(service) => {
+                let (key, selector) = entry_of(service);
+                state.insert(key, selector);
+            }
+            Event::Delete(service) => {
+                let (key, _) = entry_of(service);
+                state.remove(&key);
+            }
+            Event::Init => state.relisting = Some(HashMap::new()),
+            Event::InitApply(service) => {
+                let (key, selector) = entry_of(service);
+                state
+                    .relisting
+                    .get_or_insert_with(HashMap::new)
+                    .insert(key, selector);
+            }
+            Event::InitDone => {
+                let fresh = state.relisting.take().unwrap_or_default();
+                *state = IndexState::default();
+                for (key, selector) in fresh {
+                    state.insert(key, selector);
+                }
+            }
+        }
+    }
+
+    /// Names of the Services in `namespace` whose non-empty selector is a subset of `labels`
+    /// (they select pods with those labels).
+    pub fn selecting(
+        &self,
+        namespace: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> BTreeSet<String> {
+        let state = self.read();
+        let mut candidates = BTreeSet::new();
+        for (label, value) in labels {
+            let pair = (namespace.to_string(), label.clone(), value.clone());
+            if let Some(names) = state.by_pair.get(&pair) {
+                candidates.extend(names.iter().cloned());
+            }
+        }
+        candidates
+            .into_iter()
+            .filter(|name| {
+                state
+                    .selectors
+                    .get(&(namespace.to_string(), name.clone()))
+                    .is_some_and(|selector| selector_matches_template(selector, labels))
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn service(ns: &str, name: &str, selector: serde_json::Value) -> Service {
+        serde_json::from_value(json!({"metadata": {"name": name, "namespace": ns},
+            "spec": {"selector": selector}}))
+        .expect("a Service")
+    }
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn finds_services_whose_selector_is_a_subset_of_the_labels() {
+        let index = ServiceIndex::default();
+        index.apply(&Event::Apply(service("a", "web", json!({"app": "llm"}))));
+        index.apply(&Event::Apply(service(
+            "a",
+            "prefill",
+            json!({"app": "llm", "role": "prefill"}),
+        )));
+        index.apply(&Event::Apply(service(
+            "a",
+            "decode",
+            json!({"app": "llm", "role": "decode"}),
+        )));
+        index.apply(&Event::Apply(service("b", "web", json!({"app": "llm"}))));
+        index.apply(&Event::Apply(service("a", "headless", json!({}))));
+        let prefill = labels(&[("app", "llm"), ("role", "prefill"), ("tier", "gpu")]);
+        assert_eq!(
+            index.selecting("a", &prefill),
+            ["prefill".to_string(), "web".to_string()].into()
+        );
+        assert!(index.selecting("c", &prefill).is_empty());
+        assert!(index
+            .selecting("a", &labels(&[("role", "prefill")]))
+            .is_empty());
+    }
+
+    #[test]
+    fn updates_deletes_and_relists_replace_what_was_indexed() {
+        let index = ServiceIndex::default();
+        let llm = labels(&[("app", "llm")]);
+        index.apply(&Event::Apply(service("a", "web", json!({"app": "llm"}))));
+        index.apply(&Event::Apply(service("a", "web", json!({"app": "other"}))));
+        assert!(index.selecting("a", &llm).is_empty(), "selector changed");
+        index.apply(&Event::Apply(service("a", "web", json!({"app": "llm"}))));
+        index.apply(&Event::Delete(service("a", "web", json!({"app": "llm"}))));
+        assert!(index.selecting("a", &llm).is_empty(), "deleted");
+        index.apply(&Event::Apply(service("a", "gone", json!({"app": "llm"}))));
+        index.apply(&Event::Init);
+        index.apply(&Event::InitApply(service(
+            "a",
+            "kept",
+            json!({"app": "llm"}),
+        )));
+        assert_eq!(index.selecting("a", &llm), ["gone".to_string()].into());
+        index.apply(&Event::InitDone);
+        assert_eq!(index.selecting("a", &llm), ["kept".to_string()].into());
+    }
+}
