@@ -113,15 +113,30 @@ fn kubectl_apply_timed(kubeconfig: &std::path::Path, objects: &[Value]) -> Durat
     started.elapsed()
 }
 
-/// rsg's audited requests so far, by kind of request.
-#[derive(Default, Debug, Clone, Copy)]
+/// rsg's audited requests so far, by verb and resource.
+#[derive(Default, Debug, Clone)]
 struct Audited {
     /// Namespaced reads (get, list) other than its Lease: what reconciles ask.
-    reconcile_reads: usize,
+    reads: BTreeMap<String, usize>,
     /// Creates, updates, patches and deletes of anything but its Lease and Events.
-    writes: usize,
+    writes: BTreeMap<String, usize>,
     /// Cluster-wide lists and watches: its caches starting.
     cache: usize,
+}
+
+/// The counts of `after` not in `before`: the total and a breakdown.
+fn since(after: &BTreeMap<String, usize>, before: &BTreeMap<String, usize>) -> (usize, String) {
+    let counts: Vec<(String, usize)> = after
+        .iter()
+        .map(|(what, n)| (what.clone(), n - before.get(what).copied().unwrap_or(0)))
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    let total = counts.iter().map(|(_, n)| n).sum();
+    let text: Vec<String> = counts
+        .iter()
+        .map(|(what, n)| format!("{n} {what}"))
+        .collect();
+    (total, text.join(", "))
 }
 
 fn audited(log: &std::path::Path) -> Audited {
@@ -134,15 +149,23 @@ fn audited(log: &std::path::Path) -> Audited {
         if event["user"]["username"] != RSG_USER {
             continue;
         }
-        let resource = event["objectRef"]["resource"].as_str().unwrap_or_default();
+        let object = &event["objectRef"];
+        let resource = object["resource"].as_str().unwrap_or_default();
         if resource == "leases" {
             continue;
         }
-        let namespaced = event["objectRef"]["namespace"].is_string();
-        match event["verb"].as_str().unwrap_or_default() {
-            "get" | "list" if namespaced => counts.reconcile_reads += 1,
+        let verb = event["verb"].as_str().unwrap_or_default();
+        let what = match object["subresource"].as_str() {
+            Some(sub) => format!("{verb} {resource}/{sub}"),
+            None => format!("{verb} {resource}"),
+        };
+        let namespaced = object["namespace"].is_string();
+        match verb {
+            "get" | "list" if namespaced => *counts.reads.entry(what).or_default() += 1,
             "list" | "watch" => counts.cache += 1,
-            "create" | "update" | "patch" | "delete" if resource != "events" => counts.writes += 1,
+            "create" | "update" | "patch" | "delete" if resource != "events" => {
+                *counts.writes.entry(what).or_default() += 1
+            }
             _ => {}
         }
     }
@@ -249,7 +272,8 @@ fn main() {
     };
     std::thread::sleep(Duration::from_secs(3));
     let after = audited(&plane.audit_log);
-    let reads = after.reconcile_reads - before.reconcile_reads;
+    let (reads, read_kinds) = since(&after.reads, &before.reads);
+    let (writes, write_kinds) = since(&after.writes, &before.writes);
 
     let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
     println!("\nfleet: {n} RSGs x {GROUPS} groups, one Deployment + one headless Service per base, no node (groups stay not ready)");
@@ -274,10 +298,10 @@ fn main() {
         ready.as_secs_f64()
     );
     println!(
-        "| after the restart, {reconciled:.0} reconciles: namespaced reads per reconcile; writes | {:.2}; {} | — | — |",
-        reads as f64 / reconciled.max(1.0),
-        after.writes - before.writes
+        "| after the restart, {reconciled:.0} reconciles: namespaced reads per reconcile ({read_kinds}) | {:.2} | 0 | — |",
+        reads as f64 / reconciled.max(1.0)
     );
+    println!("| after the restart: writes ({write_kinds}) | {writes} | 0 | — |");
     println!(
         "| after the restart: cluster-wide lists and watches (the caches) | {} | — | — |",
         after.cache - before.cache

@@ -180,6 +180,24 @@ fn group0(ns: &str) -> (Vec<Value>, BTreeSet<String>) {
     (generations, uids)
 }
 
+/// Deletes the RSG and bases of `ns` and waits until their pods are gone, so the CPUs they
+/// requested are free for the next test.
+fn free_the_nodes(ns: &str) {
+    run_kubectl(&[
+        "delete",
+        "rsg,deployment,service",
+        "--all",
+        "-n",
+        ns,
+        "--wait=true",
+    ]);
+    wait_for(
+        &format!("the pods of {ns} to go"),
+        Duration::from_secs(60),
+        || pods_by_group(ns).is_empty().then_some(()),
+    );
+}
+
 fn wait_bases_ready(ns: &str, pods: usize) {
     wait_for("the bases' pods", Duration::from_secs(60), || {
         let running = pods_by_group(ns).get("0").map_or(0, |p| {
@@ -321,19 +339,7 @@ fn a_group_without_room_in_its_zone_reports_why_and_preferred_spills_over() {
     });
 
     // Preferred: the same group spills over into a second zone and every pod runs.
-    run_kubectl(&[
-        "delete",
-        "rsg,deployment,service",
-        "--all",
-        "-n",
-        &ns,
-        "--wait=true",
-    ]);
-    wait_for(
-        "the first RSG's pods to go",
-        Duration::from_secs(60),
-        || pods_by_group(&ns).is_empty().then_some(()),
-    );
+    free_the_nodes(&ns);
     let ns = namespace("spill-over");
     bases(&ns, &room);
     wait_bases_ready(&ns, 5);
@@ -349,19 +355,7 @@ fn a_group_without_room_in_its_zone_reports_why_and_preferred_spills_over() {
         domain.contains('+'),
         "5 pods of 30 CPUs need two zones: {group1}"
     );
-    run_kubectl(&[
-        "delete",
-        "rsg,deployment,service",
-        "--all",
-        "-n",
-        &ns,
-        "--wait=true",
-    ]);
-    wait_for(
-        "the second RSG's pods to go",
-        Duration::from_secs(60),
-        || pods_by_group(&ns).is_empty().then_some(()),
-    );
+    free_the_nodes(&ns);
 }
 
 #[test]

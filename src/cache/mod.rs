@@ -18,6 +18,7 @@ mod rsg_members;
 mod service_index;
 mod target_index;
 mod triggers;
+mod watch_index;
 
 use std::sync::Arc;
 

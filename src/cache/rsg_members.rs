@@ -3,10 +3,12 @@
 //! events: a reconcile finds its objects without scanning every cached one.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::RwLock;
 
 use kube::runtime::watcher::Event;
 use kube::{Resource, ResourceExt};
+
+use super::watch_index::{apply_event, read, write, WatchIndex};
 
 use crate::api::LABEL_NAME;
 
@@ -19,8 +21,11 @@ type ObjectKey = (String, String, String);
 struct IndexState {
     by_rsg: HashMap<MemberKey, BTreeSet<String>>,
     rsg_of: HashMap<ObjectKey, String>,
-    relisting: HashMap<String, HashMap<ObjectKey, String>>,
+    relisting: HashMap<String, Option<Vec<Entry>>>,
 }
+
+/// An object and the RSG its label names (none: not labelled).
+type Entry = (ObjectKey, Option<String>);
 
 impl IndexState {
     fn remove(&mut self, object: &ObjectKey) {
@@ -48,7 +53,7 @@ impl IndexState {
     }
 }
 
-fn keys_of<K: Resource>(object: &K) -> (ObjectKey, Option<String>)
+fn keys_of<K: Resource>(object: &K) -> Entry
 where
     K::DynamicType: Default,
 {
@@ -69,60 +74,66 @@ pub struct RsgMembers {
     state: RwLock<IndexState>,
 }
 
+/// The index as one kind's watch changes it: a relist of that kind replaces its objects only.
+struct OfKind<'a> {
+    state: &'a mut IndexState,
+    kind: String,
+}
+
+impl<K: Resource> WatchIndex<K> for OfKind<'_>
+where
+    K::DynamicType: Default,
+{
+    type Entry = Entry;
+
+    fn entry_of(object: &K) -> Entry {
+        keys_of(object)
+    }
+
+    fn upsert(&mut self, (key, rsg): Entry) {
+        self.state.insert(key, rsg);
+    }
+
+    fn delete(&mut self, object: &K) {
+        self.state.remove(&keys_of(object).0);
+    }
+
+    fn relisting(&mut self) -> &mut Option<Vec<Entry>> {
+        self.state.relisting.entry(self.kind.clone()).or_default()
+    }
+
+    fn replace_all(&mut self, entries: Vec<Entry>) {
+        let stale: Vec<ObjectKey> = self
+            .state
+            .rsg_of
+            .keys()
+            .filter(|key| key.0 == self.kind)
+            .cloned()
+            .collect();
+        for key in &stale {
+            self.state.remove(key);
+        }
+        for (key, rsg) in entries {
+            self.state.insert(key, rsg);
+        }
+    }
+}
+
 impl RsgMembers {
-    fn write(&self) -> RwLockWriteGuard<'_, IndexState> {
-        self.state
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    fn read(&self) -> RwLockReadGuard<'_, IndexState> {
-        self.state
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
     /// Applies one watch event of kind `K`.
     pub fn apply<K: Resource>(&self, event: &Event<K>)
     where
         K::DynamicType: Default,
     {
         let kind = K::kind(&K::DynamicType::default()).into_owned();
-        let mut state = self.write();
-        match event {
-            Event::Apply(object) => {
-                let (key, rsg) = keys_of(object);
-                state.insert(key, rsg);
-            }
-            Event::Delete(object) => {
-                let (key, _) = keys_of(object);
-                state.remove(&key);
-            }
-            Event::Init => {
-                state.relisting.insert(kind, HashMap::new());
-            }
-            Event::InitApply(object) => {
-                let (key, rsg) = keys_of(object);
-                if let Some(rsg) = rsg {
-                    state.relisting.entry(kind).or_default().insert(key, rsg);
-                }
-            }
-            Event::InitDone => {
-                let fresh = state.relisting.remove(&kind).unwrap_or_default();
-                let stale: Vec<ObjectKey> = state
-                    .rsg_of
-                    .keys()
-                    .filter(|key| key.0 == kind)
-                    .cloned()
-                    .collect();
-                for key in &stale {
-                    state.remove(key);
-                }
-                for (key, rsg) in fresh {
-                    state.insert(key, Some(rsg));
-                }
-            }
-        }
+        let mut state = write(&self.state);
+        apply_event(
+            &mut OfKind {
+                state: &mut state,
+                kind,
+            },
+            event,
+        );
     }
 
     /// Names of the objects of kind `K` in `namespace` labelled `rsg.io/name=<rsg>`.
@@ -131,7 +142,7 @@ impl RsgMembers {
         K::DynamicType: Default,
     {
         let kind = K::kind(&K::DynamicType::default()).into_owned();
-        self.read()
+        read(&self.state)
             .by_rsg
             .get(&(kind, namespace.to_string(), rsg.to_string()))
             .cloned()

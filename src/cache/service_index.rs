@@ -3,12 +3,13 @@
 //! of ten Services or ten thousand (and makes no API request).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::RwLock;
 
 use k8s_openapi::api::core::v1::Service;
 use kube::runtime::watcher::Event;
 use kube::ResourceExt;
 
+use super::watch_index::{apply_event, read, write, WatchIndex};
 use crate::workload::selector_matches_template;
 
 /// `(namespace, name)` of a Service.
@@ -20,10 +21,12 @@ type PairKey = (String, String, String);
 struct IndexState {
     selectors: HashMap<ServiceKey, BTreeMap<String, String>>,
     by_pair: HashMap<PairKey, BTreeSet<String>>,
-    relisting: Option<HashMap<ServiceKey, BTreeMap<String, String>>>,
+    relisting: Option<Vec<IndexEntry>>,
 }
 
-fn entry_of(service: &Service) -> (ServiceKey, BTreeMap<String, String>) {
+type IndexEntry = (ServiceKey, BTreeMap<String, String>);
+
+fn entry_of(service: &Service) -> IndexEntry {
     let selector = service
         .spec
         .as_ref()
@@ -63,6 +66,33 @@ impl IndexState {
     }
 }
 
+impl WatchIndex<Service> for IndexState {
+    type Entry = IndexEntry;
+
+    fn entry_of(service: &Service) -> IndexEntry {
+        entry_of(service)
+    }
+
+    fn upsert(&mut self, (key, selector): IndexEntry) {
+        self.insert(key, selector);
+    }
+
+    fn delete(&mut self, service: &Service) {
+        self.remove(&entry_of(service).0);
+    }
+
+    fn relisting(&mut self) -> &mut Option<Vec<IndexEntry>> {
+        &mut self.relisting
+    }
+
+    fn replace_all(&mut self, entries: Vec<IndexEntry>) {
+        *self = IndexState::default();
+        for (key, selector) in entries {
+            self.insert(key, selector);
+        }
+    }
+}
+
 /// Selector pair → Services.
 #[derive(Default)]
 pub struct ServiceIndex {
@@ -70,46 +100,9 @@ pub struct ServiceIndex {
 }
 
 impl ServiceIndex {
-    fn write(&self) -> RwLockWriteGuard<'_, IndexState> {
-        self.state
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    fn read(&self) -> RwLockReadGuard<'_, IndexState> {
-        self.state
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
     /// Applies one watch event.
     pub fn apply(&self, event: &Event<Service>) {
-        let mut state = self.write();
-        match event {
-            Event::Apply(service) => {
-                let (key, selector) = entry_of(service);
-                state.insert(key, selector);
-            }
-            Event::Delete(service) => {
-                let (key, _) = entry_of(service);
-                state.remove(&key);
-            }
-            Event::Init => state.relisting = Some(HashMap::new()),
-            Event::InitApply(service) => {
-                let (key, selector) = entry_of(service);
-                state
-                    .relisting
-                    .get_or_insert_with(HashMap::new)
-                    .insert(key, selector);
-            }
-            Event::InitDone => {
-                let fresh = state.relisting.take().unwrap_or_default();
-                *state = IndexState::default();
-                for (key, selector) in fresh {
-                    state.insert(key, selector);
-                }
-            }
-        }
+        apply_event(&mut *write(&self.state), event);
     }
 
     /// Names of the Services in `namespace` whose non-empty selector is a subset of `labels`
@@ -119,7 +112,7 @@ impl ServiceIndex {
         namespace: &str,
         labels: &BTreeMap<String, String>,
     ) -> BTreeSet<String> {
-        let state = self.read();
+        let state = read(&self.state);
         let mut candidates = BTreeSet::new();
         for (label, value) in labels {
             let pair = (namespace.to_string(), label.clone(), value.clone());

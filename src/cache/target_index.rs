@@ -2,10 +2,12 @@
 //! the duplicate-target check costs the same with ten RSGs or ten thousand.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::RwLock;
 
 use kube::runtime::watcher::Event;
 use kube::ResourceExt;
+
+use super::watch_index::{apply_event, read, write, WatchIndex};
 
 use crate::api::ResourceScalingGroup;
 use crate::workload::TargetClaim;
@@ -17,8 +19,10 @@ type RsgKey = (String, String);
 struct IndexState {
     by_rsg: HashMap<RsgKey, (String, Vec<WorkloadKey>)>,
     by_workload: HashMap<WorkloadKey, BTreeSet<TargetClaim>>,
-    relisting: Option<HashMap<RsgKey, (String, Vec<WorkloadKey>)>>,
+    relisting: Option<Vec<IndexEntry>>,
 }
+
+type IndexEntry = (RsgKey, (String, Vec<WorkloadKey>));
 
 /// Workload → claiming RSGs.
 #[derive(Default)]
@@ -26,7 +30,7 @@ pub struct TargetIndex {
     state: RwLock<IndexState>,
 }
 
-fn entry_of(rsg: &ResourceScalingGroup) -> (RsgKey, (String, Vec<WorkloadKey>)) {
+fn entry_of(rsg: &ResourceScalingGroup) -> IndexEntry {
     let namespace = rsg.namespace().unwrap_or_default();
     let workloads = rsg
         .spec
@@ -68,6 +72,33 @@ impl IndexState {
     }
 }
 
+impl WatchIndex<ResourceScalingGroup> for IndexState {
+    type Entry = IndexEntry;
+
+    fn entry_of(rsg: &ResourceScalingGroup) -> IndexEntry {
+        entry_of(rsg)
+    }
+
+    fn upsert(&mut self, (key, value): IndexEntry) {
+        self.insert(key, value);
+    }
+
+    fn delete(&mut self, rsg: &ResourceScalingGroup) {
+        self.remove(&entry_of(rsg).0);
+    }
+
+    fn relisting(&mut self) -> &mut Option<Vec<IndexEntry>> {
+        &mut self.relisting
+    }
+
+    fn replace_all(&mut self, entries: Vec<IndexEntry>) {
+        *self = IndexState::default();
+        for (key, value) in entries {
+            self.insert(key, value);
+        }
+    }
+}
+
 fn claim_of(key: &RsgKey, strategy: &str) -> TargetClaim {
     TargetClaim {
         rsg_namespace: key.0.clone(),
@@ -77,51 +108,14 @@ fn claim_of(key: &RsgKey, strategy: &str) -> TargetClaim {
 }
 
 impl TargetIndex {
-    fn write(&self) -> RwLockWriteGuard<'_, IndexState> {
-        self.state
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    fn read(&self) -> RwLockReadGuard<'_, IndexState> {
-        self.state
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
     /// Applies one watch event.
     pub fn apply(&self, event: &Event<ResourceScalingGroup>) {
-        let mut state = self.write();
-        match event {
-            Event::Apply(rsg) => {
-                let (key, value) = entry_of(rsg);
-                state.insert(key, value);
-            }
-            Event::Delete(rsg) => {
-                let (key, _) = entry_of(rsg);
-                state.remove(&key);
-            }
-            Event::Init => state.relisting = Some(HashMap::new()),
-            Event::InitApply(rsg) => {
-                let (key, value) = entry_of(rsg);
-                state
-                    .relisting
-                    .get_or_insert_with(HashMap::new)
-                    .insert(key, value);
-            }
-            Event::InitDone => {
-                let fresh = state.relisting.take().unwrap_or_default();
-                *state = IndexState::default();
-                for (key, value) in fresh {
-                    state.insert(key, value);
-                }
-            }
-        }
+        apply_event(&mut *write(&self.state), event);
     }
 
     /// Every RSG that targets `workload`.
     pub fn claims_on(&self, workload: &WorkloadKey) -> Vec<TargetClaim> {
-        self.read()
+        read(&self.state)
             .by_workload
             .get(workload)
             .map(|c| c.iter().cloned().collect())
@@ -130,7 +124,7 @@ impl TargetIndex {
 
     /// Number of RSGs indexed.
     pub fn len(&self) -> usize {
-        self.read().by_rsg.len()
+        read(&self.state).by_rsg.len()
     }
 
     /// True when no RSG is indexed.

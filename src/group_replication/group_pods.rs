@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::ListParams;
 use kube::{Api, ResourceExt};
 
-use super::observe::Observation;
+use super::observe::{Observation, TargetState};
 use super::representatives::is_ready;
 use crate::api::{ResourceScalingGroup, LABEL_GROUP_ID, LABEL_REPRESENTATIVE};
 use crate::cache::labelled;
@@ -82,6 +82,17 @@ async fn base_pods(
         .items)
 }
 
+/// Whether a base may run pods: a Deployment or StatefulSet whose status counts none has
+/// none to list (other kinds' status says less, so they are listed).
+fn may_have_pods(target: &TargetState) -> bool {
+    let counted = target
+        .base
+        .pointer("/status/replicas")
+        .and_then(serde_json::Value::as_i64)
+        .unwrap_or(0);
+    counted > 0 || !target.kind.is_watched()
+}
+
 /// Group 0's ready representative as the cache sees it: while it stays so, the bases' pods
 /// need not be listed.
 fn cached_ready_representative(
@@ -128,7 +139,7 @@ async fn group0_pods(
     let mut pods = Vec::new();
     for (index, target) in obs.targets.iter().enumerate().take(bases) {
         let selector = pod_selector(&target.base);
-        if selector.is_empty() {
+        if selector.is_empty() || !may_have_pods(target) {
             continue;
         }
         for pod in base_pods(ctx, &target.base_namespace, &selector).await? {

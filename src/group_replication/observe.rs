@@ -365,6 +365,50 @@ fn with_kind(mut value: Value, api_version: &str, kind: &str) -> Value {
     value
 }
 
+/// A base workload: from the cache when it holds the workload (adopted Deployments and
+/// StatefulSets carry `rsg.io/managed`) with rsg's own last write to it, else from the API
+/// server.
+async fn read_base(
+    ctx: &Context,
+    kind: &WorkloadKind,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<Value>, AccessError> {
+    let cached = match kind {
+        WorkloadKind::Deployment => ctx
+            .stores
+            .deployments
+            .get(&ObjectRef::new(name).within(namespace))
+            .map(|d| {
+                (
+                    d.metadata.resource_version.clone(),
+                    object_to_value("Deployment", d.as_ref()),
+                )
+            }),
+        WorkloadKind::StatefulSet => ctx
+            .stores
+            .statefulsets
+            .get(&ObjectRef::new(name).within(namespace))
+            .map(|s| {
+                (
+                    s.metadata.resource_version.clone(),
+                    object_to_value("StatefulSet", s.as_ref()),
+                )
+            }),
+        _ => None,
+    };
+    if let Some((version, value)) = cached {
+        if ctx
+            .workloads
+            .cache_has_own_writes(kind, namespace, name, version.as_deref())
+        {
+            let (api_version, kind_name) = ("apps/v1", kind.kind_name().to_string());
+            return value.map(|v| Some(with_kind(v, api_version, &kind_name)));
+        }
+    }
+    ctx.workloads.get(kind, namespace, name).await
+}
+
 /// Observes the targets, their snapshots and baselines, existing copies and Services.
 pub async fn observe(
     ctx: &Context,
@@ -389,11 +433,7 @@ pub async fn observe(
         };
         let base_namespace = reference.namespace_or(&rsg_namespace).to_string();
         let base_object = ObjectName::new(kind.kind_name(), &base_namespace, &reference.name);
-        let base = match ctx
-            .workloads
-            .get(&kind, &base_namespace, &reference.name)
-            .await
-        {
+        let base = match read_base(ctx, &kind, &base_namespace, &reference.name).await {
             Ok(Some(base)) => base,
             Ok(None) => {
                 problems.push(Problem::TargetNotFound(format!(

@@ -109,11 +109,16 @@ impl Context {
 
     /// Writes `status` to the RSG's status subresource with server-side apply, as the one
     /// field manager rsg has: rsg owns the whole status, and a field it no longer sets goes.
+    /// Nothing is sent when `rsg` (the newest status there is, see
+    /// [`Context::with_newest_status`]) already has it: a settled RSG costs no request.
     pub async fn write_status(
         &self,
         rsg: &ResourceScalingGroup,
         status: &ResourceScalingGroupStatus,
     ) -> Result<(), ReconcileError> {
+        if rsg.status.as_ref() == Some(status) {
+            return Ok(());
+        }
         let namespace = rsg.namespace().unwrap_or_default();
         let api: Api<ResourceScalingGroup> = Api::namespaced(self.client.clone(), &namespace);
         let patch = serde_json::json!({
@@ -373,7 +378,15 @@ mod tests {
             vec!["PATCH /apis/autoscaling.openfuyao.com/v1alpha1/namespaces/ns/resourcescalinggroups/pd/status"]
         );
         // The cache still shows no status; the reconcile sees the one written.
-        assert_eq!(ctx.with_newest_status(&cached).status, Some(written));
+        assert_eq!(
+            ctx.with_newest_status(&cached).status,
+            Some(written.clone())
+        );
+        // Writing what the RSG already has sends nothing.
+        ctx.write_status(&ctx.with_newest_status(&cached), &written)
+            .await
+            .expect("nothing to write");
+        assert_eq!(recorded.lines().len(), 1, "{:?}", recorded.lines());
         let mut recreated = cached.clone();
         recreated.metadata.uid = Some("another-uid".into());
         assert_eq!(

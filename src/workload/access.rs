@@ -51,6 +51,17 @@ impl AccessError {
 pub struct WorkloadAccess {
     client: Client,
     discovered: Mutex<HashMap<GroupVersionKind, ApiResource>>,
+    /// Expectations: the resourceVersion each workload rsg patched has since, until a read
+    /// sees it. A cached copy older than rsg's own write is never planned on.
+    written: Mutex<HashMap<(String, String, String), String>>,
+}
+
+fn written_key(kind: &WorkloadKind, namespace: &str, name: &str) -> (String, String, String) {
+    (
+        kind.kind_name().to_string(),
+        namespace.to_string(),
+        name.to_string(),
+    )
 }
 
 enum Typed {
@@ -79,7 +90,48 @@ impl WorkloadAccess {
         Self {
             client,
             discovered: Mutex::new(HashMap::new()),
+            written: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Whether a cached copy of a workload at `cached_version` shows rsg's last write to it
+    /// (or rsg wrote none): then it may be planned on. Once it does, the expectation is met
+    /// and forgotten.
+    pub fn cache_has_own_writes(
+        &self,
+        kind: &WorkloadKind,
+        namespace: &str,
+        name: &str,
+        cached_version: Option<&str>,
+    ) -> bool {
+        let mut written = self.written.lock().unwrap_or_else(|p| p.into_inner());
+        let key = written_key(kind, namespace, name);
+        match written.get(&key) {
+            None => true,
+            Some(version) if Some(version.as_str()) == cached_version => {
+                written.remove(&key);
+                true
+            }
+            Some(_) => false,
+        }
+    }
+
+    /// Forgets the expectation on a workload just read from the API server.
+    fn read_fresh(&self, kind: &WorkloadKind, namespace: &str, name: &str) {
+        self.written
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&written_key(kind, namespace, name));
+    }
+
+    /// Records that rsg's write left a workload at `version`.
+    fn wrote(&self, kind: &WorkloadKind, namespace: &str, name: &str, version: Option<String>) {
+        let mut written = self.written.lock().unwrap_or_else(|p| p.into_inner());
+        let key = written_key(kind, namespace, name);
+        match version {
+            Some(version) => written.insert(key, version),
+            None => written.remove(&key),
+        };
     }
 
     /// The client.
@@ -171,7 +223,10 @@ impl WorkloadAccess {
             }
         };
         match result {
-            Ok(value) => Ok(value.map(|v| with_type_meta(v, kind))),
+            Ok(value) => {
+                self.read_fresh(kind, namespace, name);
+                Ok(value.map(|v| with_type_meta(v, kind)))
+            }
             Err(AccessError::Api(err)) => Err(self.not_served_check(kind, err).await),
             Err(other) => Err(other),
         }
@@ -292,20 +347,23 @@ impl WorkloadAccess {
             Typed::Deployment => Api::<Deployment>::namespaced(self.client.clone(), namespace)
                 .patch(name, &params, &patch)
                 .await
-                .map(|_| ()),
+                .map(|o| o.metadata.resource_version),
             Typed::StatefulSet => Api::<StatefulSet>::namespaced(self.client.clone(), namespace)
                 .patch(name, &params, &patch)
                 .await
-                .map(|_| ()),
+                .map(|o| o.metadata.resource_version),
             Typed::Dynamic(ar) => {
                 Api::<DynamicObject>::namespaced_with(self.client.clone(), namespace, &ar)
                     .patch(name, &params, &patch)
                     .await
-                    .map(|_| ())
+                    .map(|o| o.metadata.resource_version)
             }
         };
         match result {
-            Ok(()) => Ok(()),
+            Ok(version) => {
+                self.wrote(kind, namespace, name, version);
+                Ok(())
+            }
             Err(err) => Err(self.not_served_check(kind, err).await),
         }
     }
