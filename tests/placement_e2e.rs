@@ -180,6 +180,22 @@ fn group0(ns: &str) -> (Vec<Value>, BTreeSet<String>) {
     (generations, uids)
 }
 
+/// Gives the RSG of `ns` a placement by zone (defaults for the rest).
+fn turn_placement_on(ns: &str) {
+    let patch =
+        json!({"spec": {"scalingStrategy": {"groupConfig": {"placement": {"packDomain": ZONE}}}}});
+    run_kubectl(&[
+        "patch",
+        "rsg",
+        "llm",
+        "-n",
+        ns,
+        "--type=merge",
+        "-p",
+        &patch.to_string(),
+    ]);
+}
+
 /// Deletes the RSG and bases of `ns` and waits until their pods are gone, so the CPUs they
 /// requested are free for the next test.
 fn free_the_nodes(ns: &str) {
@@ -383,17 +399,7 @@ fn turning_placement_on_rolls_group_by_group_without_losing_a_serving_group() {
         || (serving_groups(&ns, TARGETS.len()) == 4).then_some(()),
     );
     let monitor = ServingFloorMonitor::start(&ns, TARGETS.len(), 4);
-    run_kubectl(&[
-        "patch",
-        "rsg",
-        "llm",
-        "-n",
-        &ns,
-        "--type=merge",
-        "-p",
-        &json!({"spec": {"scalingStrategy": {"groupConfig": {"placement": {"packDomain": ZONE}}}}})
-            .to_string(),
-    ]);
+    turn_placement_on(&ns);
     let after = wait_for(
         "every copy group replaced with the placement",
         Duration::from_secs(180),
@@ -454,17 +460,7 @@ fn under_on_delete_placement_reaches_new_groups_only_and_says_so() {
             .clone()
     };
     let generation = copy_generation();
-    run_kubectl(&[
-        "patch",
-        "rsg",
-        "llm",
-        "-n",
-        &ns,
-        "--type=merge",
-        "-p",
-        &json!({"spec": {"scalingStrategy": {"groupConfig": {"placement": {"packDomain": ZONE}}}}})
-            .to_string(),
-    ]);
+    turn_placement_on(&ns);
     let said = wait_for("the Placement condition", Duration::from_secs(60), || {
         condition(&status(&ns), "Placement").filter(|c| c.1 == "NewGroupsOnly")
     });
