@@ -12,6 +12,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use serde_json::{json, Value};
+use support::fixtures::prefill_decode_rsg;
 use support::serving_floor::{serving_groups, ServingFloorMonitor};
 use support::{apply, env_with, get_json, namespace, run_kubectl, wait_for, EnvOptions};
 
@@ -52,24 +53,6 @@ fn bases(ns: &str, bases: &Bases<'_>) {
         apply(&base.to_string());
         apply(&support::fixtures::service(ns, name));
     }
-}
-
-fn rsg(ns: &str, replicas: i32, extra: &str) -> String {
-    format!(
-        r#"apiVersion: autoscaling.openfuyao.com/v1alpha1
-kind: ResourceScalingGroup
-metadata: {{name: llm, namespace: {ns}}}
-spec:
-  targetResources:
-  - {{name: prefill, resourceRef: {{apiVersion: apps/v1, kind: Deployment, name: prefill}}}}
-  - {{name: decode, resourceRef: {{apiVersion: apps/v1, kind: Deployment, name: decode}}}}
-  scalingStrategy:
-    type: GroupReplication
-    groupConfig:
-      groupName: g
-      replicas: {replicas}
-{extra}"#
-    )
 }
 
 fn status(ns: &str) -> Value {
@@ -242,7 +225,7 @@ fn groups_are_packed_into_one_zone_and_spread_while_group_0_is_untouched() {
     );
     wait_bases_ready(&ns, 4);
     let before = group0(&ns);
-    apply(&rsg(
+    apply(&prefill_decode_rsg(
         &ns,
         4,
         &format!("      placement: {{packDomain: {ZONE}, spreadGroups: true}}\n"),
@@ -310,7 +293,7 @@ fn a_group_without_room_in_its_zone_reports_why_and_preferred_spills_over() {
     let ns = namespace("no-room");
     bases(&ns, &room);
     wait_bases_ready(&ns, 5);
-    apply(&rsg(
+    apply(&prefill_decode_rsg(
         &ns,
         2,
         &format!("      placement: {{packDomain: {ZONE}}}\n"),
@@ -359,7 +342,7 @@ fn a_group_without_room_in_its_zone_reports_why_and_preferred_spills_over() {
     let ns = namespace("spill-over");
     bases(&ns, &room);
     wait_bases_ready(&ns, 5);
-    apply(&rsg(
+    apply(&prefill_decode_rsg(
         &ns,
         2,
         &format!("      placement: {{packDomain: {ZONE}, mode: Preferred}}\n"),
@@ -385,7 +368,7 @@ fn turning_placement_on_rolls_group_by_group_without_losing_a_serving_group() {
             cpu: None,
         },
     );
-    apply(&rsg(
+    apply(&prefill_decode_rsg(
         &ns,
         4,
         "      updateStrategy: {type: RollingUpdate, maxSurge: 1, maxUnavailable: 0}\n      scaleDown: {drainTimeout: 2s}\n",
@@ -453,7 +436,7 @@ fn under_on_delete_placement_reaches_new_groups_only_and_says_so() {
             cpu: None,
         },
     );
-    apply(&rsg(&ns, 2, ""));
+    apply(&prefill_decode_rsg(&ns, 2, ""));
     wait_settled(&ns, 2, false);
     let copy_generation = || {
         get_json("deployment", &ns, "g-prefill-1").expect("a copy")["metadata"]["generation"]

@@ -41,23 +41,12 @@ fn bases(ns: &str, ready_after: &str) {
 
 fn rsg(ns: &str, replicas: i32, update_strategy: &str, drain_timeout: Option<&str>) -> String {
     let scale_down = drain_timeout
-        .map(|t| format!("\n      scaleDown: {{drainTimeout: {t}}}"))
+        .map(|t| format!("      scaleDown: {{drainTimeout: {t}}}\n"))
         .unwrap_or_default();
-    format!(
-        r#"apiVersion: autoscaling.openfuyao.com/v1alpha1
-kind: ResourceScalingGroup
-metadata: {{name: llm, namespace: {ns}}}
-spec:
-  targetResources:
-  - {{name: prefill, resourceRef: {{apiVersion: apps/v1, kind: Deployment, name: prefill}}}}
-  - {{name: decode, resourceRef: {{apiVersion: apps/v1, kind: Deployment, name: decode}}}}
-  scalingStrategy:
-    type: GroupReplication
-    groupConfig:
-      groupName: g
-      replicas: {replicas}
-      updateStrategy: {update_strategy}{scale_down}
-"#
+    support::fixtures::prefill_decode_rsg(
+        ns,
+        replicas,
+        &format!("      updateStrategy: {update_strategy}\n{scale_down}"),
     )
 }
 

@@ -69,6 +69,8 @@ pub struct Stores {
     pub revisions: Store<ControllerRevision>,
     /// Pods labelled `rsg.io/representative`, trimmed like [`Stores::group_pods`].
     pub representatives: Store<Pod>,
+    /// RSG → its representative pods, by namespace (`rsg.io/representative` values).
+    pub representative_index: Arc<RsgMembers>,
     /// Pods labelled `rsg.io/name` (the copies' pods), trimmed to metadata, node, phase and
     /// conditions: what representatives and placement reports read.
     pub group_pods: Store<Pod>,
@@ -155,12 +157,12 @@ fn trim_pod(pod: &mut Pod) {
     });
 }
 
-/// One label-selected watch: its store, its objects in `members` (when given: one watch per
-/// kind may feed it) and its events turned into triggers by `map`.
+/// One label-selected watch: its store, its objects in `members` (an index that no other
+/// watch of the same kind feeds) and its events turned into triggers by `map`.
 struct LabelledWatch<'a, K> {
     label: &'a str,
     trim: fn(&mut K),
-    members: Option<&'a Arc<RsgMembers>>,
+    members: &'a Arc<RsgMembers>,
     map: fn(&RsgTriggers, &K) -> Vec<ObjectRef<ResourceScalingGroup>>,
 }
 
@@ -180,7 +182,7 @@ where
 {
     let (store, writer) = reflector::store::<K>();
     let triggers = triggers.clone();
-    let members = watch.members.cloned();
+    let members = watch.members.clone();
     let map = watch.map;
     spawn_reflector(
         Api::<K>::all(client.clone()),
@@ -188,9 +190,7 @@ where
         writer,
         watch.trim,
         move |event| {
-            if let Some(members) = &members {
-                members.apply(event);
-            }
+            members.apply(event);
             triggers.send_for_event(event, map);
         },
     );
@@ -206,7 +206,7 @@ fn managed<'a, K>(
     LabelledWatch {
         label,
         trim: keep_all,
-        members: Some(members),
+        members,
         map,
     }
 }
@@ -235,28 +235,22 @@ fn watch_services(
     store
 }
 
-/// Watches Nodes' metadata, keeping only names and labels: what placement reports need.
+/// What rsg reads of a Node: its name and labels.
+fn trim_node(node: &mut PartialObjectMeta<Node>) {
+    node.annotations_mut().clear();
+    node.metadata.owner_references = None;
+}
+
+/// Watches Nodes' metadata, names and labels only: what placement reports need.
 fn watch_node_labels(client: &Client) -> Store<PartialObjectMeta<Node>> {
     let (store, writer) = reflector::store::<PartialObjectMeta<Node>>();
-    let nodes = Api::<PartialObjectMeta<Node>>::all(client.clone());
-    let stream = watcher(nodes, watcher::Config::default())
-        .default_backoff()
-        .modify(|node| {
-            node.managed_fields_mut().clear();
-            node.annotations_mut().clear();
-            node.metadata.owner_references = None;
-        })
-        .reflect(writer);
-    tokio::spawn(async move {
-        stream
-            .for_each(|result| {
-                if let Err(err) = result {
-                    warn!(error = %err, kind = "Node", "watch failed; retrying");
-                }
-                futures::future::ready(())
-            })
-            .await;
-    });
+    spawn_reflector(
+        Api::<PartialObjectMeta<Node>>::all(client.clone()),
+        watcher::Config::default(),
+        writer,
+        trim_node,
+        |_| {},
+    );
     store
 }
 
@@ -296,6 +290,7 @@ impl Stores {
             move |event| grant_triggers.send_for_event(event, RsgTriggers::for_grant),
         );
         let members = Arc::new(RsgMembers::default());
+        let representative_index = Arc::new(RsgMembers::by_label(LABEL_REPRESENTATIVE));
         let service_index = Arc::new(ServiceIndex::default());
         let m = &members;
         let stores = Self {
@@ -329,7 +324,7 @@ impl Stores {
                 LabelledWatch {
                     label: LABEL_REPRESENTATIVE,
                     trim: trim_pod,
-                    members: None,
+                    members: &representative_index,
                     map: RsgTriggers::for_representative,
                 },
             ),
@@ -339,12 +334,13 @@ impl Stores {
                 LabelledWatch {
                     label: LABEL_NAME,
                     trim: trim_pod,
-                    members: Some(m),
+                    members: m,
                     map: RsgTriggers::for_labelled,
                 },
             ),
             service_index,
             members,
+            representative_index,
             nodes: watch_node_labels(&client),
             target_index,
             feed,
@@ -372,6 +368,7 @@ impl Stores {
             nodes: reflector::store().0,
             service_index: Arc::default(),
             members: Arc::default(),
+            representative_index: Arc::new(RsgMembers::by_label(LABEL_REPRESENTATIVE)),
             dynamic: Arc::new(DynamicWatches::disabled()),
             target_index: target_index.clone(),
             feed: Arc::default(),
@@ -474,7 +471,8 @@ impl Stores {
     }
 }
 
-/// Objects in `store` in `namespace` labelled `rsg.io/name=<rsg>`, found through `members`.
+/// Objects in `store` in `namespace` whose label (`rsg.io/name` unless `members` is keyed by
+/// another) names `rsg`, found through `members`.
 pub fn labelled<K>(
     store: &Store<K>,
     members: &RsgMembers,
@@ -489,7 +487,7 @@ where
         .names::<K>(namespace, rsg)
         .iter()
         .filter_map(|name| store.get(&ObjectRef::new(name).within(namespace)))
-        .filter(|o| o.labels().get(LABEL_NAME).map(String::as_str) == Some(rsg))
+        .filter(|o| o.labels().get(members.label()).map(String::as_str) == Some(rsg))
         .collect()
 }
 

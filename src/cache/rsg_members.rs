@@ -1,6 +1,7 @@
 //! An index from RSG to the objects labelled `rsg.io/name=<rsg>` in its namespace (copies,
 //! Service copies, snapshots, the baseline ConfigMap), one per kind, kept current from watch
-//! events: a reconcile finds its objects without scanning every cached one.
+//! events: a reconcile finds its objects without scanning every cached one. The same index
+//! keyed by `rsg.io/representative` finds an RSG's representative pods.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::RwLock;
@@ -53,7 +54,7 @@ impl IndexState {
     }
 }
 
-fn keys_of<K: Resource>(object: &K) -> Entry
+fn keys_of<K: Resource>(object: &K, label: &str) -> Entry
 where
     K::DynamicType: Default,
 {
@@ -64,20 +65,29 @@ where
             object.namespace().unwrap_or_default(),
             object.name_any(),
         ),
-        object.labels().get(LABEL_NAME).cloned(),
+        object.labels().get(label).cloned(),
     )
 }
 
 /// RSG → its labelled objects, per kind.
-#[derive(Default)]
 pub struct RsgMembers {
+    /// The label whose value names the RSG.
+    label: &'static str,
     state: RwLock<IndexState>,
+}
+
+impl Default for RsgMembers {
+    /// Keyed by `rsg.io/name`.
+    fn default() -> Self {
+        Self::by_label(LABEL_NAME)
+    }
 }
 
 /// The index as one kind's watch changes it: a relist of that kind replaces its objects only.
 struct OfKind<'a> {
     state: &'a mut IndexState,
     kind: String,
+    label: &'static str,
 }
 
 impl<K: Resource> WatchIndex<K> for OfKind<'_>
@@ -86,8 +96,8 @@ where
 {
     type Entry = Entry;
 
-    fn entry_of(object: &K) -> Entry {
-        keys_of(object)
+    fn entry_of(&self, object: &K) -> Entry {
+        keys_of(object, self.label)
     }
 
     fn upsert(&mut self, (key, rsg): Entry) {
@@ -95,7 +105,7 @@ where
     }
 
     fn delete(&mut self, object: &K) {
-        self.state.remove(&keys_of(object).0);
+        self.state.remove(&keys_of(object, self.label).0);
     }
 
     fn relisting(&mut self) -> &mut Option<Vec<Entry>> {
@@ -120,6 +130,19 @@ where
 }
 
 impl RsgMembers {
+    /// An index of the objects whose label `label` names an RSG.
+    pub fn by_label(label: &'static str) -> Self {
+        Self {
+            label,
+            state: RwLock::default(),
+        }
+    }
+
+    /// The label whose value names the RSG.
+    pub fn label(&self) -> &'static str {
+        self.label
+    }
+
     /// Applies one watch event of kind `K`.
     pub fn apply<K: Resource>(&self, event: &Event<K>)
     where
@@ -131,12 +154,13 @@ impl RsgMembers {
             &mut OfKind {
                 state: &mut state,
                 kind,
+                label: self.label,
             },
             event,
         );
     }
 
-    /// Names of the objects of kind `K` in `namespace` labelled `rsg.io/name=<rsg>`.
+    /// Names of the objects of kind `K` in `namespace` whose label names `rsg`.
     pub fn names<K: Resource>(&self, namespace: &str, rsg: &str) -> BTreeSet<String>
     where
         K::DynamicType: Default,

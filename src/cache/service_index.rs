@@ -69,7 +69,7 @@ impl IndexState {
 impl WatchIndex<Service> for IndexState {
     type Entry = IndexEntry;
 
-    fn entry_of(service: &Service) -> IndexEntry {
+    fn entry_of(&self, service: &Service) -> IndexEntry {
         entry_of(service)
     }
 

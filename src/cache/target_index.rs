@@ -75,7 +75,7 @@ impl IndexState {
 impl WatchIndex<ResourceScalingGroup> for IndexState {
     type Entry = IndexEntry;
 
-    fn entry_of(rsg: &ResourceScalingGroup) -> IndexEntry {
+    fn entry_of(&self, rsg: &ResourceScalingGroup) -> IndexEntry {
         entry_of(rsg)
     }
 

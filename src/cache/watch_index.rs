@@ -11,7 +11,7 @@ pub(super) trait WatchIndex<K> {
     /// What the index keeps of one object.
     type Entry;
     /// The entry of `object`.
-    fn entry_of(object: &K) -> Self::Entry;
+    fn entry_of(&self, object: &K) -> Self::Entry;
     /// Adds or replaces one entry.
     fn upsert(&mut self, entry: Self::Entry);
     /// Removes the entry of `object`.
@@ -25,11 +25,14 @@ pub(super) trait WatchIndex<K> {
 /// Applies one watch event to `index`.
 pub(super) fn apply_event<K, I: WatchIndex<K>>(index: &mut I, event: &Event<K>) {
     match event {
-        Event::Apply(object) => index.upsert(I::entry_of(object)),
+        Event::Apply(object) => {
+            let entry = index.entry_of(object);
+            index.upsert(entry);
+        }
         Event::Delete(object) => index.delete(object),
         Event::Init => *index.relisting() = Some(Vec::new()),
         Event::InitApply(object) => {
-            let entry = I::entry_of(object);
+            let entry = index.entry_of(object);
             index.relisting().get_or_insert_with(Vec::new).push(entry);
         }
         Event::InitDone => {

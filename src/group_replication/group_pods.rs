@@ -10,10 +10,10 @@ use kube::{Api, ResourceExt};
 
 use super::observe::{Observation, TargetState};
 use super::representatives::is_ready;
-use crate::api::{ResourceScalingGroup, LABEL_GROUP_ID, LABEL_REPRESENTATIVE};
+use crate::api::{ResourceScalingGroup, LABEL_GROUP_ID};
 use crate::cache::labelled;
 use crate::reconcile::{Context, ReconcileError};
-use crate::workload::pod_selector;
+use crate::workload::{pod_selector, selector_matches_template};
 
 /// One pod of a group, with the index of the target whose workload runs it.
 pub struct GroupPod {
@@ -60,7 +60,7 @@ impl GroupPods {
 }
 
 fn selects(selector: &BTreeMap<String, String>, pod: &Pod) -> bool {
-    !selector.is_empty() && selector.iter().all(|(k, v)| pod.labels().get(k) == Some(v))
+    selector_matches_template(selector, pod.labels())
 }
 
 /// Lists the pods of a base by its selector, copies' pods (which carry a group label) left
@@ -101,15 +101,16 @@ fn cached_ready_representative(
     base_namespace: &str,
     base_selector: &BTreeMap<String, String>,
 ) -> Option<Pod> {
-    ctx.stores
-        .representatives
-        .state()
-        .iter()
-        .filter(|p| p.namespace().as_deref() == Some(base_namespace))
-        .filter(|p| p.labels().get(LABEL_REPRESENTATIVE).map(String::as_str) == Some(rsg_name))
-        .filter(|p| !p.labels().contains_key(LABEL_GROUP_ID) && selects(base_selector, p))
-        .find(|p| p.metadata.deletion_timestamp.is_none() && is_ready(p))
-        .map(|p| (**p).clone())
+    labelled(
+        &ctx.stores.representatives,
+        &ctx.stores.representative_index,
+        base_namespace,
+        rsg_name,
+    )
+    .iter()
+    .filter(|p| !p.labels().contains_key(LABEL_GROUP_ID) && selects(base_selector, p))
+    .find(|p| p.metadata.deletion_timestamp.is_none() && is_ready(p))
+    .map(|p| (**p).clone())
 }
 
 /// Group 0's pods: the first base's (every base's when placement is reported). Listed from

@@ -10,7 +10,9 @@ use std::collections::BTreeMap;
 use serde_json::{json, Map, Value};
 
 use super::revision::short_hash;
-use crate::api::{GroupPlacement, LABEL_GROUP_ID, LABEL_NAME, PLACEMENT_REQUIRED};
+use crate::api::{
+    GroupPlacement, LABEL_GROUP_ID, LABEL_NAME, PLACEMENT_PREFERRED, PLACEMENT_REQUIRED,
+};
 use crate::workload::template_pointers;
 
 /// Weight of the preferred terms (the most the scheduler allows).
@@ -34,11 +36,7 @@ impl CopyPlacement {
     pub fn of(placement: &GroupPlacement) -> Self {
         let required = placement.is_required();
         let spread_groups = placement.spreads_groups();
-        let mode = if required {
-            PLACEMENT_REQUIRED
-        } else {
-            "Preferred"
-        };
+        let mode = mode_name(required);
         let fingerprint = short_hash(&format!(
             "packDomain={}\nmode={mode}\nspreadGroups={spread_groups}\n",
             placement.pack_domain
@@ -49,6 +47,19 @@ impl CopyPlacement {
             spread_groups,
             fingerprint,
         }
+    }
+
+    /// The mode's name as the spec spells it.
+    pub fn mode(&self) -> &'static str {
+        mode_name(self.required)
+    }
+}
+
+fn mode_name(required: bool) -> &'static str {
+    if required {
+        PLACEMENT_REQUIRED
+    } else {
+        PLACEMENT_PREFERRED
     }
 }
 

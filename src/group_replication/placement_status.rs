@@ -82,11 +82,7 @@ fn placement_condition(inputs: &PlacementInputs<'_>) -> Option<(bool, &'static s
         ));
     }
     let placement = inputs.placement?;
-    let mode = if placement.required {
-        "Required"
-    } else {
-        "Preferred"
-    };
+    let mode = placement.mode();
     Some((
         true,
         "Placed",

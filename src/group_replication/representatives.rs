@@ -15,7 +15,7 @@ use super::observe::Observation;
 use crate::api::{ResourceScalingGroup, LABEL_GROUP_ID, LABEL_REPRESENTATIVE};
 use crate::api_errors;
 use crate::reconcile::{Context, ObjectName, ReconcileError};
-use crate::workload::pod_selector;
+use crate::workload::{pod_selector, selector_matches_template};
 
 /// Whether the pod's Ready condition is True.
 pub(super) fn is_ready(pod: &Pod) -> bool {
@@ -70,12 +70,8 @@ impl RepresentativeScope<'_> {
         match pod.namespace().as_deref() {
             Some(ns) if ns == self.rsg_namespace => true,
             Some(ns) if ns == self.base_namespace => {
-                !self.base_selector.is_empty()
-                    && !labels.contains_key(LABEL_GROUP_ID)
-                    && self
-                        .base_selector
-                        .iter()
-                        .all(|(k, v)| labels.get(k) == Some(v))
+                !labels.contains_key(LABEL_GROUP_ID)
+                    && selector_matches_template(&self.base_selector, labels)
             }
             _ => false,
         }
@@ -131,11 +127,17 @@ pub async fn ensure_representatives(
         base_namespace: &first.base_namespace,
         base_selector: pod_selector(&first.base),
     };
-    let mut labelled: BTreeSet<(String, String)> = ctx
-        .stores
-        .representatives
-        .state()
-        .iter()
+    let namespaces: BTreeSet<&str> = [rsg_namespace.as_str(), first.base_namespace.as_str()].into();
+    let mut labelled: BTreeSet<(String, String)> = namespaces
+        .into_iter()
+        .flat_map(|namespace| {
+            crate::cache::labelled(
+                &ctx.stores.representatives,
+                &ctx.stores.representative_index,
+                namespace,
+                &rsg_name,
+            )
+        })
         .filter(|p| ours.labelled_by_us(p))
         .map(|p| (p.namespace().unwrap_or_default(), p.name_any()))
         .collect();

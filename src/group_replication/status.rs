@@ -169,11 +169,7 @@ pub fn groups_status(
             services,
             draining_since,
             revision: Some(revision),
-            domain: summary
-                .placement
-                .get(&id)
-                .and_then(|r| r.domain.clone())
-                .filter(|_| obs.placement.is_some()),
+            domain: summary.placement.get(&id).and_then(|r| r.domain.clone()),
             unschedulable: summary
                 .placement
                 .get(&id)

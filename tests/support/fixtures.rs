@@ -38,3 +38,24 @@ pub fn group_rsg(
 pub fn grant(ns: &str, from: &str) -> String {
     yaml(&rsg::fixtures::grant(ns, from))
 }
+
+/// A GroupReplication RSG `llm` in `ns` over the Deployments `prefill` and `decode`, group
+/// name `g`, with `replicas` groups and `extra` (YAML lines under `groupConfig:`, indented 6
+/// spaces, each ending in a newline).
+pub fn prefill_decode_rsg(ns: &str, replicas: i32, extra: &str) -> String {
+    format!(
+        r#"apiVersion: autoscaling.openfuyao.com/v1alpha1
+kind: ResourceScalingGroup
+metadata: {{name: llm, namespace: {ns}}}
+spec:
+  targetResources:
+  - {{name: prefill, resourceRef: {{apiVersion: apps/v1, kind: Deployment, name: prefill}}}}
+  - {{name: decode, resourceRef: {{apiVersion: apps/v1, kind: Deployment, name: decode}}}}
+  scalingStrategy:
+    type: GroupReplication
+    groupConfig:
+      groupName: g
+      replicas: {replicas}
+{extra}"#
+    )
+}
