@@ -7,6 +7,8 @@
 #                   server, for the admission benchmark)
 #   etcd-<v>:       etcd
 #   kwok-<v>:       kwok (simulated nodes and pod lifecycle)
+#   lws-<v>:        the LeaderWorkerSet controller (bin/lws-controller), its CRD (crd.yaml) and
+#                   its webhook configurations (webhooks.yaml), from sigs.k8s.io/lws
 # Idempotent: a component whose binaries are cached (and report the pinned version) is not rebuilt.
 # A cold run downloads a few hundred MB of Go modules and takes several minutes per release on 2 cores.
 # Prints nothing but progress on stderr; `hack/install-k8s.sh --print-env` prints the cache paths
@@ -21,10 +23,11 @@ K8S_NEWEST_BIN="$CACHE/kubernetes-$K8S_NEWEST_VERSION/bin"
 K8S_FLOOR_BIN="$CACHE/kubernetes-$K8S_FLOOR_VERSION/bin"
 ETCD_BIN="$CACHE/etcd-$ETCD_VERSION/bin"
 KWOK_BIN="$CACHE/kwok-$KWOK_VERSION/bin"
+LWS_DIR="$CACHE/lws-$LWS_VERSION"
 
 if [ "${1:-}" = "--print-env" ]; then
-  printf 'RSG_K8S_BIN=%q\nRSG_K8S_FLOOR_BIN=%q\nRSG_ETCD_BIN=%q\nRSG_KWOK_BIN=%q\n' \
-    "$K8S_NEWEST_BIN" "$K8S_FLOOR_BIN" "$ETCD_BIN" "$KWOK_BIN"
+  printf 'RSG_K8S_BIN=%q\nRSG_K8S_FLOOR_BIN=%q\nRSG_ETCD_BIN=%q\nRSG_KWOK_BIN=%q\nRSG_LWS_DIR=%q\n' \
+    "$K8S_NEWEST_BIN" "$K8S_FLOOR_BIN" "$ETCD_BIN" "$KWOK_BIN" "$LWS_DIR"
   exit 0
 fi
 
@@ -147,8 +150,32 @@ build_kwok() {
   log "kwok $KWOK_VERSION built into $KWOK_BIN"
 }
 
+# The LeaderWorkerSet module has no replace directives, but `go install …@version` asks the proxy
+# for the module's version list, which it refuses: a wrapper module requiring the pinned version
+# builds its command (package sigs.k8s.io/lws/cmd). The CRD and the webhook configurations are
+# taken from the same module's config/, so they always match the controller.
+build_lws() {
+  if [ -x "$LWS_DIR/bin/lws-controller" ] && [ -f "$LWS_DIR/crd.yaml" ] && [ -f "$LWS_DIR/webhooks.yaml" ]; then
+    log "LeaderWorkerSet $LWS_VERSION cached in $LWS_DIR"
+    return
+  fi
+  log "building the LeaderWorkerSet controller $LWS_VERSION from its Go module"
+  local work="$CACHE/build/lws-$LWS_VERSION"
+  mkdir -p "$work" "$LWS_DIR/bin"
+  printf 'module rsg.local/build/lws\n\ngo 1.26\n\nrequire sigs.k8s.io/lws v%s\n' "$LWS_VERSION" >"$work/go.mod"
+  (cd "$work" && go build -mod=mod -trimpath -ldflags "-s -w" -o "$LWS_DIR/bin/lws-controller" sigs.k8s.io/lws/cmd) \
+    >"$work/build.log" 2>&1 || { tail -n 40 "$work/build.log" >&2; log "building LeaderWorkerSet failed (log: $work/build.log)"; exit 1; }
+  local module_dir
+  module_dir="$(cd "$work" && go list -m -f '{{.Dir}}' sigs.k8s.io/lws)"
+  [ -d "$module_dir/config" ] || { log "could not find sigs.k8s.io/lws@v$LWS_VERSION's config/"; exit 1; }
+  cp "$module_dir/config/crd/bases/leaderworkerset.x-k8s.io_leaderworkersets.yaml" "$LWS_DIR/crd.yaml"
+  cp "$module_dir/config/webhook/manifests.yaml" "$LWS_DIR/webhooks.yaml"
+  log "LeaderWorkerSet $LWS_VERSION built into $LWS_DIR"
+}
+
 build_etcd
 build_kwok
+build_lws
 build_kubernetes "$K8S_NEWEST_VERSION" "$K8S_NEWEST_BIN" agnhost
 build_kubernetes "$K8S_FLOOR_VERSION" "$K8S_FLOOR_BIN"
 log "done"

@@ -12,3 +12,6 @@ ETCD_VERSION=3.6.15
 # kwok: simulated nodes and pod lifecycle, so the real kube-scheduler places pods and they become
 # Running and Ready.
 KWOK_VERSION=0.8.0
+# LeaderWorkerSet: its controller (with its own admission webhooks) and its CRD, both from the
+# Go module, so LeaderWorkerSet copies meet the real schema and the real controller runs them.
+LWS_VERSION=0.8.0

@@ -390,11 +390,24 @@ fn an_object_with_a_copy_name_that_is_not_ours_is_never_touched() {
             (rsg["status"]["lastDesiredReplicas"] == 3).then_some(())
         },
     );
+    // The deployment controller writes the object's status as its pods come up, so the
+    // resourceVersion moves; what rsg could change is the spec, labels and annotations, and
+    // any write of rsg's would carry its field manager.
     let after = get_json("deployment", &ns, "pd-llm-decode-1").unwrap();
-    assert_eq!(
-        after["metadata"]["resourceVersion"], before["metadata"]["resourceVersion"],
-        "the other object is never modified"
-    );
+    for field in ["generation", "labels", "annotations"] {
+        assert_eq!(
+            after["metadata"][field], before["metadata"][field],
+            "the other object's {field} is never modified"
+        );
+    }
+    assert_eq!(after["spec"], before["spec"], "the other object's spec");
+    let managers: Vec<&str> = after["metadata"]["managedFields"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| entry["manager"].as_str())
+        .collect();
+    assert!(!managers.contains(&rsg::FIELD_MANAGER), "{managers:?}");
     assert!(
         get_json("deployment", &ns, "pd-llm-prefill-1").is_none(),
         "no half group stays"
@@ -467,35 +480,11 @@ spec:
 }
 
 #[test]
-fn leader_worker_sets_are_cloned_through_the_dynamic_api_and_missing_kinds_are_reported() {
+fn a_target_kind_the_api_server_does_not_serve_is_reported() {
     setup();
-    support::crds::install(support::crds::LEADER_WORKER_SET, &["leaderworkersets"]);
-    let ns = namespace("lws");
+    let ns = namespace("missing-kind");
     apply(&format!(
-        r#"apiVersion: leaderworkerset.x-k8s.io/v1
-kind: LeaderWorkerSet
-metadata: {{name: vllm, namespace: {ns}}}
-spec:
-  replicas: 2
-  leaderWorkerTemplate:
-    size: 4
-    workerTemplate:
-      metadata: {{labels: {{app: vllm}}}}
-      spec:
-        containers: [{{name: vllm, image: registry.local/vllm:1}}]
----
-apiVersion: autoscaling.openfuyao.com/v1alpha1
-kind: ResourceScalingGroup
-metadata: {{name: lws-group, namespace: {ns}}}
-spec:
-  targetResources:
-  - name: engine
-    resourceRef: {{apiVersion: leaderworkerset.x-k8s.io/v1, kind: LeaderWorkerSet, name: vllm}}
-  scalingStrategy:
-    type: GroupReplication
-    groupConfig: {{groupName: g, replicas: 2}}
----
-apiVersion: autoscaling.openfuyao.com/v1alpha1
+        r#"apiVersion: autoscaling.openfuyao.com/v1alpha1
 kind: ResourceScalingGroup
 metadata: {{name: missing-kind, namespace: {ns}}}
 spec:
@@ -507,48 +496,10 @@ spec:
     groupConfig: {{replicas: 2}}
 "#
     ));
-    wait_rsg_converged(&ns, "lws-group", 2);
-    let copy = get_json("leaderworkerset", &ns, "g-vllm-1").expect("LWS copy");
-    assert_eq!(copy["spec"]["replicas"], 2);
-    assert_eq!(
-        copy["spec"]["leaderWorkerTemplate"]["workerTemplate"]["metadata"]["labels"],
-        serde_json::json!({"app": "vllm", "rsg.io/name": "lws-group", "rsg.io/group-id": "1"})
-    );
-    assert!(copy["spec"]["leaderWorkerTemplate"]
-        .get("leaderTemplate")
-        .is_none());
     let condition = wait_rsg_reason(&ns, "missing-kind", "TargetNotFound");
     assert!(
         condition["message"].as_str().unwrap().contains("inference.example.com/v1 InferencePool is not served by the API server (is its CRD installed?)"),
         "{condition}"
-    );
-    // The other RSGs keep working.
-    scale_rsg(&ns, "lws-group", 1);
-    wait_rsg_converged(&ns, "lws-group", 1);
-    assert!(get_json("leaderworkerset", &ns, "g-vllm-1").is_none());
-
-    // Group 0 goes to zero replicas (never deleted) and comes back at its baseline.
-    scale_rsg(&ns, "lws-group", 0);
-    let rsg = wait_rsg_converged(&ns, "lws-group", 0);
-    assert_eq!(rsg["status"]["groups"][0]["state"], "ScaledToZero");
-    let base = get_json("leaderworkerset", &ns, "vllm").expect("the base is kept");
-    assert_eq!(base["spec"]["replicas"], 0);
-    assert_eq!(
-        base["metadata"]["annotations"]["rsg.io/held-at-zero"],
-        "true"
-    );
-    assert_eq!(base["spec"]["leaderWorkerTemplate"]["size"], 4);
-    scale_rsg(&ns, "lws-group", 1);
-    wait_rsg_converged(&ns, "lws-group", 1);
-    let base = get_json("leaderworkerset", &ns, "vllm").expect("the base");
-    assert_eq!(base["spec"]["replicas"], 2, "restored to the baseline");
-    assert!(base["metadata"]["annotations"]
-        .get("rsg.io/held-at-zero")
-        .is_none());
-    assert_eq!(
-        base["spec"]["leaderWorkerTemplate"]["workerTemplate"]["metadata"]["labels"],
-        serde_json::json!({"app": "vllm"}),
-        "the base's pod template is never changed"
     );
 }
 

@@ -239,7 +239,7 @@ fn every_call_rsg_makes_is_allowed_and_every_permission_granted_is_used() {
         rsg_args: &["--target-namespace-selector=rsg-e2e/targets=allowed"],
         ..EnvOptions::default()
     });
-    support::crds::install(support::crds::LEADER_WORKER_SET, &["leaderworkersets"]);
+    support::leader_worker_set::install_crd();
     support::crds::install(support::crds::ROLE_BASED_GROUP, &["rolebasedgroups"]);
     let ns = namespace("rbac");
     support::run_kubectl(&["label", "namespace", &ns, "rsg-e2e/targets=allowed"]);

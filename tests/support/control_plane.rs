@@ -57,7 +57,7 @@ fn write_kubeconfig(path: &Path, dir: &Path, port: u16, user: &str, token: &str,
 }
 
 /// A version pinned in `hack/versions.sh` (the one place the test world's versions live).
-fn pinned_version(key: &str) -> String {
+pub fn pinned_version(key: &str) -> String {
     include_str!("../../hack/versions.sh")
         .lines()
         .find_map(|line| line.strip_prefix(&format!("{key}=")))
@@ -66,7 +66,9 @@ fn pinned_version(key: &str) -> String {
         .to_string()
 }
 
-fn cache_dir() -> PathBuf {
+/// The directory `hack/install-k8s.sh` caches its builds in: `$RSG_CACHE`, else
+/// `~/.cache/rsg`.
+pub fn cache_dir() -> PathBuf {
     std::env::var("RSG_CACHE")
         .map(PathBuf::from)
         .unwrap_or_else(|_| {

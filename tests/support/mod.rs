@@ -9,6 +9,7 @@ pub mod crds;
 pub mod fixtures;
 pub mod helm;
 pub mod kubectl;
+pub mod leader_worker_set;
 pub mod processes;
 pub mod prometheus;
 pub mod proxy;
