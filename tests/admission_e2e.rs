@@ -629,7 +629,7 @@ fn in_rsgs_own_namespace_the_shipped_webhooks_check_and_default_like_anywhere() 
     ));
     assert!(
         warnings.contains(&format!(
-            r#"no ResourceScalingGroupGrant in namespace "{workloads}" admits RSGs of namespace "{ns}""#
+            r#"no ResourceScalingGroupGrant in namespace "{workloads}" admits RSG "own-ns-defaults" of namespace "{ns}""#
         )),
         "{warnings}"
     );

@@ -99,7 +99,7 @@ async fn valid_create_is_allowed_with_warnings() {
     // Another namespace's workload is allowed, and the user learns what rsg waits for.
     assert_eq!(
         warnings[1],
-        r#"spec.targetResources[0].resourceRef.namespace: no ResourceScalingGroupGrant in namespace "production" admits RSGs of namespace "scaling-system" to Deployment llm-prefill; rsg acts on it once one does"#
+        r#"spec.targetResources[0].resourceRef.namespace: no ResourceScalingGroupGrant in namespace "production" admits RSG "llm-pd-group" of namespace "scaling-system" to Deployment llm-prefill; rsg acts on it once one does"#
     );
 }
 

@@ -375,9 +375,27 @@ fn a_tenant_cannot_borrow_rsgs_rights_with_or_without_the_webhooks() {
         GROUPS_2,
     ));
     support::wait_rsg_reason(&tenant_a, "granted", "TargetNotAllowed");
-    apply(&format!(
-        "apiVersion: autoscaling.openfuyao.com/v1alpha1\nkind: ResourceScalingGroupGrant\nmetadata: {{name: from-a, namespace: {tenant_b}}}\nspec:\n  from: [{{namespace: {tenant_a}}}]\n  to: [{{group: apps, kind: Deployment, name: shared}}]\n"
-    ));
+    let grant = |from: &str| {
+        apply(&format!(
+            "apiVersion: autoscaling.openfuyao.com/v1alpha1\nkind: ResourceScalingGroupGrant\nmetadata: {{name: from-a, namespace: {tenant_b}}}\nspec:\n  from: [{from}]\n  to: [{{group: apps, kind: Deployment, name: shared}}]\n"
+        ))
+    };
+    // A grant that names the RSG admits it; once it names only another RSG of the same
+    // namespace, rsg stops acting for this one.
+    grant(&format!("{{namespace: {tenant_a}, names: [granted]}}"));
+    support::wait_rsg_converged(&tenant_a, "granted", 2);
+    grant(&format!("{{namespace: {tenant_a}, names: [someone-else]}}"));
+    let condition = support::wait_rsg_reason(&tenant_a, "granted", "TargetNotAllowed");
+    assert!(
+        condition["message"]
+            .as_str()
+            .is_some_and(|m| m.contains(&format!(
+                r#"admits RSG "granted" of namespace "{tenant_a}" to Deployment shared"#
+            ))),
+        "{condition}"
+    );
+    // Without names it admits every RSG of the namespace.
+    grant(&format!("{{namespace: {tenant_a}}}"));
     support::wait_rsg_converged(&tenant_a, "granted", 2);
 
     // The grant taken away after convergence: rsg stops acting on the base, says why, and a

@@ -117,7 +117,7 @@ pub async fn validate_rsg_request(
         ctx.client.as_ref(),
         &ctx.boundary,
         &grants,
-        &namespace,
+        (&namespace, &name),
         &rsg.spec,
     )
     .await

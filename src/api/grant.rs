@@ -33,13 +33,30 @@ pub struct ResourceScalingGroupGrantSpec {
     pub to: Vec<GrantTo>,
 }
 
-/// A namespace whose RSGs are admitted.
+/// A namespace whose RSGs are admitted: all of them, or only those `names` lists.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GrantFrom {
     /// Namespace of the ResourceScalingGroups.
     #[schemars(length(max = 63))]
     pub namespace: String,
+    /// Names of the ResourceScalingGroups of that namespace this grant admits (1 to 32).
+    /// Absent: every RSG of the namespace, so every user who may create or edit an RSG there
+    /// may act on the workloads this grant lists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 32), inner(length(min = 1, max = 253)))]
+    pub names: Option<Vec<String>>,
+}
+
+impl GrantFrom {
+    /// Whether this entry admits the RSG `namespace/name`.
+    pub fn admits(&self, namespace: &str, name: &str) -> bool {
+        self.namespace == namespace
+            && self
+                .names
+                .as_ref()
+                .is_none_or(|names| names.iter().any(|n| n == name))
+    }
 }
 
 /// Workloads that may be acted on.
@@ -60,9 +77,16 @@ pub struct GrantTo {
 }
 
 impl ResourceScalingGroupGrantSpec {
-    /// Whether this grant admits RSGs of `from_namespace` to the workload `group/kind name`.
-    pub fn admits(&self, from_namespace: &str, group: &str, kind: &str, name: &str) -> bool {
-        self.from.iter().any(|f| f.namespace == from_namespace)
+    /// Whether this grant admits the RSG `rsg_namespace/rsg_name` to the workload
+    /// `group/kind name`.
+    pub fn admits(
+        &self,
+        (rsg_namespace, rsg_name): (&str, &str),
+        group: &str,
+        kind: &str,
+        name: &str,
+    ) -> bool {
+        self.from.iter().any(|f| f.admits(rsg_namespace, rsg_name))
             && self.to.iter().any(|t| {
                 t.group == group && t.kind == kind && t.name.as_deref().is_none_or(|n| n == name)
             })
@@ -77,6 +101,7 @@ mod tests {
         ResourceScalingGroupGrantSpec {
             from: vec![GrantFrom {
                 namespace: "scaling-system".into(),
+                names: None,
             }],
             to: vec![GrantTo {
                 group: "apps".into(),
@@ -88,13 +113,24 @@ mod tests {
 
     #[test]
     fn admits_only_the_named_namespace_kind_and_name() {
+        let rsg = ("scaling-system", "llm");
         let all = grant(None);
-        assert!(all.admits("scaling-system", "apps", "Deployment", "decode"));
-        assert!(!all.admits("tenant-a", "apps", "Deployment", "decode"));
-        assert!(!all.admits("scaling-system", "apps", "StatefulSet", "decode"));
-        assert!(!all.admits("scaling-system", "", "Deployment", "decode"));
+        assert!(all.admits(rsg, "apps", "Deployment", "decode"));
+        assert!(!all.admits(("tenant-a", "llm"), "apps", "Deployment", "decode"));
+        assert!(!all.admits(rsg, "apps", "StatefulSet", "decode"));
+        assert!(!all.admits(rsg, "", "Deployment", "decode"));
         let one = grant(Some("prefill"));
-        assert!(one.admits("scaling-system", "apps", "Deployment", "prefill"));
-        assert!(!one.admits("scaling-system", "apps", "Deployment", "decode"));
+        assert!(one.admits(rsg, "apps", "Deployment", "prefill"));
+        assert!(!one.admits(rsg, "apps", "Deployment", "decode"));
+    }
+
+    #[test]
+    fn a_grant_naming_rsgs_admits_only_those_of_its_namespace() {
+        let mut named = grant(None);
+        named.from[0].names = Some(vec!["llm".into(), "chat".into()]);
+        assert!(named.admits(("scaling-system", "llm"), "apps", "Deployment", "decode"));
+        assert!(named.admits(("scaling-system", "chat"), "apps", "Deployment", "decode"));
+        assert!(!named.admits(("scaling-system", "other"), "apps", "Deployment", "decode"));
+        assert!(!named.admits(("tenant-a", "llm"), "apps", "Deployment", "decode"));
     }
 }

@@ -90,12 +90,12 @@ impl TargetBoundary {
     /// of a namespace; `labels` holds what [`Self::namespaces_to_label`] asked for.
     pub fn violations<'g>(
         &self,
-        rsg_namespace: &str,
+        rsg: (&str, &str),
         spec: &ResourceScalingGroupSpec,
         labels: &NamespaceLabels,
         grants_in: impl Fn(&str) -> Vec<&'g ResourceScalingGroupGrantSpec>,
     ) -> Vec<Violation> {
-        self.find_violations(rsg_namespace, spec, Some(labels), grants_in)
+        self.find_violations(rsg, spec, Some(labels), grants_in)
     }
 
     /// Whether another RSG's claim on a workload counts: only a claim rsg could act on (closed
@@ -103,17 +103,16 @@ impl TargetBoundary {
     /// A claim from outside the boundary never blocks the workload's real owner.
     pub fn claim_counts<'g>(
         &self,
-        rsg_namespace: &str,
+        rsg: (&str, &str),
         spec: &ResourceScalingGroupSpec,
         grants_in: impl Fn(&str) -> Vec<&'g ResourceScalingGroupGrantSpec>,
     ) -> bool {
-        self.find_violations(rsg_namespace, spec, None, grants_in)
-            .is_empty()
+        self.find_violations(rsg, spec, None, grants_in).is_empty()
     }
 
     fn find_violations<'g>(
         &self,
-        rsg_namespace: &str,
+        (rsg_namespace, rsg_name): (&str, &str),
         spec: &ResourceScalingGroupSpec,
         labels: Option<&NamespaceLabels>,
         grants_in: impl Fn(&str) -> Vec<&'g ResourceScalingGroupGrantSpec>,
@@ -156,16 +155,21 @@ impl TargetBoundary {
                 continue;
             }
             let group = reference.group();
-            let granted = grants_in(namespace)
-                .iter()
-                .any(|g| g.admits(rsg_namespace, group, &reference.kind, &reference.name));
+            let granted = grants_in(namespace).iter().any(|g| {
+                g.admits(
+                    (rsg_namespace, rsg_name),
+                    group,
+                    &reference.kind,
+                    &reference.name,
+                )
+            });
             if !granted {
                 found.push(Violation {
                     kind: ViolationKind::NotGranted,
                     error: FieldError::forbidden(
                         &path,
                         format!(
-                            "no ResourceScalingGroupGrant in namespace {namespace:?} admits RSGs of namespace {rsg_namespace:?} to {} {}; rsg acts on it once one does",
+                            "no ResourceScalingGroupGrant in namespace {namespace:?} admits RSG {rsg_name:?} of namespace {rsg_namespace:?} to {} {}; rsg acts on it once one does",
                             reference.kind, reference.name
                         ),
                     ),

@@ -76,14 +76,14 @@ pub async fn current_violations(
     client: Option<&Client>,
     boundary: &TargetBoundary,
     grants: &Grants,
-    rsg_namespace: &str,
+    rsg: (&str, &str),
     spec: &ResourceScalingGroupSpec,
 ) -> Vec<Violation> {
     let labels = match client {
         Some(client) => {
-            read_namespace_labels(client, boundary.namespaces_to_label(rsg_namespace, spec)).await
+            read_namespace_labels(client, boundary.namespaces_to_label(rsg.0, spec)).await
         }
         None => NamespaceLabels::default(),
     };
-    boundary.violations(rsg_namespace, spec, &labels, |ns| grants.specs_in(ns))
+    boundary.violations(rsg, spec, &labels, |ns| grants.specs_in(ns))
 }

@@ -5,6 +5,7 @@ fn grant(from: &str, kind: &str, name: Option<&str>) -> ResourceScalingGroupGran
     ResourceScalingGroupGrantSpec {
         from: vec![GrantFrom {
             namespace: from.into(),
+            names: None,
         }],
         to: vec![GrantTo {
             group: "apps".into(),
@@ -36,7 +37,7 @@ fn no_grants(_: &str) -> Vec<&'static ResourceScalingGroupGrantSpec> {
 fn same_namespace_targets_need_nothing() {
     let boundary = TargetBoundary::default();
     let found = boundary.violations(
-        "tenant-a",
+        ("tenant-a", "llm"),
         &spec(None, Some("tenant-a")),
         &BTreeMap::new(),
         no_grants,
@@ -52,7 +53,7 @@ fn system_and_own_namespaces_are_closed_even_when_granted() {
     };
     let everything = grant("tenant-a", "Deployment", None);
     let found = boundary.violations(
-        "tenant-a",
+        ("tenant-a", "llm"),
         &spec(Some("kube-system"), Some("rsg-system")),
         &BTreeMap::new(),
         |_| vec![&everything],
@@ -68,7 +69,7 @@ fn system_and_own_namespaces_are_closed_even_when_granted() {
     assert!(found[1].error.to_string().contains("its own namespace"));
     // An RSG in a system namespace cannot target its own namespace either.
     let found = boundary.violations(
-        "kube-system",
+        ("kube-system", "llm"),
         &spec(None, None),
         &BTreeMap::new(),
         no_grants,
@@ -80,15 +81,15 @@ fn system_and_own_namespaces_are_closed_even_when_granted() {
 fn another_namespace_needs_a_grant_for_this_namespace_and_workload() {
     let boundary = TargetBoundary::default();
     let rsg = spec(Some("production"), Some("production"));
-    let found = boundary.violations("scaling-system", &rsg, &BTreeMap::new(), no_grants);
+    let found = boundary.violations(("scaling-system", "llm"), &rsg, &BTreeMap::new(), no_grants);
     assert_eq!(found.len(), 2);
     assert!(found.iter().all(|v| v.kind == ViolationKind::NotGranted));
     assert!(found[0].error.to_string().contains(
-        "no ResourceScalingGroupGrant in namespace \"production\" admits RSGs of namespace \"scaling-system\" to Deployment leader"
+        "no ResourceScalingGroupGrant in namespace \"production\" admits RSG \"llm\" of namespace \"scaling-system\" to Deployment leader"
     ));
 
     let leader_only = grant("scaling-system", "Deployment", Some("leader"));
-    let found = boundary.violations("scaling-system", &rsg, &BTreeMap::new(), |ns| {
+    let found = boundary.violations(("scaling-system", "llm"), &rsg, &BTreeMap::new(), |ns| {
         assert_eq!(ns, "production");
         vec![&leader_only]
     });
@@ -96,14 +97,40 @@ fn another_namespace_needs_a_grant_for_this_namespace_and_workload() {
     assert!(found[0].error.path.starts_with("spec.targetResources[1]"));
 
     let other_tenant = grant("tenant-b", "Deployment", None);
-    let found = boundary.violations("scaling-system", &rsg, &BTreeMap::new(), |_| {
+    let found = boundary.violations(("scaling-system", "llm"), &rsg, &BTreeMap::new(), |_| {
         vec![&other_tenant]
     });
     assert_eq!(found.len(), 2);
 
     let all = grant("scaling-system", "Deployment", None);
-    let found = boundary.violations("scaling-system", &rsg, &BTreeMap::new(), |_| vec![&all]);
+    let found = boundary.violations(("scaling-system", "llm"), &rsg, &BTreeMap::new(), |_| {
+        vec![&all]
+    });
     assert!(found.is_empty(), "{found:?}");
+}
+
+#[test]
+fn a_grant_that_names_rsgs_admits_no_other_rsg_of_the_namespace() {
+    let boundary = TargetBoundary::default();
+    let rsg = spec(Some("production"), Some("production"));
+    let mut named = grant("scaling-system", "Deployment", None);
+    named.from[0].names = Some(vec!["llm".into()]);
+    let found = boundary.violations(("scaling-system", "llm"), &rsg, &BTreeMap::new(), |_| {
+        vec![&named]
+    });
+    assert!(found.is_empty(), "{found:?}");
+    let found = boundary.violations(
+        ("scaling-system", "intruder"),
+        &rsg,
+        &BTreeMap::new(),
+        |_| vec![&named],
+    );
+    assert_eq!(found.len(), 2);
+    assert!(found.iter().all(|v| v.kind == ViolationKind::NotGranted));
+    assert!(found[0]
+        .error
+        .to_string()
+        .contains("admits RSG \"intruder\" of namespace"));
 }
 
 #[test]
@@ -123,7 +150,7 @@ fn the_operator_selector_narrows_every_target_namespace() {
     // tenant-b unreadable: not selected, with the same message as an unlabelled namespace.
     labels.insert("tenant-b".into(), None);
     let grant_all = grant("tenant-a", "Deployment", None);
-    let found = boundary.violations("tenant-a", &rsg, &labels, |_| vec![&grant_all]);
+    let found = boundary.violations(("tenant-a", "llm"), &rsg, &labels, |_| vec![&grant_all]);
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].kind, ViolationKind::ClosedNamespace);
     assert!(found[0]
@@ -132,6 +159,6 @@ fn the_operator_selector_narrows_every_target_namespace() {
         .contains("namespace selector \"rsg-targets=allowed\""));
     labels.insert("tenant-b".into(), Some(allowed));
     assert!(boundary
-        .violations("tenant-a", &rsg, &labels, |_| vec![&grant_all])
+        .violations(("tenant-a", "llm"), &rsg, &labels, |_| vec![&grant_all])
         .is_empty());
 }

@@ -464,7 +464,11 @@ impl Stores {
             .filter(|claim| {
                 self.rsg(&claim.rsg_namespace, &claim.rsg_name)
                     .is_some_and(|other| {
-                        boundary.claim_counts(&claim.rsg_namespace, &other.spec, grants_in)
+                        boundary.claim_counts(
+                            (&claim.rsg_namespace, &claim.rsg_name),
+                            &other.spec,
+                            grants_in,
+                        )
                     })
             })
             .collect()

@@ -183,7 +183,7 @@ async fn reconcile_strategy(
         Some(&ctx.client),
         &ctx.boundary,
         &grants,
-        &namespace,
+        (&namespace, &name),
         &rsg.spec,
     )
     .await;
