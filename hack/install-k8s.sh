@@ -9,6 +9,8 @@
 #   kwok-<v>:       kwok (simulated nodes and pod lifecycle)
 #   lws-<v>:        the LeaderWorkerSet controller (bin/lws-controller), its CRD (crd.yaml) and
 #                   its webhook configurations (webhooks.yaml), from sigs.k8s.io/lws
+#   keda-<v>:       the KEDA operator (bin/keda-operator) and its CRDs (crds.yaml), from
+#                   github.com/kedacore/keda/v2
 # Idempotent: a component whose binaries are cached (and report the pinned version) is not rebuilt.
 # A cold run downloads a few hundred MB of Go modules and takes several minutes per release on 2 cores.
 # Prints nothing but progress on stderr; `hack/install-k8s.sh --print-env` prints the cache paths
@@ -24,10 +26,11 @@ K8S_FLOOR_BIN="$CACHE/kubernetes-$K8S_FLOOR_VERSION/bin"
 ETCD_BIN="$CACHE/etcd-$ETCD_VERSION/bin"
 KWOK_BIN="$CACHE/kwok-$KWOK_VERSION/bin"
 LWS_DIR="$CACHE/lws-$LWS_VERSION"
+KEDA_DIR="$CACHE/keda-$KEDA_VERSION"
 
 if [ "${1:-}" = "--print-env" ]; then
-  printf 'RSG_K8S_BIN=%q\nRSG_K8S_FLOOR_BIN=%q\nRSG_ETCD_BIN=%q\nRSG_KWOK_BIN=%q\nRSG_LWS_DIR=%q\n' \
-    "$K8S_NEWEST_BIN" "$K8S_FLOOR_BIN" "$ETCD_BIN" "$KWOK_BIN" "$LWS_DIR"
+  printf 'RSG_K8S_BIN=%q\nRSG_K8S_FLOOR_BIN=%q\nRSG_ETCD_BIN=%q\nRSG_KWOK_BIN=%q\nRSG_LWS_DIR=%q\nRSG_KEDA_DIR=%q\n' \
+    "$K8S_NEWEST_BIN" "$K8S_FLOOR_BIN" "$ETCD_BIN" "$KWOK_BIN" "$LWS_DIR" "$KEDA_DIR"
   exit 0
 fi
 
@@ -173,9 +176,43 @@ build_lws() {
   log "LeaderWorkerSet $LWS_VERSION built into $LWS_DIR"
 }
 
+# KEDA's go.mod pins some dependencies with replace directives (all to published versions),
+# which a dependent module does not inherit: the wrapper module copies them, then builds the
+# operator command. The CRDs come from the same module's config/.
+build_keda() {
+  if [ -x "$KEDA_DIR/bin/keda-operator" ] && [ -f "$KEDA_DIR/crds.yaml" ]; then
+    log "KEDA $KEDA_VERSION cached in $KEDA_DIR"
+    return
+  fi
+  log "building the KEDA operator $KEDA_VERSION from its Go module"
+  local work="$CACHE/build/keda-$KEDA_VERSION"
+  mkdir -p "$work" "$KEDA_DIR/bin"
+  local gomod
+  gomod="$(cd "$work" && go mod download -json "github.com/kedacore/keda/v2@v$KEDA_VERSION" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",*$/\1/p')"
+  [ -f "$gomod" ] || { log "could not download github.com/kedacore/keda/v2@v$KEDA_VERSION"; exit 1; }
+  {
+    printf 'module rsg.local/build/keda\n\ngo 1.26\n\nrequire github.com/kedacore/keda/v2 v%s\n\nreplace (\n' "$KEDA_VERSION"
+    # Single-line replaces and the lines of replace blocks, all "module => module version".
+    sed -n -e 's/^replace \([^(].* => .*\)$/\t\1/p' -e '/^replace (/,/^)/{/=>/p}' "$gomod"
+    echo ")"
+  } >"$work/go.mod"
+  (cd "$work" && go build -mod=mod -trimpath -ldflags "-s -w" -o "$KEDA_DIR/bin/keda-operator" github.com/kedacore/keda/v2/cmd/operator) \
+    >"$work/build.log" 2>&1 || { tail -n 40 "$work/build.log" >&2; log "building KEDA failed (log: $work/build.log)"; exit 1; }
+  local module_dir
+  module_dir="$(cd "$work" && go list -m -f '{{.Dir}}' github.com/kedacore/keda/v2)"
+  [ -d "$module_dir/config/crd/bases" ] || { log "could not find the KEDA module's config/crd/bases"; exit 1; }
+  local crd
+  : >"$KEDA_DIR/crds.yaml"
+  for crd in "$module_dir"/config/crd/bases/*.yaml; do
+    { echo "---"; cat "$crd"; } >>"$KEDA_DIR/crds.yaml"
+  done
+  log "KEDA $KEDA_VERSION built into $KEDA_DIR"
+}
+
 build_etcd
 build_kwok
 build_lws
+build_keda
 build_kubernetes "$K8S_NEWEST_VERSION" "$K8S_NEWEST_BIN" agnhost
 build_kubernetes "$K8S_FLOOR_VERSION" "$K8S_FLOOR_BIN"
 log "done"

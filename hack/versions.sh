@@ -15,3 +15,6 @@ KWOK_VERSION=0.8.0
 # LeaderWorkerSet: its controller (with its own admission webhooks) and its CRD, both from the
 # Go module, so LeaderWorkerSet copies meet the real schema and the real controller runs them.
 LWS_VERSION=0.8.0
+# KEDA: its operator (activation to and from zero through an RSG's scale subresource) and its
+# CRDs, from the Go module. 2.20.2 is the newest release whose go.mod this machine's Go 1.26 builds.
+KEDA_VERSION=2.20.2

@@ -8,6 +8,7 @@ pub mod control_plane;
 pub mod crds;
 pub mod fixtures;
 pub mod helm;
+pub mod keda;
 pub mod kubectl;
 pub mod leader_worker_set;
 pub mod processes;

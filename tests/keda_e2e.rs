@@ -1,0 +1,194 @@
+//! KEDA driving an RSG: the real KEDA operator (built from its Go module) polls a Prometheus
+//! trigger (a real Prometheus scraping a pushgateway) and moves the RSG between zero and one
+//! group through its scale subresource. Activation restores group 0 from its baseline;
+//! deactivation holds group 0 at zero and keeps the base. Prints how long each took, from the
+//! metric's change to the RSG reporting the new count.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::{apply, env_with, get_json, namespace, wait_for, wait_rsg_converged, EnvOptions};
+
+/// Replicas of the base, restored when KEDA activates the RSG.
+const BASELINE: i64 = 2;
+
+/// A ScaledObject `name` on `target` (`apiVersion`, kind, name): zero to four, one per 8
+/// requests in flight in `ns`, active above 4, polled every second, 5 s cooldown.
+fn scaled_object(ns: &str, name: &str, target: (&str, &str, &str), prometheus: &str) -> String {
+    let (api_version, kind, target) = target;
+    format!(
+        r#"apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {{name: {name}, namespace: {ns}}}
+spec:
+  scaleTargetRef:
+    apiVersion: {api_version}
+    kind: {kind}
+    name: {target}
+  minReplicaCount: 0
+  maxReplicaCount: 4
+  pollingInterval: 1
+  cooldownPeriod: 5
+  triggers:
+  - type: prometheus
+    metadata:
+      serverAddress: {prometheus}
+      query: sum(inflight_requests{{namespace="{ns}"}})
+      threshold: "8"
+      activationThreshold: "4"
+"#
+    )
+}
+
+#[test]
+fn a_keda_prometheus_trigger_activates_and_deactivates_an_rsg_through_its_scale_subresource() {
+    let env = env_with(EnvOptions {
+        cluster: true,
+        prometheus: true,
+        ..EnvOptions::default()
+    });
+    support::keda::start();
+    let prometheus = env.prometheus.as_ref().expect("Prometheus");
+    let ns = namespace("keda");
+    apply(&support::fixtures::deployment(
+        &ns,
+        "engine",
+        BASELINE as i32,
+    ));
+    apply(&support::fixtures::group_rsg(
+        &ns,
+        "engine",
+        "engine",
+        ("apps/v1", "Deployment", "engine"),
+        "{replicas: 1}",
+    ));
+    wait_rsg_converged(&ns, "engine", 1);
+
+    // No requests in flight (no series at all): KEDA deactivates the RSG to zero.
+    apply(&scaled_object(
+        &ns,
+        "engine",
+        (
+            "autoscaling.openfuyao.com/v1alpha1",
+            "ResourceScalingGroup",
+            "engine",
+        ),
+        &prometheus.url,
+    ));
+    let rsg = wait_rsg_converged(&ns, "engine", 0);
+    assert_eq!(rsg["spec"]["scalingStrategy"]["groupConfig"]["replicas"], 0);
+    assert_eq!(rsg["status"]["groups"][0]["state"], "ScaledToZero");
+    let base = get_json("deployment", &ns, "engine").expect("the base is kept");
+    assert_eq!(base["spec"]["replicas"], 0);
+    assert_eq!(
+        base["metadata"]["annotations"]["rsg.io/held-at-zero"],
+        "true"
+    );
+    let scaled_object = get_json("scaledobject", &ns, "engine").expect("the ScaledObject");
+    let hpa_name = format!("keda-hpa-{}", "engine");
+    assert_eq!(
+        scaled_object["status"]["hpaName"], hpa_name,
+        "KEDA made its HPA for the RSG"
+    );
+    let hpa = get_json("hpa", &ns, &hpa_name).expect("KEDA's HPA");
+    assert_eq!(
+        hpa["spec"]["scaleTargetRef"]["kind"],
+        "ResourceScalingGroup"
+    );
+
+    // Requests above the activation threshold: KEDA scales the RSG to one group, and group 0
+    // comes back at its baseline.
+    prometheus.push("inference", "inflight_requests", "gauge", &ns, 0, 6.0);
+    let pushed = Instant::now();
+    wait_rsg_converged(&ns, "engine", 1);
+    let activation = pushed.elapsed();
+    let base = get_json("deployment", &ns, "engine").expect("the base");
+    assert_eq!(
+        base["spec"]["replicas"], BASELINE,
+        "restored to the baseline"
+    );
+    assert!(base["metadata"]["annotations"]
+        .get("rsg.io/held-at-zero")
+        .is_none());
+    wait_for(
+        "the base's pods to be Ready again",
+        Duration::from_secs(60),
+        || {
+            let base = get_json("deployment", &ns, "engine")?;
+            (base["status"]["readyReplicas"] == BASELINE).then_some(())
+        },
+    );
+    let serving = pushed.elapsed();
+
+    // No requests again: after the cooldown KEDA takes the RSG back to zero.
+    prometheus.push("inference", "inflight_requests", "gauge", &ns, 0, 0.0);
+    let idle = Instant::now();
+    wait_rsg_converged(&ns, "engine", 0);
+    let deactivation = idle.elapsed();
+    let base = get_json("deployment", &ns, "engine").expect("the base is kept");
+    assert_eq!(base["spec"]["replicas"], 0);
+    println!(
+        "KEDA activation 0 -> 1 group: RSG converged {:.1} s after the metric was pushed, base pods Ready after {:.1} s; deactivation 1 -> 0 (cooldown 5 s): {:.1} s",
+        activation.as_secs_f64(),
+        serving.as_secs_f64(),
+        deactivation.as_secs_f64()
+    );
+}
+
+fn replicas(ns: &str, name: &str) -> Option<i64> {
+    get_json("deployment", ns, name)?["spec"]["replicas"].as_i64()
+}
+
+#[test]
+fn followers_of_an_inplace_scaling_leader_follow_what_keda_sets() {
+    let env = env_with(EnvOptions {
+        cluster: true,
+        prometheus: true,
+        ..EnvOptions::default()
+    });
+    support::keda::start();
+    let prometheus = env.prometheus.as_ref().expect("Prometheus");
+    let ns = namespace("keda-inplace");
+    apply(&support::fixtures::deployment(&ns, "scheduler", 1));
+    apply(&support::fixtures::deployment(&ns, "worker", 2));
+    // No `leader.replicas`: whoever scales the leader (here KEDA) decides its size.
+    apply(&format!(
+        r#"apiVersion: autoscaling.openfuyao.com/v1alpha1
+kind: ResourceScalingGroup
+metadata: {{name: leader-follower, namespace: {ns}}}
+spec:
+  targetResources:
+  - {{name: scheduler, resourceRef: {{apiVersion: apps/v1, kind: Deployment, name: scheduler}}}}
+  - {{name: worker, resourceRef: {{apiVersion: apps/v1, kind: Deployment, name: worker}}}}
+  scalingStrategy:
+    type: InplaceScaling
+    leaderFollowerConfig:
+      leader: {{resourceName: scheduler}}
+      follower: [{{resourceName: worker, followRatio: 2}}]
+"#
+    ));
+    apply(&scaled_object(
+        &ns,
+        "scheduler",
+        ("apps/v1", "Deployment", "scheduler"),
+        &prometheus.url,
+    ));
+    let follows = |leader: i64| {
+        wait_for(
+            &format!("the leader at {leader} and the follower at {}", 2 * leader),
+            Duration::from_secs(60),
+            || {
+                (replicas(&ns, "scheduler")? == leader && replicas(&ns, "worker")? == 2 * leader)
+                    .then_some(())
+            },
+        )
+    };
+    // Idle: KEDA scales the leader to zero, and the follower goes with it.
+    follows(0);
+    // Active: KEDA brings the leader to one, the follower to two.
+    prometheus.push("inference", "inflight_requests", "gauge", &ns, 0, 6.0);
+    follows(1);
+    prometheus.push("inference", "inflight_requests", "gauge", &ns, 0, 0.0);
+    follows(0);
+}
