@@ -41,15 +41,20 @@ spec:
     )
 }
 
-#[test]
-fn a_keda_prometheus_trigger_activates_and_deactivates_an_rsg_through_its_scale_subresource() {
+/// The cluster with Prometheus and the KEDA operator; returns Prometheus.
+fn setup() -> &'static support::prometheus::Prometheus {
     let env = env_with(EnvOptions {
         cluster: true,
         prometheus: true,
         ..EnvOptions::default()
     });
     support::keda::start();
-    let prometheus = env.prometheus.as_ref().expect("Prometheus");
+    env.prometheus.as_ref().expect("Prometheus")
+}
+
+#[test]
+fn a_keda_prometheus_trigger_activates_and_deactivates_an_rsg_through_its_scale_subresource() {
+    let prometheus = setup();
     let ns = namespace("keda");
     apply(&support::fixtures::deployment(
         &ns,
@@ -142,13 +147,7 @@ fn replicas(ns: &str, name: &str) -> Option<i64> {
 
 #[test]
 fn followers_of_an_inplace_scaling_leader_follow_what_keda_sets() {
-    let env = env_with(EnvOptions {
-        cluster: true,
-        prometheus: true,
-        ..EnvOptions::default()
-    });
-    support::keda::start();
-    let prometheus = env.prometheus.as_ref().expect("Prometheus");
+    let prometheus = setup();
     let ns = namespace("keda-inplace");
     apply(&support::fixtures::deployment(&ns, "scheduler", 1));
     apply(&support::fixtures::deployment(&ns, "worker", 2));
