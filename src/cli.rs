@@ -176,6 +176,10 @@ pub struct RunArgs {
     /// Bound on one Prometheus query; past it the decision falls back.
     #[arg(long, env = "RSG_PROMETHEUS_TIMEOUT", default_value = "3s", value_parser = parse_duration)]
     pub prometheus_timeout: Duration,
+    /// Each RSG queries Prometheus at most once per this interval (draining polls included);
+    /// a reconcile within it decides from the RSG's last answer to the same query.
+    #[arg(long, env = "RSG_PROMETHEUS_MIN_QUERY_INTERVAL", default_value = "5s", value_parser = parse_duration)]
+    pub prometheus_min_query_interval: Duration,
     /// Whether replicas elect a leader through a Lease; only the leader reconciles. Turn off
     /// only when exactly one replica runs.
     #[arg(long, env = "RSG_LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]

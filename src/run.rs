@@ -124,6 +124,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
             bearer_token_file: args.prometheus_bearer_token_file.clone(),
             ca_file: args.prometheus_ca_file.clone(),
             timeout: args.prometheus_timeout,
+            min_query_interval: args.prometheus_min_query_interval,
         })?),
     };
     if let Some(client) = &prometheus {

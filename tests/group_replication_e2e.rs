@@ -390,11 +390,11 @@ fn an_object_with_a_copy_name_that_is_not_ours_is_never_touched() {
             (rsg["status"]["lastDesiredReplicas"] == 3).then_some(())
         },
     );
-    // The deployment controller writes the object's status as its pods come up, so the
-    // resourceVersion moves; what rsg could change is the spec, labels and annotations, and
-    // any write of rsg's would carry its field manager.
+    // The deployment controller writes the object's status and its revision annotation as
+    // its pods come up, so the resourceVersion moves; any write of rsg's would carry rsg's
+    // field manager, and the spec and labels are what rsg would change.
     let after = get_json("deployment", &ns, "pd-llm-decode-1").unwrap();
-    for field in ["generation", "labels", "annotations"] {
+    for field in ["generation", "labels"] {
         assert_eq!(
             after["metadata"][field], before["metadata"][field],
             "the other object's {field} is never modified"

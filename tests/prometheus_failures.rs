@@ -1,5 +1,6 @@
 //! A Prometheus that is down, slow, answers garbage or an error never blocks a scale-down:
-//! the decision falls back (annotation, then group id) within the query timeout.
+//! the decision falls back (annotation, then group id) within the query timeout. And each RSG
+//! queries at most once per the minimum interval, however often it is reconciled.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -53,6 +54,7 @@ fn a_bearer_token_is_never_sent_over_plain_http() {
         bearer_token_file: Some("/var/run/secrets/prometheus/token".into()),
         ca_file: None,
         timeout: TIMEOUT,
+        min_query_interval: Duration::ZERO,
     };
     let refused = PrometheusClient::new(config("HTTP://prometheus.monitoring:9090"));
     assert!(
@@ -94,13 +96,21 @@ async fn decide_with(
         bearer_token_file: None,
         ca_file: None,
         timeout: TIMEOUT,
+        min_query_interval: Duration::ZERO,
     })
     .unwrap();
     let metrics = Metrics::default();
     let scale_down = scale_down();
     let started = Instant::now();
     let namespaces = std::collections::BTreeSet::from(["team".to_string()]);
-    let reading = read_metric(Some(&client), &metrics, Some(&scale_down), &namespaces).await;
+    let reading = read_metric(
+        Some(&client),
+        &metrics,
+        "team/llm",
+        Some(&scale_down),
+        &namespaces,
+    )
+    .await;
     let decision = decide(
         DecisionInputs {
             scale_down: Some(&scale_down),
@@ -190,4 +200,56 @@ async fn a_complete_answer_decides_by_metric() {
         (decision.source.as_str(), decision.victims),
         ("Metric", vec![2])
     );
+}
+
+#[tokio::test]
+async fn each_rsg_queries_at_most_once_per_interval() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = requests.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buffer = [0u8; 4096];
+                let _ = socket.read(&mut buffer).await;
+                let body = r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{"group_id":"1"},"value":[1,"2"]}]}}"#;
+                let reply = format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+                let _ = socket.write_all(reply.as_bytes()).await;
+            });
+        }
+    });
+    let client = PrometheusClient::new(PrometheusConfig {
+        url,
+        bearer_token_file: None,
+        ca_file: None,
+        timeout: TIMEOUT,
+        min_query_interval: Duration::from_secs(60),
+    })
+    .unwrap();
+    let metrics = Metrics::default();
+    let namespaces = std::collections::BTreeSet::from(["team".to_string()]);
+    let mut other = scale_down();
+    if let Some(metric) = other.metric.as_mut() {
+        metric.expr = "vllm:num_requests_waiting".into();
+    }
+    let read = |rsg: &'static str, scale_down: ScaleDown| {
+        let (client, metrics, namespaces) = (&client, &metrics, &namespaces);
+        async move { read_metric(Some(client), metrics, rsg, Some(&scale_down), namespaces).await }
+    };
+    let count = || requests.load(std::sync::atomic::Ordering::SeqCst);
+    let first = read("team/a", scale_down()).await;
+    for _ in 0..5 {
+        assert_eq!(
+            read("team/a", scale_down()).await,
+            first,
+            "the answer is reused"
+        );
+    }
+    assert_eq!(count(), 1, "one query for six reconciles of one RSG");
+    read("team/b", scale_down()).await;
+    assert_eq!(count(), 2, "each RSG has its own bound");
+    read("team/a", other).await;
+    assert_eq!(count(), 3, "a changed query is sent at once");
 }

@@ -123,7 +123,7 @@ async fn blocked(
 /// (a decision to make or groups draining); otherwise Prometheus is not asked.
 async fn make_plan(
     ctx: &Context,
-    rsg_namespace: &str,
+    (rsg_namespace, rsg_name): (&str, &str),
     obs: &observe::Observation,
     config: &GroupConfig,
 ) -> ReconcilePlan {
@@ -135,6 +135,7 @@ async fn make_plan(
     let reading = read_metric(
         ctx.prometheus.as_ref(),
         &ctx.metrics,
+        &format!("{rsg_namespace}/{rsg_name}"),
         config.scale_down.as_ref(),
         &obs.namespaces(rsg_namespace),
     )
@@ -160,7 +161,8 @@ async fn reconcile(
     }
     ctx.reset_problem_backoff(&ObjectRef::from_obj(rsg));
     let rsg_namespace = rsg.metadata.namespace.clone().unwrap_or_default();
-    let plan = make_plan(ctx, &rsg_namespace, &obs, config).await;
+    let rsg_name = rsg.metadata.name.clone().unwrap_or_default();
+    let plan = make_plan(ctx, (&rsg_namespace, &rsg_name), &obs, config).await;
     let applied = apply::apply(ctx, rsg, &obs, &plan, &group_name).await?;
     let pods = group_pods::read_group_pods(ctx, rsg, &obs, &applied.active).await?;
     let represented =

@@ -31,11 +31,13 @@ pub enum MetricReading {
     },
 }
 
-/// Reads the RSG's scale-down metric from Prometheus (no request when either is missing),
-/// with a query that reads only series of `namespaces` (see [`scoped_query`]).
+/// Reads the scale-down metric of the RSG `rsg` (`namespace/name`) from Prometheus (no
+/// request when either is missing), with a query that reads only series of `namespaces` (see
+/// [`scoped_query`]), at most once per the client's minimum interval for that RSG.
 pub async fn read_metric(
     prometheus: Option<&PrometheusClient>,
     metrics: &Metrics,
+    rsg: &str,
     scale_down: Option<&ScaleDown>,
     namespaces: &BTreeSet<String>,
 ) -> MetricReading {
@@ -50,8 +52,10 @@ pub async fn read_metric(
         Err(err) => return MetricReading::Unscoped(err.to_string()),
     };
     let started = Instant::now();
-    let answer = client.query(&query).await;
-    metrics.observe_prometheus_query(started.elapsed(), answer.is_ok());
+    let (answer, reused) = client.query_for(rsg, &query).await;
+    if !reused {
+        metrics.observe_prometheus_query(started.elapsed(), answer.is_ok());
+    }
     MetricReading::Answered { query, answer }
 }
 

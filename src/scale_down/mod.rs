@@ -4,6 +4,7 @@
 
 mod decide;
 mod prometheus;
+mod query_budget;
 pub mod scope;
 pub mod values;
 pub mod victims;

@@ -1,8 +1,10 @@
 //! A small client for Prometheus' instant-query API.
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
+use super::query_budget::QueryBudget;
 use super::values::QueryResponse;
 
 /// How to reach Prometheus.
@@ -16,7 +18,13 @@ pub struct PrometheusConfig {
     pub ca_file: Option<PathBuf>,
     /// Bound on one query.
     pub timeout: Duration,
+    /// Each RSG queries at most once per this interval (draining polls included); a
+    /// reconcile within it reuses the RSG's last answer to the same query.
+    pub min_query_interval: Duration,
 }
+
+/// How many RSGs' last answers are kept (those older than the interval are dropped first).
+const REMEMBERED_RSGS: usize = 20_000;
 
 /// Why the client could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +48,7 @@ pub const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
 pub struct PrometheusClient {
     http: reqwest::Client,
     config: PrometheusConfig,
+    budget: Mutex<QueryBudget>,
 }
 
 impl PrometheusClient {
@@ -66,6 +75,7 @@ impl PrometheusClient {
         }
         Ok(Self {
             http: builder.build()?,
+            budget: Mutex::new(QueryBudget::new(config.min_query_interval, REMEMBERED_RSGS)),
             config,
         })
     }
@@ -73,6 +83,27 @@ impl PrometheusClient {
     /// The configured URL.
     pub fn url(&self) -> &str {
         &self.config.url
+    }
+
+    /// Runs `query` for the RSG `rsg` (`namespace/name`) unless that RSG was answered the same
+    /// query less than the minimum interval ago, in which case that answer is reused (and
+    /// `true` returned beside it).
+    pub async fn query_for(&self, rsg: &str, query: &str) -> (Result<QueryResponse, String>, bool) {
+        let lock = |budget: &Mutex<QueryBudget>| {
+            budget
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .reusable(rsg, query, Instant::now())
+        };
+        if let Some(answer) = lock(&self.budget) {
+            return (answer, true);
+        }
+        let answer = self.query(query).await;
+        self.budget
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .record(rsg, query, answer.clone(), Instant::now());
+        (answer, false)
     }
 
     /// Runs one instant query; every failure is described in the error string, which names
