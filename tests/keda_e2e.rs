@@ -191,3 +191,49 @@ spec:
     prometheus.push("inference", "inflight_requests", "gauge", &ns, 0, 0.0);
     follows(0);
 }
+
+#[test]
+fn the_service_level_sample_is_activated_and_deactivated_by_keda() {
+    let prometheus = setup();
+    let ns = namespace("keda-service-level");
+    let sample = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/manifests/samples/40-service-level-scaling.yaml"
+    ))
+    .expect("reading the service-level sample")
+    .replace("namespace: scaling-system", &format!("namespace: {ns}"));
+    apply(&sample);
+    wait_rsg_converged(&ns, "vllm-cluster", 3);
+    assert!(get_json("statefulset", &ns, "svc-vllm-1").is_some());
+    assert!(get_json("service", &ns, "vllm-svc-1").is_some());
+    apply(&scaled_object(
+        &ns,
+        "vllm-cluster",
+        (
+            "autoscaling.openfuyao.com/v1alpha1",
+            "ResourceScalingGroup",
+            "vllm-cluster",
+        ),
+        &prometheus.url,
+    ));
+    // Idle: every copy and its Service go, the base StatefulSet is held at zero with its
+    // headless Service kept.
+    wait_rsg_converged(&ns, "vllm-cluster", 0);
+    assert!(get_json("statefulset", &ns, "svc-vllm-1").is_none());
+    assert!(get_json("service", &ns, "vllm-svc-1").is_none());
+    let base = get_json("statefulset", &ns, "vllm").expect("the base is kept");
+    assert_eq!(base["spec"]["replicas"], 0);
+    assert!(get_json("service", &ns, "vllm").is_some());
+
+    // Active: group 0 comes back at one pod, Ready.
+    prometheus.push("inference", "inflight_requests", "gauge", &ns, 0, 6.0);
+    wait_rsg_converged(&ns, "vllm-cluster", 1);
+    wait_for(
+        "the base StatefulSet's pod to be Ready",
+        Duration::from_secs(60),
+        || {
+            let base = get_json("statefulset", &ns, "vllm")?;
+            (base["spec"]["replicas"] == 1 && base["status"]["readyReplicas"] == 1).then_some(())
+        },
+    );
+}
