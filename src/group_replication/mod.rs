@@ -123,7 +123,7 @@ async fn blocked(
 /// (a decision to make or groups draining); otherwise Prometheus is not asked.
 async fn make_plan(
     ctx: &Context,
-    (rsg_namespace, rsg_name): (&str, &str),
+    rsg: &ResourceScalingGroup,
     obs: &observe::Observation,
     config: &GroupConfig,
 ) -> ReconcilePlan {
@@ -135,9 +135,9 @@ async fn make_plan(
     let reading = read_metric(
         ctx.prometheus.as_ref(),
         &ctx.metrics,
-        &format!("{rsg_namespace}/{rsg_name}"),
+        &rsg_key(rsg),
         config.scale_down.as_ref(),
-        &obs.namespaces(rsg_namespace),
+        &obs.namespaces(rsg.metadata.namespace.as_deref().unwrap_or_default()),
     )
     .await;
     reconcile_plan::plan(obs, config, &reading, now)
@@ -160,9 +160,7 @@ async fn reconcile(
         return blocked(ctx, rsg, &problems).await;
     }
     ctx.reset_problem_backoff(&ObjectRef::from_obj(rsg));
-    let rsg_namespace = rsg.metadata.namespace.clone().unwrap_or_default();
-    let rsg_name = rsg.metadata.name.clone().unwrap_or_default();
-    let plan = make_plan(ctx, (&rsg_namespace, &rsg_name), &obs, config).await;
+    let plan = make_plan(ctx, rsg, &obs, config).await;
     let applied = apply::apply(ctx, rsg, &obs, &plan, &group_name).await?;
     let pods = group_pods::read_group_pods(ctx, rsg, &obs, &applied.active).await?;
     let represented =

@@ -89,21 +89,19 @@ impl PrometheusClient {
     /// query less than the minimum interval ago, in which case that answer is reused (and
     /// `true` returned beside it).
     pub async fn query_for(&self, rsg: &str, query: &str) -> (Result<QueryResponse, String>, bool) {
-        let lock = |budget: &Mutex<QueryBudget>| {
-            budget
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .reusable(rsg, query, Instant::now())
-        };
-        if let Some(answer) = lock(&self.budget) {
+        if let Some(answer) = self.budget().reusable(rsg, query, Instant::now()) {
             return (answer, true);
         }
         let answer = self.query(query).await;
+        self.budget()
+            .record(rsg, query, answer.clone(), Instant::now());
+        (answer, false)
+    }
+
+    fn budget(&self) -> std::sync::MutexGuard<'_, QueryBudget> {
         self.budget
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .record(rsg, query, answer.clone(), Instant::now());
-        (answer, false)
     }
 
     /// Runs one instant query; every failure is described in the error string, which names

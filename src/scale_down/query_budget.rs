@@ -21,6 +21,8 @@ pub struct QueryBudget {
     interval: Duration,
     capacity: usize,
     last: HashMap<String, LastQuery>,
+    /// When answers older than the interval were last dropped.
+    pruned_at: Option<Instant>,
 }
 
 impl QueryBudget {
@@ -30,6 +32,7 @@ impl QueryBudget {
             interval,
             capacity: capacity.max(1),
             last: HashMap::new(),
+            pruned_at: None,
         }
     }
 
@@ -46,8 +49,9 @@ impl QueryBudget {
             .map(|last| last.answer.clone())
     }
 
-    /// Records the answer `rsg` got to `query` at `now`. When full, answers older than the
-    /// interval (never reused) go first, then the oldest.
+    /// Records the answer `rsg` got to `query` at `now`. Answers older than the interval are
+    /// never reused, so they are dropped (at most once per interval, so recording stays cheap):
+    /// only the answers of RSGs that queried lately are held. When still full, the oldest goes.
     pub fn record(
         &mut self,
         rsg: &str,
@@ -55,19 +59,24 @@ impl QueryBudget {
         answer: Result<QueryResponse, String>,
         now: Instant,
     ) {
-        if !self.last.contains_key(rsg) && self.last.len() >= self.capacity {
+        let prune_due = self
+            .pruned_at
+            .is_none_or(|at| now.duration_since(at) >= self.interval);
+        let full = !self.last.contains_key(rsg) && self.last.len() >= self.capacity;
+        if prune_due || full {
             let interval = self.interval;
             self.last
                 .retain(|_, last| now.duration_since(last.at) < interval);
-            if self.last.len() >= self.capacity {
-                let oldest = self
-                    .last
-                    .iter()
-                    .min_by_key(|(_, last)| last.at)
-                    .map(|(key, _)| key.clone());
-                if let Some(key) = oldest {
-                    self.last.remove(&key);
-                }
+            self.pruned_at = Some(now);
+        }
+        if !self.last.contains_key(rsg) && self.last.len() >= self.capacity {
+            let oldest = self
+                .last
+                .iter()
+                .min_by_key(|(_, last)| last.at)
+                .map(|(key, _)| key.clone());
+            if let Some(key) = oldest {
+                self.last.remove(&key);
             }
         }
         self.last.insert(
@@ -111,6 +120,22 @@ mod tests {
         assert!(budget
             .reusable("ns/a", "q", start + Duration::from_secs(5))
             .is_none());
+    }
+
+    #[test]
+    fn expired_answers_are_not_held_once_an_interval_has_passed() {
+        let start = Instant::now();
+        let mut budget = QueryBudget::new(Duration::from_secs(5), 100);
+        budget.record("ns/a", "q", answer("a"), start);
+        budget.record("ns/b", "q", answer("b"), start + Duration::from_secs(1));
+        assert_eq!(budget.len(), 2);
+        // Six seconds on, a and b have expired; the next answer recorded drops them.
+        budget.record("ns/c", "q", answer("c"), start + Duration::from_secs(7));
+        assert_eq!(budget.len(), 1);
+        assert_eq!(
+            budget.reusable("ns/c", "q", start + Duration::from_secs(8)),
+            Some(answer("c"))
+        );
     }
 
     #[test]
