@@ -88,6 +88,29 @@ fn component_bin_dir(env_var: &str, component: &str, version_key: &str) -> PathB
         })
 }
 
+/// A file `hack/install-k8s.sh` installed for `component`: `relative` to `$<env_var>` when set
+/// (hack/test.sh sets it), else to the cache directory of the version pinned as `version_key`.
+/// Panics, saying how to install it, when it is missing.
+pub fn component_file(
+    env_var: &str,
+    component: &str,
+    version_key: &str,
+    relative: &str,
+) -> PathBuf {
+    let dir = std::env::var(env_var)
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            cache_dir().join(format!("{component}-{}", pinned_version(version_key)))
+        });
+    let path = dir.join(relative);
+    assert!(
+        path.is_file(),
+        "{component}'s {relative} not found at {}: {INSTALL_HINT}",
+        path.display()
+    );
+    path
+}
+
 /// Where the Kubernetes binaries are: `$RSG_K8S_BIN` (hack/test.sh points it at the release
 /// under test), else the cache of the newest pinned release.
 pub fn k8s_bin_dir() -> PathBuf {

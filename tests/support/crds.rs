@@ -126,6 +126,29 @@ spec:
 /// Applies CRDs and waits until every resource in `plurals` is served.
 pub fn install(yaml: &str, plurals: &[&str]) {
     apply(yaml);
+    wait_served(plurals);
+}
+
+/// Applies the CRDs of a release's file server-side (a release CRD may be too large for
+/// client-side apply's last-applied annotation) and waits until every resource in `plurals`
+/// is served.
+pub fn install_file(path: &std::path::Path, plurals: &[&str]) {
+    let out = kubectl(
+        &env().kubeconfig,
+        &["apply", "--server-side", "-f", &path.display().to_string()],
+    );
+    assert!(
+        out.success,
+        "installing the CRDs of {}: {}",
+        path.display(),
+        out.stderr
+    );
+    wait_served(plurals);
+}
+
+/// Waits until every resource in `plurals` is served: asked for, not read from the CRD's
+/// conditions, which may not be written yet right after the create.
+fn wait_served(plurals: &[&str]) {
     wait_for(
         &format!("the CRDs of {plurals:?}"),
         Duration::from_secs(30),

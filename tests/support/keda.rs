@@ -8,26 +8,14 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use super::control_plane::{cache_dir, pinned_version};
 use super::processes::{free_port, spawn_logged};
 use super::{env, kubectl, prometheus, rsg_process, wait_for};
-
-const INSTALL_HINT: &str = "run hack/install-k8s.sh (the README's test command does it)";
 
 /// The namespace the operator keeps its own objects in.
 pub const KEDA_NAMESPACE: &str = "keda";
 
 fn installed_file(relative: &str) -> PathBuf {
-    let dir = std::env::var("RSG_KEDA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| cache_dir().join(format!("keda-{}", pinned_version("KEDA_VERSION"))));
-    let path = dir.join(relative);
-    assert!(
-        path.is_file(),
-        "the KEDA {relative} is missing at {}: {INSTALL_HINT}",
-        path.display()
-    );
-    path
+    super::control_plane::component_file("RSG_KEDA_DIR", "keda", "KEDA_VERSION", relative)
 }
 
 /// Installs KEDA's CRDs and starts its operator, once per test binary; returns when the
@@ -36,21 +24,7 @@ pub fn start() {
     static STARTED: OnceLock<()> = OnceLock::new();
     STARTED.get_or_init(|| {
         let env = env();
-        let crds = installed_file("crds.yaml");
-        let out = kubectl(
-            &env.kubeconfig,
-            &["apply", "--server-side", "-f", &crds.display().to_string()],
-        );
-        assert!(out.success, "installing the KEDA CRDs: {}", out.stderr);
-        wait_for(
-            "the KEDA CRDs to be served",
-            Duration::from_secs(60),
-            || {
-                kubectl(&env.kubeconfig, &["get", "scaledobjects", "-A"])
-                    .success
-                    .then_some(())
-            },
-        );
+        super::crds::install_file(&installed_file("crds.yaml"), &["scaledobjects"]);
         let out = kubectl(&env.kubeconfig, &["create", "namespace", KEDA_NAMESPACE]);
         assert!(out.success, "creating namespace keda: {}", out.stderr);
 

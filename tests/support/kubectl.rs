@@ -77,6 +77,15 @@ pub fn kubectl_apply(kubeconfig: &Path, yaml: &str, extra: &[&str]) -> KubectlOu
     run(kubeconfig, &args, Some(yaml))
 }
 
+/// `objects` as one YAML stream (documents separated by `---`).
+pub fn yaml_stream(objects: &[serde_json::Value]) -> String {
+    objects
+        .iter()
+        .map(|object| serde_norway::to_string(object).expect("YAML"))
+        .collect::<Vec<_>>()
+        .join("---\n")
+}
+
 /// `kubectl create -f -` with `manifest` (YAML or JSON) on stdin: no last-applied annotation,
 /// so objects larger than an annotation may hold can be sent.
 pub fn kubectl_create(kubeconfig: &Path, manifest: &str) -> KubectlOutput {

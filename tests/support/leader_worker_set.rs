@@ -10,36 +10,15 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::control_plane::cache_dir;
+use super::kubectl::yaml_stream;
 use super::processes::{free_port, spawn_logged};
-use super::{env, kubectl, kubectl_apply, rsg_process, wait_for};
+use super::{env, kubectl_apply, rsg_process, wait_for};
 
 /// The label the LeaderWorkerSet webhook and controller put on every pod of a LeaderWorkerSet.
 pub const NAME_LABEL: &str = "leaderworkerset.sigs.k8s.io/name";
 
-const INSTALL_HINT: &str = "run hack/install-k8s.sh (the README's test command does it)";
-
-/// Where `hack/install-k8s.sh` put the controller, the CRD and the webhook configurations:
-/// `$RSG_LWS_DIR` when set, else the cache directory of the pinned version.
-fn install_dir() -> PathBuf {
-    std::env::var("RSG_LWS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            cache_dir().join(format!(
-                "lws-{}",
-                super::control_plane::pinned_version("LWS_VERSION")
-            ))
-        })
-}
-
 fn installed_file(relative: &str) -> PathBuf {
-    let path = install_dir().join(relative);
-    assert!(
-        path.is_file(),
-        "the LeaderWorkerSet {relative} is missing at {}: {INSTALL_HINT}",
-        path.display()
-    );
-    path
+    super::control_plane::component_file("RSG_LWS_DIR", "lws", "LWS_VERSION", relative)
 }
 
 /// The project's webhook configurations (as its release manifests ship them, including the
@@ -87,30 +66,7 @@ fn webhook_configurations(port: u16, ca_bundle: &str) -> Vec<Value> {
 
 /// Installs the project's CRD (as its release ships it) and waits until it is served.
 pub fn install_crd() {
-    let env = env();
-    // The CRD (about 1.3 MB of pod template schema) is too large for client-side apply's
-    // last-applied annotation.
-    let crd = installed_file("crd.yaml");
-    let out = kubectl(
-        &env.kubeconfig,
-        &["apply", "--server-side", "-f", &crd.display().to_string()],
-    );
-    assert!(
-        out.success,
-        "installing the LeaderWorkerSet CRD: {}",
-        out.stderr
-    );
-    // Established right after the create may not be written yet (`kubectl wait` then fails
-    // on the missing conditions), so ask until the resource is served.
-    wait_for(
-        "the LeaderWorkerSet CRD to be established and served",
-        Duration::from_secs(60),
-        || {
-            kubectl(&env.kubeconfig, &["get", "leaderworkersets", "-A"])
-                .success
-                .then_some(())
-        },
-    );
+    super::crds::install_file(&installed_file("crd.yaml"), &["leaderworkersets"]);
 }
 
 /// Installs the CRD, starts the controller with its webhooks and registers them, once per
@@ -143,11 +99,7 @@ pub fn start() {
         // The child lives as long as the test binary (it is killed when the binary exits).
         std::mem::forget(spawn_logged(controller, &log));
 
-        let yaml = webhook_configurations(webhook_port, &ca_bundle)
-            .iter()
-            .map(|c| serde_norway::to_string(c).expect("YAML"))
-            .collect::<Vec<_>>()
-            .join("---\n");
+        let yaml = yaml_stream(&webhook_configurations(webhook_port, &ca_bundle));
         let out = kubectl_apply(&env.kubeconfig, &yaml, &[]);
         assert!(
             out.success,

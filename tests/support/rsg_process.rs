@@ -290,11 +290,8 @@ pub fn shipped_webhook_configurations(port: u16, ca_bundle: &str) -> Vec<serde_j
 /// Registers the webhook configurations rsg ships, calling `rsg`, and waits until the
 /// apiserver calls them.
 pub fn register_webhooks(kubeconfig: &Path, rsg: &RsgProcess) {
-    let yaml = shipped_webhook_configurations(rsg.port, &rsg.ca_bundle)
-        .iter()
-        .map(|c| serde_norway::to_string(c).expect("YAML"))
-        .collect::<Vec<_>>()
-        .join("---\n");
+    let yaml =
+        super::kubectl::yaml_stream(&shipped_webhook_configurations(rsg.port, &rsg.ca_bundle));
     let out = kubectl_apply(kubeconfig, &yaml, &[]);
     assert!(out.success, "registering the webhooks: {}", out.stderr);
     // The apiserver picks webhook configurations up asynchronously: wait until a bad
