@@ -18,7 +18,7 @@ use kube::api::PostParams;
 use kube::Api;
 use rsg::api::ResourceScalingGroup;
 use support::control_plane::{k8s_bin_dir, ControlPlane};
-use support::kubectl::{install_crd, kubectl_apply};
+use support::kubectl::{install_rsg_prerequisites, kubectl_apply};
 use support::processes::{free_port, scratch_dir, spawn_logged};
 use support::rsg_process::{generate_certs, RsgProcess};
 use support::wait_for;
@@ -140,7 +140,7 @@ fn main() {
     let duration = bench_duration(5);
     let dir = scratch_dir();
     let plane = ControlPlane::start(&dir, false);
-    install_crd(&plane.kubeconfig);
+    install_rsg_prerequisites(&plane.kubeconfig);
     let out = kubectl_apply(&plane.kubeconfig, BASE_WORKLOADS, &[]);
     assert!(out.success, "{}", out.stderr);
 
@@ -181,6 +181,18 @@ fn main() {
             "--run-controllers=false",
         ],
     );
+    // Another build of rsg to compare with in the same run (e.g. the commit before a change).
+    let baseline = std::env::var_os("RSG_BENCH_BASELINE_BIN").map(|binary| {
+        RsgProcess::start_binary_with_certs(
+            std::path::Path::new(&binary),
+            &dir,
+            &plane.kubeconfig,
+            "rsg-bench-baseline",
+            rsg.cert_dir.clone(),
+            rsg.ca_bundle.clone(),
+            &["--run-controllers=false"],
+        )
+    });
     let agnhost_certs = dir.join("agnhost-certs");
     generate_certs(&agnhost_certs);
     let agnhost_ca = std::fs::read(agnhost_certs.join("ca.crt")).expect("CA");
@@ -222,6 +234,7 @@ fn main() {
             ms(with.0), ms(with.1), ms(without.0), ms(without.1),
             ms(with.0.saturating_sub(without.0)), ms(with.1.saturating_sub(without.1))
         );
+        compare_with_baseline(&rsg, baseline.as_ref(), &ca).await;
         let go_target = Target { name: "agnhost (Go)", url_base: format!("https://127.0.0.1:{agnhost_port}"), pid: agnhost.id(), validate_path: "/custom-resource" };
         measure(&go_target, "n/a", &agnhost_ca, duration).await;
 
@@ -285,6 +298,30 @@ async fn uncached_latencies(url: &str, ca: &[u8], count: usize, run: &str) -> (D
     latencies.sort();
     let pick = |q: f64| latencies[((count as f64 * q) as usize).min(count - 1)];
     (pick(0.50), pick(0.99))
+}
+
+/// Latency of each webhook one request at a time, this build beside the baseline build
+/// (`RSG_BENCH_BASELINE_BIN`), measured in the same run.
+async fn compare_with_baseline(rsg: &RsgProcess, baseline: Option<&RsgProcess>, ca: &[u8]) {
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let Some(baseline) = baseline else {
+        println!("(set RSG_BENCH_BASELINE_BIN to another rsg build to compare each webhook's latency with it in this run)\n");
+        return;
+    };
+    println!("Each webhook one request at a time (500 valid reviews, each from another user), this build beside RSG_BENCH_BASELINE_BIN:");
+    for path in ["/mutate", "/validate"] {
+        let url = |p: &RsgProcess| format!("https://127.0.0.1:{}{path}", p.port);
+        let run = path.trim_start_matches('/');
+        let now = uncached_latencies(&url(rsg), ca, 500, &format!("{run}-now")).await;
+        let before = uncached_latencies(&url(baseline), ca, 500, &format!("{run}-before")).await;
+        println!(
+            "  {path}: p50 {:.2} ms, p99 {:.2} ms; baseline p50 {:.2} ms, p99 {:.2} ms; ratio p50 {:.2}, p99 {:.2}",
+            ms(now.0), ms(now.1), ms(before.0), ms(before.1),
+            now.0.as_secs_f64() / before.0.as_secs_f64(),
+            now.1.as_secs_f64() / before.1.as_secs_f64(),
+        );
+    }
+    println!();
 }
 
 /// rsg's count of API calls made by live checks (`None` for a server without that metric).

@@ -245,6 +245,8 @@ fn main() {
     let plane = ControlPlane::start(&dir, false);
     install_rsg_prerequisites(&plane.kubeconfig);
     let rsg = RsgProcess::start(&dir, &plane.kubeconfig, "rsg-bench");
+    // RSGs are admitted as in a cluster: rsg acts only on those its webhook recorded.
+    support::rsg_process::register_webhooks(&plane.kubeconfig, &rsg);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

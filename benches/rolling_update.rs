@@ -201,7 +201,9 @@ fn main() {
     let dir = scratch_dir();
     let plane = ControlPlane::start(&dir, true);
     install_rsg_prerequisites(&plane.kubeconfig);
-    let _rsg = RsgProcess::start(&dir, &plane.kubeconfig, "rsg-bench");
+    let rsg = RsgProcess::start(&dir, &plane.kubeconfig, "rsg-bench");
+    // RSGs are admitted as in a cluster: rsg acts only on those its webhook recorded.
+    support::rsg_process::register_webhooks(&plane.kubeconfig, &rsg);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -155,6 +155,24 @@ pub struct RunArgs {
     /// RSG author can borrow rsg's rights in the RSG's namespace.
     #[arg(long, env = "RSG_ADMISSION_ACCESS_REVIEWS", default_value_t = true, action = clap::ArgAction::Set)]
     pub admission_access_reviews: bool,
+    /// Secret in rsg's own namespace holding the key admission records are signed with (made
+    /// by rsg when missing). No copy uses it, whatever its base says.
+    #[arg(
+        long,
+        env = "RSG_ADMISSION_KEY_SECRET",
+        default_value = "rsg-admission-key"
+    )]
+    pub admission_key_secret: String,
+    /// Whether the controller acts only on RSGs whose admission record (written by rsg's
+    /// mutating webhook) verifies for their current spec and whose recorded author still holds
+    /// the rights they use. Turn off only when the webhooks are not installed: then rsg acts on
+    /// every stored RSG within the target boundary (closed namespaces, grants).
+    #[arg(long, env = "RSG_REQUIRE_ADMISSION_RECORD", default_value_t = true, action = clap::ArgAction::Set)]
+    pub require_admission_record: bool,
+    /// How long a recorded author's rights are trusted before they are asked again; rights
+    /// taken away stop rsg within this (plus one reconcile).
+    #[arg(long, env = "RSG_AUTHOR_RECHECK_INTERVAL", default_value = "2m", value_parser = parse_duration)]
+    pub author_recheck_interval: Duration,
     /// Whether the reconcile loops run; `false` serves only the webhooks, health and metrics.
     #[arg(long, env = "RSG_RUN_CONTROLLERS", default_value_t = true, action = clap::ArgAction::Set)]
     pub run_controllers: bool,

@@ -6,6 +6,8 @@
 pub mod admission;
 pub mod api;
 pub mod api_errors;
+pub mod authorization;
+pub mod authorship;
 pub mod boundary;
 pub mod cache;
 pub mod certs;

@@ -11,6 +11,7 @@ use tracing::{info, warn};
 use kube::runtime::events::{Recorder, Reporter};
 
 use crate::admission::{AdmissionContext, LookupCache};
+use crate::authorship::{load_or_create, AdmissionKey, Authorship, KeyError};
 use crate::cache::{ApiReachability, Stores};
 use crate::certs::CertStore;
 use crate::cli::RunArgs;
@@ -33,6 +34,9 @@ pub enum RunError {
     /// The Prometheus client could not be built.
     #[error(transparent)]
     Prometheus(#[from] PrometheusError),
+    /// The admission key could not be read or made.
+    #[error(transparent)]
+    AdmissionKey(#[from] KeyError),
     /// Options that contradict each other.
     #[error("invalid options: {0}")]
     Options(String),
@@ -61,11 +65,30 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
             .watch(args.cert_reload_interval, shutdown.clone()),
     );
 
-    let boundary = args.target_boundary(client.default_namespace());
+    let mut boundary = args.target_boundary(client.default_namespace());
     tracing::info!(
         own_namespace = boundary.own_namespace.as_deref().unwrap_or_default(),
         "rsg's own namespace is never a target namespace"
     );
+    let own_namespace = boundary.own_namespace.clone().unwrap_or_default();
+    let admission_key =
+        Arc::new(load_admission_key(&client, &own_namespace, &args.admission_key_secret).await?);
+    boundary
+        .own_secrets
+        .insert(args.admission_key_secret.clone());
+    let authorship = if args.require_admission_record {
+        info!(
+            recheck_interval = ?args.author_recheck_interval,
+            "acting only on RSGs whose admission record verifies and whose author still holds the rights they use"
+        );
+        Some(Authorship::new(
+            admission_key.clone(),
+            args.author_recheck_interval,
+        ))
+    } else {
+        warn!("admission records are not required (--require-admission-record=false): RSGs stored without the webhooks are acted on; what remains is the target boundary (system namespaces and rsg's own closed, grants for other namespaces, the namespace selector)");
+        None
+    };
     let metrics = Arc::new(Metrics::default());
     let admission = Arc::new(AdmissionContext {
         stores: stores.clone(),
@@ -77,6 +100,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         lookup_cache: LookupCache::new(Duration::from_secs(5), 4096),
         access_reviews: args.admission_access_reviews,
         boundary: boundary.clone(),
+        admission_key: Some(admission_key),
     });
     // Readiness follows the API server: probed every second, stale after three.
     let api = ApiReachability::new(Duration::from_secs(3));
@@ -137,14 +161,17 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
             .map(|l| l.identity.clone())
             .or_else(|| args.leader_election_identity.clone()),
     };
-    let context = Arc::new(Context::new(
-        client.clone(),
-        stores.clone(),
-        Recorder::new(client.clone(), reporter),
-        metrics.clone(),
-        prometheus,
-        boundary,
-    ));
+    let context = Arc::new(
+        Context::new(
+            client.clone(),
+            stores.clone(),
+            Recorder::new(client.clone(), reporter),
+            metrics.clone(),
+            prometheus,
+            boundary,
+        )
+        .with_authorship(authorship),
+    );
     // Without leader election this replica always leads; the sender then lives to the end.
     let (leading_tx, leading) = tokio::sync::watch::channel(lease.is_none());
     let elector_stop = CancellationToken::new();
@@ -185,6 +212,29 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     join_logged(Some(stop_leading), "shutdown of the controllers").await;
     info!("stopped");
     Ok(())
+}
+
+/// Attempts at reading or making the admission key before giving up.
+const KEY_ATTEMPTS: u32 = 10;
+
+/// The admission key, retried a few times while the API server comes up.
+async fn load_admission_key(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+) -> Result<AdmissionKey, RunError> {
+    let mut attempt = 1;
+    loop {
+        match load_or_create(client, namespace, name).await {
+            Ok(key) => return Ok(key),
+            Err(err) if attempt < KEY_ATTEMPTS => {
+                warn!(error = %err, attempt, "admission key not loaded yet; retrying");
+                attempt += 1;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
 }
 
 /// Waits for a background task, if it was started, and logs how it ended abnormally.

@@ -51,6 +51,7 @@ fn app_with_body_limit(limits: &ServingLimits, body_limit: usize) -> (Router, De
             own_namespace: Some("rsg-system".into()),
             ..Default::default()
         },
+        admission_key: None,
     });
     let certs = Arc::new(CertStore::new(
         "/nonexistent",

@@ -253,7 +253,46 @@ fn the_charts_deployment_runs_rsg_with_its_rendered_args_env_mounts_and_rbac() {
             json!({"groupName": "g", "replicas": 3}),
         ),
     ];
-    for object in objects {
+    // The API server here cannot reach the chart's Service, so the test calls rsg's mutating
+    // webhook for it (as the cluster's admin) and stores what it answers: the defaults and the
+    // signed admission record, without which rsg does not act on the sample.
+    let mutating = get(
+        &plane.kubeconfig,
+        "mutatingwebhookconfiguration",
+        "",
+        &format!("{RELEASE}-resourcescalinggroup-mutating"),
+    );
+    let mutate_path = mutating["webhooks"][0]["clientConfig"]["service"]["path"]
+        .as_str()
+        .expect("a webhook path")
+        .to_string();
+    let admitted = |object: Value| -> Value {
+        if object["kind"] != "ResourceScalingGroup" {
+            return object;
+        }
+        let review = rsg::invariants::review_body(
+            &object,
+            ns,
+            json!({"username": "admin", "groups": ["system:masters", "system:authenticated"]}),
+        );
+        let (status, text) = https_request_to(&host, port, &ca, &mutate_path, Some(review))
+            .expect("POST to the mutating webhook");
+        assert_eq!(status, 200, "{text}");
+        let answer: Value = serde_json::from_str(&text).expect("an AdmissionReview");
+        // The patch's bytes, as a JSON array (kube's encoding; the API server reads both).
+        let patch: Vec<u8> = serde_json::from_value(answer["response"]["patch"].clone())
+            .unwrap_or_else(|err| panic!("no patch ({err}): {answer}"));
+        let patch: json_patch::Patch = serde_json::from_slice(&patch).expect("a JSON patch");
+        let mut object = object;
+        json_patch::patch(&mut object, &patch).expect("the patch applies");
+        assert!(
+            object["metadata"]["annotations"]["autoscaling.openfuyao.com/admission-record"]
+                .is_string(),
+            "{object}"
+        );
+        object
+    };
+    for object in objects.map(admitted) {
         let out = kubectl_apply(&plane.kubeconfig, &object.to_string(), &[]);
         assert!(out.success, "{}", out.stderr);
     }

@@ -155,6 +155,9 @@ impl Drop for RestartSharedRsg {
 fn watches_that_expired_while_cut_off_are_listed_again() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let env = env();
+    // The RSG is admitted while the shared rsg still serves the webhooks.
+    let ns = namespace("expiry");
+    base_and_rsg(&ns);
     // An rsg of its own that reaches the API server through a proxy that can cut it off; the
     // shared one steps aside (SIGTERM releases the Lease).
     env.rsg.stop(libc::SIGTERM);
@@ -173,8 +176,7 @@ fn watches_that_expired_while_cut_off_are_listed_again() {
         env.rsg.ca_bundle.clone(),
         &[],
     );
-    let ns = namespace("expiry");
-    base_and_rsg(&ns);
+    wait_rsg_converged(&ns, "web", 1);
 
     proxy.cut();
     let unready_after = wait_readiness(&rsg, false);

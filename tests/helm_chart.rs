@@ -342,6 +342,20 @@ fn install_upgrade_and_uninstall_create_switch_and_keep_what_they_say() {
         "one second below the webhooks' 5 s timeout"
     );
     assert_eq!(env_value("RSG_MAX_CONNECTIONS"), Some(json!("1024")));
+    // With the webhooks, rsg acts only on admitted RSGs; its key Secret is its own.
+    assert_eq!(
+        env_value("RSG_REQUIRE_ADMISSION_RECORD"),
+        Some(json!("true"))
+    );
+    assert_eq!(
+        env_value("RSG_ADMISSION_KEY_SECRET"),
+        Some(json!("rsg-chart-admission-key"))
+    );
+    let key_role = get_json("role", ns, "rsg-chart-admission-key").expect("admission key Role");
+    assert_eq!(
+        key_role["rules"][1],
+        json!({"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["rsg-chart-admission-key"], "verbs": ["get"]})
+    );
     let service = get_json("service", ns, RELEASE).expect("Service");
     assert_eq!(service["spec"]["ports"][0]["port"], 443);
     assert!(get_json("poddisruptionbudget", ns, RELEASE).is_some());
@@ -468,7 +482,15 @@ fn install_upgrade_and_uninstall_create_switch_and_keep_what_they_say() {
         "rsg-chart-resourcescalinggroup-validating"
     )
     .is_none());
-    assert!(get_json("deployment", ns, RELEASE).is_some());
+    let deployment = get_json("deployment", ns, RELEASE).expect("Deployment");
+    let env = &deployment["spec"]["template"]["spec"]["containers"][0]["env"];
+    assert!(
+        env.as_array()
+            .into_iter()
+            .flatten()
+            .any(|e| e["name"] == "RSG_REQUIRE_ADMISSION_RECORD" && e["value"] == "false"),
+        "without webhooks no RSG has an admission record: {env}"
+    );
 
     // Uninstall removes what the chart made but keeps the namespace and the CRD.
     helm(&["uninstall", RELEASE, "default"]);

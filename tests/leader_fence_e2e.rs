@@ -62,6 +62,21 @@ fn a_leader_cut_off_mid_scale_writes_nothing_once_the_standby_writes() {
         rsg_args: support::rsg_process::FAST_LEASE_ARGS,
         ..EnvOptions::default()
     });
+    // The RSG is admitted (and converged) while the shared replica serves the webhooks.
+    let ns = namespace("fence");
+    apply(&format!(
+        "{}---\n{}---\n{}",
+        support::fixtures::deployment(&ns, "engine", 1),
+        support::fixtures::service(&ns, "engine"),
+        support::fixtures::group_rsg(
+            &ns,
+            "fence",
+            "engine",
+            ("apps/v1", "Deployment", "engine"),
+            "{groupName: g, replicas: 1}"
+        ),
+    ));
+    wait_rsg_converged(&ns, "fence", 1);
     // The shared replica steps aside (SIGTERM releases the Lease); two proxied ones take over.
     env.rsg.stop(libc::SIGTERM);
     let start = |proxy: &PausableProxy, (token, _uid): (&str, &str), name: &str| {
@@ -83,19 +98,6 @@ fn a_leader_cut_off_mid_scale_writes_nothing_once_the_standby_writes() {
     wait_holder("replica-a", Duration::from_secs(20));
     let standby = start(&proxy_b, RSG_REPLICA_TOKENS[1], "replica-b");
 
-    let ns = namespace("fence");
-    apply(&format!(
-        "{}---\n{}---\n{}",
-        support::fixtures::deployment(&ns, "engine", 1),
-        support::fixtures::service(&ns, "engine"),
-        support::fixtures::group_rsg(
-            &ns,
-            "fence",
-            "engine",
-            ("apps/v1", "Deployment", "engine"),
-            "{groupName: g, replicas: 1}"
-        ),
-    ));
     wait_rsg_converged(&ns, "fence", 1);
     scale_rsg(&ns, "fence", GROUPS as i32);
     wait_for("the scale to be under way", Duration::from_secs(60), || {

@@ -55,8 +55,9 @@ fn an_authenticated_tls_prometheus_is_queried_with_the_token_and_the_ca() {
 
     // The shared replica steps aside for one set up as the chart sets it up for Prometheus.
     env.rsg.stop(libc::SIGTERM);
+    // Each replacement serves the webhooks too, so the RSGs it decides for are admitted.
     let start = |name: &str, ca: &std::path::Path| {
-        RsgProcess::start_with_certs(
+        let rsg = RsgProcess::start_with_certs(
             &env.dir,
             &env.rsg_kubeconfig,
             name,
@@ -72,7 +73,9 @@ fn an_authenticated_tls_prometheus_is_queried_with_the_token_and_the_ca() {
                 "--prometheus-timeout",
                 "2s",
             ],
-        )
+        );
+        support::rsg_process::register_webhooks(&env.kubeconfig, &rsg);
+        rsg
     };
     let rsg = start("rsg-prometheus-auth", &certs.join("ca.crt"));
 
@@ -118,4 +121,5 @@ fn an_authenticated_tls_prometheus_is_queried_with_the_token_and_the_ca() {
     wait_for("the shared replica back", Duration::from_secs(30), || {
         env.rsg.pid().map(|_| ())
     });
+    support::rsg_process::register_webhooks(&env.kubeconfig, &env.rsg);
 }

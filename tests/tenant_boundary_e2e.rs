@@ -60,14 +60,7 @@ fn inplace(leader: &str, follower: &str, ratio: i32) -> String {
     format!("    type: InplaceScaling\n    leaderFollowerConfig:\n      leader: {{resourceName: {leader}, replicas: 3}}\n      follower: [{{resourceName: {follower}, followRatio: {ratio}}}]\n")
 }
 
-/// The identity of an object's state: resourceVersion and generation.
-fn version(kind: &str, ns: &str, name: &str) -> (Value, Value) {
-    let object = get_json(kind, ns, name).unwrap_or_else(|| panic!("{kind} {ns}/{name}"));
-    (
-        object["metadata"]["resourceVersion"].clone(),
-        object["metadata"]["generation"].clone(),
-    )
-}
+use support::object_version as version;
 
 /// rsg's resident memory now and at its peak, in MiB.
 fn rsg_memory_mib() -> (f64, f64) {
@@ -140,8 +133,17 @@ fn largest(ns: &str) -> String {
     )
 }
 
+/// Held by the test that deletes the webhooks and by the one that needs them: they do not
+/// overlap, since an RSG stored without the webhooks has no admission record.
+static WEBHOOKS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn webhooks_held() -> std::sync::MutexGuard<'static, ()> {
+    WEBHOOKS.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 #[test]
 fn a_tenant_cannot_borrow_rsgs_rights_with_or_without_the_webhooks() {
+    let _webhooks = webhooks_held();
     let env = env();
     let admin = &env.kubeconfig;
     let tenant_a = namespace("tenant-a");
@@ -324,6 +326,9 @@ fn a_tenant_cannot_borrow_rsgs_rights_with_or_without_the_webhooks() {
         .map(|(k, ns, n)| version(k, ns, n))
         .collect();
     assert_eq!(after, before, "{untouched:?} were changed");
+    // The webhooks come back: what follows is admitted (rsg acts only on RSGs whose
+    // admission it can verify; see admission_record_e2e).
+    support::rsg_process::register_webhooks(admin, &env.rsg);
     // The claim of a refused RSG never blocks the workload's real owner.
     apply(&rsg(
         &tenant_b,
@@ -356,15 +361,26 @@ fn a_tenant_cannot_borrow_rsgs_rights_with_or_without_the_webhooks() {
         "only its owner adopts it: {victim_labels}"
     );
 
-    // Same namespace, no webhook: the LoadBalancer Service is copied as ClusterIP.
+    // A Service made a LoadBalancer after admission (admission no longer sees it): its copies
+    // are ClusterIP.
+    apply(&support::fixtures::deployment(&tenant_a, "gw-later", 1));
+    let later = |kind: &str| {
+        format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: later, namespace: {tenant_a}}}\nspec:\n  type: {kind}\n  selector: {{app: gw-later}}\n  ports: [{{port: 80}}]\n"
+        )
+    };
+    apply(&later("ClusterIP"));
     apply(&rsg(
         &tenant_a,
         "balancers",
-        &[("gw", &tenant_a, "gw")],
-        GROUPS_2,
+        &[("gw", &tenant_a, "gw-later")],
+        GROUPS_0,
     ));
+    support::wait_rsg_converged(&tenant_a, "balancers", 0);
+    apply(&later("LoadBalancer"));
+    support::scale_rsg(&tenant_a, "balancers", 2);
     support::wait_rsg_converged(&tenant_a, "balancers", 2);
-    let copy = get_json("service", &tenant_a, "gateway-balancers-1").expect("the Service copy");
+    let copy = get_json("service", &tenant_a, "later-balancers-1").expect("the Service copy");
     assert_eq!(copy["spec"]["type"], "ClusterIP", "{copy}");
 
     // The documented path across namespaces: the target namespace grants it.
@@ -429,9 +445,6 @@ fn a_tenant_cannot_borrow_rsgs_rights_with_or_without_the_webhooks() {
         get_json("deployment", &tenant_b, "shared").expect("the base")["spec"]["replicas"],
         1
     );
-
-    // The webhooks come back for the other tests of this binary.
-    support::rsg_process::register_webhooks(admin, &env.rsg);
 }
 
 /// A review of creating `rsg` in `ns`, asked by the tenant user, as the API server sends it.
@@ -583,6 +596,7 @@ fn copy_templates(ns: &str, name: &str) -> Vec<Value> {
 
 #[test]
 fn a_base_editor_cannot_make_copies_run_as_rsg_or_reach_the_node() {
+    let _webhooks = webhooks_held();
     // The manual's layout: the RSG in rsg's own namespace, the base in a granted namespace.
     let own = "rsg-system";
     let production = namespace("production");

@@ -4,6 +4,7 @@ mod access_review;
 mod lookup_cache;
 mod lookups;
 mod mutate;
+mod record;
 mod review;
 mod scale;
 mod validate;
@@ -25,6 +26,7 @@ pub use mutate::defaults_patch;
 pub use review::{decode, ReviewError};
 
 use crate::api::{ResourceScalingGroup, MAX_TARGETS};
+use crate::authorship::AdmissionKey;
 use crate::boundary::TargetBoundary;
 use crate::cache::Stores;
 use crate::metrics::{AdmissionLabels, Metrics, WebhookLabels};
@@ -47,6 +49,8 @@ pub struct AdmissionContext {
     pub access_reviews: bool,
     /// Where targets may live.
     pub boundary: TargetBoundary,
+    /// Signs the admission record of every RSG the mutating webhook admits (none: no record).
+    pub admission_key: Option<Arc<AdmissionKey>>,
 }
 
 /// The two webhooks.
@@ -156,11 +160,14 @@ async fn answer(
         (Subject::RsgScale, Webhook::Validate) => scale::validate_scale(ctx, request).await,
         (Subject::RsgScale, Webhook::Mutate) => AdmissionResponse::from(request),
         (Subject::Rsg, Webhook::Validate) => validate::validate_rsg_request(ctx, request).await,
-        (Subject::Rsg, Webhook::Mutate) => mutate_response(request),
+        (Subject::Rsg, Webhook::Mutate) => mutate_response(ctx, request),
     }
 }
 
-fn mutate_response(request: &AdmissionRequest<DynamicObject>) -> AdmissionResponse {
+fn mutate_response(
+    ctx: &AdmissionContext,
+    request: &AdmissionRequest<DynamicObject>,
+) -> AdmissionResponse {
     let response = AdmissionResponse::from(request);
     let Some(object) = &request.object else {
         return response;
@@ -178,11 +185,15 @@ fn mutate_response(request: &AdmissionRequest<DynamicObject>) -> AdmissionRespon
     }
     let name = object.metadata.name.clone().unwrap_or_default();
     let namespace = request.namespace.clone().unwrap_or_default();
-    let ops = defaults_patch(&value, &namespace, &name);
+    let mut ops = defaults_patch(&value, &namespace, &name);
+    let defaults = ops.len();
+    if let Some(key) = &ctx.admission_key {
+        ops.extend(record::record_patch(key, request, &value, &ops));
+    }
     if ops.is_empty() {
         return response;
     }
-    tracing::debug!(defaults = ops.len(), "applying defaults");
+    tracing::debug!(defaults, record = ops.len() > defaults, "applying defaults");
     match response.with_patch(json_patch::Patch(ops)) {
         Ok(patched) => patched,
         Err(err) => {

@@ -19,6 +19,9 @@ pub const LABEL_PLACEMENT: &str = "rsg.io/placement";
 pub const LABEL_REPRESENTATIVE: &str = "rsg.io/representative";
 /// Per-group metric value used when Prometheus cannot decide a scale-down.
 pub const ANNOTATION_METRIC_VALUES: &str = "autoscaling.rsg.metric.values";
+/// Who admitted the RSG's current spec, signed by rsg's mutating webhook (see
+/// [`crate::authorship`]); the controller acts only on RSGs whose record verifies.
+pub const ANNOTATION_ADMISSION_RECORD: &str = "autoscaling.openfuyao.com/admission-record";
 
 /// The largest group count a spec may ask for; copy names are checked against it.
 pub const MAX_GROUP_REPLICAS: i32 = 1000;

@@ -1,7 +1,10 @@
 //! The reconcile loop over RSGs, driven by the shared cache.
 //!
-//! Every reconcile first re-checks the spec with the webhook's own rules (the webhook may be
-//! bypassed), then hands the RSG to its strategy.
+//! Every reconcile first re-checks the spec with the webhook's own rules and the target
+//! boundary (the webhook may be bypassed), then that admission vouches for the spec and its
+//! author still holds the rights it uses, then hands the RSG to its strategy.
+
+mod authorize;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -206,11 +209,19 @@ async fn reconcile_strategy(
             None => Action::await_change(),
         });
     }
+    let recheck = match &ctx.authorship {
+        None => None,
+        Some(authorship) => match authorize::authorize(ctx, authorship, rsg).await? {
+            Ok(recheck_in) => Some(recheck_in),
+            Err(action) => return Ok(action),
+        },
+    };
     let duplicates = exclusive_target_errors(&namespace, &name, &rsg.spec, |key| {
         ctx.stores
             .counted_claims(key, &ctx.boundary, grants_in)
             .into_iter()
             .filter(|claim| claimed_earlier(ctx, rsg, &claim.rsg_namespace, &claim.rsg_name))
+            .filter(|claim| admitted(ctx, &claim.rsg_namespace, &claim.rsg_name))
             .collect()
     });
     if !duplicates.is_empty() {
@@ -227,10 +238,22 @@ async fn reconcile_strategy(
     let Some(strategy) = STRATEGIES.iter().find(|s| s.name() == type_) else {
         return Ok(Action::await_change());
     };
-    Ok(match strategy.reconcile(ctx, rsg).await? {
-        Next::After(delay) => Action::requeue(delay),
-        Next::OnChange => Action::await_change(),
+    // The author's rights are re-checked when their answers expire, even if nothing changes.
+    Ok(match (strategy.reconcile(ctx, rsg).await?, recheck) {
+        (Next::After(delay), Some(recheck)) => Action::requeue(delay.min(recheck)),
+        (Next::After(delay), None) => Action::requeue(delay),
+        (Next::OnChange, Some(recheck)) => Action::requeue(recheck),
+        (Next::OnChange, None) => Action::await_change(),
     })
+}
+
+/// Whether another RSG's admission record verifies (always, with records not required).
+fn admitted(ctx: &Context, namespace: &str, name: &str) -> bool {
+    match (&ctx.authorship, ctx.stores.rsg(namespace, name)) {
+        (None, _) => true,
+        (Some(authorship), Some(other)) => authorship.is_admitted(&other),
+        (Some(_), None) => false,
+    }
 }
 
 /// Whether the other RSG came first (older, or same age and smaller name): it keeps the workload.

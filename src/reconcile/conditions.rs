@@ -37,6 +37,12 @@ pub mod reason {
     pub const REPLICAS_OVER_CAP: &str = "ReplicasOverCap";
     /// A base would give copies an identity or node access no copy may have.
     pub const COPY_IDENTITY_REFUSED: &str = "CopyIdentityRefused";
+    /// The RSG has no admission record that verifies for its current spec: it was stored or
+    /// changed without rsg's mutating webhook.
+    pub const ADMISSION_NOT_VERIFIED: &str = "AdmissionNotVerified";
+    /// The author its admission record names may no longer do what the RSG asks (or that
+    /// could not be verified).
+    pub const AUTHOR_NOT_ALLOWED: &str = "AuthorNotAllowed";
 }
 
 /// Returns `conditions` with the condition of `type_` set; the transition time changes only

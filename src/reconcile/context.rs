@@ -12,6 +12,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use super::conditions::{already_reported, with_condition, READY};
 use super::{ObjectName, ReconcileError};
 use crate::api::{ResourceScalingGroup, ResourceScalingGroupStatus};
+use crate::authorship::Authorship;
 use crate::boundary::TargetBoundary;
 use crate::cache::Stores;
 use crate::metrics::Metrics;
@@ -34,6 +35,8 @@ pub struct Context {
     pub prometheus: Option<PrometheusClient>,
     /// Where targets may live.
     pub boundary: TargetBoundary,
+    /// Admission records and author re-checks; `None`: every stored RSG is acted on.
+    pub authorship: Option<Authorship>,
     /// Consecutive failures per RSG, for backoff.
     failures: Mutex<HashMap<ObjectRef<ResourceScalingGroup>, u32>>,
     /// Copy names found taken by objects the RSG did not make; checked before creating.
@@ -74,12 +77,19 @@ impl Context {
             recorder,
             metrics,
             prometheus,
+            authorship: None,
             failures: Mutex::new(HashMap::new()),
             name_conflicts: Mutex::new(HashMap::new()),
             reported: Mutex::new(HashMap::new()),
             problem_streaks: Mutex::new(HashMap::new()),
             written: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// This context, acting only for RSGs `authorship` vouches for (when given).
+    pub fn with_authorship(mut self, authorship: Option<Authorship>) -> Self {
+        self.authorship = authorship;
+        self
     }
 
     /// Publishes an Event on `rsg`; failures are logged, never fatal.

@@ -236,6 +236,20 @@ pub fn run_kubectl(args: &[&str]) -> String {
     out.stdout
 }
 
+/// The identity of an object's state: its resourceVersion and generation.
+pub fn object_version(
+    kind: &str,
+    namespace: &str,
+    name: &str,
+) -> (serde_json::Value, serde_json::Value) {
+    let object =
+        get_json(kind, namespace, name).unwrap_or_else(|| panic!("{kind} {namespace}/{name}"));
+    (
+        object["metadata"]["resourceVersion"].clone(),
+        object["metadata"]["generation"].clone(),
+    )
+}
+
 /// Waits until the RSG reports `current` groups with Ready=True and returns it.
 pub fn wait_rsg_converged(namespace: &str, name: &str, current: i64) -> serde_json::Value {
     wait_for(

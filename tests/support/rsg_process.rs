@@ -35,6 +35,7 @@ pub struct RsgProcess {
     child: Mutex<Option<Child>>,
     kubeconfig: PathBuf,
     extra_args: Vec<String>,
+    binary: PathBuf,
 }
 
 /// Path of the rsg binary built for these tests and benchmarks.
@@ -132,6 +133,28 @@ impl RsgProcess {
         ca_bundle: String,
         extra_args: &[&str],
     ) -> Self {
+        Self::start_binary_with_certs(
+            Path::new(rsg_binary()),
+            dir,
+            kubeconfig,
+            name,
+            cert_dir,
+            ca_bundle,
+            extra_args,
+        )
+    }
+
+    /// Starts `binary run` (another build of rsg, e.g. a baseline to compare against) serving
+    /// from `cert_dir` with extra arguments.
+    pub fn start_binary_with_certs(
+        binary: &Path,
+        dir: &Path,
+        kubeconfig: &Path,
+        name: &str,
+        cert_dir: PathBuf,
+        ca_bundle: String,
+        extra_args: &[&str],
+    ) -> Self {
         let process = Self {
             port: free_port(),
             cert_dir,
@@ -141,13 +164,14 @@ impl RsgProcess {
             child: Mutex::new(None),
             kubeconfig: kubeconfig.to_path_buf(),
             extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
+            binary: binary.to_path_buf(),
         };
         process.launch();
         process
     }
 
     fn launch(&self) {
-        let mut command = Command::new(rsg_binary());
+        let mut command = Command::new(&self.binary);
         command
             .args(["run", "--listen"])
             .arg(format!("127.0.0.1:{}", self.port))

@@ -27,6 +27,10 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- printf "%s-webhook-tls" (include "rsg.fullname" .) -}}
 {{- end -}}
 
+{{- define "rsg.admissionKeySecret" -}}
+{{- printf "%s-admission-key" (include "rsg.fullname" .) -}}
+{{- end -}}
+
 {{- define "rsg.leaseName" -}}
 {{- printf "%s-leader" (include "rsg.fullname" .) -}}
 {{- end -}}

@@ -1,0 +1,213 @@
+//! What an RSG's author must be allowed to do themselves, and the SubjectAccessReview that
+//! asks the API server whether a user may. Admission checks the requester with it; the
+//! controller re-checks the author its admission record names.
+//!
+//! * GroupReplication: `get` and `patch` every target in its namespace, and `create` its kind
+//!   in the RSG's namespace (copies run there).
+//! * InplaceScaling: `get` every workload and `update` its `scale` subresource.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use k8s_openapi::api::authentication::v1::UserInfo;
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
+};
+use kube::api::PostParams;
+use kube::core::ApiResource;
+use kube::{Api, Client};
+
+use crate::api::{ResourceScalingGroupSpec, STRATEGY_GROUP_REPLICATION, STRATEGY_INPLACE_SCALING};
+
+/// One permission the requester must have.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Permission {
+    /// `get`, `patch`, `create` or `update`.
+    pub verb: &'static str,
+    /// API group of the resource.
+    pub group: String,
+    /// Plural resource name.
+    pub resource: String,
+    /// `scale`, or empty.
+    pub subresource: &'static str,
+    /// Namespace it applies in.
+    pub namespace: String,
+    /// Object name (empty for `create`).
+    pub name: String,
+}
+
+impl fmt::Display for Permission {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let resource = match (self.group.as_str(), self.subresource) {
+            ("", "") => self.resource.clone(),
+            ("", sub) => format!("{}/{sub}", self.resource),
+            (group, "") => format!("{}.{group}", self.resource),
+            (group, sub) => format!("{}.{group}/{sub}", self.resource),
+        };
+        write!(f, "{} {resource}", self.verb)?;
+        if !self.name.is_empty() {
+            write!(f, " {:?}", self.name)?;
+        }
+        write!(f, " in namespace {:?}", self.namespace)
+    }
+}
+
+/// The permissions an RSG needs of its author, each with the field path that asks for it.
+/// `resource_of` gives a target's API resource.
+pub fn needed_permissions(
+    rsg_namespace: &str,
+    spec: &ResourceScalingGroupSpec,
+    resource_of: impl Fn(usize) -> Option<ApiResource>,
+) -> Vec<(String, Permission)> {
+    let mut needed: Vec<(String, Permission)> = Vec::new();
+    let mut seen = BTreeSet::new();
+    let replicating = spec.scaling_strategy.type_ == STRATEGY_GROUP_REPLICATION;
+    let inplace = spec.scaling_strategy.type_ == STRATEGY_INPLACE_SCALING;
+    for (i, target) in spec.target_resources.iter().enumerate() {
+        let Some(ar) = resource_of(i) else { continue };
+        let reference = &target.resource_ref;
+        let namespace = reference.namespace_or(rsg_namespace);
+        let permission = |verb, subresource, namespace: &str, name: &str| Permission {
+            verb,
+            group: ar.group.clone(),
+            resource: ar.plural.clone(),
+            subresource,
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+        };
+        let mut wanted = Vec::new();
+        if replicating {
+            wanted.push(permission("get", "", namespace, &reference.name));
+            wanted.push(permission("patch", "", namespace, &reference.name));
+            wanted.push(permission("create", "", rsg_namespace, ""));
+        } else if inplace {
+            wanted.push(permission("get", "", namespace, &reference.name));
+            wanted.push(permission("update", "scale", namespace, &reference.name));
+        }
+        for p in wanted {
+            if seen.insert(p.clone()) {
+                needed.push((format!("spec.targetResources[{i}].resourceRef"), p));
+            }
+        }
+    }
+    needed
+}
+
+/// A key naming `user` asking for `permission`: every field of the identity counts, each
+/// quoted (Debug) so that no two identities share a key (`extra` is a sorted map).
+pub fn identity_key(user: &UserInfo, permission: &Permission) -> String {
+    format!(
+        "{:?}\u{0}{:?}\u{0}{:?}\u{0}{:?}\u{0}{permission:?}",
+        user.username, user.uid, user.groups, user.extra
+    )
+}
+
+/// Asks the API server whether `user` holds `permission` (one SubjectAccessReview).
+pub async fn subject_may(
+    client: &Client,
+    user: &UserInfo,
+    permission: &Permission,
+) -> Result<bool, kube::Error> {
+    let review = SubjectAccessReview {
+        spec: SubjectAccessReviewSpec {
+            user: user.username.clone(),
+            uid: user.uid.clone(),
+            groups: user.groups.clone(),
+            extra: user.extra.clone(),
+            resource_attributes: Some(ResourceAttributes {
+                verb: Some(permission.verb.to_string()),
+                group: Some(permission.group.clone()),
+                resource: Some(permission.resource.clone()),
+                subresource: Some(permission.subresource.to_string()).filter(|s| !s.is_empty()),
+                namespace: Some(permission.namespace.clone()),
+                name: Some(permission.name.clone()).filter(|n| !n.is_empty()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let api: Api<SubjectAccessReview> = Api::all(client.clone());
+    let answer = api.create(&PostParams::default(), &review).await?;
+    Ok(answer.status.is_some_and(|s| s.allowed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workload::WorkloadKind;
+
+    fn spec(strategy: &str) -> ResourceScalingGroupSpec {
+        let config = if strategy == STRATEGY_GROUP_REPLICATION {
+            serde_json::json!({"type": strategy, "groupConfig": {"replicas": 2}})
+        } else {
+            serde_json::json!({"type": strategy, "leaderFollowerConfig": {
+                "leader": {"resourceName": "a"}, "follower": [{"resourceName": "b", "followRatio": 2}]}})
+        };
+        serde_json::from_value(serde_json::json!({
+            "targetResources": [
+                {"name": "a", "resourceRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "prefill", "namespace": "production"}},
+                {"name": "b", "resourceRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "decode"}},
+            ],
+            "scalingStrategy": config,
+        }))
+        .expect("a valid spec")
+    }
+
+    fn rendered(needed: &[(String, Permission)]) -> Vec<String> {
+        needed
+            .iter()
+            .map(|(path, p)| format!("{path}: {p}"))
+            .collect()
+    }
+
+    fn deployments(_: usize) -> Option<ApiResource> {
+        WorkloadKind::Deployment.known_api_resource()
+    }
+
+    #[test]
+    fn group_replication_needs_get_patch_of_targets_and_create_where_copies_run() {
+        let needed = needed_permissions("tenant-a", &spec(STRATEGY_GROUP_REPLICATION), deployments);
+        assert_eq!(
+            rendered(&needed),
+            [
+                "spec.targetResources[0].resourceRef: get deployments.apps \"prefill\" in namespace \"production\"",
+                "spec.targetResources[0].resourceRef: patch deployments.apps \"prefill\" in namespace \"production\"",
+                "spec.targetResources[0].resourceRef: create deployments.apps in namespace \"tenant-a\"",
+                "spec.targetResources[1].resourceRef: get deployments.apps \"decode\" in namespace \"tenant-a\"",
+                "spec.targetResources[1].resourceRef: patch deployments.apps \"decode\" in namespace \"tenant-a\"",
+            ]
+        );
+    }
+
+    #[test]
+    fn inplace_scaling_needs_get_and_update_of_the_scale_subresource() {
+        let needed = needed_permissions("tenant-a", &spec(STRATEGY_INPLACE_SCALING), deployments);
+        assert_eq!(
+            rendered(&needed),
+            [
+                "spec.targetResources[0].resourceRef: get deployments.apps \"prefill\" in namespace \"production\"",
+                "spec.targetResources[0].resourceRef: update deployments.apps/scale \"prefill\" in namespace \"production\"",
+                "spec.targetResources[1].resourceRef: get deployments.apps \"decode\" in namespace \"tenant-a\"",
+                "spec.targetResources[1].resourceRef: update deployments.apps/scale \"decode\" in namespace \"tenant-a\"",
+            ]
+        );
+    }
+
+    #[test]
+    fn unknown_kinds_are_skipped_and_every_target_is_listed() {
+        assert!(
+            needed_permissions("tenant-a", &spec(STRATEGY_GROUP_REPLICATION), |_| None).is_empty()
+        );
+        let mut big = spec(STRATEGY_GROUP_REPLICATION);
+        big.target_resources = (0..100)
+            .map(|i| {
+                let mut t = big.target_resources[0].clone();
+                t.resource_ref.name = format!("w{i}");
+                t
+            })
+            .collect();
+        // get + patch of each, and one create.
+        assert_eq!(needed_permissions("tenant-a", &big, deployments).len(), 201);
+    }
+}

@@ -1,0 +1,297 @@
+//! The controller's re-check of an RSG's author: the permissions
+//! [`needed_permissions`](crate::authorization::needed_permissions) lists, asked with
+//! SubjectAccessReviews for the user the admission record names. Each answer is kept for the
+//! re-check interval and shared by every RSG of the same author, so a right taken away stops
+//! rsg within one interval, and a thousand RSGs of one author cost one review per permission
+//! per interval.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::authentication::v1::UserInfo;
+use kube::Client;
+
+use crate::authorization::{identity_key, subject_may, Permission};
+
+/// Reviews sent at once for one RSG.
+const CONCURRENCY: usize = 8;
+/// Bound on one review.
+const REVIEW_TIMEOUT: Duration = Duration::from_secs(10);
+/// Answers kept at most; past it the memory starts afresh.
+const MAX_ANSWERS: usize = 100_000;
+
+/// What the re-check found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum AuthorVerdict {
+    /// Every permission holds; the oldest answer used is due again within `recheck_in`.
+    Allowed {
+        /// Time until the oldest answer used expires.
+        recheck_in: Duration,
+    },
+    /// The author lacks these permissions (one message each, with the field that needs it).
+    Denied(Vec<String>),
+    /// A review could not be made (API error, timeout); nothing is assumed.
+    Unverified(String),
+}
+
+/// Answers of recent reviews, by identity and permission.
+pub struct AuthorChecks {
+    interval: Duration,
+    answers: Mutex<HashMap<String, (bool, Instant)>>,
+    pruned_at: Mutex<Instant>,
+}
+
+impl AuthorChecks {
+    /// Answers are trusted for `interval`.
+    pub fn new(interval: Duration) -> Self {
+        Self {
+            interval,
+            answers: Mutex::new(HashMap::new()),
+            pruned_at: Mutex::new(Instant::now()),
+        }
+    }
+
+    /// How long an answer is trusted.
+    pub fn interval(&self) -> Duration {
+        self.interval
+    }
+
+    fn answers(&self) -> std::sync::MutexGuard<'_, HashMap<String, (bool, Instant)>> {
+        self.answers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Drops expired answers, at most once per interval.
+    fn prune(&self, now: Instant) {
+        let mut pruned_at = self.pruned_at.lock().unwrap_or_else(|p| p.into_inner());
+        if now.duration_since(*pruned_at) < self.interval {
+            return;
+        }
+        *pruned_at = now;
+        let interval = self.interval;
+        self.answers()
+            .retain(|_, (_, at)| now.duration_since(*at) < interval);
+    }
+
+    fn fresh_answer(&self, key: &str, now: Instant) -> Option<(bool, Instant)> {
+        self.answers()
+            .get(key)
+            .copied()
+            .filter(|(_, at)| now.duration_since(*at) < self.interval)
+    }
+
+    fn remember(&self, key: String, allowed: bool, at: Instant) {
+        let mut answers = self.answers();
+        if answers.len() >= MAX_ANSWERS {
+            answers.clear();
+        }
+        answers.insert(key, (allowed, at));
+    }
+
+    /// The answers for `permissions` (cached while fresh, else asked, a few at a time), each
+    /// with when it was given.
+    async fn answers_for(
+        &self,
+        client: &Client,
+        author: &UserInfo,
+        permissions: BTreeSet<Permission>,
+        now: Instant,
+    ) -> Result<BTreeMap<Permission, (bool, Instant)>, String> {
+        let who = author.username.clone().unwrap_or_default();
+        let mut answers = BTreeMap::new();
+        let mut to_ask = Vec::new();
+        for permission in permissions {
+            let key = identity_key(author, &permission);
+            match self.fresh_answer(&key, now) {
+                Some(answer) => {
+                    answers.insert(permission, answer);
+                }
+                None => to_ask.push((permission, key)),
+            }
+        }
+        let asked: Vec<_> = futures::stream::iter(to_ask)
+            .map(|(permission, key)| async move {
+                let answer =
+                    tokio::time::timeout(REVIEW_TIMEOUT, subject_may(client, author, &permission))
+                        .await;
+                (permission, key, answer)
+            })
+            .buffered(CONCURRENCY)
+            .collect()
+            .await;
+        for (permission, key, answer) in asked {
+            match answer {
+                Ok(Ok(allowed)) => {
+                    self.remember(key, allowed, now);
+                    answers.insert(permission, (allowed, now));
+                }
+                Ok(Err(err)) => {
+                    return Err(format!(
+                        "could not verify that user {who:?} may {permission}: {err}"
+                    ))
+                }
+                Err(_) => {
+                    return Err(format!(
+                        "could not verify that user {who:?} may {permission}: no answer within {REVIEW_TIMEOUT:?}"
+                    ))
+                }
+            }
+        }
+        Ok(answers)
+    }
+
+    /// Whether `author` holds every permission of `needed`. A right over every object of a
+    /// kind in a namespace covers each named one, so that is asked first: an author who may
+    /// patch Deployments in a namespace costs one review for all of its targets there, not
+    /// one per target; only where it is denied are the named objects asked.
+    pub async fn check(
+        &self,
+        client: &Client,
+        author: &UserInfo,
+        needed: Vec<(String, Permission)>,
+    ) -> AuthorVerdict {
+        let now = Instant::now();
+        self.prune(now);
+        let broad = |p: &Permission| Permission {
+            name: String::new(),
+            ..p.clone()
+        };
+        let wide: BTreeSet<Permission> = needed.iter().map(|(_, p)| broad(p)).collect();
+        let mut answers = match self.answers_for(client, author, wide, now).await {
+            Ok(answers) => answers,
+            Err(why) => return AuthorVerdict::Unverified(why),
+        };
+        let named: BTreeSet<Permission> = needed
+            .iter()
+            .map(|(_, p)| p)
+            .filter(|p| !p.name.is_empty() && answers.get(&broad(p)).is_some_and(|(a, _)| !a))
+            .cloned()
+            .collect();
+        match self.answers_for(client, author, named, now).await {
+            Ok(more) => answers.extend(more),
+            Err(why) => return AuthorVerdict::Unverified(why),
+        }
+        let who = author.username.clone().unwrap_or_default();
+        let mut oldest = now;
+        let mut missing = Vec::new();
+        for (path, permission) in &needed {
+            let answer = answers
+                .get(&broad(permission))
+                .filter(|(allowed, _)| *allowed)
+                .or_else(|| answers.get(permission));
+            match answer {
+                Some((true, at)) => oldest = oldest.min(*at),
+                Some((false, at)) => {
+                    oldest = oldest.min(*at);
+                    missing.push(format!("{path}: user {who:?} cannot {permission}"));
+                }
+                None => missing.push(format!("{path}: user {who:?} cannot {permission}")),
+            }
+        }
+        if missing.is_empty() {
+            AuthorVerdict::Allowed {
+                recheck_in: self.interval.saturating_sub(now.duration_since(oldest)),
+            }
+        } else {
+            AuthorVerdict::Denied(missing)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reconcile::mock_api::{context, Call};
+    use serde_json::{json, Value};
+
+    fn permission(verb: &'static str, namespace: &str, name: &str) -> (String, Permission) {
+        (
+            format!("spec.targetResources[{name}]"),
+            Permission {
+                verb,
+                group: "apps".into(),
+                resource: "deployments".into(),
+                subresource: "",
+                namespace: namespace.into(),
+                name: name.into(),
+            },
+        )
+    }
+
+    fn alice() -> UserInfo {
+        UserInfo {
+            username: Some("alice".into()),
+            ..Default::default()
+        }
+    }
+
+    /// Answers SubjectAccessReviews with `allowed(verb, name)`.
+    fn reviews(allowed: fn(&str, &str) -> bool) -> impl Fn(&Call) -> (u16, Value) {
+        move |call: &Call| {
+            let attributes = &call.body["spec"]["resourceAttributes"];
+            let verb = attributes["verb"].as_str().unwrap_or_default();
+            let name = attributes["name"].as_str().unwrap_or_default();
+            let mut review = call.body.clone();
+            review["status"] = json!({"allowed": allowed(verb, name)});
+            (201, review)
+        }
+    }
+
+    fn needed() -> Vec<(String, Permission)> {
+        vec![
+            permission("get", "prod", "a"),
+            permission("patch", "prod", "a"),
+            permission("get", "prod", "b"),
+            permission("patch", "prod", "b"),
+            permission("create", "team", ""),
+        ]
+    }
+
+    #[tokio::test]
+    async fn a_namespace_wide_right_covers_every_target_and_answers_are_reused() {
+        let (ctx, recorded) = context(reviews(|_, _| true));
+        let checks = AuthorChecks::new(Duration::from_secs(60));
+        let verdict = checks.check(&ctx.client, &alice(), needed()).await;
+        assert!(
+            matches!(verdict, AuthorVerdict::Allowed { .. }),
+            "{verdict:?}"
+        );
+        // get and patch in prod, create in team: three reviews for five permissions.
+        assert_eq!(recorded.lines().len(), 3, "{:?}", recorded.lines());
+        let again = checks.check(&ctx.client, &alice(), needed()).await;
+        assert!(matches!(again, AuthorVerdict::Allowed { .. }));
+        assert_eq!(
+            recorded.lines().len(),
+            3,
+            "answers within the interval are reused"
+        );
+    }
+
+    #[tokio::test]
+    async fn where_the_namespace_is_denied_each_named_object_is_asked() {
+        // May get and patch "a" by name only, and get everything.
+        let (ctx, recorded) = context(reviews(|verb, name| verb != "patch" || name == "a"));
+        let checks = AuthorChecks::new(Duration::from_secs(60));
+        let verdict = checks.check(&ctx.client, &alice(), needed()).await;
+        assert_eq!(
+            verdict,
+            AuthorVerdict::Denied(vec![
+                r#"spec.targetResources[b]: user "alice" cannot patch deployments.apps "b" in namespace "prod""#.to_string()
+            ])
+        );
+        // Three broad reviews, then patch of "a" and of "b".
+        assert_eq!(recorded.lines().len(), 5, "{:?}", recorded.lines());
+    }
+
+    #[tokio::test]
+    async fn a_review_that_fails_verifies_nothing() {
+        let (ctx, _) = context(|_| crate::reconcile::mock_api::status(500, "InternalError"));
+        let checks = AuthorChecks::new(Duration::from_secs(60));
+        let verdict = checks.check(&ctx.client, &alice(), needed()).await;
+        assert!(
+            matches!(&verdict, AuthorVerdict::Unverified(why) if why.contains("could not verify that user \"alice\"")),
+            "{verdict:?}"
+        );
+    }
+}
