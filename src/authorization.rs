@@ -11,8 +11,9 @@ use std::fmt;
 
 use k8s_openapi::api::authentication::v1::UserInfo;
 use k8s_openapi::api::authorization::v1::{
-    ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
+    LocalSubjectAccessReview, ResourceAttributes, SubjectAccessReviewSpec,
 };
+use kube::api::ObjectMeta;
 use kube::api::PostParams;
 use kube::core::ApiResource;
 use kube::{Api, Client};
@@ -102,13 +103,19 @@ pub fn identity_key(user: &UserInfo, permission: &Permission) -> String {
     )
 }
 
-/// Asks the API server whether `user` holds `permission` (one SubjectAccessReview).
+/// Asks the API server whether `user` holds `permission`: one LocalSubjectAccessReview in
+/// the permission's namespace (every permission rsg checks is namespaced), so an installation
+/// confined to some namespaces needs the right only there.
 pub async fn subject_may(
     client: &Client,
     user: &UserInfo,
     permission: &Permission,
 ) -> Result<bool, kube::Error> {
-    let review = SubjectAccessReview {
+    let review = LocalSubjectAccessReview {
+        metadata: ObjectMeta {
+            namespace: Some(permission.namespace.clone()),
+            ..Default::default()
+        },
         spec: SubjectAccessReviewSpec {
             user: user.username.clone(),
             uid: user.uid.clone(),
@@ -127,7 +134,7 @@ pub async fn subject_may(
         },
         ..Default::default()
     };
-    let api: Api<SubjectAccessReview> = Api::all(client.clone());
+    let api: Api<LocalSubjectAccessReview> = Api::namespaced(client.clone(), &permission.namespace);
     let answer = api.create(&PostParams::default(), &review).await?;
     Ok(answer.status.is_some_and(|s| s.allowed))
 }

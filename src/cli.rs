@@ -71,7 +71,13 @@ impl RunArgs {
                 .clone()
                 .filter(|selector| !selector.selects_all()),
             allow_external_service_copies: self.allow_external_service_copies,
+            watch_scope: self.watch_scope(),
         }
+    }
+
+    /// Where namespaced kinds are watched (`--watch-namespaces`; empty: everywhere).
+    pub fn watch_scope(&self) -> crate::cache::WatchScope {
+        crate::cache::WatchScope::of(&self.watch_namespaces)
     }
 
     /// The serving bounds these options set.
@@ -145,6 +151,11 @@ pub struct RunArgs {
     /// the system ones and rsg's own.
     #[arg(long, env = "RSG_TARGET_NAMESPACE_SELECTOR", value_parser = parse_namespace_selector)]
     pub target_namespace_selector: Option<NamespaceSelector>,
+    /// The namespaces this installation acts in (comma-separated): rsg watches only them,
+    /// needs rights only there, and refuses RSGs whose targets lie elsewhere. Empty: the whole
+    /// cluster.
+    #[arg(long, env = "RSG_WATCH_NAMESPACES", value_delimiter = ',')]
+    pub watch_namespaces: Vec<String>,
     /// Whether copies of LoadBalancer and NodePort Services keep their type. Off: admission
     /// refuses RSGs whose targets have such Services, and the controller copies them as
     /// ClusterIP.

@@ -531,7 +531,7 @@ fn an_access_review_that_fails_or_does_not_answer_refuses_the_rsg() {
             Some("ClusterRole") => {
                 object["metadata"]["name"] = json!("rsg-lesser");
                 let rules = object["rules"].as_array_mut().expect("rules");
-                rules.retain(|rule| rule["resources"] != json!(["subjectaccessreviews"]));
+                rules.retain(|rule| rule["resources"] != json!(["localsubjectaccessreviews"]));
             }
             Some("ClusterRoleBinding") | Some("RoleBinding") => {
                 object["metadata"]["name"] = json!(format!(

@@ -22,12 +22,13 @@ pub fn record_patch(
     object: &Value,
     defaults: &[PatchOperation],
 ) -> Option<PatchOperation> {
-    let mut patched = object.clone();
-    json_patch::patch(&mut patched, defaults).ok()?;
+    // The defaults touch only the spec: they are applied to a copy of it alone.
+    let mut defaulted = serde_json::json!({ "spec": object.get("spec")? });
+    json_patch::patch(&mut defaulted, defaults).ok()?;
     // A spec rsg cannot read is refused by validation; it gets no record.
-    let spec = ResourceScalingGroupSpec::deserialize(patched.get("spec")?).ok()?;
+    let spec = ResourceScalingGroupSpec::deserialize(&defaulted["spec"]).ok()?;
     let namespace = request.namespace.as_deref().unwrap_or_default();
-    let name = patched
+    let name = object
         .pointer("/metadata/name")
         .and_then(Value::as_str)
         .filter(|n| !n.is_empty())?;
@@ -51,7 +52,7 @@ pub fn record_patch(
             }
         },
     };
-    let annotations = patched.pointer("/metadata/annotations");
+    let annotations = object.pointer("/metadata/annotations");
     if annotations
         .and_then(|a| a.get(ANNOTATION_ADMISSION_RECORD))
         .and_then(Value::as_str)

@@ -64,6 +64,7 @@ pub async fn validate_rsg_request(
         _ => request.name.clone(),
     };
     let (mut errors, mut warnings) = validate_rsg(&name, &namespace, &rsg.spec);
+    errors.extend(ctx.boundary.rsg_namespace_error(&namespace));
     if errors
         .iter()
         .any(|e| matches!(e.kind, FieldErrorKind::TooMany(..)))

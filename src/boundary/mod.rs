@@ -22,6 +22,7 @@ pub use namespace_labels::{current_violations, read_namespace_labels, Grants};
 pub use namespace_selector::{NamespaceSelector, SelectorError};
 
 use crate::api::{ResourceScalingGroupGrantSpec, ResourceScalingGroupSpec};
+use crate::cache::WatchScope;
 use crate::validation::FieldError;
 
 /// Namespaces whose workloads rsg never acts on.
@@ -40,6 +41,8 @@ pub struct TargetBoundary {
     pub namespace_selector: Option<NamespaceSelector>,
     /// Whether copies of LoadBalancer and NodePort Services keep their type.
     pub allow_external_service_copies: bool,
+    /// The namespaces the installation acts in (RSGs, targets and copies).
+    pub watch_scope: WatchScope,
 }
 
 /// How a target breaks the boundary.
@@ -67,7 +70,24 @@ pub type NamespaceLabels = BTreeMap<String, Option<BTreeMap<String, String>>>;
 impl TargetBoundary {
     /// Whether `namespace` is closed to every RSG.
     pub fn is_closed(&self, namespace: &str) -> bool {
-        SYSTEM_NAMESPACES.contains(&namespace) || self.own_namespace.as_deref() == Some(namespace)
+        SYSTEM_NAMESPACES.contains(&namespace)
+            || self.own_namespace.as_deref() == Some(namespace)
+            || !self.watch_scope.includes(namespace)
+    }
+
+    /// Why an RSG in `namespace` is not served by this installation, if it is not: one
+    /// confined to some namespaces (`--watch-namespaces`) has no rights elsewhere.
+    pub fn rsg_namespace_error(&self, namespace: &str) -> Option<FieldError> {
+        let listed = self.watch_scope.namespaces()?;
+        (!listed.contains(namespace)).then(|| {
+            FieldError::forbidden(
+                "metadata.namespace",
+                format!(
+                    "this rsg installation acts only in the namespaces {:?}, not in {namespace:?}",
+                    listed.iter().collect::<Vec<_>>()
+                ),
+            )
+        })
     }
 
     /// The namespaces whose labels [`Self::violations`] needs (none without a selector).
@@ -135,6 +155,17 @@ impl TargetBoundary {
             if self.own_namespace.as_deref() == Some(namespace) {
                 found.push(closed(format!(
                     "rsg never acts on workloads in {namespace:?}, its own namespace"
+                )));
+                continue;
+            }
+            if let Some(listed) = self
+                .watch_scope
+                .namespaces()
+                .filter(|listed| !listed.contains(namespace))
+            {
+                found.push(closed(format!(
+                    "namespace {namespace:?} is not among the namespaces this rsg installation acts in ({:?})",
+                    listed.iter().collect::<Vec<_>>()
                 )));
                 continue;
             }

@@ -162,3 +162,43 @@ fn the_operator_selector_narrows_every_target_namespace() {
         .violations(("tenant-a", "llm"), &rsg, &labels, |_| vec![&grant_all])
         .is_empty());
 }
+
+#[test]
+fn an_installation_confined_to_namespaces_acts_only_there() {
+    let boundary = TargetBoundary {
+        watch_scope: crate::cache::WatchScope::of(&["tenant-a".into(), "tenant-b".into()]),
+        ..Default::default()
+    };
+    let grant_all = grant("tenant-a", "Deployment", None);
+    // tenant-b is listed: a granted target there is fine.
+    let inside = spec(None, Some("tenant-b"));
+    assert!(boundary
+        .violations(
+            ("tenant-a", "llm"),
+            &inside,
+            &NamespaceLabels::new(),
+            |_| vec![&grant_all]
+        )
+        .is_empty());
+    // tenant-c is not: closed, whatever grants it has.
+    let outside = spec(None, Some("tenant-c"));
+    let found = boundary.violations(
+        ("tenant-a", "llm"),
+        &outside,
+        &NamespaceLabels::new(),
+        |_| vec![&grant_all],
+    );
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].kind, ViolationKind::ClosedNamespace);
+    assert!(found[0]
+        .error
+        .to_string()
+        .contains(r#"namespace "tenant-c" is not among the namespaces this rsg installation acts in (["tenant-a", "tenant-b"])"#));
+    assert!(boundary.rsg_namespace_error("tenant-a").is_none());
+    assert!(boundary
+        .rsg_namespace_error("tenant-c")
+        .is_some_and(|e| e.to_string().starts_with("metadata.namespace: Forbidden")));
+    assert!(TargetBoundary::default()
+        .rsg_namespace_error("any")
+        .is_none());
+}

@@ -12,22 +12,24 @@ use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client, ResourceExt};
 use tracing::{debug, warn};
 
-use super::RsgTriggers;
+use super::{RsgTriggers, WatchScope};
 use crate::api::LABEL_MANAGED;
 use crate::workload::WorkloadKey;
 
 /// The kinds watched so far, by `group/version/kind`.
 pub struct DynamicWatches {
     client: Option<Client>,
+    scope: WatchScope,
     triggers: Option<RsgTriggers>,
     started: Mutex<HashSet<String>>,
 }
 
 impl DynamicWatches {
     /// Watches started through `client`, turned into reconcile triggers.
-    pub fn new(client: Client, triggers: RsgTriggers) -> Self {
+    pub fn new(client: Client, scope: WatchScope, triggers: RsgTriggers) -> Self {
         Self {
             client: Some(client),
+            scope,
             triggers: Some(triggers),
             started: Mutex::new(HashSet::new()),
         }
@@ -37,6 +39,7 @@ impl DynamicWatches {
     pub fn disabled() -> Self {
         Self {
             client: None,
+            scope: WatchScope::Cluster,
             triggers: None,
             started: Mutex::new(HashSet::new()),
         }
@@ -58,32 +61,41 @@ impl DynamicWatches {
             return true;
         }
         debug!(kind = %key, "watching a workload kind without a typed cache");
-        // Metadata only: an `Api` of partial objects asks for nothing else.
-        let api: Api<PartialObjectMeta<DynamicObject>> = Api::all_with(client.clone(), ar);
-        let (group, kind) = (ar.group.clone(), ar.kind.clone());
-        let triggers = triggers.clone();
-        let stream = watcher(api, watcher::Config::default().labels(LABEL_MANAGED))
-            .default_backoff()
-            .touched_objects();
-        tokio::spawn(async move {
-            stream
-                .for_each(|event| {
-                    match event {
-                        Ok(object) => {
-                            let workload = WorkloadKey {
-                                group: group.clone(),
-                                kind: kind.clone(),
-                                namespace: object.namespace().unwrap_or_default(),
-                                name: object.name_any(),
-                            };
-                            triggers.offer_all(triggers.for_workload_key(&object, &workload));
+        // Metadata only: an `Api` of partial objects asks for nothing else. One watch per
+        // listed namespace when the installation is confined to some.
+        let apis: Vec<Api<PartialObjectMeta<DynamicObject>>> = match self.scope.namespaces() {
+            None => vec![Api::all_with(client.clone(), ar)],
+            Some(listed) => listed
+                .iter()
+                .map(|ns| Api::namespaced_with(client.clone(), ns, ar))
+                .collect(),
+        };
+        for api in apis {
+            let (group, kind, key) = (ar.group.clone(), ar.kind.clone(), key.clone());
+            let triggers = triggers.clone();
+            let stream = watcher(api, watcher::Config::default().labels(LABEL_MANAGED))
+                .default_backoff()
+                .touched_objects();
+            tokio::spawn(async move {
+                stream
+                    .for_each(|event| {
+                        match event {
+                            Ok(object) => {
+                                let workload = WorkloadKey {
+                                    group: group.clone(),
+                                    kind: kind.clone(),
+                                    namespace: object.namespace().unwrap_or_default(),
+                                    name: object.name_any(),
+                                };
+                                triggers.offer_all(triggers.for_workload_key(&object, &workload));
+                            }
+                            Err(err) => warn!(error = %err, kind = %key, "watch failed; retrying"),
                         }
-                        Err(err) => warn!(error = %err, kind = %key, "watch failed; retrying"),
-                    }
-                    futures::future::ready(())
-                })
-                .await;
-        });
+                        futures::future::ready(())
+                    })
+                    .await;
+            });
+        }
         true
     }
 }

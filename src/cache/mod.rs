@@ -14,6 +14,7 @@ mod dynamic_watches;
 pub use api_reachability::ApiReachability;
 pub use dynamic_watches::DynamicWatches;
 mod feed;
+mod namespace_scope;
 mod rsg_members;
 mod service_index;
 mod target_index;
@@ -34,6 +35,7 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 pub use feed::ReconcileFeed;
+pub use namespace_scope::{MergedRelists, WatchScope};
 pub use rsg_members::RsgMembers;
 pub use service_index::ServiceIndex;
 pub use target_index::TargetIndex;
@@ -92,21 +94,53 @@ fn label_selected(label: &str) -> watcher::Config {
     watcher::Config::default().labels(label)
 }
 
+/// What one reflector watches: one cluster-wide watch, or one watch per listed namespace.
+enum Watched<K> {
+    All(Box<Api<K>>),
+    Each(Vec<(String, Api<K>)>),
+}
+
+/// The watches of namespaced kind `K` in `scope`.
+fn namespaced<K>(client: &Client, scope: &WatchScope) -> Watched<K>
+where
+    K: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>,
+{
+    match scope.namespaces() {
+        None => Watched::All(Box::new(Api::all(client.clone()))),
+        Some(listed) => Watched::Each(
+            listed
+                .iter()
+                .map(|ns| (ns.clone(), Api::namespaced(client.clone(), ns)))
+                .collect(),
+        ),
+    }
+}
+
 /// Runs a reflector for `K` as a background task, calling `on_event` for every event.
 fn spawn_reflector<K>(
-    api: Api<K>,
+    watched: Watched<K>,
     config: watcher::Config,
     writer: Writer<K>,
     trim: fn(&mut K),
     on_event: impl Fn(&watcher::Event<K>) + Send + Sync + 'static,
 ) where
-    K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
-    K::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
+    K: Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
 {
-    let kind = K::kind(&K::DynamicType::default()).into_owned();
+    let kind = K::kind(&()).into_owned();
     let listed_kind = kind.clone();
-    let stream = watcher(api, config)
-        .default_backoff()
+    let events = match watched {
+        Watched::All(api) => watcher(*api, config).default_backoff().boxed(),
+        Watched::Each(apis) => {
+            namespace_scope::merged_watch(apis, config, writer.as_reader()).boxed()
+        }
+    };
+    let stream = events
         .modify(move |object| {
             object.managed_fields_mut().clear();
             trim(object);
@@ -168,11 +202,12 @@ struct LabelledWatch<'a, K> {
 
 fn watch_labelled<K>(
     client: &Client,
+    scope: &WatchScope,
     triggers: &RsgTriggers,
     watch: LabelledWatch<'_, K>,
 ) -> Store<K>
 where
-    K: Resource<DynamicType = ()>
+    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
         + Clone
         + DeserializeOwned
         + std::fmt::Debug
@@ -185,7 +220,7 @@ where
     let members = watch.members.clone();
     let map = watch.map;
     spawn_reflector(
-        Api::<K>::all(client.clone()),
+        namespaced::<K>(client, scope),
         label_selected(watch.label),
         writer,
         watch.trim,
@@ -215,6 +250,7 @@ fn managed<'a, K>(
 /// indexed by selector.
 fn watch_services(
     client: &Client,
+    scope: &WatchScope,
     triggers: &RsgTriggers,
     members: &Arc<RsgMembers>,
     index: &Arc<ServiceIndex>,
@@ -222,7 +258,7 @@ fn watch_services(
     let (store, writer) = reflector::store::<Service>();
     let (triggers, members, index) = (triggers.clone(), members.clone(), index.clone());
     spawn_reflector(
-        Api::<Service>::all(client.clone()),
+        namespaced::<Service>(client, scope),
         watcher::Config::default(),
         writer,
         trim_service,
@@ -245,7 +281,9 @@ fn trim_node(node: &mut PartialObjectMeta<Node>) {
 fn watch_node_labels(client: &Client) -> Store<PartialObjectMeta<Node>> {
     let (store, writer) = reflector::store::<PartialObjectMeta<Node>>();
     spawn_reflector(
-        Api::<PartialObjectMeta<Node>>::all(client.clone()),
+        Watched::All(Box::new(Api::<PartialObjectMeta<Node>>::all(
+            client.clone(),
+        ))),
         watcher::Config::default(),
         writer,
         trim_node,
@@ -262,8 +300,9 @@ impl Stores {
             .and_then(|n| n.labels().get(key).cloned())
     }
 
-    /// Starts every reflector as a background task and returns the stores they fill.
-    pub fn start(client: Client) -> Self {
+    /// Starts every reflector as a background task, watching namespaced kinds in `scope`,
+    /// and returns the stores they fill.
+    pub fn start(client: Client, scope: WatchScope) -> Self {
         let target_index = Arc::new(TargetIndex::default());
         let feed = Arc::new(ReconcileFeed::default());
         let (rsgs, rsg_writer) = reflector::store::<ResourceScalingGroup>();
@@ -271,7 +310,7 @@ impl Stores {
         let index = target_index.clone();
         let rsg_triggers = triggers.clone();
         spawn_reflector(
-            Api::<ResourceScalingGroup>::all(client.clone()),
+            namespaced::<ResourceScalingGroup>(&client, &scope),
             watcher::Config::default(),
             rsg_writer,
             keep_all,
@@ -283,7 +322,7 @@ impl Stores {
         let (grants, grant_writer) = reflector::store::<ResourceScalingGroupGrant>();
         let grant_triggers = triggers.clone();
         spawn_reflector(
-            Api::<ResourceScalingGroupGrant>::all(client.clone()),
+            namespaced::<ResourceScalingGroupGrant>(&client, &scope),
             watcher::Config::default(),
             grant_writer,
             keep_all,
@@ -296,30 +335,39 @@ impl Stores {
         let stores = Self {
             rsgs,
             grants,
-            dynamic: Arc::new(DynamicWatches::new(client.clone(), triggers.clone())),
+            dynamic: Arc::new(DynamicWatches::new(
+                client.clone(),
+                scope.clone(),
+                triggers.clone(),
+            )),
             deployments: watch_labelled(
                 &client,
+                &scope,
                 &triggers,
                 managed(LABEL_MANAGED, m, RsgTriggers::for_workload),
             ),
             statefulsets: watch_labelled(
                 &client,
+                &scope,
                 &triggers,
                 managed(LABEL_MANAGED, m, RsgTriggers::for_workload),
             ),
-            services: watch_services(&client, &triggers, m, &service_index),
+            services: watch_services(&client, &scope, &triggers, m, &service_index),
             config_maps: watch_labelled(
                 &client,
+                &scope,
                 &triggers,
                 managed(LABEL_NAME, m, RsgTriggers::for_labelled),
             ),
             revisions: watch_labelled(
                 &client,
+                &scope,
                 &triggers,
                 managed(LABEL_NAME, m, RsgTriggers::for_labelled),
             ),
             representatives: watch_labelled(
                 &client,
+                &scope,
                 &triggers,
                 LabelledWatch {
                     label: LABEL_REPRESENTATIVE,
@@ -330,6 +378,7 @@ impl Stores {
             ),
             group_pods: watch_labelled(
                 &client,
+                &scope,
                 &triggers,
                 LabelledWatch {
                     label: LABEL_NAME,

@@ -4,6 +4,7 @@
 //! Tests isolate themselves by namespace.
 #![allow(dead_code, unused_imports)]
 
+pub mod chart_rsg;
 pub mod control_plane;
 pub mod crds;
 pub mod fixtures;
