@@ -15,7 +15,7 @@ export RSG_ETCD_BIN RSG_KWOK_BIN RSG_LWS_DIR RSG_KEDA_DIR
 
 # What runs on the floor release too: CRD install and both webhooks as shipped, GroupReplication
 # 0 <-> N with Services, InplaceScaling, an autoscaling/v2 HPA on the scale subresource, rolling
-# update, and the tenant boundary's refusals.
+# update, the tenant boundary's refusals, and admission records (RSGs stored past the webhooks).
 FLOOR_SUBSET=(
   admission_e2e
   group_replication_e2e
@@ -24,6 +24,7 @@ FLOOR_SUBSET=(
   samples_e2e
   tenant_boundary_e2e
   rbac_e2e
+  admission_record_e2e
 )
 
 echo "== cargo fmt --check"

@@ -196,22 +196,28 @@ pub fn review_body_around(object: &Value) -> Vec<u8> {
 /// The AdmissionReview the API server sends for creating `object` in `namespace`, asked by
 /// the user `user_info` (an `authentication.k8s.io/v1` UserInfo).
 pub fn review_body(object: &Value, namespace: &str, user_info: Value) -> Vec<u8> {
+    serde_json::to_vec(&review(object, None, namespace, user_info)).unwrap_or_default()
+}
+
+/// The AdmissionReview the API server sends for creating `object` in `namespace` (or, with
+/// `old`, for updating `old` to `object`), asked by the user `user_info`.
+pub fn review(object: &Value, old: Option<&Value>, namespace: &str, user_info: Value) -> Value {
     let name = object["metadata"]["name"].as_str().unwrap_or("fuzz");
-    let review = serde_json::json!({
+    serde_json::json!({
         "apiVersion": "admission.k8s.io/v1",
         "kind": "AdmissionReview",
         "request": {
             "uid": "00000000-0000-0000-0000-000000000000",
             "kind": {"group": "autoscaling.openfuyao.com", "version": "v1alpha1", "kind": "ResourceScalingGroup"},
             "resource": {"group": "autoscaling.openfuyao.com", "version": "v1alpha1", "resource": "resourcescalinggroups"},
-            "operation": "CREATE",
+            "operation": if old.is_some() { "UPDATE" } else { "CREATE" },
             "name": name,
             "namespace": namespace,
             "userInfo": user_info,
             "object": object,
+            "oldObject": old,
         }
-    });
-    serde_json::to_vec(&review).unwrap_or_default()
+    })
 }
 
 #[cfg(test)]

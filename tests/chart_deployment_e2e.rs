@@ -10,7 +10,7 @@ mod support;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::chart_rsg::{get, ChartRsg, NAMESPACE, RELEASE};
+use support::chart_rsg::{ChartRsg, NAMESPACE, RELEASE};
 use support::control_plane::ControlPlane;
 use support::processes::scratch_dir;
 use support::{kubectl, kubectl_apply, wait_for};
@@ -34,18 +34,9 @@ fn the_charts_deployment_runs_rsg_with_its_rendered_args_env_mounts_and_rbac() {
         ],
     );
     let rsg = ChartRsg::start(&plane, &dir);
-    let webhook = get(
-        &plane.kubeconfig,
-        "validatingwebhookconfiguration",
-        "",
-        &format!("{RELEASE}-resourcescalinggroup-validating"),
-    );
 
     // It validates as the webhook configuration's path says, reporting field paths.
-    let path = webhook["webhooks"][0]["clientConfig"]["service"]["path"]
-        .as_str()
-        .expect("a webhook path")
-        .to_string();
+    let path = support::chart_rsg::webhook_path(&plane, "validating");
     let invalid = rsg::fixtures::group_rsg_value(
         "team",
         "bad",

@@ -94,22 +94,12 @@ mod tests {
     }
 
     fn request(user: &str, object: &Value, old: Option<&Value>) -> AdmissionRequest<DynamicObject> {
-        let review = serde_json::json!({
-            "apiVersion": "admission.k8s.io/v1",
-            "kind": "AdmissionReview",
-            "request": {
-                "uid": "1",
-                "kind": {"group": "autoscaling.openfuyao.com", "version": "v1alpha1", "kind": "ResourceScalingGroup"},
-                "resource": {"group": "autoscaling.openfuyao.com", "version": "v1alpha1", "resource": "resourcescalinggroups"},
-                "name": "g",
-                "namespace": "ns",
-                "operation": if old.is_some() { "UPDATE" } else { "CREATE" },
-                "userInfo": {"username": user, "groups": ["team"]},
-                "object": object,
-                "oldObject": old,
-                "dryRun": false,
-            },
-        });
+        let review = crate::invariants::review(
+            object,
+            old,
+            "ns",
+            serde_json::json!({"username": user, "groups": ["team"]}),
+        );
         let review: kube::core::admission::AdmissionReview<DynamicObject> =
             serde_json::from_value(review).expect("a review");
         review.try_into().expect("a request")

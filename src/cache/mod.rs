@@ -30,12 +30,11 @@ use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{self, store::Writer, ObjectRef, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client, Resource, ResourceExt};
-use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
 pub use feed::ReconcileFeed;
-pub use namespace_scope::{MergedRelists, WatchScope};
+pub use namespace_scope::{MergedRelists, WatchScope, Watchable};
 pub use rsg_members::RsgMembers;
 pub use service_index::ServiceIndex;
 pub use target_index::TargetIndex;
@@ -124,13 +123,7 @@ fn spawn_reflector<K>(
     trim: fn(&mut K),
     on_event: impl Fn(&watcher::Event<K>) + Send + Sync + 'static,
 ) where
-    K: Resource<DynamicType = ()>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
+    K: Watchable,
 {
     let kind = K::kind(&()).into_owned();
     let listed_kind = kind.clone();
@@ -207,13 +200,7 @@ fn watch_labelled<K>(
     watch: LabelledWatch<'_, K>,
 ) -> Store<K>
 where
-    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
+    K: Watchable + Resource<Scope = kube::core::NamespaceResourceScope>,
 {
     let (store, writer) = reflector::store::<K>();
     let triggers = triggers.clone();

@@ -140,6 +140,23 @@ where
     }
 }
 
+/// What a watched kind is: an object the API serves as JSON, kept in a store shared by tasks.
+pub trait Watchable:
+    Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static
+{
+}
+
+impl<K> Watchable for K where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static
+{
+}
+
 /// One stream of watcher events over `apis` (namespace, Api of that namespace), merged as a
 /// cluster-wide watch's; `reader` reads the store the events feed.
 pub fn merged_watch<K>(
@@ -148,13 +165,7 @@ pub fn merged_watch<K>(
     reader: Store<K>,
 ) -> impl Stream<Item = Result<Event<K>, watcher::Error>> + Send
 where
-    K: Resource<DynamicType = ()>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
+    K: Watchable,
 {
     let namespaces = apis.iter().map(|(ns, _)| ns.clone()).collect();
     let watches = apis.into_iter().map(|(namespace, api)| {

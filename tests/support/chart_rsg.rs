@@ -144,6 +144,20 @@ pub fn service_account_kubeconfig(plane: &ControlPlane, account: &str) -> PathBu
     )
 }
 
+/// The path the chart's `mutating` or `validating` webhook configuration calls.
+pub fn webhook_path(plane: &ControlPlane, which: &str) -> String {
+    let configuration = get(
+        &plane.kubeconfig,
+        &format!("{which}webhookconfiguration"),
+        "",
+        &format!("{RELEASE}-resourcescalinggroup-{which}"),
+    );
+    configuration["webhooks"][0]["clientConfig"]["service"]["path"]
+        .as_str()
+        .expect("a webhook path")
+        .to_string()
+}
+
 /// The chart-run rsg: its process, where it serves, and the CA its webhooks trust.
 pub struct ChartRsg {
     child: Child,
@@ -235,16 +249,7 @@ impl ChartRsg {
         if object["kind"] != "ResourceScalingGroup" {
             return object;
         }
-        let mutating = get(
-            &plane.kubeconfig,
-            "mutatingwebhookconfiguration",
-            "",
-            &format!("{RELEASE}-resourcescalinggroup-mutating"),
-        );
-        let path = mutating["webhooks"][0]["clientConfig"]["service"]["path"]
-            .as_str()
-            .expect("a webhook path")
-            .to_string();
+        let path = webhook_path(plane, "mutating");
         let review = rsg::invariants::review_body(
             &object,
             namespace,
