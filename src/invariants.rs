@@ -87,7 +87,7 @@ pub fn prometheus_response(body: &[u8], candidates: &[i32]) {
             );
             assert!(values.values().all(|v| v.is_finite()), "{values:?}");
         }
-        Err(message) => assert_bounded("response error", message.len(), body.len()),
+        Err(err) => assert_bounded("response error", err.to_string().len(), body.len()),
     }
     if let Some(values) = present_values(&response) {
         assert!(values.values().all(|v| v.is_finite()), "{values:?}");

@@ -20,8 +20,29 @@ pub enum Replicas {
     PerRole(BTreeMap<String, i32>),
 }
 
-/// A target's baseline, or why its ConfigMap value cannot be used (said on the RSG).
-pub type Baseline = Result<Replicas, String>;
+/// Why a ConfigMap value cannot be a baseline (said on the RSG).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BaselineError {
+    /// A count above what rsg ever sets.
+    #[error("ConfigMap key {key:?} holds {count}, more than the {MAX_FOLLOWER_REPLICAS} replicas rsg sets on a workload; new groups of this target (and group 0 restored from zero) wait until it is fixed")]
+    OverCap {
+        /// The ConfigMap key.
+        key: String,
+        /// The count it holds.
+        count: i32,
+    },
+    /// Not a non-negative integer.
+    #[error("ConfigMap key {key:?} holds {quoted:?}, which is not a non-negative integer; new groups of this target wait until it is fixed")]
+    NotACount {
+        /// The ConfigMap key.
+        key: String,
+        /// The value, at most 32 characters of it.
+        quoted: String,
+    },
+}
+
+/// A target's baseline, or why its ConfigMap value cannot be used.
+pub type Baseline = Result<Replicas, BaselineError>;
 
 /// The ConfigMap key of a role of a RoleBasedGroup target.
 fn role_key(target: &str, role: &str) -> String {
@@ -43,7 +64,7 @@ pub fn default_entries(target: &str, snapshot: &Value) -> BTreeMap<String, Strin
 /// The longest part of a bad value a problem quotes (a ConfigMap value may be a megabyte).
 const QUOTED_VALUE_CHARS: usize = 32;
 
-fn parse_count(key: &str, value: &str) -> Result<i32, String> {
+fn parse_count(key: &str, value: &str) -> Result<i32, BaselineError> {
     let quoted = || {
         let mut quoted: String = value.chars().take(QUOTED_VALUE_CHARS).collect();
         if value.chars().count() > QUOTED_VALUE_CHARS {
@@ -53,13 +74,14 @@ fn parse_count(key: &str, value: &str) -> Result<i32, String> {
     };
     match value.trim().parse::<i32>() {
         Ok(n) if (0..=MAX_FOLLOWER_REPLICAS).contains(&n) => Ok(n),
-        Ok(n) if n > MAX_FOLLOWER_REPLICAS => Err(format!(
-            "ConfigMap key {key:?} holds {n}, more than the {MAX_FOLLOWER_REPLICAS} replicas rsg sets on a workload; new groups of this target (and group 0 restored from zero) wait until it is fixed"
-        )),
-        _ => Err(format!(
-            "ConfigMap key {key:?} holds {:?}, which is not a non-negative integer; new groups of this target wait until it is fixed",
-            quoted()
-        )),
+        Ok(n) if n > MAX_FOLLOWER_REPLICAS => Err(BaselineError::OverCap {
+            key: key.to_string(),
+            count: n,
+        }),
+        _ => Err(BaselineError::NotACount {
+            key: key.to_string(),
+            quoted: quoted(),
+        }),
     }
 }
 
@@ -106,7 +128,10 @@ mod tests {
         );
         for bad in ["-1", "two", ""] {
             let err = read("p", &deploy, &data(&[("p", bad)])).expect_err(bad);
-            assert!(err.contains(r#"ConfigMap key "p" holds"#), "{err}");
+            assert!(
+                err.to_string().contains(r#"ConfigMap key "p" holds"#),
+                "{err}"
+            );
         }
         assert!(read("p", &deploy, &data(&[])).is_err(), "a missing key");
     }
@@ -118,13 +143,17 @@ mod tests {
             read("p", &deploy, &data(&[("p", "10000")])),
             Ok(Replicas::Count(10_000))
         );
-        let err = read("p", &deploy, &data(&[("p", "2000000000")])).expect_err("above the cap");
+        let err = read("p", &deploy, &data(&[("p", "2000000000")]))
+            .expect_err("above the cap")
+            .to_string();
         assert!(
             err.contains("holds 2000000000, more than the 10000 replicas"),
             "{err}"
         );
         let long = "x".repeat(100_000);
-        let err = read("p", &deploy, &data(&[("p", &long)])).expect_err("not a number");
+        let err = read("p", &deploy, &data(&[("p", &long)]))
+            .expect_err("not a number")
+            .to_string();
         assert!(err.len() < 300, "{} bytes", err.len());
     }
 
@@ -153,6 +182,6 @@ mod tests {
             &data(&[("engine.prefill", "1"), ("engine.decode", "x")]),
         )
         .expect_err("a bad role value");
-        assert!(err.contains(r#""engine.decode""#), "{err}");
+        assert!(err.to_string().contains(r#""engine.decode""#), "{err}");
     }
 }

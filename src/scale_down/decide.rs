@@ -5,9 +5,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use super::scope::scoped_query;
-use super::values::{present_values, values_from_annotations, values_from_response, QueryResponse};
+use super::values::{
+    present_values, values_from_annotations, values_from_response, QueryResponse, RankingError,
+};
 use super::victims::{choose_victims, highest_ids_first, DecisionSource, Order, VictimDecision};
-use super::PrometheusClient;
+use super::{PrometheusClient, QueryError};
 use crate::api::ScaleDown;
 use crate::metrics::Metrics;
 
@@ -27,7 +29,7 @@ pub enum MetricReading {
         /// The PromQL query.
         query: String,
         /// The answer, or why there is none.
-        answer: Result<QueryResponse, String>,
+        answer: Result<QueryResponse, QueryError>,
     },
 }
 
@@ -79,6 +81,7 @@ pub fn decide(inputs: DecisionInputs<'_>, reading: &MetricReading) -> VictimDeci
         MetricReading::Answered { query, answer } => {
             match answer
                 .clone()
+                .map_err(RankingError::from)
                 .and_then(|response| values_from_response(&response, inputs.candidates))
             {
                 Ok(values) => {

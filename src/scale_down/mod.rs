@@ -10,4 +10,4 @@ pub mod values;
 pub mod victims;
 
 pub use decide::{current_values, decide, read_metric, DecisionInputs, MetricReading};
-pub use prometheus::{PrometheusClient, PrometheusConfig, PrometheusError};
+pub use prometheus::{PrometheusClient, PrometheusConfig, PrometheusError, QueryError};

@@ -40,6 +40,35 @@ pub enum PrometheusError {
     TokenOverPlainHttp,
 }
 
+/// Why a query has no answer. The messages name Prometheus but never its URL (they reach
+/// RSG status and Events); answers are kept for reuse, so the error is cloneable.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum QueryError {
+    /// The bearer token file could not be read.
+    #[error("reading the Prometheus bearer token file: {0}")]
+    TokenFile(std::io::ErrorKind),
+    /// No answer within the client's timeout.
+    #[error("no answer from Prometheus within {0:?}")]
+    Timeout(Duration),
+    /// The request failed (connection refused, TLS, ...).
+    #[error("querying Prometheus: {0}")]
+    Request(String),
+    /// The answer could not be read to its end.
+    #[error("reading the answer of Prometheus: {0}")]
+    Read(String),
+    /// The answer is over [`MAX_RESPONSE_BYTES`].
+    #[error("Prometheus answered more than {MAX_RESPONSE_BYTES} bytes")]
+    TooLarge,
+    /// The body is not a Prometheus API response.
+    #[error("Prometheus answered HTTP {status} with something that is not a Prometheus response ({reason})")]
+    NotAResponse {
+        /// The HTTP status.
+        status: reqwest::StatusCode,
+        /// What the JSON decoder said.
+        reason: String,
+    },
+}
+
 /// The largest answer read from Prometheus; a larger one is an error (the decision falls
 /// back). One value per group of at most 1000 groups is a few hundred KiB.
 pub const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
@@ -88,7 +117,11 @@ impl PrometheusClient {
     /// Runs `query` for the RSG `rsg` (`namespace/name`) unless that RSG was answered the same
     /// query less than the minimum interval ago, in which case that answer is reused (and
     /// `true` returned beside it).
-    pub async fn query_for(&self, rsg: &str, query: &str) -> (Result<QueryResponse, String>, bool) {
+    pub async fn query_for(
+        &self,
+        rsg: &str,
+        query: &str,
+    ) -> (Result<QueryResponse, QueryError>, bool) {
         if let Some(answer) = self.budget().reusable(rsg, query, Instant::now()) {
             return (answer, true);
         }
@@ -104,47 +137,47 @@ impl PrometheusClient {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Runs one instant query; every failure is described in the error string, which names
-    /// Prometheus but never its URL (the string reaches RSG status and Events).
-    pub async fn query(&self, query: &str) -> Result<QueryResponse, String> {
+    /// Runs one instant query.
+    pub async fn query(&self, query: &str) -> Result<QueryResponse, QueryError> {
         let url = format!("{}/api/v1/query", self.config.url.trim_end_matches('/'));
         let mut request = self.http.get(&url).query(&[("query", query)]);
         if let Some(path) = &self.config.bearer_token_file {
             let token = tokio::fs::read_to_string(path)
                 .await
-                .map_err(|e| format!("reading the Prometheus bearer token file: {}", e.kind()))?;
+                .map_err(|e| QueryError::TokenFile(e.kind()))?;
             request = request.bearer_auth(token.trim());
         }
+        let timeout = self.config.timeout;
         let mut response = request.send().await.map_err(|e| {
             if e.is_timeout() {
-                format!("no answer from Prometheus within {:?}", self.config.timeout)
+                QueryError::Timeout(timeout)
             } else {
-                format!("querying Prometheus: {}", e.without_url())
+                QueryError::Request(e.without_url().to_string())
             }
         })?;
         let status = response.status();
-        let too_large = || format!("Prometheus answered more than {MAX_RESPONSE_BYTES} bytes");
         if response
             .content_length()
             .is_some_and(|length| length > MAX_RESPONSE_BYTES as u64)
         {
-            return Err(too_large());
+            return Err(QueryError::TooLarge);
         }
         let mut body = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(|e| {
             if e.is_timeout() {
-                format!("no answer from Prometheus within {:?}", self.config.timeout)
+                QueryError::Timeout(timeout)
             } else {
-                format!("reading the answer of Prometheus: {}", e.without_url())
+                QueryError::Read(e.without_url().to_string())
             }
         })? {
             if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
-                return Err(too_large());
+                return Err(QueryError::TooLarge);
             }
             body.extend_from_slice(&chunk);
         }
-        serde_json::from_slice::<QueryResponse>(&body).map_err(|e| {
-            format!("Prometheus answered HTTP {status} with something that is not a Prometheus response ({e})")
+        serde_json::from_slice::<QueryResponse>(&body).map_err(|e| QueryError::NotAResponse {
+            status,
+            reason: e.to_string(),
         })
     }
 }

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use super::prometheus::QueryError;
 use super::values::QueryResponse;
 
 /// What an RSG was last answered.
@@ -12,7 +13,7 @@ use super::values::QueryResponse;
 struct LastQuery {
     at: Instant,
     query: String,
-    answer: Result<QueryResponse, String>,
+    answer: Result<QueryResponse, QueryError>,
 }
 
 /// The last query of every RSG that queried within the interval.
@@ -42,7 +43,7 @@ impl QueryBudget {
         rsg: &str,
         query: &str,
         now: Instant,
-    ) -> Option<Result<QueryResponse, String>> {
+    ) -> Option<Result<QueryResponse, QueryError>> {
         self.last
             .get(rsg)
             .filter(|last| last.query == query && now.duration_since(last.at) < self.interval)
@@ -56,7 +57,7 @@ impl QueryBudget {
         &mut self,
         rsg: &str,
         query: &str,
-        answer: Result<QueryResponse, String>,
+        answer: Result<QueryResponse, QueryError>,
         now: Instant,
     ) {
         let prune_due = self
@@ -100,8 +101,8 @@ impl QueryBudget {
 mod tests {
     use super::*;
 
-    fn answer(text: &str) -> Result<QueryResponse, String> {
-        Err(text.to_string())
+    fn answer(text: &str) -> Result<QueryResponse, QueryError> {
+        Err(QueryError::Request(text.to_string()))
     }
 
     #[test]

@@ -42,27 +42,66 @@ fn missing(candidates: &[i32], found: &BTreeMap<i32, f64>) -> Vec<i32> {
         .collect()
 }
 
+/// Why per-group values cannot rank the groups. Only group numbers of the RSG's own groups
+/// and values rsg parsed appear in the messages, never a label value of the answer.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RankingError {
+    /// Prometheus gave no answer.
+    #[error(transparent)]
+    Query(#[from] super::QueryError),
+    /// Prometheus answered with an error status.
+    #[error("Prometheus answered {status}: {error}")]
+    Failed {
+        /// The answer's status.
+        status: String,
+        /// Prometheus' error text.
+        error: String,
+    },
+    /// A successful answer without data.
+    #[error("Prometheus answered without data")]
+    NoData,
+    /// Not an instant vector.
+    #[error("expected a vector result, got {0}")]
+    NotAVector(String),
+    /// A `group_id` label that is not a number.
+    #[error("a series has a group_id that is not a group number")]
+    GroupIdNotANumber,
+    /// A value that is not a finite number.
+    #[error("group {0} has a value that is not a finite number")]
+    NotFinite(i32),
+    /// Two series for one group.
+    #[error("group {0} has more than one series")]
+    DuplicateSeries(i32),
+    /// Groups the answer has no value for.
+    #[error("no value for groups {0:?}")]
+    MissingValues(Vec<i32>),
+    /// An annotation value that is not a number.
+    #[error("group {id} has the non-numeric annotation value {text:?}")]
+    NonNumericAnnotation {
+        /// The group.
+        id: i32,
+        /// The value found.
+        text: String,
+    },
+    /// Groups whose copy has no annotation.
+    #[error("no annotation on groups {0:?}")]
+    MissingAnnotations(Vec<i32>),
+}
+
 /// One value per candidate from a query response; any gap is an error naming it.
 pub fn values_from_response(
     response: &QueryResponse,
     candidates: &[i32],
-) -> Result<BTreeMap<i32, f64>, String> {
+) -> Result<BTreeMap<i32, f64>, RankingError> {
     if response.status != "success" {
-        return Err(format!(
-            "Prometheus answered {}: {}",
-            response.status,
-            response.error.clone().unwrap_or_default()
-        ));
+        return Err(RankingError::Failed {
+            status: response.status.clone(),
+            error: response.error.clone().unwrap_or_default(),
+        });
     }
-    let data = response
-        .data
-        .as_ref()
-        .ok_or("Prometheus answered without data")?;
+    let data = response.data.as_ref().ok_or(RankingError::NoData)?;
     if data.result_type != "vector" {
-        return Err(format!(
-            "expected a vector result, got {}",
-            data.result_type
-        ));
+        return Err(RankingError::NotAVector(data.result_type.clone()));
     }
     let wanted: BTreeSet<i32> = candidates.iter().copied().collect();
     let mut values = BTreeMap::new();
@@ -72,23 +111,21 @@ pub fn values_from_response(
         };
         // Label values never reach status or Events: only the ids of this RSG's groups do.
         let Ok(id) = label.trim().parse::<i32>() else {
-            return Err("a series has a group_id that is not a group number".to_string());
+            return Err(RankingError::GroupIdNotANumber);
         };
         if !wanted.contains(&id) {
             continue;
         }
         let Some(value) = numeric(&sample.value.1) else {
-            return Err(format!(
-                "group {id} has a value that is not a finite number"
-            ));
+            return Err(RankingError::NotFinite(id));
         };
         if values.insert(id, value).is_some() {
-            return Err(format!("group {id} has more than one series"));
+            return Err(RankingError::DuplicateSeries(id));
         }
     }
     let gaps = missing(candidates, &values);
     if !gaps.is_empty() {
-        return Err(format!("no value for groups {gaps:?}"));
+        return Err(RankingError::MissingValues(gaps));
     }
     Ok(values)
 }
@@ -119,7 +156,7 @@ pub fn present_values(response: &QueryResponse) -> Option<BTreeMap<i32, f64>> {
 pub fn values_from_annotations(
     annotations: &BTreeMap<i32, Option<String>>,
     candidates: &[i32],
-) -> Result<BTreeMap<i32, f64>, String> {
+) -> Result<BTreeMap<i32, f64>, RankingError> {
     let mut values = BTreeMap::new();
     let mut gaps = Vec::new();
     for id in candidates {
@@ -130,9 +167,10 @@ pub fn values_from_annotations(
                     values.insert(*id, value);
                 }
                 None => {
-                    return Err(format!(
-                        "group {id} has the non-numeric annotation value {text:?}"
-                    ))
+                    return Err(RankingError::NonNumericAnnotation {
+                        id: *id,
+                        text: text.to_string(),
+                    })
                 }
             },
         }
@@ -140,7 +178,7 @@ pub fn values_from_annotations(
     if gaps.is_empty() {
         Ok(values)
     } else {
-        Err(format!("no annotation on groups {gaps:?}"))
+        Err(RankingError::MissingAnnotations(gaps))
     }
 }
 
@@ -201,7 +239,7 @@ mod tests {
         ];
         for (json, expected) in cases {
             assert_eq!(
-                values_from_response(&response(json), &[0, 1]),
+                values_from_response(&response(json), &[0, 1]).map_err(|e| e.to_string()),
                 Err(expected.to_string()),
                 "{json}"
             );
@@ -217,7 +255,7 @@ mod tests {
         );
         let gap = BTreeMap::from([(0, Some("3".to_string())), (2, None)]);
         assert_eq!(
-            values_from_annotations(&gap, &[0, 2]),
+            values_from_annotations(&gap, &[0, 2]).map_err(|e| e.to_string()),
             Err("no annotation on groups [2]".into())
         );
         let bad = BTreeMap::from([(0, Some("lots".to_string()))]);

@@ -105,7 +105,7 @@ pub async fn create_group(
     let rsg_name = rsg.name_any();
     if let Some(message) = obs.targets.iter().find_map(|t| t.baseline.as_ref().err()) {
         return Ok(GroupCreation::Blocked(Problem::InvalidReplicaConfig(
-            message.clone(),
+            message.to_string(),
         )));
     }
     let services: Api<Service> = Api::namespaced(ctx.client.clone(), &namespace);
@@ -371,7 +371,7 @@ pub async fn set_group0(
         } else {
             match &target.baseline {
                 Ok(baseline) => baseline.clone(),
-                Err(message) => return Ok(Some(Problem::InvalidReplicaConfig(message.clone()))),
+                Err(err) => return Ok(Some(Problem::InvalidReplicaConfig(err.to_string()))),
             }
         };
         let annotation = if hold {
