@@ -18,7 +18,9 @@ use kube::api::PostParams;
 use kube::core::ApiResource;
 use kube::{Api, Client};
 
-use crate::api::{ResourceScalingGroupSpec, STRATEGY_GROUP_REPLICATION, STRATEGY_INPLACE_SCALING};
+use crate::api::{
+    CopyIdentity, ResourceScalingGroupSpec, STRATEGY_GROUP_REPLICATION, STRATEGY_INPLACE_SCALING,
+};
 
 /// One permission the requester must have.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -90,8 +92,44 @@ pub fn needed_permissions(
                 needed.push((format!("spec.targetResources[{i}].resourceRef"), p));
             }
         }
+        if replicating {
+            for p in identity_permissions(rsg_namespace, target.copy_identity.as_ref()) {
+                if seen.insert(p.clone()) {
+                    needed.push((format!("spec.targetResources[{i}].copyIdentity"), p));
+                }
+            }
+        }
     }
     needed
+}
+
+/// What using the approved identities of a copy needs in the RSG's namespace: minting a
+/// token of the ServiceAccount (which running as it amounts to), and reading each Secret,
+/// ConfigMap and PersistentVolumeClaim.
+fn identity_permissions(rsg_namespace: &str, approved: Option<&CopyIdentity>) -> Vec<Permission> {
+    let Some(approved) = approved else {
+        return Vec::new();
+    };
+    let core = |verb, resource: &str, subresource, name: &str| Permission {
+        verb,
+        group: String::new(),
+        resource: resource.to_string(),
+        subresource,
+        namespace: rsg_namespace.to_string(),
+        name: name.to_string(),
+    };
+    let mut wanted = Vec::new();
+    if let Some(account) = &approved.service_account_name {
+        wanted.push(core("create", "serviceaccounts", "token", account));
+    }
+    for (resource, names) in [
+        ("secrets", &approved.secrets),
+        ("configmaps", &approved.config_maps),
+        ("persistentvolumeclaims", &approved.persistent_volume_claims),
+    ] {
+        wanted.extend(names.iter().map(|name| core("get", resource, "", name)));
+    }
+    wanted
 }
 
 /// A key naming `user` asking for `permission`: every field of the identity counts, each
@@ -183,6 +221,31 @@ mod tests {
                 "spec.targetResources[0].resourceRef: create deployments.apps in namespace \"tenant-a\"",
                 "spec.targetResources[1].resourceRef: get deployments.apps \"decode\" in namespace \"tenant-a\"",
                 "spec.targetResources[1].resourceRef: patch deployments.apps \"decode\" in namespace \"tenant-a\"",
+            ]
+        );
+    }
+
+    #[test]
+    fn approved_copy_identities_need_the_rights_to_use_them_where_copies_run() {
+        let mut with_identity = spec(STRATEGY_GROUP_REPLICATION);
+        with_identity.target_resources[0].copy_identity = Some(CopyIdentity {
+            service_account_name: Some("engine".into()),
+            secrets: vec!["hf-token".into()],
+            config_maps: vec!["engine-config".into()],
+            persistent_volume_claims: vec!["models".into()],
+        });
+        let needed = needed_permissions("tenant-a", &with_identity, deployments);
+        let identity: Vec<String> = rendered(&needed)
+            .into_iter()
+            .filter(|line| line.starts_with("spec.targetResources[0].copyIdentity"))
+            .collect();
+        assert_eq!(
+            identity,
+            [
+                "spec.targetResources[0].copyIdentity: create serviceaccounts/token \"engine\" in namespace \"tenant-a\"",
+                "spec.targetResources[0].copyIdentity: get secrets \"hf-token\" in namespace \"tenant-a\"",
+                "spec.targetResources[0].copyIdentity: get configmaps \"engine-config\" in namespace \"tenant-a\"",
+                "spec.targetResources[0].copyIdentity: get persistentvolumeclaims \"models\" in namespace \"tenant-a\"",
             ]
         );
     }

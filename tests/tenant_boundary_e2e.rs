@@ -699,4 +699,63 @@ fn a_base_editor_cannot_make_copies_run_as_rsg_or_reach_the_node() {
             .any(|t| t["spec"]["containers"][0]["image"] == "registry.local/engine:2")
             .then_some(())
     });
+
+    // Another ServiceAccount and Secret of the RSG's namespace (not rsg's own) are held until
+    // the RSG approves them; then the copies roll onto them.
+    patch_base(json!({"spec": {"template": {"spec": {
+        "serviceAccountName": "engine",
+        "volumes": [{"name": "token", "secret": {"secretName": "hf-token", "optional": true}}],
+    }}}}));
+    let message = refused("which this RSG has not approved");
+    assert!(
+        message.contains(r#"use ServiceAccount "engine", Secrets ["hf-token"], which"#),
+        "{message}"
+    );
+    assert!(
+        copy_templates(own, &name)
+            .iter()
+            .all(|t| t["spec"].get("serviceAccountName").is_none()),
+        "a copy runs as an identity nobody approved"
+    );
+    support::run_kubectl(&[
+        "patch",
+        "rsg",
+        &name,
+        "-n",
+        own,
+        "--type=json",
+        "-p",
+        r#"[{"op": "add", "path": "/spec/targetResources/0/copyIdentity", "value": {"serviceAccountName": "engine", "secrets": ["hf-token"]}}]"#,
+    ]);
+    wait_for(
+        "the copies to roll onto the approved identity",
+        Duration::from_secs(60),
+        || {
+            copy_templates(own, &name)
+                .iter()
+                .any(|t| t["spec"]["serviceAccountName"] == "engine")
+                .then_some(())
+        },
+    );
+
+    // Approving an identity takes the right to use it: a tenant who may not read a Secret
+    // cannot approve it.
+    let team = namespace("approvals");
+    apply(&tenant_role(&team));
+    apply(&support::fixtures::deployment(&team, "model", 1));
+    let mut approving: Value = serde_norway::from_str(&rsg(
+        &team,
+        "approving",
+        &[("model", &team, "model")],
+        GROUPS_2,
+    ))
+    .expect("RSG YAML");
+    approving["spec"]["targetResources"][0]["copyIdentity"] = json!({"secrets": ["db-password"]});
+    refused_as_tenant(
+        &env().control_plane.tenant_kubeconfig(&team),
+        &approving.to_string(),
+        &[format!(
+            r#"spec.targetResources[0].copyIdentity: Forbidden: user "{TENANT_USER}" cannot get secrets "db-password" in namespace "{team}""#
+        )],
+    );
 }

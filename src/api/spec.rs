@@ -84,6 +84,36 @@ pub struct TargetResource {
     pub name: String,
     /// The workload this target refers to.
     pub resource_ref: ResourceRef,
+    /// GroupReplication, base in another namespace than the RSG: the identities of the RSG's
+    /// namespace that copies of this base may use, approved by the RSG's author, who must be
+    /// allowed to use each (admission and the controller check it). A base whose pod template
+    /// asks for any other ServiceAccount, Secret, ConfigMap or PersistentVolumeClaim is not
+    /// copied (`CopyIdentityRefused`, naming what to approve) until it is approved here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy_identity: Option<CopyIdentity>,
+}
+
+/// Identities of the RSG's namespace that copies of a base in another namespace may use.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CopyIdentity {
+    /// The ServiceAccount copies may run as (the author needs `create serviceaccounts/token`
+    /// on it). The namespace's `default` ServiceAccount needs no approval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    pub service_account_name: Option<String>,
+    /// Secrets copies may mount or read (the author needs `get` on each), at most 16.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16), inner(length(min = 1, max = 253)))]
+    pub secrets: Vec<String>,
+    /// ConfigMaps copies may mount or read (the author needs `get` on each), at most 16.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16), inner(length(min = 1, max = 253)))]
+    pub config_maps: Vec<String>,
+    /// PersistentVolumeClaims copies may mount (the author needs `get` on each), at most 16.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16), inner(length(min = 1, max = 253)))]
+    pub persistent_volume_claims: Vec<String>,
 }
 
 /// A reference to a workload.

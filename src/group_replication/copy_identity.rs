@@ -7,13 +7,21 @@
 //!   volumes, the host's network, PID or IPC namespace, privileged containers and added
 //!   capabilities.
 //!
-//! A snapshot that brings either is refused before any group is built from it: the RSG
-//! reports why and waits until the base is fixed.
+//!
+//! And when the base lives in another namespace, its copies use only the ServiceAccount,
+//! Secrets, ConfigMaps and PersistentVolumeClaims of the RSG's namespace that the RSG's
+//! author approved in the target's `copyIdentity` (checked, at admission and by the
+//! controller, against the author's own rights): an editor of the base cannot move the
+//! copies onto other identities.
+//!
+//! A snapshot that brings any of these is refused before any group is built from it: the RSG
+//! reports why and waits until the base is fixed or the identity approved.
 
 use std::collections::BTreeSet;
 
 use serde_json::Value;
 
+use crate::api::CopyIdentity;
 use crate::boundary::TargetBoundary;
 use crate::workload::template_pointers;
 
@@ -48,6 +56,85 @@ fn secret_references(pod: &Value) -> BTreeSet<String> {
         }
     }
     names
+}
+
+/// The ConfigMap names a pod spec refers to: volumes (also projected), env and envFrom.
+fn config_map_references(pod: &Value) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    let mut add = |value: &Value| {
+        if let Some(name) = value.as_str() {
+            names.insert(name.to_string());
+        }
+    };
+    for volume in pod["volumes"].as_array().into_iter().flatten() {
+        add(&volume["configMap"]["name"]);
+        for source in volume["projected"]["sources"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            add(&source["configMap"]["name"]);
+        }
+    }
+    for container in containers(pod) {
+        for env in container["env"].as_array().into_iter().flatten() {
+            add(&env["valueFrom"]["configMapKeyRef"]["name"]);
+        }
+        for from in container["envFrom"].as_array().into_iter().flatten() {
+            add(&from["configMapRef"]["name"]);
+        }
+    }
+    names
+}
+
+/// The PersistentVolumeClaims a pod spec mounts.
+fn claim_references(pod: &Value) -> BTreeSet<String> {
+    pod["volumes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|volume| volume["persistentVolumeClaim"]["claimName"].as_str())
+        .map(str::to_string)
+        .collect()
+}
+
+/// The ServiceAccount a pod spec runs as, unless it is the namespace's `default`.
+fn service_account(pod: &Value) -> Option<&str> {
+    pod["serviceAccountName"]
+        .as_str()
+        .or_else(|| pod["serviceAccount"].as_str())
+        .filter(|account| !account.is_empty() && *account != "default")
+}
+
+/// What a pod spec uses of its namespace that `approved` does not list, in words.
+fn unapproved(pod: &Value, approved: Option<&CopyIdentity>) -> Vec<String> {
+    let none = CopyIdentity::default();
+    let approved = approved.unwrap_or(&none);
+    let mut found = Vec::new();
+    if let Some(account) = service_account(pod)
+        .filter(|account| approved.service_account_name.as_deref() != Some(*account))
+    {
+        found.push(format!("ServiceAccount {account:?}"));
+    }
+    for (kind, used, listed) in [
+        ("Secrets", secret_references(pod), &approved.secrets),
+        (
+            "ConfigMaps",
+            config_map_references(pod),
+            &approved.config_maps,
+        ),
+        (
+            "PersistentVolumeClaims",
+            claim_references(pod),
+            &approved.persistent_volume_claims,
+        ),
+    ] {
+        let missing: Vec<&String> = used.iter().filter(|name| !listed.contains(name)).collect();
+        if !missing.is_empty() {
+            found.push(format!("{kind} {missing:?}"));
+        }
+    }
+    found
 }
 
 fn containers(pod: &Value) -> impl Iterator<Item = &Value> {
@@ -93,10 +180,11 @@ fn host_access(pod: &Value) -> Vec<String> {
 }
 
 /// Why copies of target `target` may not be built from `snapshot`, its base living in
-/// `base_namespace` and the copies in `rsg_namespace`; empty when they may.
+/// `base_namespace` and the copies in `rsg_namespace`, with the identities `approved` for
+/// them; empty when they may.
 pub fn refusals(
     snapshot: &Value,
-    target: &str,
+    (target, approved): (&str, Option<&CopyIdentity>),
     base_namespace: &str,
     rsg_namespace: &str,
     boundary: &TargetBoundary,
@@ -129,6 +217,13 @@ pub fn refusals(
             }
         }
         if across {
+            let unapproved = unapproved(pod, approved);
+            if !unapproved.is_empty() {
+                refused.push(format!(
+                    "target {target:?}: its base in namespace {base_namespace:?} would have copies in {rsg_namespace:?} use {}, which this RSG has not approved; list them in the target's copyIdentity (rsg checks that you may use them) or change the base",
+                    unapproved.join(", ")
+                ));
+            }
             let host = host_access(pod);
             if !host.is_empty() {
                 refused.push(format!(
@@ -160,18 +255,50 @@ mod tests {
     }
 
     #[test]
-    fn an_ordinary_base_is_copied() {
+    fn a_base_elsewhere_is_copied_with_the_identities_the_rsg_approved() {
         let base = deployment(json!({"serviceAccountName": "engine",
-            "volumes": [{"name": "cache", "secret": {"secretName": "hf-token"}}],
-            "containers": [{"name": "vllm", "image": "vllm:1"}]}));
-        assert!(refusals(
-            &base,
-            "prefill",
-            "production",
-            "scaling-system",
-            &boundary()
-        )
-        .is_empty());
+            "volumes": [{"name": "cache", "secret": {"secretName": "hf-token"}},
+                        {"name": "models", "persistentVolumeClaim": {"claimName": "models"}}],
+            "containers": [{"name": "vllm", "image": "vllm:1",
+                "envFrom": [{"configMapRef": {"name": "engine-config"}}]}]}));
+        let approved = CopyIdentity {
+            service_account_name: Some("engine".into()),
+            secrets: vec!["hf-token".into()],
+            config_maps: vec!["engine-config".into()],
+            persistent_volume_claims: vec!["models".into()],
+        };
+        let refusals_with = |approved: Option<&CopyIdentity>| {
+            refusals(
+                &base,
+                ("prefill", approved),
+                "production",
+                "scaling-system",
+                &boundary(),
+            )
+        };
+        assert!(refusals_with(Some(&approved)).is_empty());
+        let refused = refusals_with(None);
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        assert!(
+            refused[0].contains(r#"use ServiceAccount "engine", Secrets ["hf-token"], ConfigMaps ["engine-config"], PersistentVolumeClaims ["models"], which this RSG has not approved"#),
+            "{refused:?}"
+        );
+        // Approving one Secret does not approve another.
+        let partly = CopyIdentity {
+            secrets: vec!["other".into()],
+            ..approved.clone()
+        };
+        let refused = refusals_with(Some(&partly));
+        assert!(
+            refused[0].contains(r#"use Secrets ["hf-token"], which"#),
+            "{refused:?}"
+        );
+        // In its own namespace a base's editor could run such pods anyway: nothing to approve.
+        assert!(refusals(&base, ("prefill", None), "team-a", "team-a", &boundary()).is_empty());
+        // The namespace's default ServiceAccount needs no approval.
+        let plain =
+            deployment(json!({"serviceAccountName": "default", "containers": [{"name": "c"}]}));
+        assert!(refusals(&plain, ("p", None), "production", "team-a", &boundary()).is_empty());
     }
 
     #[test]
@@ -181,28 +308,39 @@ mod tests {
             "containers": [{"name": "vllm", "image": "vllm:1"}]}));
         let refused = refusals(
             &base,
-            "prefill",
+            ("prefill", None),
             "production",
             "scaling-system",
             &boundary(),
         );
-        assert_eq!(refused.len(), 2, "{refused:?}");
+        assert_eq!(refused.len(), 3, "{refused:?}");
         assert!(
             refused[0].contains("rsg's own ServiceAccount \"rsg\""),
             "{refused:?}"
         );
         assert!(refused[1].contains("rsg-webhook-tls"), "{refused:?}");
         // Elsewhere, a ServiceAccount named rsg is another namespace's own identity.
-        assert!(
-            refusals(&base, "prefill", "production", "team-a", &boundary())
-                .iter()
-                .all(|r| !r.contains("ServiceAccount"))
-        );
+        assert!(refusals(
+            &base,
+            ("prefill", None),
+            "production",
+            "team-a",
+            &boundary()
+        )
+        .iter()
+        .all(|r| !r.contains("rsg's own ServiceAccount")));
         let env_ref = deployment(json!({"containers": [{"name": "c",
             "env": [{"name": "T", "valueFrom": {"secretKeyRef": {"name": "rsg-webhook-tls", "key": "tls.key"}}}]}]}));
         assert_eq!(
-            refusals(&env_ref, "p", "production", "scaling-system", &boundary()).len(),
-            1
+            refusals(
+                &env_ref,
+                ("p", None),
+                "production",
+                "scaling-system",
+                &boundary()
+            )
+            .len(),
+            2
         );
     }
 
@@ -212,7 +350,13 @@ mod tests {
             "volumes": [{"name": "root", "hostPath": {"path": "/"}}],
             "containers": [{"name": "vllm", "securityContext": {"privileged": true}},
                            {"name": "side", "securityContext": {"capabilities": {"add": ["NET_ADMIN"]}}}]}));
-        let refused = refusals(&base, "prefill", "production", "team-a", &boundary());
+        let refused = refusals(
+            &base,
+            ("prefill", None),
+            "production",
+            "team-a",
+            &boundary(),
+        );
         assert_eq!(refused.len(), 1, "{refused:?}");
         for part in [
             "hostPath volume \"root\"",
@@ -223,6 +367,6 @@ mod tests {
             assert!(refused[0].contains(part), "{part}: {refused:?}");
         }
         // Same namespace: the base's editor could run such pods there anyway.
-        assert!(refusals(&base, "prefill", "team-a", "team-a", &boundary()).is_empty());
+        assert!(refusals(&base, ("prefill", None), "team-a", "team-a", &boundary()).is_empty());
     }
 }

@@ -477,7 +477,7 @@ pub async fn observe(
         };
         let refused = super::copy_identity::refusals(
             &snapshot,
-            &target.name,
+            (&target.name, target.copy_identity.as_ref()),
             &base_namespace,
             &rsg_namespace,
             &ctx.boundary,
