@@ -23,6 +23,25 @@ fn json_of(kubeconfig: &std::path::Path, args: &[&str]) -> Value {
     serde_json::from_str(&out.stdout).expect("JSON")
 }
 
+/// The documents of a file of `manifests/namespaced`, placeholders filled in.
+fn namespaced_manifest(file: &str) -> Vec<Value> {
+    let path = format!("{}/manifests/namespaced/{file}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path)
+        .expect("a manifest")
+        .replace("WATCHED_NAMESPACES", &LISTED.join(", "))
+        .replace("WATCHED_NAMESPACE", LISTED[0]);
+    serde_norway::Deserializer::from_str(&text)
+        .map(|document| <Value as serde::Deserialize>::deserialize(document).expect("YAML"))
+        .collect()
+}
+
+fn of_kind<'a>(documents: &'a [Value], kind: &str) -> &'a Value {
+    documents
+        .iter()
+        .find(|d| d["kind"] == kind)
+        .unwrap_or_else(|| panic!("no {kind}"))
+}
+
 /// The Ready condition of RSG `ns/name`, once it has one.
 fn ready(kubeconfig: &std::path::Path, ns: &str, name: &str) -> Option<Value> {
     let rsg = json_of(kubeconfig, &["get", "rsg", name, "-n", ns, "-o", "json"]);
@@ -122,6 +141,21 @@ fn a_namespace_scoped_install_has_no_cluster_write_rights_and_acts_only_in_its_n
         mutating["webhooks"][0]["namespaceSelector"]["matchExpressions"][0]["values"],
         json!(LISTED),
         "{mutating}"
+    );
+
+    // The plain manifests' variant grants exactly what the chart does.
+    let rbac = namespaced_manifest("10-rbac.yaml");
+    assert_eq!(of_kind(&rbac, "ClusterRole")["rules"], role["rules"]);
+    let per_namespace = namespaced_manifest("11-namespace-rbac.yaml");
+    let chart_role = get(admin, "role", LISTED[0], RELEASE);
+    assert_eq!(
+        of_kind(&per_namespace, "Role")["rules"],
+        chart_role["rules"]
+    );
+    let webhooks = namespaced_manifest("30-webhooks.yaml");
+    assert_eq!(
+        of_kind(&webhooks, "MutatingWebhookConfiguration")["webhooks"][0]["namespaceSelector"],
+        mutating["webhooks"][0]["namespaceSelector"]
     );
 
     // Run as the chart says: ready means every watch listed with these rights alone.
