@@ -23,113 +23,59 @@ use serde_json::Value;
 
 use crate::api::CopyIdentity;
 use crate::boundary::TargetBoundary;
-use crate::workload::template_pointers;
+use crate::workload::{pod_spec_identities, template_pointers, ReferencedObject};
 
-/// The Secret names a pod spec refers to: volumes (also projected), env, envFrom and
-/// image pull Secrets, of every kind of container.
-fn secret_references(pod: &Value) -> BTreeSet<String> {
-    let mut names = BTreeSet::new();
-    let mut add = |value: &Value| {
-        if let Some(name) = value.as_str() {
-            names.insert(name.to_string());
-        }
-    };
-    for volume in pod["volumes"].as_array().into_iter().flatten() {
-        add(&volume["secret"]["secretName"]);
-        for source in volume["projected"]["sources"]
-            .as_array()
-            .into_iter()
-            .flatten()
-        {
-            add(&source["secret"]["name"]);
-        }
-    }
-    for pull in pod["imagePullSecrets"].as_array().into_iter().flatten() {
-        add(&pull["name"]);
-    }
-    for container in containers(pod) {
-        for env in container["env"].as_array().into_iter().flatten() {
-            add(&env["valueFrom"]["secretKeyRef"]["name"]);
-        }
-        for from in container["envFrom"].as_array().into_iter().flatten() {
-            add(&from["secretRef"]["name"]);
-        }
-    }
-    names
+/// What a pod spec uses of its namespace, by kind: its ServiceAccount (but `default`) and the
+/// names of its Secrets, ConfigMaps and PersistentVolumeClaims, optional ones included.
+#[derive(Default)]
+struct Uses {
+    service_account: Option<String>,
+    secrets: BTreeSet<String>,
+    config_maps: BTreeSet<String>,
+    claims: BTreeSet<String>,
 }
 
-/// The ConfigMap names a pod spec refers to: volumes (also projected), env and envFrom.
-fn config_map_references(pod: &Value) -> BTreeSet<String> {
-    let mut names = BTreeSet::new();
-    let mut add = |value: &Value| {
-        if let Some(name) = value.as_str() {
-            names.insert(name.to_string());
-        }
-    };
-    for volume in pod["volumes"].as_array().into_iter().flatten() {
-        add(&volume["configMap"]["name"]);
-        for source in volume["projected"]["sources"]
-            .as_array()
-            .into_iter()
-            .flatten()
-        {
-            add(&source["configMap"]["name"]);
+fn uses(pod: &Value) -> Uses {
+    let mut found = Uses::default();
+    for object in pod_spec_identities(pod) {
+        match object {
+            ReferencedObject::ServiceAccount(name) => found.service_account = Some(name),
+            ReferencedObject::Secret(name) => {
+                found.secrets.insert(name);
+            }
+            ReferencedObject::ConfigMap(name) => {
+                found.config_maps.insert(name);
+            }
+            ReferencedObject::PersistentVolumeClaim(name) => {
+                found.claims.insert(name);
+            }
         }
     }
-    for container in containers(pod) {
-        for env in container["env"].as_array().into_iter().flatten() {
-            add(&env["valueFrom"]["configMapKeyRef"]["name"]);
-        }
-        for from in container["envFrom"].as_array().into_iter().flatten() {
-            add(&from["configMapRef"]["name"]);
-        }
-    }
-    names
+    found
 }
 
-/// The PersistentVolumeClaims a pod spec mounts.
-fn claim_references(pod: &Value) -> BTreeSet<String> {
-    pod["volumes"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|volume| volume["persistentVolumeClaim"]["claimName"].as_str())
-        .map(str::to_string)
-        .collect()
-}
-
-/// The ServiceAccount a pod spec runs as, unless it is the namespace's `default`.
-fn service_account(pod: &Value) -> Option<&str> {
-    pod["serviceAccountName"]
-        .as_str()
-        .or_else(|| pod["serviceAccount"].as_str())
-        .filter(|account| !account.is_empty() && *account != "default")
-}
-
-/// What a pod spec uses of its namespace that `approved` does not list, in words.
-fn unapproved(pod: &Value, approved: Option<&CopyIdentity>) -> Vec<String> {
+/// What `used` takes of its namespace that `approved` does not list, in words.
+fn unapproved(used: &Uses, approved: Option<&CopyIdentity>) -> Vec<String> {
     let none = CopyIdentity::default();
     let approved = approved.unwrap_or(&none);
     let mut found = Vec::new();
-    if let Some(account) = service_account(pod)
+    if let Some(account) = used
+        .service_account
+        .as_deref()
         .filter(|account| approved.service_account_name.as_deref() != Some(*account))
     {
         found.push(format!("ServiceAccount {account:?}"));
     }
-    for (kind, used, listed) in [
-        ("Secrets", secret_references(pod), &approved.secrets),
-        (
-            "ConfigMaps",
-            config_map_references(pod),
-            &approved.config_maps,
-        ),
+    for (kind, names, listed) in [
+        ("Secrets", &used.secrets, &approved.secrets),
+        ("ConfigMaps", &used.config_maps, &approved.config_maps),
         (
             "PersistentVolumeClaims",
-            claim_references(pod),
+            &used.claims,
             &approved.persistent_volume_claims,
         ),
     ] {
-        let missing: Vec<&String> = used.iter().filter(|name| !listed.contains(name)).collect();
+        let missing: Vec<&String> = names.iter().filter(|name| !listed.contains(name)).collect();
         if !missing.is_empty() {
             found.push(format!("{kind} {missing:?}"));
         }
@@ -206,7 +152,8 @@ pub fn refusals(
                     account.unwrap_or_default()
                 ));
             }
-            let own: Vec<String> = secret_references(pod)
+            let own: Vec<String> = uses(pod)
+                .secrets
                 .intersection(&boundary.own_secrets)
                 .cloned()
                 .collect();
@@ -217,7 +164,7 @@ pub fn refusals(
             }
         }
         if across {
-            let unapproved = unapproved(pod, approved);
+            let unapproved = unapproved(&uses(pod), approved);
             if !unapproved.is_empty() {
                 refused.push(format!(
                     "target {target:?}: its base in namespace {base_namespace:?} would have copies in {rsg_namespace:?} use {}, which this RSG has not approved; list them in the target's copyIdentity (rsg checks that you may use them) or change the base",

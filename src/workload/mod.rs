@@ -7,8 +7,8 @@ mod pod_template;
 pub use key::{TargetClaim, WorkloadKey};
 pub use kind::{KindError, WorkloadKind};
 pub use pod_template::{
-    all_pod_template_labels, pod_selector, pod_template_labels, referenced_objects,
-    template_pointers, ReferencedObject,
+    all_pod_template_labels, pod_selector, pod_spec_identities, pod_template_labels,
+    referenced_objects, template_pointers, ReferencedObject,
 };
 pub mod role_based_group;
 mod service_association;

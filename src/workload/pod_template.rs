@@ -123,9 +123,27 @@ pub fn referenced_objects(workload: &Value) -> Vec<ReferencedObject> {
     let mut found = Vec::new();
     for path in template_pointers(workload) {
         if let Some(spec) = workload.pointer(&format!("{path}/spec")) {
-            collect_from_pod_spec(spec, &mut found);
+            collect_from_pod_spec(spec, Optional::Skip, &mut found);
         }
     }
+    found.sort();
+    found.dedup();
+    found
+}
+
+/// Whether references marked `optional` count.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Optional {
+    Skip,
+    Include,
+}
+
+/// Every ConfigMap, Secret, PVC and ServiceAccount (but the namespace's `default`) one pod
+/// spec uses, optional references included (an optional Secret is still mounted when it
+/// exists): what the pods get of their namespace. Sorted and deduplicated.
+pub fn pod_spec_identities(spec: &Value) -> Vec<ReferencedObject> {
+    let mut found = Vec::new();
+    collect_from_pod_spec(spec, Optional::Include, &mut found);
     found.sort();
     found.dedup();
     found
@@ -145,6 +163,13 @@ fn is_optional(value: &Value) -> bool {
         .unwrap_or(false)
 }
 
+impl Optional {
+    /// Whether the reference `value` counts.
+    fn counts(self, value: &Value) -> bool {
+        self == Self::Include || !is_optional(value)
+    }
+}
+
 fn items<'a>(value: &'a Value, key: &str) -> impl Iterator<Item = &'a Value> {
     value
         .get(key)
@@ -153,7 +178,7 @@ fn items<'a>(value: &'a Value, key: &str) -> impl Iterator<Item = &'a Value> {
         .flatten()
 }
 
-fn collect_from_pod_spec(spec: &Value, found: &mut Vec<ReferencedObject>) {
+fn collect_from_pod_spec(spec: &Value, optional: Optional, found: &mut Vec<ReferencedObject>) {
     if let Some(sa) = str_at(spec, "/serviceAccountName") {
         if sa != "default" {
             found.push(ReferencedObject::ServiceAccount(sa.to_string()));
@@ -165,22 +190,22 @@ fn collect_from_pod_spec(spec: &Value, found: &mut Vec<ReferencedObject>) {
         }
     }
     for volume in items(spec, "volumes") {
-        collect_from_volume(volume, found);
+        collect_from_volume(volume, optional, found);
     }
-    for container_list in ["initContainers", "containers"] {
+    for container_list in ["initContainers", "containers", "ephemeralContainers"] {
         for container in items(spec, container_list) {
-            collect_from_container(container, found);
+            collect_from_container(container, optional, found);
         }
     }
 }
 
-fn collect_from_volume(volume: &Value, found: &mut Vec<ReferencedObject>) {
-    if let Some(cm) = volume.get("configMap").filter(|v| !is_optional(v)) {
+fn collect_from_volume(volume: &Value, optional: Optional, found: &mut Vec<ReferencedObject>) {
+    if let Some(cm) = volume.get("configMap").filter(|v| optional.counts(v)) {
         if let Some(name) = str_at(cm, "/name") {
             found.push(ReferencedObject::ConfigMap(name.to_string()));
         }
     }
-    if let Some(secret) = volume.get("secret").filter(|v| !is_optional(v)) {
+    if let Some(secret) = volume.get("secret").filter(|v| optional.counts(v)) {
         if let Some(name) = str_at(secret, "/secretName") {
             found.push(ReferencedObject::Secret(name.to_string()));
         }
@@ -190,12 +215,12 @@ fn collect_from_volume(volume: &Value, found: &mut Vec<ReferencedObject>) {
     }
     if let Some(projected) = volume.get("projected") {
         for source in items(projected, "sources") {
-            if let Some(cm) = source.get("configMap").filter(|v| !is_optional(v)) {
+            if let Some(cm) = source.get("configMap").filter(|v| optional.counts(v)) {
                 if let Some(name) = str_at(cm, "/name") {
                     found.push(ReferencedObject::ConfigMap(name.to_string()));
                 }
             }
-            if let Some(secret) = source.get("secret").filter(|v| !is_optional(v)) {
+            if let Some(secret) = source.get("secret").filter(|v| optional.counts(v)) {
                 if let Some(name) = str_at(secret, "/name") {
                     found.push(ReferencedObject::Secret(name.to_string()));
                 }
@@ -204,11 +229,15 @@ fn collect_from_volume(volume: &Value, found: &mut Vec<ReferencedObject>) {
     }
 }
 
-fn collect_from_container(container: &Value, found: &mut Vec<ReferencedObject>) {
+fn collect_from_container(
+    container: &Value,
+    optional: Optional,
+    found: &mut Vec<ReferencedObject>,
+) {
     for env in items(container, "env") {
         if let Some(r) = env
             .pointer("/valueFrom/configMapKeyRef")
-            .filter(|v| !is_optional(v))
+            .filter(|v| optional.counts(v))
         {
             if let Some(name) = str_at(r, "/name") {
                 found.push(ReferencedObject::ConfigMap(name.to_string()));
@@ -216,7 +245,7 @@ fn collect_from_container(container: &Value, found: &mut Vec<ReferencedObject>) 
         }
         if let Some(r) = env
             .pointer("/valueFrom/secretKeyRef")
-            .filter(|v| !is_optional(v))
+            .filter(|v| optional.counts(v))
         {
             if let Some(name) = str_at(r, "/name") {
                 found.push(ReferencedObject::Secret(name.to_string()));
@@ -224,12 +253,12 @@ fn collect_from_container(container: &Value, found: &mut Vec<ReferencedObject>) 
         }
     }
     for source in items(container, "envFrom") {
-        if let Some(r) = source.get("configMapRef").filter(|v| !is_optional(v)) {
+        if let Some(r) = source.get("configMapRef").filter(|v| optional.counts(v)) {
             if let Some(name) = str_at(r, "/name") {
                 found.push(ReferencedObject::ConfigMap(name.to_string()));
             }
         }
-        if let Some(r) = source.get("secretRef").filter(|v| !is_optional(v)) {
+        if let Some(r) = source.get("secretRef").filter(|v| optional.counts(v)) {
             if let Some(name) = str_at(r, "/name") {
                 found.push(ReferencedObject::Secret(name.to_string()));
             }
@@ -241,6 +270,20 @@ fn collect_from_container(container: &Value, found: &mut Vec<ReferencedObject>) 
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn identities_include_optional_references_and_leave_out_the_default_account() {
+        let pod = json!({"serviceAccountName": "default",
+            "volumes": [{"name": "t", "secret": {"secretName": "tls", "optional": true}}],
+            "containers": [{"name": "c", "envFrom": [{"configMapRef": {"name": "cfg", "optional": true}}]}]});
+        assert_eq!(
+            pod_spec_identities(&pod),
+            [
+                ReferencedObject::ConfigMap("cfg".into()),
+                ReferencedObject::Secret("tls".into())
+            ]
+        );
+    }
 
     #[test]
     fn finds_every_kind_of_reference_and_skips_optional_ones() {
