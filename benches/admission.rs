@@ -269,6 +269,19 @@ fn main() {
 /// Latency of valid reviews that no cache answers: `count` requests one at a time, each from
 /// another user (so each needs its own SubjectAccessReviews); returns (p50, p99).
 async fn uncached_latencies(url: &str, ca: &[u8], count: usize, run: &str) -> (Duration, Duration) {
+    percentiles(uncached_samples(url, ca, count, run).await)
+}
+
+/// (p50, p99) of `samples`.
+fn percentiles(mut samples: Vec<Duration>) -> (Duration, Duration) {
+    samples.sort();
+    let count = samples.len();
+    let pick = |q: f64| samples[((count as f64 * q) as usize).min(count.saturating_sub(1))];
+    (pick(0.50), pick(0.99))
+}
+
+/// The latency of each of `count` valid reviews no cache answers, sent one at a time.
+async fn uncached_samples(url: &str, ca: &[u8], count: usize, run: &str) -> Vec<Duration> {
     let template: serde_json::Value =
         serde_json::from_slice(&fixture("create-valid.json")).expect("fixture");
     let client = reqwest::Client::builder()
@@ -295,25 +308,40 @@ async fn uncached_latencies(url: &str, ca: &[u8], count: usize, run: &str) -> (D
         assert_eq!(answer["response"]["allowed"], true, "{answer}");
         latencies.push(sent.elapsed());
     }
-    latencies.sort();
-    let pick = |q: f64| latencies[((count as f64 * q) as usize).min(count - 1)];
-    (pick(0.50), pick(0.99))
+    latencies
 }
 
 /// Latency of each webhook one request at a time, this build beside the baseline build
-/// (`RSG_BENCH_BASELINE_BIN`), measured in the same run.
+/// (`RSG_BENCH_BASELINE_BIN`), measured in the same run: 10 rounds of 100 requests to each in
+/// turn, so that a drift of the API server's speed during the run weighs on both alike.
 async fn compare_with_baseline(rsg: &RsgProcess, baseline: Option<&RsgProcess>, ca: &[u8]) {
+    const ROUNDS: usize = 10;
+    const PER_ROUND: usize = 100;
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let Some(baseline) = baseline else {
         println!("(set RSG_BENCH_BASELINE_BIN to another rsg build to compare each webhook's latency with it in this run)\n");
         return;
     };
-    println!("Each webhook one request at a time (500 valid reviews, each from another user), this build beside RSG_BENCH_BASELINE_BIN:");
+    println!("Each webhook one request at a time ({} valid reviews to each, each from another user, in {ROUNDS} alternating rounds), this build beside RSG_BENCH_BASELINE_BIN:", ROUNDS * PER_ROUND);
     for path in ["/mutate", "/validate"] {
         let url = |p: &RsgProcess| format!("https://127.0.0.1:{}{path}", p.port);
         let run = path.trim_start_matches('/');
-        let now = uncached_latencies(&url(rsg), ca, 500, &format!("{run}-now")).await;
-        let before = uncached_latencies(&url(baseline), ca, 500, &format!("{run}-before")).await;
+        let (mut now, mut before) = (Vec::new(), Vec::new());
+        for round in 0..ROUNDS {
+            now.extend(
+                uncached_samples(&url(rsg), ca, PER_ROUND, &format!("{run}-now-{round}")).await,
+            );
+            before.extend(
+                uncached_samples(
+                    &url(baseline),
+                    ca,
+                    PER_ROUND,
+                    &format!("{run}-before-{round}"),
+                )
+                .await,
+            );
+        }
+        let (now, before) = (percentiles(now), percentiles(before));
         println!(
             "  {path}: p50 {:.2} ms, p99 {:.2} ms; baseline p50 {:.2} ms, p99 {:.2} ms; ratio p50 {:.2}, p99 {:.2}",
             ms(now.0), ms(now.1), ms(before.0), ms(before.1),
