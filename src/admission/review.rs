@@ -3,6 +3,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use base64::Engine;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
 use kube::core::DynamicObject;
 
@@ -30,9 +31,36 @@ pub fn decode(body: &[u8]) -> Result<AdmissionRequest<DynamicObject>, ReviewErro
     review.try_into().map_err(|_| ReviewError::MissingRequest)
 }
 
-/// The HTTP response carrying an AdmissionResponse.
-pub fn respond(response: AdmissionResponse) -> Response {
-    Json(response.into_review()).into_response()
+/// The HTTP response carrying an AdmissionResponse. A patch is written as base64 text, as Go
+/// encodes a `[]byte` (kube would write an array of numbers, up to four times as long); the
+/// API server reads either.
+pub fn respond(mut response: AdmissionResponse) -> Response {
+    let patch = response.patch.take();
+    let review = response.into_review();
+    let Some(patch) = patch else {
+        return Json(review).into_response();
+    };
+    match serde_json::to_value(&review) {
+        Ok(mut value) => {
+            if let Some(answer) = value.get_mut("response").and_then(|r| r.as_object_mut()) {
+                answer.insert(
+                    "patch".into(),
+                    base64::engine::general_purpose::STANDARD
+                        .encode(patch)
+                        .into(),
+                );
+            }
+            Json(value).into_response()
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, "could not write the admission answer");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "could not write the admission answer",
+            )
+                .into_response()
+        }
+    }
 }
 
 /// A denial with HTTP status code `code` in the returned Status.

@@ -258,9 +258,14 @@ impl ChartRsg {
         let (status, text) = self.review(&path, review);
         assert_eq!(status, 200, "{text}");
         let answer: Value = serde_json::from_str(&text).expect("an AdmissionReview");
-        // The patch's bytes, as a JSON array (kube's encoding; the API server reads both).
-        let patch: Vec<u8> = serde_json::from_value(answer["response"]["patch"].clone())
-            .unwrap_or_else(|err| panic!("no patch ({err}): {answer}"));
+        // The patch's bytes, as base64 text (Go's encoding of a []byte).
+        let patch = base64::engine::general_purpose::STANDARD
+            .decode(
+                answer["response"]["patch"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("no patch: {answer}")),
+            )
+            .expect("base64");
         let patch: json_patch::Patch = serde_json::from_slice(&patch).expect("a JSON patch");
         let mut object = object;
         json_patch::patch(&mut object, &patch).expect("the patch applies");
