@@ -53,10 +53,11 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let client = Client::try_default().await?;
     let lease = lease_settings(&args, &client)?;
-    let stores = Stores::start(client.clone(), args.watch_scope());
-    if let Some(listed) = args.watch_scope().namespaces() {
+    let scope = args.watch_scope();
+    if let Some(listed) = scope.namespaces() {
         info!(namespaces = ?listed, "acting only in the listed namespaces");
     }
+    let stores = Stores::start(client.clone(), scope);
     let certs = Arc::new(CertStore::new(&args.cert_dir, provider.clone()));
     if let Err(err) = certs.reload() {
         warn!(error = %err, dir = %args.cert_dir.display(), "no serving certificate yet; not ready until one loads");

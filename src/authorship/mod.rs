@@ -92,21 +92,11 @@ impl Authorship {
         rsg: &ResourceScalingGroup,
         resource_of: impl Fn(usize) -> Option<ApiResource>,
     ) -> Authorization {
-        let namespace = rsg.namespace().unwrap_or_default();
-        let annotation = rsg
-            .annotations()
-            .get(ANNOTATION_ADMISSION_RECORD)
-            .map(String::as_str);
-        let author = match verify(
-            &self.key,
-            &namespace,
-            &rsg.name_any(),
-            &rsg.spec,
-            annotation,
-        ) {
+        let author = match self.verified_author(rsg) {
             Ok(author) => author,
             Err(err) => return Authorization::NotAdmitted(err),
         };
+        let namespace = rsg.namespace().unwrap_or_default();
         let needed = needed_permissions(&namespace, &rsg.spec, resource_of);
         match self.checks.check(client, &author, needed).await {
             AuthorVerdict::Allowed { recheck_in } => Authorization::Granted { recheck_in },
