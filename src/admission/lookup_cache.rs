@@ -1,5 +1,6 @@
-//! What admission's live checks read from the API server, kept for a few seconds and shared
-//! by all requests: a burst of reviews of the same RSG (an `apply`, its retries, an
+//! What admission's live checks read from the API server (and, with a longer ttl, the
+//! controller's re-checks of RSG authors' rights), kept for a few seconds and shared by all
+//! requests: a burst of reviews of the same RSG (an `apply`, its retries, an
 //! autoscaler) reads each target, each namespace's Services and each referenced object once.
 //! Warnings may so be a few seconds stale, and a permission taken from a user reaches admission
 //! within the same few seconds. Bounded in entries; failed reads are not kept.
@@ -70,15 +71,15 @@ impl LookupCache {
         }
     }
 
-    fn fresh(&self, key: &LookupKey) -> Option<LookupValue> {
+    fn fresh(&self, key: &LookupKey) -> Option<(LookupValue, Instant)> {
         let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         entries
             .get(key)
             .filter(|(at, _)| at.elapsed() < self.ttl)
-            .map(|(_, value)| value.clone())
+            .map(|(at, value)| (value.clone(), *at))
     }
 
-    fn keep(&self, key: LookupKey, value: LookupValue) {
+    fn keep(&self, key: LookupKey, value: LookupValue, at: Instant) {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         if entries.len() >= self.capacity {
             entries.retain(|_, (at, _)| at.elapsed() < self.ttl);
@@ -86,7 +87,7 @@ impl LookupCache {
                 entries.clear();
             }
         }
-        entries.insert(key, (Instant::now(), value));
+        entries.insert(key, (at, value));
     }
 
     /// The cached value of `key`, or what `read` returns (kept when it succeeded), and
@@ -99,14 +100,29 @@ impl LookupCache {
     where
         F: Future<Output = Result<LookupValue, kube::Error>>,
     {
-        if let Some(value) = self.fresh(&key) {
-            return (Ok(value), false);
+        let (result, asked) = self.get_or_read_dated(key, read).await;
+        (result.map(|(value, _)| value), asked)
+    }
+
+    /// Like [`Self::get_or_read`], with when the value was read (it is trusted until then
+    /// plus the ttl).
+    pub async fn get_or_read_dated<F>(
+        &self,
+        key: LookupKey,
+        read: F,
+    ) -> (Result<(LookupValue, Instant), kube::Error>, bool)
+    where
+        F: Future<Output = Result<LookupValue, kube::Error>>,
+    {
+        if let Some(cached) = self.fresh(&key) {
+            return (Ok(cached), false);
         }
+        let asked_at = Instant::now();
         let result = read.await;
         if let Ok(value) = &result {
-            self.keep(key, value.clone());
+            self.keep(key, value.clone(), asked_at);
         }
-        (result, true)
+        (result.map(|value| (value, asked_at)), true)
     }
 }
 

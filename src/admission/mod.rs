@@ -20,7 +20,7 @@ use kube::core::DynamicObject;
 use kube::Client;
 use tracing::Instrument;
 
-pub use lookup_cache::LookupCache;
+pub use lookup_cache::{LookupCache, LookupKey, LookupValue};
 pub use lookups::{live_checks, LiveFindings};
 pub use mutate::defaults_patch;
 pub use review::{decode, ReviewError};

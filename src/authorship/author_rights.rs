@@ -5,14 +5,14 @@
 //! rsg within one interval, and a thousand RSGs of one author cost one review per permission
 //! per interval.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Mutex;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::authentication::v1::UserInfo;
 use kube::Client;
 
+use crate::admission::{LookupCache, LookupKey, LookupValue};
 use crate::authorization::{identity_key, subject_may, Permission};
 
 /// Reviews sent at once for one RSG.
@@ -36,11 +36,11 @@ pub enum AuthorVerdict {
     Unverified(String),
 }
 
-/// Answers of recent reviews, by identity and permission.
+/// Answers of recent reviews, by identity and permission (the cache admission keeps its
+/// answers in, with the re-check interval as its ttl).
 pub struct AuthorChecks {
     interval: Duration,
-    answers: Mutex<HashMap<String, (bool, Instant)>>,
-    pruned_at: Mutex<Instant>,
+    answers: LookupCache,
 }
 
 impl AuthorChecks {
@@ -48,45 +48,13 @@ impl AuthorChecks {
     pub fn new(interval: Duration) -> Self {
         Self {
             interval,
-            answers: Mutex::new(HashMap::new()),
-            pruned_at: Mutex::new(Instant::now()),
+            answers: LookupCache::new(interval, MAX_ANSWERS),
         }
     }
 
     /// How long an answer is trusted.
     pub fn interval(&self) -> Duration {
         self.interval
-    }
-
-    fn answers(&self) -> std::sync::MutexGuard<'_, HashMap<String, (bool, Instant)>> {
-        self.answers.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Drops expired answers, at most once per interval.
-    fn prune(&self, now: Instant) {
-        let mut pruned_at = self.pruned_at.lock().unwrap_or_else(|p| p.into_inner());
-        if now.duration_since(*pruned_at) < self.interval {
-            return;
-        }
-        *pruned_at = now;
-        let interval = self.interval;
-        self.answers()
-            .retain(|_, (_, at)| now.duration_since(*at) < interval);
-    }
-
-    fn fresh_answer(&self, key: &str, now: Instant) -> Option<(bool, Instant)> {
-        self.answers()
-            .get(key)
-            .copied()
-            .filter(|(_, at)| now.duration_since(*at) < self.interval)
-    }
-
-    fn remember(&self, key: String, allowed: bool, at: Instant) {
-        let mut answers = self.answers();
-        if answers.len() >= MAX_ANSWERS {
-            answers.clear();
-        }
-        answers.insert(key, (allowed, at));
     }
 
     /// The answers for `permissions` (cached while fresh, else asked, a few at a time), each
@@ -96,37 +64,34 @@ impl AuthorChecks {
         client: &Client,
         author: &UserInfo,
         permissions: BTreeSet<Permission>,
-        now: Instant,
     ) -> Result<BTreeMap<Permission, (bool, Instant)>, String> {
         let who = author.username.clone().unwrap_or_default();
-        let mut answers = BTreeMap::new();
-        let mut to_ask = Vec::new();
-        for permission in permissions {
-            let key = identity_key(author, &permission);
-            match self.fresh_answer(&key, now) {
-                Some(answer) => {
-                    answers.insert(permission, answer);
-                }
-                None => to_ask.push((permission, key)),
-            }
-        }
-        let asked: Vec<_> = futures::stream::iter(to_ask)
-            .map(|(permission, key)| async move {
-                let answer =
-                    tokio::time::timeout(REVIEW_TIMEOUT, subject_may(client, author, &permission))
-                        .await;
-                (permission, key, answer)
+        let asked: Vec<_> = futures::stream::iter(permissions)
+            .map(|permission| async move {
+                let key = LookupKey::Access(identity_key(author, &permission));
+                let review = self.answers.get_or_read_dated(key, async {
+                    subject_may(client, author, &permission)
+                        .await
+                        .map(LookupValue::Allowed)
+                });
+                let answer = tokio::time::timeout(REVIEW_TIMEOUT, review).await;
+                (permission, answer)
             })
             .buffered(CONCURRENCY)
             .collect()
             .await;
-        for (permission, key, answer) in asked {
+        let mut answers = BTreeMap::new();
+        for (permission, answer) in asked {
             match answer {
-                Ok(Ok(allowed)) => {
-                    self.remember(key, allowed, now);
-                    answers.insert(permission, (allowed, now));
+                Ok((Ok((LookupValue::Allowed(allowed), at)), _)) => {
+                    answers.insert(permission, (allowed, at));
                 }
-                Ok(Err(err)) => {
+                Ok((Ok(_), _)) => {
+                    return Err(format!(
+                        "could not verify that user {who:?} may {permission}: unexpected cache entry"
+                    ))
+                }
+                Ok((Err(err), _)) => {
                     return Err(format!(
                         "could not verify that user {who:?} may {permission}: {err}"
                     ))
@@ -152,13 +117,12 @@ impl AuthorChecks {
         needed: Vec<(String, Permission)>,
     ) -> AuthorVerdict {
         let now = Instant::now();
-        self.prune(now);
         let broad = |p: &Permission| Permission {
             name: String::new(),
             ..p.clone()
         };
         let wide: BTreeSet<Permission> = needed.iter().map(|(_, p)| broad(p)).collect();
-        let mut answers = match self.answers_for(client, author, wide, now).await {
+        let mut answers = match self.answers_for(client, author, wide).await {
             Ok(answers) => answers,
             Err(why) => return AuthorVerdict::Unverified(why),
         };
@@ -168,7 +132,7 @@ impl AuthorChecks {
             .filter(|p| !p.name.is_empty() && answers.get(&broad(p)).is_some_and(|(a, _)| !a))
             .cloned()
             .collect();
-        match self.answers_for(client, author, named, now).await {
+        match self.answers_for(client, author, named).await {
             Ok(more) => answers.extend(more),
             Err(why) => return AuthorVerdict::Unverified(why),
         }
