@@ -220,8 +220,7 @@ async fn reconcile_strategy(
         ctx.stores
             .counted_claims(key, &ctx.boundary, grants_in)
             .into_iter()
-            .filter(|claim| claimed_earlier(ctx, rsg, &claim.rsg_namespace, &claim.rsg_name))
-            .filter(|claim| admitted(ctx, &claim.rsg_namespace, &claim.rsg_name))
+            .filter(|claim| claim_blocks(ctx, rsg, &claim.rsg_namespace, &claim.rsg_name))
             .collect()
     });
     if !duplicates.is_empty() {
@@ -247,17 +246,9 @@ async fn reconcile_strategy(
     })
 }
 
-/// Whether another RSG's admission record verifies (always, with records not required).
-fn admitted(ctx: &Context, namespace: &str, name: &str) -> bool {
-    match (&ctx.authorship, ctx.stores.rsg(namespace, name)) {
-        (None, _) => true,
-        (Some(authorship), Some(other)) => authorship.is_admitted(&other),
-        (Some(_), None) => false,
-    }
-}
-
-/// Whether the other RSG came first (older, or same age and smaller name): it keeps the workload.
-fn claimed_earlier(ctx: &Context, rsg: &ResourceScalingGroup, namespace: &str, name: &str) -> bool {
+/// Whether another RSG's claim keeps the workload from `rsg`: it came first (older, or same
+/// age and smaller name) and, when records are required, admission vouched for it.
+fn claim_blocks(ctx: &Context, rsg: &ResourceScalingGroup, namespace: &str, name: &str) -> bool {
     let Some(other) = ctx.stores.rsg(namespace, name) else {
         return false;
     };
@@ -269,4 +260,8 @@ fn claimed_earlier(ctx: &Context, rsg: &ResourceScalingGroup, namespace: &str, n
         )
     };
     key(other.as_ref()) < key(rsg)
+        && ctx
+            .authorship
+            .as_ref()
+            .is_none_or(|authorship| authorship.is_admitted(&other))
 }
