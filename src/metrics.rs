@@ -5,7 +5,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
 
 /// Labels of an admission request.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -90,99 +90,64 @@ pub struct Metrics {
     pub http_requests_timed_out: Counter,
 }
 
+/// Builds the metrics struct, registering each field under its name and help text.
+macro_rules! registered_metrics {
+    ($registry:ident; $($field:ident: $name:literal, $help:literal, $metric:expr;)*) => {
+        Self {
+            $($field: registered(&mut $registry, $name, $help, $metric),)*
+            registry: $registry,
+        }
+    };
+}
+
 impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("rsg");
-        let admission_requests = Family::<AdmissionLabels, Counter>::default();
-        registry.register(
-            "admission_requests",
-            "Admission requests handled, by webhook, operation and result",
-            admission_requests.clone(),
-        );
-        let admission_duration: HistogramFamily<WebhookLabels> =
-            Family::new_with_constructor(latency_histogram);
-        registry.register(
-            "admission_duration_seconds",
-            "Time to answer an admission request",
-            admission_duration.clone(),
-        );
-        let reconciles = Family::<ReconcileLabels, Counter>::default();
-        registry.register(
-            "reconciles",
-            "Reconciles by strategy and result",
-            reconciles.clone(),
-        );
-        let reconcile_duration: HistogramFamily<StrategyLabels> =
-            Family::new_with_constructor(latency_histogram);
-        registry.register(
-            "reconcile_duration_seconds",
-            "Time one reconcile takes",
-            reconcile_duration.clone(),
-        );
-        let scale_down_decisions = Family::<DecisionLabels, Counter>::default();
-        registry.register(
-            "scale_down_decisions",
-            "Scale-down decisions by what decided them: Metric, Annotation or GroupId",
-            scale_down_decisions.clone(),
-        );
-        let prometheus_queries = Family::<QueryLabels, Counter>::default();
-        registry.register(
-            "prometheus_queries",
-            "Prometheus queries by result",
-            prometheus_queries.clone(),
-        );
-        let prometheus_query_duration = latency_histogram();
-        registry.register(
-            "prometheus_query_duration_seconds",
-            "Time a Prometheus query takes",
-            prometheus_query_duration.clone(),
-        );
-        let leader = Gauge::default();
-        registry.register(
-            "leader",
-            "1 while this replica holds the leader Lease and runs the controllers",
-            leader.clone(),
-        );
-        let admission_api_calls = Counter::default();
-        registry.register(
-            "admission_api_calls",
-            "Requests admission's live checks made to the API server (reads its cache did not answer)",
-            admission_api_calls.clone(),
-        );
-        let http_connections_refused = Counter::default();
-        registry.register(
-            "http_connections_refused",
-            "Connections closed on arrival because the connection limit was reached",
-            http_connections_refused.clone(),
-        );
-        let http_requests_shed = Counter::default();
-        registry.register(
-            "http_requests_shed",
-            "Requests answered 503 because the limit of requests in flight was reached",
-            http_requests_shed.clone(),
-        );
-        let http_requests_timed_out = Counter::default();
-        registry.register(
-            "http_requests_timed_out",
-            "Requests answered 503 because they took longer than the request timeout",
-            http_requests_timed_out.clone(),
-        );
-        Self {
-            registry,
-            admission_requests,
-            admission_duration,
-            reconciles,
-            reconcile_duration,
-            scale_down_decisions,
-            prometheus_queries,
-            prometheus_query_duration,
-            leader,
-            admission_api_calls,
-            http_connections_refused,
-            http_requests_shed,
-            http_requests_timed_out,
+        registered_metrics! { registry;
+            admission_requests: "admission_requests",
+                "Admission requests handled, by webhook, operation and result",
+                Family::default();
+            admission_duration: "admission_duration_seconds",
+                "Time to answer an admission request",
+                Family::new_with_constructor(latency_histogram);
+            reconciles: "reconciles",
+                "Reconciles by strategy and result",
+                Family::default();
+            reconcile_duration: "reconcile_duration_seconds",
+                "Time one reconcile takes",
+                Family::new_with_constructor(latency_histogram);
+            scale_down_decisions: "scale_down_decisions",
+                "Scale-down decisions by what decided them: Metric, Annotation or GroupId",
+                Family::default();
+            prometheus_queries: "prometheus_queries",
+                "Prometheus queries by result",
+                Family::default();
+            prometheus_query_duration: "prometheus_query_duration_seconds",
+                "Time a Prometheus query takes",
+                latency_histogram();
+            leader: "leader",
+                "1 while this replica holds the leader Lease and runs the controllers",
+                Gauge::default();
+            admission_api_calls: "admission_api_calls",
+                "Requests admission's live checks made to the API server (reads its cache did not answer)",
+                Counter::default();
+            http_connections_refused: "http_connections_refused",
+                "Connections closed on arrival because the connection limit was reached",
+                Counter::default();
+            http_requests_shed: "http_requests_shed",
+                "Requests answered 503 because the limit of requests in flight was reached",
+                Counter::default();
+            http_requests_timed_out: "http_requests_timed_out",
+                "Requests answered 503 because they took longer than the request timeout",
+                Counter::default();
         }
     }
+}
+
+/// Registers `metric` under `name` with `help`, and returns it.
+fn registered<M: Metric + Clone>(registry: &mut Registry, name: &str, help: &str, metric: M) -> M {
+    registry.register(name, help, metric.clone());
+    metric
 }
 
 impl Metrics {

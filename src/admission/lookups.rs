@@ -122,6 +122,19 @@ pub(super) async fn api_resource(
     })
 }
 
+/// One target being checked against the cluster.
+struct TargetCheck<'a> {
+    client: &'a Client,
+    cache: &'a LookupCache,
+    /// The RSG's namespace, where copies run.
+    rsg_namespace: &'a str,
+    /// The target's namespace.
+    namespace: &'a str,
+    /// `spec.targetResources[i]`.
+    prefix: String,
+    target: &'a TargetResource,
+}
+
 async fn check_target(
     client: &Client,
     cache: &LookupCache,
@@ -136,126 +149,176 @@ async fn check_target(
     let Ok(kind) = WorkloadKind::parse(&reference.api_version, &reference.kind) else {
         return findings;
     };
-    let namespace = reference.namespace_or(rsg_namespace);
-    let prefix = format!("spec.targetResources[{index}]");
-    let ar = match api_resource(client, cache, &mut findings, &kind).await {
-        Ok(Some(ar)) => ar,
-        Ok(None) => return findings,
-        Err(err) => {
-            findings.warnings.push(format!(
-                "{prefix}: kind {} {} is not served by the API server (is its CRD installed?): {err}",
-                reference.api_version, reference.kind
-            ));
-            return findings;
-        }
+    let check = TargetCheck {
+        client,
+        cache,
+        rsg_namespace,
+        namespace: reference.namespace_or(rsg_namespace),
+        prefix: format!("spec.targetResources[{index}]"),
+        target,
     };
-    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &ar);
-    let key = LookupKey::Workload(
-        ar.plural.clone(),
-        namespace.to_string(),
-        reference.name.clone(),
-    );
-    let read = findings
-        .read(cache, key, async {
-            let found = api.get_opt(&reference.name).await?;
-            Ok(LookupValue::Workload(
-                found.and_then(|o| serde_json::to_value(o).ok()),
-            ))
-        })
-        .await;
-    let workload = match read {
-        Ok(LookupValue::Workload(Some(workload))) => workload,
-        Ok(_) => {
-            findings.warnings.push(format!(
-                "{prefix}: {} {namespace}/{} does not exist yet",
-                reference.kind, reference.name
-            ));
-            return findings;
-        }
-        Err(err) if api_errors::is_forbidden(&err) => return findings,
-        Err(err) => {
-            findings.warnings.push(format!(
-                "{prefix}: could not read {} {namespace}/{}: {err}",
-                reference.kind, reference.name
-            ));
-            return findings;
-        }
+    let Some(workload) = check.read_workload(&mut findings, &kind).await else {
+        return findings;
     };
     let Some(group_name) = replicating_as else {
         return findings;
     };
-    for referenced in referenced_objects(&workload) {
-        let (kind, name) = referenced.kind_and_name();
-        let key = LookupKey::Exists(kind, rsg_namespace.to_string(), name.to_string());
-        let exists = findings
-            .read(cache, key, async {
-                object_exists(client, rsg_namespace, &referenced)
-                    .await
-                    .map(LookupValue::Exists)
+    check.referenced_objects(&mut findings, &workload).await;
+    check
+        .fronting_services(
+            &mut findings,
+            &workload,
+            group_name,
+            allow_external_services,
+        )
+        .await;
+    findings
+}
+
+impl TargetCheck<'_> {
+    /// The target workload; `None` (with a warning unless reading it is forbidden) when it
+    /// cannot be read or does not exist yet.
+    async fn read_workload(
+        &self,
+        findings: &mut LiveFindings,
+        kind: &WorkloadKind,
+    ) -> Option<serde_json::Value> {
+        let (prefix, namespace) = (&self.prefix, self.namespace);
+        let reference = &self.target.resource_ref;
+        let ar = match api_resource(self.client, self.cache, findings, kind).await {
+            Ok(found) => found?,
+            Err(err) => {
+                findings.warnings.push(format!(
+                    "{prefix}: kind {} {} is not served by the API server (is its CRD installed?): {err}",
+                    reference.api_version, reference.kind
+                ));
+                return None;
+            }
+        };
+        let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), namespace, &ar);
+        let key = LookupKey::Workload(
+            ar.plural.clone(),
+            namespace.to_string(),
+            reference.name.clone(),
+        );
+        let read = findings
+            .read(self.cache, key, async {
+                let found = api.get_opt(&reference.name).await?;
+                Ok(LookupValue::Workload(
+                    found.and_then(|o| serde_json::to_value(o).ok()),
+                ))
             })
             .await;
-        match exists {
-            Ok(LookupValue::Exists(false)) => findings.warnings.push(format!(
-                "{prefix}: the pod template of {} {namespace}/{} uses {}, which does not exist in namespace {rsg_namespace:?} where copies run",
-                reference.kind, reference.name, referenced.describe()
-            )),
-            Ok(_) => {}
-            Err(err) if api_errors::is_forbidden(&err) => {}
-            Err(err) => findings.warnings.push(format!("{prefix}: could not check {}: {err}", referenced.describe())),
-        }
-    }
-    let key = LookupKey::Services(namespace.to_string());
-    let services = findings
-        .read(cache, key, async {
-            service_selectors(client, namespace)
-                .await
-                .map(LookupValue::Services)
-        })
-        .await;
-    match services {
-        Ok(LookupValue::Services(services)) => {
-            let templates = all_pod_template_labels(&workload);
-            let fronting = services.iter().filter(|service| {
-                templates
-                    .iter()
-                    .any(|labels| selector_matches_template(&service.selector, labels))
-            });
-            for ServiceSummary {
-                name: service,
-                type_,
-                ..
-            } in fronting
-            {
-                if is_external(type_) && !allow_external_services {
-                    findings.errors.push(FieldError::forbidden(
-                        format!("{prefix}.resourceRef"),
-                        format!(
-                            "Service {namespace}/{service} fronts target {:?} and is of type {type_}; copies of LoadBalancer and NodePort Services need the operator's opt-in (rsg run --allow-external-service-copies, chart value services.allowExternalCopies)",
-                            target.name
-                        ),
-                    ));
-                }
-                let longest = copy_service_name(service, group_name, MAX_GROUP_REPLICAS);
-                if longest.len() > DNS1123_LABEL_MAX {
-                    findings.errors.push(FieldError::invalid(
-                        "spec.scalingStrategy.groupConfig.groupName",
-                        group_name,
-                        format!(
-                            "copies of Service {namespace}/{service} (fronting target {:?}) would be named up to {longest:?} ({} characters), longer than the {DNS1123_LABEL_MAX} allowed for a Service name",
-                            target.name,
-                            longest.len()
-                        ),
-                    ));
-                }
+        match read {
+            Ok(LookupValue::Workload(Some(workload))) => Some(workload),
+            Ok(_) => {
+                findings.warnings.push(format!(
+                    "{prefix}: {} {namespace}/{} does not exist yet",
+                    reference.kind, reference.name
+                ));
+                None
+            }
+            Err(err) if api_errors::is_forbidden(&err) => None,
+            Err(err) => {
+                findings.warnings.push(format!(
+                    "{prefix}: could not read {} {namespace}/{}: {err}",
+                    reference.kind, reference.name
+                ));
+                None
             }
         }
-        Ok(_) => {}
-        Err(err) if api_errors::is_forbidden(&err) => {}
-        Err(err) => findings.warnings.push(format!(
-            "{prefix}: could not list Services in {namespace:?}: {err}"
-        )),
     }
-    findings
+
+    /// Warns of each Secret, ConfigMap or other object the pod template uses that does not
+    /// exist in the RSG's namespace, where copies run.
+    async fn referenced_objects(&self, findings: &mut LiveFindings, workload: &serde_json::Value) {
+        let (prefix, namespace, rsg_namespace) = (&self.prefix, self.namespace, self.rsg_namespace);
+        let reference = &self.target.resource_ref;
+        for referenced in referenced_objects(workload) {
+            let (kind, name) = referenced.kind_and_name();
+            let key = LookupKey::Exists(kind, rsg_namespace.to_string(), name.to_string());
+            let exists = findings
+                .read(self.cache, key, async {
+                    object_exists(self.client, rsg_namespace, &referenced)
+                        .await
+                        .map(LookupValue::Exists)
+                })
+                .await;
+            match exists {
+                Ok(LookupValue::Exists(false)) => findings.warnings.push(format!(
+                    "{prefix}: the pod template of {} {namespace}/{} uses {}, which does not exist in namespace {rsg_namespace:?} where copies run",
+                    reference.kind, reference.name, referenced.describe()
+                )),
+                Ok(_) => {}
+                Err(err) if api_errors::is_forbidden(&err) => {}
+                Err(err) => findings.warnings.push(format!("{prefix}: could not check {}: {err}", referenced.describe())),
+            }
+        }
+    }
+
+    /// Refuses copies of the Services fronting the target that would need the operator's
+    /// opt-in (LoadBalancer, NodePort) or whose copies' names would be too long.
+    async fn fronting_services(
+        &self,
+        findings: &mut LiveFindings,
+        workload: &serde_json::Value,
+        group_name: &str,
+        allow_external_services: bool,
+    ) {
+        let (prefix, namespace) = (&self.prefix, self.namespace);
+        let key = LookupKey::Services(namespace.to_string());
+        let services = findings
+            .read(self.cache, key, async {
+                service_selectors(self.client, namespace)
+                    .await
+                    .map(LookupValue::Services)
+            })
+            .await;
+        let services = match services {
+            Ok(LookupValue::Services(services)) => services,
+            Ok(_) => return,
+            Err(err) if api_errors::is_forbidden(&err) => return,
+            Err(err) => {
+                findings.warnings.push(format!(
+                    "{prefix}: could not list Services in {namespace:?}: {err}"
+                ));
+                return;
+            }
+        };
+        let templates = all_pod_template_labels(workload);
+        let fronting = services.iter().filter(|service| {
+            templates
+                .iter()
+                .any(|labels| selector_matches_template(&service.selector, labels))
+        });
+        let target = &self.target.name;
+        for ServiceSummary {
+            name: service,
+            type_,
+            ..
+        } in fronting
+        {
+            if is_external(type_) && !allow_external_services {
+                findings.errors.push(FieldError::forbidden(
+                    format!("{prefix}.resourceRef"),
+                    format!(
+                        "Service {namespace}/{service} fronts target {target:?} and is of type {type_}; copies of LoadBalancer and NodePort Services need the operator's opt-in (rsg run --allow-external-service-copies, chart value services.allowExternalCopies)"
+                    ),
+                ));
+            }
+            let longest = copy_service_name(service, group_name, MAX_GROUP_REPLICAS);
+            if longest.len() > DNS1123_LABEL_MAX {
+                findings.errors.push(FieldError::invalid(
+                    "spec.scalingStrategy.groupConfig.groupName",
+                    group_name,
+                    format!(
+                        "copies of Service {namespace}/{service} (fronting target {target:?}) would be named up to {longest:?} ({} characters), longer than the {DNS1123_LABEL_MAX} allowed for a Service name",
+                        longest.len()
+                    ),
+                ));
+            }
+        }
+    }
 }
 
 async fn object_exists(

@@ -30,24 +30,8 @@ pub fn defaults_patch(object: &Value, rsg_namespace: &str, rsg_name: &str) -> Ve
     let Some(spec) = object.get("spec") else {
         return ops;
     };
-    if let Some(targets) = spec.get("targetResources").and_then(Value::as_array) {
-        for (i, target) in targets.iter().enumerate() {
-            let index = i.to_string();
-            if let Some(reference) = target.get("resourceRef").filter(|r| r.is_object()) {
-                if missing_or_empty(reference, "namespace") && !rsg_namespace.is_empty() {
-                    ops.push(add(
-                        &[
-                            "spec",
-                            "targetResources",
-                            &index,
-                            "resourceRef",
-                            "namespace",
-                        ],
-                        Value::from(rsg_namespace),
-                    ));
-                }
-            }
-        }
+    if !rsg_namespace.is_empty() {
+        target_namespace_defaults(spec, rsg_namespace, &mut ops);
     }
     let Some(strategy) = spec.get("scalingStrategy") else {
         return ops;
@@ -55,56 +39,93 @@ pub fn defaults_patch(object: &Value, rsg_namespace: &str, rsg_name: &str) -> Ve
     if strategy.get("type").and_then(Value::as_str) != Some(STRATEGY_GROUP_REPLICATION) {
         return ops;
     }
-    let Some(config) = strategy.get("groupConfig").filter(|c| c.is_object()) else {
-        return ops;
-    };
-    let base = ["spec", "scalingStrategy", "groupConfig"];
-    fn at<'a>(base: &[&'a str], rest: &[&'a str]) -> Vec<&'a str> {
-        base.iter().chain(rest).copied().collect()
+    if let Some(config) = strategy.get("groupConfig").filter(|c| c.is_object()) {
+        group_config_defaults(config, rsg_name, &mut ops);
     }
+    ops
+}
+
+/// `resourceRef.namespace` of each target: the RSG's namespace.
+fn target_namespace_defaults(spec: &Value, rsg_namespace: &str, ops: &mut Vec<PatchOperation>) {
+    let Some(targets) = spec.get("targetResources").and_then(Value::as_array) else {
+        return;
+    };
+    for (i, target) in targets.iter().enumerate() {
+        let index = i.to_string();
+        let reference = target.get("resourceRef").filter(|r| r.is_object());
+        if reference.is_some_and(|r| missing_or_empty(r, "namespace")) {
+            ops.push(add(
+                &[
+                    "spec",
+                    "targetResources",
+                    &index,
+                    "resourceRef",
+                    "namespace",
+                ],
+                Value::from(rsg_namespace),
+            ));
+        }
+    }
+}
+
+/// The path `spec.scalingStrategy.groupConfig.<rest>`.
+fn in_group_config<'a>(rest: &[&'a str]) -> Vec<&'a str> {
+    ["spec", "scalingStrategy", "groupConfig"]
+        .into_iter()
+        .chain(rest.iter().copied())
+        .collect()
+}
+
+/// `groupName`, `replicas`, `placement.mode` and `placement.spreadGroups`, and the
+/// scale-down defaults.
+fn group_config_defaults(config: &Value, rsg_name: &str, ops: &mut Vec<PatchOperation>) {
     if missing_or_empty(config, "groupName") && !rsg_name.is_empty() {
-        ops.push(add(&at(&base, &["groupName"]), Value::from(rsg_name)));
+        ops.push(add(&in_group_config(&["groupName"]), Value::from(rsg_name)));
     }
     if config.get("replicas").is_none_or(Value::is_null) {
-        ops.push(add(&at(&base, &["replicas"]), Value::from(1)));
+        ops.push(add(&in_group_config(&["replicas"]), Value::from(1)));
     }
     if let Some(placement) = config.get("placement").filter(|p| p.is_object()) {
         if missing_or_empty(placement, "mode") {
             ops.push(add(
-                &at(&base, &["placement", "mode"]),
+                &in_group_config(&["placement", "mode"]),
                 Value::from(PLACEMENT_REQUIRED),
             ));
         }
         if placement.get("spreadGroups").is_none_or(Value::is_null) {
             ops.push(add(
-                &at(&base, &["placement", "spreadGroups"]),
+                &in_group_config(&["placement", "spreadGroups"]),
                 Value::from(false),
             ));
         }
     }
-    let Some(scale_down) = config.get("scaleDown").filter(|s| s.is_object()) else {
-        return ops;
-    };
+    if let Some(scale_down) = config.get("scaleDown").filter(|s| s.is_object()) {
+        scale_down_defaults(scale_down, ops);
+    }
+}
+
+/// `scaleDown.order`, and `scaleDown.metric.aggregator` from the metric's type.
+fn scale_down_defaults(scale_down: &Value, ops: &mut Vec<PatchOperation>) {
     if missing_or_empty(scale_down, "order") {
         ops.push(add(
-            &at(&base, &["scaleDown", "order"]),
+            &in_group_config(&["scaleDown", "order"]),
             Value::from("ascending"),
         ));
     }
-    if let Some(metric) = scale_down.get("metric").filter(|m| m.is_object()) {
-        let aggregator = match metric.get("type").and_then(Value::as_str) {
-            Some("Gauge") => Some("avg"),
-            Some("Counter" | "Histogram") => Some("sum"),
-            _ => None,
-        };
-        if let Some(aggregator) = aggregator.filter(|_| missing_or_empty(metric, "aggregator")) {
-            ops.push(add(
-                &at(&base, &["scaleDown", "metric", "aggregator"]),
-                Value::from(aggregator),
-            ));
-        }
+    let Some(metric) = scale_down.get("metric").filter(|m| m.is_object()) else {
+        return;
+    };
+    let aggregator = match metric.get("type").and_then(Value::as_str) {
+        Some("Gauge") => Some("avg"),
+        Some("Counter" | "Histogram") => Some("sum"),
+        _ => None,
+    };
+    if let Some(aggregator) = aggregator.filter(|_| missing_or_empty(metric, "aggregator")) {
+        ops.push(add(
+            &in_group_config(&["scaleDown", "metric", "aggregator"]),
+            Value::from(aggregator),
+        ));
     }
-    ops
 }
 
 #[cfg(test)]

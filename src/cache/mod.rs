@@ -292,29 +292,7 @@ impl Stores {
     pub fn start(client: Client, scope: WatchScope) -> Self {
         let target_index = Arc::new(TargetIndex::default());
         let feed = Arc::new(ReconcileFeed::default());
-        let (rsgs, rsg_writer) = reflector::store::<ResourceScalingGroup>();
-        let triggers = RsgTriggers::new(feed.clone(), rsgs.clone(), target_index.clone());
-        let index = target_index.clone();
-        let rsg_triggers = triggers.clone();
-        spawn_reflector(
-            namespaced::<ResourceScalingGroup>(&client, &scope),
-            watcher::Config::default(),
-            rsg_writer,
-            keep_all,
-            move |event| {
-                index.apply(event);
-                rsg_triggers.send_for_event(event, RsgTriggers::for_itself);
-            },
-        );
-        let (grants, grant_writer) = reflector::store::<ResourceScalingGroupGrant>();
-        let grant_triggers = triggers.clone();
-        spawn_reflector(
-            namespaced::<ResourceScalingGroupGrant>(&client, &scope),
-            watcher::Config::default(),
-            grant_writer,
-            keep_all,
-            move |event| grant_triggers.send_for_event(event, RsgTriggers::for_grant),
-        );
+        let (rsgs, grants, triggers) = watch_rsgs_and_grants(&client, &scope, &feed, &target_index);
         let members = Arc::new(RsgMembers::default());
         let representative_index = Arc::new(RsgMembers::by_label(LABEL_REPRESENTATIVE));
         let service_index = Arc::new(ServiceIndex::default());
@@ -543,4 +521,42 @@ impl DetachedFeeder {
         self.target_index.apply(&event);
         self.writer.apply_watcher_event(&event);
     }
+}
+
+/// Watches RSGs (keeping the target index) and grants, each event triggering the RSGs it
+/// concerns; returns their stores and the triggers the other watches use.
+fn watch_rsgs_and_grants(
+    client: &Client,
+    scope: &WatchScope,
+    feed: &Arc<ReconcileFeed>,
+    target_index: &Arc<TargetIndex>,
+) -> (
+    Store<ResourceScalingGroup>,
+    Store<ResourceScalingGroupGrant>,
+    RsgTriggers,
+) {
+    let (rsgs, rsg_writer) = reflector::store::<ResourceScalingGroup>();
+    let triggers = RsgTriggers::new(feed.clone(), rsgs.clone(), target_index.clone());
+    let index = target_index.clone();
+    let rsg_triggers = triggers.clone();
+    spawn_reflector(
+        namespaced::<ResourceScalingGroup>(client, scope),
+        watcher::Config::default(),
+        rsg_writer,
+        keep_all,
+        move |event| {
+            index.apply(event);
+            rsg_triggers.send_for_event(event, RsgTriggers::for_itself);
+        },
+    );
+    let (grants, grant_writer) = reflector::store::<ResourceScalingGroupGrant>();
+    let grant_triggers = triggers.clone();
+    spawn_reflector(
+        namespaced::<ResourceScalingGroupGrant>(client, scope),
+        watcher::Config::default(),
+        grant_writer,
+        keep_all,
+        move |event| grant_triggers.send_for_event(event, RsgTriggers::for_grant),
+    );
+    (rsgs, grants, triggers)
 }

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use k8s_openapi::api::apps::v1::ControllerRevision;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::ListParams;
@@ -18,7 +19,8 @@ use super::baseline::{Baseline, Replicas};
 use super::placement::{BasePods, CopyPlacement};
 use super::revision::{group_revision, template_revision, with_placement};
 use crate::api::{
-    ResourceScalingGroup, LABEL_GROUP_ID, LABEL_NAME, LABEL_PLACEMENT, LABEL_REVISION, LABEL_TARGET,
+    ResourceScalingGroup, TargetResource, LABEL_GROUP_ID, LABEL_NAME, LABEL_PLACEMENT,
+    LABEL_REVISION, LABEL_TARGET,
 };
 use crate::cache::labelled;
 use crate::naming::{replica_config_name, snapshot_name};
@@ -414,126 +416,20 @@ pub async fn observe(
     ctx: &Context,
     rsg: &ResourceScalingGroup,
 ) -> Result<Observed, ReconcileError> {
-    let rsg_namespace = rsg.namespace().unwrap_or_default();
-    let rsg_name = rsg.name_any();
+    let expected_groups = groups_in_status(rsg);
     let mut problems = Vec::new();
     let mut targets = Vec::new();
     let mut snapshots_to_store = Vec::new();
-    let expected_groups = groups_in_status(rsg);
-    let rolling = rsg
-        .spec
-        .scaling_strategy
-        .group_config
-        .as_ref()
-        .is_some_and(|c| c.rolling_update().is_some());
     for target in &rsg.spec.target_resources {
-        let reference = &target.resource_ref;
-        let Ok(kind) = WorkloadKind::parse(&reference.api_version, &reference.kind) else {
-            continue;
-        };
-        let base_namespace = reference.namespace_or(&rsg_namespace).to_string();
-        let base_object = ObjectName::new(kind.kind_name(), &base_namespace, &reference.name);
-        let base = match read_base(ctx, &kind, &base_namespace, &reference.name).await {
-            Ok(Some(base)) => base,
-            Ok(None) => {
-                problems.push(Problem::TargetNotFound(format!(
-                    "target {:?}: {} {base_namespace}/{} not found",
-                    target.name, reference.kind, reference.name
-                )));
-                continue;
+        match observe_target(ctx, rsg, target, &expected_groups).await? {
+            TargetObservation::Observed(observed) => {
+                let (state, to_store) = *observed;
+                targets.push(state);
+                snapshots_to_store.extend(to_store);
             }
-            Err(err) => {
-                problems.push(access_problem(
-                    &target.name,
-                    "reading the base workload",
-                    err,
-                    ReconcileError::read(base_object),
-                )?);
-                continue;
-            }
-        };
-        let live_revision = template_revision(&base);
-        let first_name = snapshot_name(&rsg_name, &target.name);
-        let named = ctx
-            .stores
-            .revisions
-            .get(&ObjectRef::new(&first_name).within(&rsg_namespace));
-        let ours = super::artifacts::snapshots_of(&ctx.stores, rsg, &target.name);
-        let resolved = resolve_snapshot(
-            rsg,
-            &target.name,
-            &base,
-            &live_revision,
-            rolling,
-            named.as_deref(),
-            &ours,
-        );
-        let (snapshot, to_store) = match resolved {
-            Ok(resolved) => resolved,
-            Err(problem) => {
-                problems.push(problem);
-                continue;
-            }
-        };
-        let refused = super::copy_identity::refusals(
-            &snapshot,
-            (&target.name, target.copy_identity.as_ref()),
-            &base_namespace,
-            &rsg_namespace,
-            &ctx.boundary,
-        );
-        if !refused.is_empty() {
-            problems.push(Problem::CopyIdentityRefused(refused.join("; ")));
-            continue;
+            TargetObservation::Problem(problem) => problems.push(problem),
+            TargetObservation::Skipped => {}
         }
-        snapshots_to_store.extend(to_store);
-        let mut listed = copies_of(ctx, &rsg_namespace, &rsg_name, &kind)
-            .await
-            .map(|all| copies_by_group(all, &target.name));
-        // The cache may not have seen copies made moments ago (a watch that is catching up
-        // after an API server restart, say): when it lacks a group this RSG's own status
-        // lists, ask the API server before planning on it.
-        let behind = listed
-            .as_ref()
-            .is_ok_and(|copies| expected_groups.iter().any(|id| !copies.contains_key(id)));
-        if behind && kind.is_watched() {
-            listed = ctx
-                .workloads
-                .list(&kind, &rsg_namespace, &format!("{LABEL_NAME}={rsg_name}"))
-                .await
-                .map(|all| copies_by_group(all, &target.name));
-        }
-        let copies = match listed {
-            Ok(copies) => copies,
-            Err(err) => {
-                problems.push(access_problem(
-                    &target.name,
-                    "listing copies",
-                    err,
-                    ReconcileError::list(kind.kind_name(), &rsg_namespace),
-                )?);
-                continue;
-            }
-        };
-        let update_revision = template_revision(&snapshot);
-        let first_snapshot = ours
-            .iter()
-            .min_by_key(|s| s.revision)
-            .and_then(snapshot_revision);
-        targets.push(TargetState {
-            name: target.name.clone(),
-            kind,
-            base_namespace,
-            base_name: reference.name.clone(),
-            base,
-            snapshot,
-            update_revision,
-            live_revision,
-            copy_revisions: copy_revisions(&copies, first_snapshot),
-            copy_placements: copy_placements(&copies),
-            baseline: Ok(Replicas::Count(0)),
-            copies,
-        });
     }
     if !problems.is_empty() {
         return Ok(Observed::Blocked(problems));
@@ -557,23 +453,12 @@ pub async fn observe(
         && targets
             .iter()
             .all(|t| workload::annotation(&t.base, ANNOTATION_HELD_AT_ZERO) == Some("true"));
-    let mut draining = BTreeMap::new();
-    for target in &targets {
-        if let Some(since) = draining_since(&target.base).filter(|_| !group0_held) {
-            draining.insert(0, since);
-        }
-        for (id, copy) in &target.copies {
-            if let Some(since) = draining_since(copy) {
-                draining.insert(*id, since);
-            }
-        }
-    }
     Ok(Observed::Ready(Box::new(Observation {
+        draining: draining_groups(&targets, group0_held),
         targets,
         base_services,
         copy_services,
         group0_held,
-        draining,
         snapshots_to_store,
         baseline_write,
         placement: rsg
@@ -584,6 +469,178 @@ pub async fn observe(
             .and_then(|c| c.placement.as_ref())
             .map(CopyPlacement::of),
     })))
+}
+
+/// What observing one target found.
+enum TargetObservation {
+    /// Its state, and the snapshot to store first if there is one.
+    Observed(Box<(TargetState, Option<SnapshotWrite>)>),
+    /// Why the RSG cannot be reconciled for now.
+    Problem(Problem),
+    /// A kind rsg does not handle (refused at admission; nothing to observe).
+    Skipped,
+}
+
+/// Reads one target's base, resolves its snapshot (checking the copies' identities) and
+/// lists its copies.
+async fn observe_target(
+    ctx: &Context,
+    rsg: &ResourceScalingGroup,
+    target: &TargetResource,
+    expected_groups: &BTreeSet<i32>,
+) -> Result<TargetObservation, ReconcileError> {
+    let rsg_namespace = rsg.namespace().unwrap_or_default();
+    let reference = &target.resource_ref;
+    let Ok(kind) = WorkloadKind::parse(&reference.api_version, &reference.kind) else {
+        return Ok(TargetObservation::Skipped);
+    };
+    let base_namespace = reference.namespace_or(&rsg_namespace).to_string();
+    let base_object = ObjectName::new(kind.kind_name(), &base_namespace, &reference.name);
+    let base = match read_base(ctx, &kind, &base_namespace, &reference.name).await {
+        Ok(Some(base)) => base,
+        Ok(None) => {
+            return Ok(TargetObservation::Problem(Problem::TargetNotFound(
+                format!(
+                    "target {:?}: {} {base_namespace}/{} not found",
+                    target.name, reference.kind, reference.name
+                ),
+            )));
+        }
+        Err(err) => {
+            return access_problem(
+                &target.name,
+                "reading the base workload",
+                err,
+                ReconcileError::read(base_object),
+            )
+            .map(TargetObservation::Problem);
+        }
+    };
+    let live_revision = template_revision(&base);
+    let ours = super::artifacts::snapshots_of(&ctx.stores, rsg, &target.name);
+    let (snapshot, to_store) = match target_snapshot(ctx, rsg, target, &base, &live_revision, &ours)
+    {
+        Ok(resolved) => resolved,
+        Err(problem) => return Ok(TargetObservation::Problem(problem)),
+    };
+    let copies = match listed_copies(ctx, rsg, &kind, &target.name, expected_groups).await {
+        Ok(copies) => copies,
+        Err(err) => {
+            return access_problem(
+                &target.name,
+                "listing copies",
+                err,
+                ReconcileError::list(kind.kind_name(), &rsg_namespace),
+            )
+            .map(TargetObservation::Problem);
+        }
+    };
+    let first_snapshot = ours
+        .iter()
+        .min_by_key(|s| s.revision)
+        .and_then(snapshot_revision);
+    let state = TargetState {
+        name: target.name.clone(),
+        kind,
+        base_namespace,
+        base_name: reference.name.clone(),
+        base,
+        update_revision: template_revision(&snapshot),
+        snapshot,
+        live_revision,
+        copy_revisions: copy_revisions(&copies, first_snapshot),
+        copy_placements: copy_placements(&copies),
+        baseline: Ok(Replicas::Count(0)),
+        copies,
+    };
+    Ok(TargetObservation::Observed(Box::new((state, to_store))))
+}
+
+/// The snapshot new copies of `target` are built from (and the one to store first, if
+/// any), refused when the copies would run with identities the RSG's author did not
+/// approve.
+fn target_snapshot(
+    ctx: &Context,
+    rsg: &ResourceScalingGroup,
+    target: &TargetResource,
+    base: &Value,
+    live_revision: &str,
+    ours: &[ControllerRevision],
+) -> Result<(Value, Option<SnapshotWrite>), Problem> {
+    let rsg_namespace = rsg.namespace().unwrap_or_default();
+    let named = ctx
+        .stores
+        .revisions
+        .get(&ObjectRef::new(&snapshot_name(&rsg.name_any(), &target.name)).within(&rsg_namespace));
+    let rolling = rsg
+        .spec
+        .scaling_strategy
+        .group_config
+        .as_ref()
+        .is_some_and(|c| c.rolling_update().is_some());
+    let (snapshot, to_store) = resolve_snapshot(
+        rsg,
+        &target.name,
+        base,
+        live_revision,
+        rolling,
+        named.as_deref(),
+        ours,
+    )?;
+    let base_namespace = target.resource_ref.namespace_or(&rsg_namespace);
+    let refused = super::copy_identity::refusals(
+        &snapshot,
+        (&target.name, target.copy_identity.as_ref()),
+        base_namespace,
+        &rsg_namespace,
+        &ctx.boundary,
+    );
+    if !refused.is_empty() {
+        return Err(Problem::CopyIdentityRefused(refused.join("; ")));
+    }
+    Ok((snapshot, to_store))
+}
+
+/// The target's copies by group id, from the cache; when the cache lacks a group this RSG's
+/// own status lists (a watch that is catching up after an API server restart, say), from
+/// the API server, before planning on it.
+async fn listed_copies(
+    ctx: &Context,
+    rsg: &ResourceScalingGroup,
+    kind: &WorkloadKind,
+    target: &str,
+    expected_groups: &BTreeSet<i32>,
+) -> Result<BTreeMap<i32, Value>, AccessError> {
+    let rsg_namespace = rsg.namespace().unwrap_or_default();
+    let rsg_name = rsg.name_any();
+    let cached = copies_of(ctx, &rsg_namespace, &rsg_name, kind)
+        .await
+        .map(|all| copies_by_group(all, target))?;
+    let behind = expected_groups.iter().any(|id| !cached.contains_key(id));
+    if !(behind && kind.is_watched()) {
+        return Ok(cached);
+    }
+    ctx.workloads
+        .list(kind, &rsg_namespace, &format!("{LABEL_NAME}={rsg_name}"))
+        .await
+        .map(|all| copies_by_group(all, target))
+}
+
+/// The groups draining before removal, and since when (group 0 not while it is held at
+/// zero).
+fn draining_groups(targets: &[TargetState], group0_held: bool) -> BTreeMap<i32, Timestamp> {
+    let mut draining = BTreeMap::new();
+    for target in targets {
+        if let Some(since) = draining_since(&target.base).filter(|_| !group0_held) {
+            draining.insert(0, since);
+        }
+        for (id, copy) in &target.copies {
+            if let Some(since) = draining_since(copy) {
+                draining.insert(*id, since);
+            }
+        }
+    }
+    draining
 }
 
 /// The replica ConfigMap: from the cache, which holds only rsg-labelled ones, else (one the

@@ -49,6 +49,18 @@ pub struct GroupPlan {
 }
 
 impl GroupPlan {
+    /// The groups active once `active_before` gained the reused, created and restored ones
+    /// (before any goes).
+    pub fn active_after(&self, active_before: &BTreeSet<i32>) -> BTreeSet<i32> {
+        let mut active = active_before.clone();
+        active.extend(self.reuse.iter().copied());
+        active.extend(self.create.iter().copied());
+        if self.restore_group0 {
+            active.insert(0);
+        }
+        active
+    }
+
     /// True when nothing needs doing.
     pub fn is_empty(&self) -> bool {
         self.create.is_empty()

@@ -11,7 +11,7 @@ use k8s_openapi::jiff::Timestamp;
 use super::observe::Observation;
 use super::plan::{plan_groups, GroupPlan, GroupState};
 use super::rollout::{groups_to_replace, old_groups_first, surge_allowance, RolloutState};
-use crate::api::{GroupConfig, ANNOTATION_METRIC_VALUES};
+use crate::api::{GroupConfig, UpdateStrategy, ANNOTATION_METRIC_VALUES};
 use crate::scale_down::victims::VictimDecision;
 use crate::scale_down::{current_values, decide, DecisionInputs, MetricReading};
 use crate::validation::parse_prometheus_duration;
@@ -90,113 +90,52 @@ pub fn plan(
     now: Timestamp,
 ) -> ReconcilePlan {
     let desired = config.desired_replicas();
-    let state = GroupState {
-        desired,
-        group0_held: obs.group0_held,
-        existing_copies: obs.existing_copies(),
-        incomplete_copies: obs.incomplete_copies(),
-        draining: obs.draining.keys().copied().collect(),
-        not_reusable: BTreeSet::new(),
-    };
+    let state = observed_state(obs, desired);
     let rolling = config.rolling_update();
     let active_before = state.active();
     // Active copy groups a rolling update has still to replace (none under OnDelete).
-    let outdated: BTreeSet<i32> = match rolling {
-        Some(_) => active_before
-            .iter()
-            .copied()
-            .filter(|id| obs.group_outdated(*id))
-            .collect(),
-        None => BTreeSet::new(),
-    };
-    // While old groups remain, scaling keeps up to maxSurge more groups: the new-revision
-    // groups a rollout adds come through the ordinary scale-up path.
-    let allowance = rolling.map_or(0, |update| {
-        surge_allowance(
-            outdated.len(),
-            usize::try_from(update.surge()).unwrap_or(0),
-            update.is_paused(),
-        )
-    });
-    let groups = plan_groups(&GroupState {
-        desired: desired.saturating_add(i32::try_from(allowance).unwrap_or(0)),
-        // A replaced group drains out; scaling up brings new-revision groups, not it.
-        not_reusable: match rolling {
-            Some(_) => state
-                .draining
-                .iter()
-                .copied()
-                .filter(|id| obs.group_outdated(*id))
-                .collect(),
-            None => BTreeSet::new(),
-        },
-        ..state.clone()
-    });
-    let mut active = active_before.clone();
-    active.extend(groups.reuse.iter().copied());
-    active.extend(groups.create.iter().copied());
-    if groups.restore_group0 {
-        active.insert(0);
-    }
+    let outdated: BTreeSet<i32> = active_before
+        .iter()
+        .copied()
+        .filter(|id| rolling.is_some() && obs.group_outdated(*id))
+        .collect();
+    let groups = planned_groups(obs, rolling, &state, outdated.len());
+    let mut active = groups.active_after(&active_before);
     let mut draining = obs.draining.clone();
     for id in &groups.reuse {
         draining.remove(id);
     }
-    let mut take_downs = Vec::new();
-    let mut decision = None;
-    if groups.remove_count > 0 {
-        // Old-revision groups go first; the decision chooses among them, or the rest.
-        let pool = old_groups_first(&outdated, groups.remove_count);
-        let candidates: Vec<i32> = active
-            .iter()
-            .copied()
-            .filter(|id| outdated.contains(id) == pool.among_old)
-            .collect();
-        let inputs = DecisionInputs {
-            scale_down: config.scale_down.as_ref(),
-            candidates: &candidates,
-            count: pool.choose,
-            annotations: obs.first_target_annotations(ANNOTATION_METRIC_VALUES),
-        };
-        let mut chosen = decide(inputs, reading);
-        if !pool.taken.is_empty() {
-            chosen.reason = format!(
-                "old-revision groups {} go first; {}",
-                id_list(&pool.taken),
-                chosen.reason
-            );
-            chosen.victims.splice(0..0, pool.taken.iter().copied());
-        }
-        take_downs.extend(chosen.victims.iter().map(|id| TakeDown {
+    let decision = (groups.remove_count > 0).then(|| {
+        scale_down_decision(
+            obs,
+            config,
+            reading,
+            &active,
+            &outdated,
+            groups.remove_count,
+        )
+    });
+    let mut take_downs: Vec<TakeDown> = decision
+        .iter()
+        .flat_map(|d| &d.victims)
+        .map(|id| TakeDown {
             id: *id,
             replaced_revision: None,
-        }));
-        decision = Some(chosen);
-    }
+        })
+        .collect();
     for down in &take_downs {
         active.remove(&down.id);
     }
     // A rolling update takes old-revision groups down while enough groups stay ready.
     let mut still_outdated: BTreeSet<i32> = outdated.intersection(&active).copied().collect();
     if let Some(update) = rolling.filter(|u| !u.is_paused()) {
-        let replace = groups_to_replace(&RolloutState {
-            desired: usize::try_from(desired).unwrap_or(0),
-            outdated: still_outdated.clone(),
-            ready: active
-                .iter()
-                .copied()
-                .filter(|id| obs.group_ready(*id))
-                .collect(),
-            max_unavailable: usize::try_from(update.unavailable()).unwrap_or(0),
-        });
-        for id in replace {
-            active.remove(&id);
-            still_outdated.remove(&id);
-            take_downs.push(TakeDown {
-                id,
-                replaced_revision: Some(obs.group_revision(id)),
-            });
-        }
+        take_downs.extend(replacements(
+            obs,
+            update,
+            desired,
+            &mut active,
+            &mut still_outdated,
+        ));
     }
     let drain_timeout = drain_timeout(config);
     if drain_timeout.is_some() {
@@ -219,6 +158,116 @@ pub fn plan(
         next_drain_check,
         rollout: rolling.map(|update| (still_outdated, update.is_paused())),
     }
+}
+
+/// The groups as observed, with `desired` groups wanted.
+fn observed_state(obs: &Observation, desired: i32) -> GroupState {
+    GroupState {
+        desired,
+        group0_held: obs.group0_held,
+        existing_copies: obs.existing_copies(),
+        incomplete_copies: obs.incomplete_copies(),
+        draining: obs.draining.keys().copied().collect(),
+        not_reusable: BTreeSet::new(),
+    }
+}
+
+/// The old-revision groups a rolling update replaces now (while enough groups stay ready),
+/// taken out of `active` and `outdated`.
+fn replacements(
+    obs: &Observation,
+    update: &UpdateStrategy,
+    desired: i32,
+    active: &mut BTreeSet<i32>,
+    outdated: &mut BTreeSet<i32>,
+) -> Vec<TakeDown> {
+    let replace = groups_to_replace(&RolloutState {
+        desired: usize::try_from(desired).unwrap_or(0),
+        outdated: outdated.clone(),
+        ready: active
+            .iter()
+            .copied()
+            .filter(|id| obs.group_ready(*id))
+            .collect(),
+        max_unavailable: usize::try_from(update.unavailable()).unwrap_or(0),
+    });
+    replace
+        .into_iter()
+        .map(|id| {
+            active.remove(&id);
+            outdated.remove(&id);
+            TakeDown {
+                id,
+                replaced_revision: Some(obs.group_revision(id)),
+            }
+        })
+        .collect()
+}
+
+/// Which groups are reused, created, completed or restored, and how many go. While
+/// `outdated` old-revision groups remain, scaling keeps up to maxSurge more groups: the
+/// new-revision groups a rollout adds come through the ordinary scale-up path, and a
+/// replaced group that drains out is not reused.
+fn planned_groups(
+    obs: &Observation,
+    rolling: Option<&UpdateStrategy>,
+    state: &GroupState,
+    outdated: usize,
+) -> GroupPlan {
+    let Some(update) = rolling else {
+        return plan_groups(state);
+    };
+    let allowance = surge_allowance(
+        outdated,
+        usize::try_from(update.surge()).unwrap_or(0),
+        update.is_paused(),
+    );
+    plan_groups(&GroupState {
+        desired: state
+            .desired
+            .saturating_add(i32::try_from(allowance).unwrap_or(0)),
+        not_reusable: state
+            .draining
+            .iter()
+            .copied()
+            .filter(|id| obs.group_outdated(*id))
+            .collect(),
+        ..state.clone()
+    })
+}
+
+/// Chooses the `count` groups that go among the `active` ones: old-revision groups first,
+/// then the scale-down policy's choice among them or the rest.
+fn scale_down_decision(
+    obs: &Observation,
+    config: &GroupConfig,
+    reading: &MetricReading,
+    active: &BTreeSet<i32>,
+    outdated: &BTreeSet<i32>,
+    count: usize,
+) -> VictimDecision {
+    let pool = old_groups_first(outdated, count);
+    let candidates: Vec<i32> = active
+        .iter()
+        .copied()
+        .filter(|id| outdated.contains(id) == pool.among_old)
+        .collect();
+    let inputs = DecisionInputs {
+        scale_down: config.scale_down.as_ref(),
+        candidates: &candidates,
+        count: pool.choose,
+        annotations: obs.first_target_annotations(ANNOTATION_METRIC_VALUES),
+    };
+    let mut chosen = decide(inputs, reading);
+    if !pool.taken.is_empty() {
+        chosen.reason = format!(
+            "old-revision groups {} go first; {}",
+            id_list(&pool.taken),
+            chosen.reason
+        );
+        chosen.victims.splice(0..0, pool.taken.iter().copied());
+    }
+    chosen
 }
 
 /// Of the `draining` groups, those that go now (idle by their metric, timed out, or

@@ -87,110 +87,24 @@ pub fn groups_status(
     problems: &[Problem],
 ) -> ResourceScalingGroupStatus {
     let namespace = rsg.namespace().unwrap_or_default();
-    let mut groups = Vec::new();
-    let mut ready_count = 0;
-    let mut updated = 0;
     let update_revision = obs.update_revision();
-    let mut ids: BTreeSet<i32> = summary.active.clone();
-    ids.extend(summary.draining.keys().copied());
-    ids.insert(0);
-    for id in ids {
-        let active = summary.active.contains(&id);
-        let workloads: Vec<String> = if id == 0 {
-            obs.targets
-                .iter()
-                .map(|t| {
-                    format!(
-                        "{}/{}/{}",
-                        t.kind.kind_name(),
-                        t.base_namespace,
-                        t.base_name
-                    )
-                })
-                .collect()
-        } else {
-            obs.targets
-                .iter()
-                .map(|t| {
-                    format!(
-                        "{}/{namespace}/{}",
-                        t.kind.kind_name(),
-                        crate::naming::copy_workload_name(group_name, &t.base_name, id)
-                    )
-                })
-                .collect()
-        };
-        let ready = obs.group_ready(id);
-        let revision = obs.group_revision(id);
-        if active && revision == update_revision {
-            updated += 1;
-        }
-        let ready = active && ready;
-        if ready {
-            ready_count += 1;
-        }
-        let services = if id == 0 {
-            obs.base_services
-                .iter()
-                .map(|s| {
-                    format!(
-                        "{}/{}",
-                        s.object["metadata"]["namespace"]
-                            .as_str()
-                            .unwrap_or_default(),
-                        s.name
-                    )
-                })
-                .collect()
-        } else {
-            obs.base_services
-                .iter()
-                .map(|s| format!("{namespace}/{}", copy_service_name(&s.name, group_name, id)))
-                .collect()
-        };
-        let draining_since = summary.draining.get(&id).map(|since| Time(*since));
-        let state = match (id, active, draining_since.is_some()) {
-            (_, true, _) => "Active",
-            (_, false, true) => "Draining",
-            (0, false, false) => "ScaledToZero",
-            _ => continue,
-        };
-        let services = if draining_since.is_some() && id > 0 {
-            Vec::new()
-        } else {
-            services
-        };
-        groups.push(GroupStatus {
-            id,
-            state: state.into(),
-            active,
-            ready,
-            workloads,
-            services,
-            draining_since,
-            revision: Some(revision),
-            domain: summary.placement.get(&id).and_then(|r| r.domain.clone()),
-            unschedulable: summary
-                .placement
-                .get(&id)
-                .and_then(|r| r.unschedulable.clone()),
-        });
-    }
+    let tally = group_entries(obs, &namespace, group_name, summary, &update_revision);
     let current = i32::try_from(summary.active.len()).unwrap_or(i32::MAX);
     let mut status = rsg.status.clone().unwrap_or_default();
     status.observed_generation = rsg.metadata.generation;
     status.current_replicas = current;
-    status.ready_replicas = ready_count;
+    status.ready_replicas = tally.ready;
     status.last_desired_replicas = Some(summary.desired);
     status.selector = Some(format!("{LABEL_REPRESENTATIVE}={}", rsg.name_any()));
     status.group_domains = obs.placement.as_ref().map(|_| {
-        groups
+        tally
+            .groups
             .iter()
             .map(|g| g.domain.as_deref().unwrap_or("-"))
             .collect::<Vec<_>>()
             .join(",")
     });
-    status.groups = groups;
+    status.groups = tally.groups;
     status.last_scale_down = summary.last_scale_down.clone();
     let outdated = summary.rollout.as_ref().map(|(outdated, _)| outdated);
     status.current_revision = Some(
@@ -199,57 +113,17 @@ pub fn groups_status(
             .map_or_else(|| update_revision.clone(), |id| obs.group_revision(*id)),
     );
     status.update_revision = Some(update_revision.clone());
-    status.updated_replicas = Some(updated);
+    status.updated_replicas = Some(tally.updated);
     let generation = rsg.metadata.generation;
-    let (ready, why, message) = match problems.first() {
-        Some(_) => {
-            let (why, message) = problems_condition(problems);
-            (false, why, message)
-        }
-        None if outdated.is_some_and(|o| !o.is_empty()) => {
-            let paused = summary.rollout.as_ref().is_some_and(|(_, paused)| *paused);
-            let mut message = format!(
-                "{updated} of {current} groups at revision {update_revision}; {} to replace",
-                outdated.map_or(0, BTreeSet::len)
-            );
-            if paused {
-                message.push_str(" (paused: updateStrategy.paused is true)");
-            }
-            (false, reason::ROLLING_UPDATE, message)
-        }
-        None if current == summary.desired => (
-            true,
-            reason::RECONCILED,
-            format!("{current} of {} groups exist", summary.desired),
-        ),
-        None => (
-            false,
-            reason::PROGRESSING,
-            format!("{current} of {} groups exist", summary.desired),
-        ),
+    let counts = GroupCounts {
+        desired: summary.desired,
+        current,
+        ready: tally.ready,
+        updated: tally.updated,
     };
+    let (ready, why, message) = ready_condition(problems, summary, &counts, &update_revision);
     status.conditions = with_condition(status.conditions, READY, ready, why, message, generation);
-    let unrepresented: Vec<String> = summary
-        .active
-        .difference(summary.represented)
-        .map(ToString::to_string)
-        .collect();
-    let (groups_ready, groups_reason, groups_message) = if ready_count == current {
-        (
-            true,
-            "AllGroupsReady",
-            format!("{ready_count} of {current} groups have every workload ready"),
-        )
-    } else {
-        let mut message = format!("{ready_count} of {current} groups have every workload ready");
-        if !unrepresented.is_empty() {
-            message.push_str(&format!(
-                "; groups without a pod yet: {}",
-                unrepresented.join(", ")
-            ));
-        }
-        (false, "WaitingForWorkloads", message)
-    };
+    let (groups_ready, groups_reason, groups_message) = groups_ready_condition(summary, &counts);
     status.conditions = with_condition(
         status.conditions,
         GROUPS_READY,
@@ -274,4 +148,180 @@ pub fn groups_status(
         generation,
     );
     status
+}
+
+/// The groups' status entries, with how many active groups are ready and at the update
+/// revision.
+struct GroupTally {
+    groups: Vec<GroupStatus>,
+    ready: i32,
+    updated: i32,
+}
+
+/// Group counts the conditions speak of.
+struct GroupCounts {
+    desired: i32,
+    current: i32,
+    ready: i32,
+    updated: i32,
+}
+
+/// One entry per active or draining group, plus group 0 (which is listed even when scaled
+/// to zero).
+fn group_entries(
+    obs: &Observation,
+    namespace: &str,
+    group_name: &str,
+    summary: &GroupSummary<'_>,
+    update_revision: &str,
+) -> GroupTally {
+    let mut tally = GroupTally {
+        groups: Vec::new(),
+        ready: 0,
+        updated: 0,
+    };
+    let mut ids: BTreeSet<i32> = summary.active.clone();
+    ids.extend(summary.draining.keys().copied());
+    ids.insert(0);
+    for id in ids {
+        let active = summary.active.contains(&id);
+        let draining_since = summary.draining.get(&id).map(|since| Time(*since));
+        let state = match (id, active, draining_since.is_some()) {
+            (_, true, _) => "Active",
+            (_, false, true) => "Draining",
+            (0, false, false) => "ScaledToZero",
+            _ => continue,
+        };
+        let revision = obs.group_revision(id);
+        if active && revision == update_revision {
+            tally.updated += 1;
+        }
+        let ready = active && obs.group_ready(id);
+        if ready {
+            tally.ready += 1;
+        }
+        // A draining copy's Services are gone already: it takes no new traffic.
+        let services = if draining_since.is_some() && id > 0 {
+            Vec::new()
+        } else {
+            group_services(obs, namespace, group_name, id)
+        };
+        let placement = summary.placement.get(&id);
+        tally.groups.push(GroupStatus {
+            id,
+            state: state.into(),
+            active,
+            ready,
+            workloads: group_workloads(obs, namespace, group_name, id),
+            services,
+            draining_since,
+            revision: Some(revision),
+            domain: placement.and_then(|r| r.domain.clone()),
+            unschedulable: placement.and_then(|r| r.unschedulable.clone()),
+        });
+    }
+    tally
+}
+
+/// `kind/namespace/name` of group `id`'s workloads: the bases for group 0, the copies else.
+fn group_workloads(obs: &Observation, namespace: &str, group_name: &str, id: i32) -> Vec<String> {
+    obs.targets
+        .iter()
+        .map(|t| {
+            if id == 0 {
+                format!(
+                    "{}/{}/{}",
+                    t.kind.kind_name(),
+                    t.base_namespace,
+                    t.base_name
+                )
+            } else {
+                format!(
+                    "{}/{namespace}/{}",
+                    t.kind.kind_name(),
+                    crate::naming::copy_workload_name(group_name, &t.base_name, id)
+                )
+            }
+        })
+        .collect()
+}
+
+/// `namespace/name` of group `id`'s Services: the bases' for group 0, their copies else.
+fn group_services(obs: &Observation, namespace: &str, group_name: &str, id: i32) -> Vec<String> {
+    obs.base_services
+        .iter()
+        .map(|s| {
+            if id == 0 {
+                format!(
+                    "{}/{}",
+                    s.object["metadata"]["namespace"]
+                        .as_str()
+                        .unwrap_or_default(),
+                    s.name
+                )
+            } else {
+                format!("{namespace}/{}", copy_service_name(&s.name, group_name, id))
+            }
+        })
+        .collect()
+}
+
+/// The `Ready` condition: the first problems, else a rollout under way, else whether every
+/// desired group exists.
+fn ready_condition(
+    problems: &[Problem],
+    summary: &GroupSummary<'_>,
+    counts: &GroupCounts,
+    update_revision: &str,
+) -> (bool, &'static str, String) {
+    let outdated = summary.rollout.as_ref().map(|(outdated, _)| outdated);
+    if !problems.is_empty() {
+        let (why, message) = problems_condition(problems);
+        return (false, why, message);
+    }
+    if let Some(outdated) = outdated.filter(|o| !o.is_empty()) {
+        let mut message = format!(
+            "{} of {} groups at revision {update_revision}; {} to replace",
+            counts.updated,
+            counts.current,
+            outdated.len()
+        );
+        if summary.rollout.as_ref().is_some_and(|(_, paused)| *paused) {
+            message.push_str(" (paused: updateStrategy.paused is true)");
+        }
+        return (false, reason::ROLLING_UPDATE, message);
+    }
+    let message = format!("{} of {} groups exist", counts.current, counts.desired);
+    if counts.current == counts.desired {
+        (true, reason::RECONCILED, message)
+    } else {
+        (false, reason::PROGRESSING, message)
+    }
+}
+
+/// The `GroupsReady` condition: whether every active group's workloads are ready, naming
+/// the groups that have no pod yet.
+fn groups_ready_condition(
+    summary: &GroupSummary<'_>,
+    counts: &GroupCounts,
+) -> (bool, &'static str, String) {
+    let mut message = format!(
+        "{} of {} groups have every workload ready",
+        counts.ready, counts.current
+    );
+    if counts.ready == counts.current {
+        return (true, "AllGroupsReady", message);
+    }
+    let unrepresented: Vec<String> = summary
+        .active
+        .difference(summary.represented)
+        .map(ToString::to_string)
+        .collect();
+    if !unrepresented.is_empty() {
+        message.push_str(&format!(
+            "; groups without a pod yet: {}",
+            unrepresented.join(", ")
+        ));
+    }
+    (false, "WaitingForWorkloads", message)
 }

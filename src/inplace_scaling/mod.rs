@@ -22,7 +22,7 @@ use tracing::{info, warn};
 pub use plan::follower_replicas;
 
 use crate::api::{
-    LeaderFollowerConfig, ResourceScalingGroup, TargetResource, LABEL_MANAGED,
+    FollowerStatus, LeaderFollowerConfig, ResourceScalingGroup, TargetResource, LABEL_MANAGED,
     STRATEGY_INPLACE_SCALING,
 };
 use crate::reconcile::{rsg_key, Context, Next, Problem, ReconcileError, Strategy};
@@ -134,26 +134,57 @@ async fn reconcile(
     };
     let mut problems: Vec<Problem> = Vec::new();
     let previous = rsg.status.clone().unwrap_or_default();
-    let mut applied = previous.leader.as_ref().and_then(|l| l.applied_replicas);
+    let applied = previous.leader.as_ref().and_then(|l| l.applied_replicas);
+    let (leader_replicas, applied) =
+        scale_leader(ctx, rsg, &leader, config, applied, &mut problems).await;
+    let followers =
+        scale_followers(ctx, rsg, &leader, config, leader_replicas, &mut problems).await;
 
-    // The leader: read, plan, apply.
-    let leader_read = leader.read(ctx).await;
-    let leader_plan = plan_leader(
-        &leader_read,
-        config.leader.replicas,
-        applied,
-        &leader.describe(),
+    // Each problem is logged once when it appears ("follower resource not found: ...",
+    // "patch follower replicas failed: ..."), naming the RSG and the follower.
+    let messages: Vec<String> = problems.iter().map(|p| p.message().to_string()).collect();
+    for message in ctx.new_reports(rsg, &messages) {
+        warn!(rsg = %rsg_key(rsg), "{message}");
+    }
+    let written = status::inplace_status(
+        rsg,
+        config,
+        status::Outcome {
+            leader_replicas,
+            applied,
+            followers,
+            problems: &problems,
+        },
     );
-    problems.extend(leader_plan.problem.clone());
-    leader.adopt(ctx, &leader_read).await;
-    let mut leader_replicas = leader_plan.observed;
-    if let Some(wanted) = leader_plan.set_replicas {
+    if let Some((why, message)) = status::new_problem(&previous, &written, &problems) {
+        ctx.event(rsg, true, why, "Reconcile", message).await;
+    }
+    ctx.write_status(rsg, &written).await?;
+    Ok(requeue_after(ctx, rsg, &leader, config, &problems).await)
+}
+
+/// Reads, plans and applies the leader: its replicas as they are now and the
+/// `leader.replicas` value applied so far.
+async fn scale_leader(
+    ctx: &Context,
+    rsg: &ResourceScalingGroup,
+    leader: &Member<'_>,
+    config: &LeaderFollowerConfig,
+    mut applied: Option<i32>,
+    problems: &mut Vec<Problem>,
+) -> (Option<i32>, Option<i32>) {
+    let read = leader.read(ctx).await;
+    let plan = plan_leader(&read, config.leader.replicas, applied, &leader.describe());
+    problems.extend(plan.problem.clone());
+    leader.adopt(ctx, &read).await;
+    let mut replicas = plan.observed;
+    if let Some(wanted) = plan.set_replicas {
         match leader.set_replicas(ctx, wanted).await {
             Ok(()) => {
                 let note = format!("set {} to leader.replicas {wanted}", leader.describe());
                 ctx.event(rsg, false, "ScaledLeader", "Scale", note).await;
                 applied = Some(wanted);
-                leader_replicas = Some(wanted);
+                replicas = Some(wanted);
             }
             Err(err) => problems.push(problem_of(
                 &err,
@@ -161,8 +192,19 @@ async fn reconcile(
             )),
         }
     }
+    (replicas, applied)
+}
 
-    // The followers, from the leader's replicas as they are now.
+/// Reads, plans and applies each follower from the leader's replicas as they are now, with
+/// one Event for the followers changed.
+async fn scale_followers(
+    ctx: &Context,
+    rsg: &ResourceScalingGroup,
+    leader: &Member<'_>,
+    config: &LeaderFollowerConfig,
+    leader_replicas: Option<i32>,
+    problems: &mut Vec<Problem>,
+) -> Vec<FollowerStatus> {
     let mut followers = Vec::new();
     let mut changed = Vec::new();
     for entry in &config.follower {
@@ -201,41 +243,29 @@ async fn reconcile(
     }
     if !changed.is_empty() {
         info!(leader_replicas = ?leader_replicas, changes = ?changed, "followers scaled");
-        ctx.event(
-            rsg,
-            false,
-            "ScaledFollowers",
-            "Scale",
-            format!(
-                "leader {} has {} replicas: {}",
-                leader.describe(),
-                leader_replicas.unwrap_or_default(),
-                changed.join(", ")
-            ),
-        )
-        .await;
+        let note = format!(
+            "leader {} has {} replicas: {}",
+            leader.describe(),
+            leader_replicas.unwrap_or_default(),
+            changed.join(", ")
+        );
+        ctx.event(rsg, false, "ScaledFollowers", "Scale", note)
+            .await;
     }
+    followers
+}
 
-    // Each problem is logged once when it appears ("follower resource not found: ...",
-    // "patch follower replicas failed: ..."), naming the RSG and the follower.
-    let messages: Vec<String> = problems.iter().map(|p| p.message().to_string()).collect();
-    for message in ctx.new_reports(rsg, &messages) {
-        warn!(rsg = %rsg_key(rsg), "{message}");
-    }
-    let written = status::inplace_status(
-        rsg,
-        config,
-        status::Outcome {
-            leader_replicas,
-            applied,
-            followers,
-            problems: &problems,
-        },
-    );
-    if let Some((why, message)) = status::new_problem(&previous, &written, &problems) {
-        ctx.event(rsg, true, why, "Reconcile", message).await;
-    }
-    ctx.write_status(rsg, &written).await?;
+/// When to look again. Every kind is watched (typed caches, or watches started on first
+/// use); kinds that could not be watched and problems are re-checked periodically, a
+/// missing workload (not watched) after 30 s, then as long again as it has been missing, up
+/// to 5 minutes.
+async fn requeue_after(
+    ctx: &Context,
+    rsg: &ResourceScalingGroup,
+    leader: &Member<'_>,
+    config: &LeaderFollowerConfig,
+    problems: &[Problem],
+) -> Duration {
     let kinds: Vec<WorkloadKind> = std::iter::once(leader.kind.clone())
         .chain(
             config
@@ -246,21 +276,18 @@ async fn reconcile(
         )
         .collect();
     let unwatched = !ctx.watch_kinds(&kinds).await;
-    // Every kind is watched (typed caches, or watches started on first use); kinds that
-    // could not be watched and problems are re-checked periodically, a missing workload
-    // (not watched) after 30 s, then as long again as it has been missing, up to 5 minutes.
     let rsg_ref = ObjectRef::from_obj(rsg);
     let only_missing = !problems.is_empty()
         && problems
             .iter()
             .all(|p| matches!(p, Problem::TargetNotFound(_)));
     if only_missing {
-        return Ok(ctx.problem_backoff(&rsg_ref));
+        return ctx.problem_backoff(&rsg_ref);
     }
     ctx.reset_problem_backoff(&rsg_ref);
-    Ok(if unwatched || !problems.is_empty() {
+    if unwatched || !problems.is_empty() {
         Duration::from_secs(10)
     } else {
         Duration::from_secs(300)
-    })
+    }
 }

@@ -8,9 +8,10 @@ use super::names::{dns1123_label_errors, dns1123_subdomain_errors, label_key_err
 use super::promql_expr::check_expr;
 use crate::api::{
     GroupConfig, GroupPlacement, LeaderFollowerConfig, ResourceScalingGroupSpec, ScaleDown,
-    UpdateStrategy, AGGREGATORS, MAX_FOLLOWERS, MAX_FOLLOW_RATIO, MAX_GROUP_REPLICAS, MAX_TARGETS,
-    METRIC_TYPES, ORDERS, PLACEMENT_MODES, STRATEGY_GROUP_REPLICATION, STRATEGY_INPLACE_SCALING,
-    STRATEGY_TYPES, UPDATE_ROLLING, UPDATE_TYPES,
+    ScaleDownMetric, UpdateStrategy, AGGREGATORS, MAX_FOLLOWERS, MAX_FOLLOW_RATIO,
+    MAX_GROUP_REPLICAS, MAX_TARGETS, METRIC_TYPES, ORDERS, PLACEMENT_MODES,
+    STRATEGY_GROUP_REPLICATION, STRATEGY_INPLACE_SCALING, STRATEGY_TYPES, UPDATE_ROLLING,
+    UPDATE_TYPES,
 };
 use crate::naming::copy_workload_name;
 use crate::workload::{WorkloadKey, WorkloadKind};
@@ -384,10 +385,12 @@ fn validate_scale_down(scale_down: &ScaleDown, errors: &mut Vec<FieldError>) {
             Ok(_) => {}
         }
     }
-    let Some(metric) = &scale_down.metric else {
-        return;
-    };
-    let metric_path = format!("{path}.metric");
+    if let Some(metric) = &scale_down.metric {
+        validate_metric(metric, &format!("{path}.metric"), errors);
+    }
+}
+
+fn validate_metric(metric: &ScaleDownMetric, metric_path: &str, errors: &mut Vec<FieldError>) {
     if metric.expr.trim().is_empty() {
         errors.push(FieldError::required(
             format!("{metric_path}.expr"),
@@ -428,34 +431,7 @@ fn validate_scale_down(scale_down: &ScaleDown, errors: &mut Vec<FieldError>) {
             &METRIC_TYPES,
         ));
     }
-    match &metric.window {
-        None => {
-            if type_known && metric.type_ != "Gauge" {
-                errors.push(FieldError::required(
-                    format!("{metric_path}.window"),
-                    format!("required for type {:?} (the range of rate())", metric.type_),
-                ));
-            }
-        }
-        Some(window) => match parse_prometheus_duration(window) {
-            Err(err) => errors.push(FieldError::invalid(
-                format!("{metric_path}.window"),
-                window,
-                err.to_string(),
-            )),
-            Ok(d) if d.is_zero() => errors.push(FieldError::invalid(
-                format!("{metric_path}.window"),
-                window,
-                "must be greater than 0",
-            )),
-            Ok(d) if d > MAX_METRIC_WINDOW => errors.push(FieldError::invalid(
-                format!("{metric_path}.window"),
-                window,
-                "must be at most 1h",
-            )),
-            Ok(_) => {}
-        },
-    }
+    validate_metric_window(metric, type_known, metric_path, errors);
     if let Some(aggregator) = &metric.aggregator {
         if !AGGREGATORS.contains(&aggregator.as_str()) {
             errors.push(FieldError::unsupported(
@@ -464,6 +440,34 @@ fn validate_scale_down(scale_down: &ScaleDown, errors: &mut Vec<FieldError>) {
                 &AGGREGATORS,
             ));
         }
+    }
+}
+
+fn validate_metric_window(
+    metric: &ScaleDownMetric,
+    type_known: bool,
+    metric_path: &str,
+    errors: &mut Vec<FieldError>,
+) {
+    let path = format!("{metric_path}.window");
+    let Some(window) = &metric.window else {
+        if type_known && metric.type_ != "Gauge" {
+            errors.push(FieldError::required(
+                path,
+                format!("required for type {:?} (the range of rate())", metric.type_),
+            ));
+        }
+        return;
+    };
+    match parse_prometheus_duration(window) {
+        Err(err) => errors.push(FieldError::invalid(path, window, err.to_string())),
+        Ok(d) if d.is_zero() => {
+            errors.push(FieldError::invalid(path, window, "must be greater than 0"))
+        }
+        Ok(d) if d > MAX_METRIC_WINDOW => {
+            errors.push(FieldError::invalid(path, window, "must be at most 1h"))
+        }
+        Ok(_) => {}
     }
 }
 
@@ -479,18 +483,6 @@ fn validate_leader_follower(
         .map(|t| t.name.as_str())
         .collect();
     let must_name_target = must_name_one_of(spec);
-    let check_scalable = |path: String, name: &str, errors: &mut Vec<FieldError>| {
-        if let Some(kind) = kinds.get(name).filter(|k| !k.has_single_replica_count()) {
-            errors.push(FieldError::invalid(
-                path,
-                name,
-                format!(
-                    "{} has no single replica count, so InplaceScaling cannot scale it; use GroupReplication to clone it as a whole",
-                    kind.kind_name()
-                ),
-            ));
-        }
-    };
     let leader = &config.leader;
     let leader_path = format!("{LEADER_FOLLOWER}.leader.resourceName");
     if leader.resource_name.is_empty() {
@@ -504,7 +496,7 @@ fn validate_leader_follower(
             &must_name_target,
         ));
     } else {
-        check_scalable(leader_path, &leader.resource_name, errors);
+        errors.extend(unscalable(kinds, leader_path, &leader.resource_name));
     }
     if let Some(replicas) = leader.replicas.filter(|r| *r < 0) {
         errors.push(FieldError::invalid(
@@ -538,22 +530,46 @@ fn validate_leader_follower(
                 format!("already a follower at {LEADER_FOLLOWER}.follower[{first}]"),
             ));
         } else {
-            check_scalable(name_path, &follower.resource_name, errors);
+            errors.extend(unscalable(kinds, name_path, &follower.resource_name));
         }
         seen.entry(follower.resource_name.as_str()).or_insert(i);
-        if follower.follow_ratio < 1 {
-            errors.push(FieldError::invalid(
-                format!("{path}.followRatio"),
-                follower.follow_ratio,
-                "must be greater than or equal to 1",
-            ));
-        } else if follower.follow_ratio > MAX_FOLLOW_RATIO {
-            errors.push(FieldError::invalid(
-                format!("{path}.followRatio"),
-                follower.follow_ratio,
-                format!("must be less than or equal to {MAX_FOLLOW_RATIO}"),
-            ));
-        }
+        errors.extend(follow_ratio_error(&path, follower.follow_ratio));
+    }
+}
+
+/// The error for a leader or follower whose kind has no single replica count.
+fn unscalable(
+    kinds: &HashMap<String, WorkloadKind>,
+    path: String,
+    name: &str,
+) -> Option<FieldError> {
+    let kind = kinds.get(name).filter(|k| !k.has_single_replica_count())?;
+    Some(FieldError::invalid(
+        path,
+        name,
+        format!(
+            "{} has no single replica count, so InplaceScaling cannot scale it; use GroupReplication to clone it as a whole",
+            kind.kind_name()
+        ),
+    ))
+}
+
+fn follow_ratio_error(follower_path: &str, ratio: i32) -> Option<FieldError> {
+    let path = format!("{follower_path}.followRatio");
+    if ratio < 1 {
+        Some(FieldError::invalid(
+            path,
+            ratio,
+            "must be greater than or equal to 1",
+        ))
+    } else if ratio > MAX_FOLLOW_RATIO {
+        Some(FieldError::invalid(
+            path,
+            ratio,
+            format!("must be less than or equal to {MAX_FOLLOW_RATIO}"),
+        ))
+    } else {
+        None
     }
 }
 

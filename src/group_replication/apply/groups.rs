@@ -19,6 +19,7 @@ use crate::group_replication::build::{
 use crate::group_replication::observe::{
     Observation, TargetState, ANNOTATION_DRAINING_SINCE, ANNOTATION_HELD_AT_ZERO,
 };
+use crate::group_replication::placement::BasePods;
 use crate::naming::{copy_service_name, copy_workload_name};
 use crate::reconcile::{to_json, Context, ObjectName, Problem, ReconcileError};
 use crate::workload::{label, role_based_group, WorkloadKind};
@@ -109,10 +110,8 @@ pub async fn create_group(
         )));
     }
     let services: Api<Service> = Api::namespaced(ctx.client.clone(), &namespace);
-    let renames = service_renames(obs, group_name, id);
     let rsg_ref = ObjectRef::from_obj(rsg);
     let missing = missing_parts(obs, group_name, id);
-    let base_pods = obs.base_pods();
     // Names found taken before are checked first, so a lasting conflict creates nothing.
     for part in missing
         .iter()
@@ -129,54 +128,19 @@ pub async fn create_group(
             None => ctx.set_conflict(&rsg_ref, part.name(), false),
         }
     }
+    let build = GroupBuild {
+        ctx,
+        obs,
+        namespace: &namespace,
+        rsg_name: &rsg_name,
+        id,
+        renames: service_renames(obs, group_name, id),
+        base_pods: obs.base_pods(),
+        services: &services,
+    };
     let mut created: Vec<Missing<'_>> = Vec::new();
     for part in missing {
-        let outcome = match &part {
-            Missing::Workload { target, name, kind } => {
-                let target = &obs.targets[*target];
-                // Checked above: every baseline is usable.
-                let replicas = target.baseline.as_ref().unwrap_or(&Replicas::Count(1));
-                let copy = build_workload_copy(
-                    &target.snapshot,
-                    &CopySpec {
-                        rsg_name: &rsg_name,
-                        rsg_namespace: &namespace,
-                        target_name: &target.name,
-                        copy_name: name,
-                        group_id: id,
-                        replicas,
-                        service_renames: &renames,
-                        revision: &target.update_revision,
-                        placement: obs.placement.as_ref().map(|p| (p, base_pods.as_slice())),
-                    },
-                );
-                match ctx.workloads.create(kind, &namespace, copy).await {
-                    Ok(()) => Ok(()),
-                    Err(err) => Err((err.status_code(), err.to_string())),
-                }
-            }
-            Missing::Service { base, name } => {
-                let copy = build_service_copy(
-                    &obs.base_services[*base].object,
-                    &ServiceCopySpec {
-                        rsg_name: &rsg_name,
-                        rsg_namespace: &namespace,
-                        copy_name: name,
-                        group_id: id,
-                        keep_external_type: ctx.boundary.allow_external_service_copies,
-                    },
-                );
-                let service: Service =
-                    serde_json::from_value(copy).map_err(ReconcileError::convert("Service"))?;
-                let params = crate::create_params();
-                match services.create(&params, &service).await {
-                    Ok(_) => Ok(()),
-                    Err(kube::Error::Api(status)) => Err((Some(status.code), status.message)),
-                    Err(err) => Err((None, err.to_string())),
-                }
-            }
-        };
-        let problem = match outcome {
+        let problem = match build.create(&part).await? {
             Ok(()) => {
                 created.push(part);
                 continue;
@@ -209,6 +173,79 @@ pub async fn create_group(
             .map(|p| p.object(&namespace).to_string())
             .collect(),
     ))
+}
+
+/// What building group `id`'s objects needs.
+struct GroupBuild<'a> {
+    ctx: &'a Context,
+    obs: &'a Observation,
+    namespace: &'a str,
+    rsg_name: &'a str,
+    id: i32,
+    /// Base Service name → its copy's name in this group.
+    renames: BTreeMap<String, String>,
+    base_pods: Vec<BasePods>,
+    services: &'a Api<Service>,
+}
+
+/// A create the API server refused: its status code (when it answered) and message.
+type Refusal = (Option<u16>, String);
+
+impl GroupBuild<'_> {
+    /// Builds and creates one missing object.
+    async fn create(&self, part: &Missing<'_>) -> Result<Result<(), Refusal>, ReconcileError> {
+        match part {
+            Missing::Workload { target, name, kind } => {
+                let target = &self.obs.targets[*target];
+                // Checked by create_group: every baseline is usable.
+                let replicas = target.baseline.as_ref().unwrap_or(&Replicas::Count(1));
+                let copy = build_workload_copy(
+                    &target.snapshot,
+                    &CopySpec {
+                        rsg_name: self.rsg_name,
+                        rsg_namespace: self.namespace,
+                        target_name: &target.name,
+                        copy_name: name,
+                        group_id: self.id,
+                        replicas,
+                        service_renames: &self.renames,
+                        revision: &target.update_revision,
+                        placement: self
+                            .obs
+                            .placement
+                            .as_ref()
+                            .map(|p| (p, self.base_pods.as_slice())),
+                    },
+                );
+                Ok(self
+                    .ctx
+                    .workloads
+                    .create(kind, self.namespace, copy)
+                    .await
+                    .map_err(|err| (err.status_code(), err.to_string())))
+            }
+            Missing::Service { base, name } => {
+                let copy = build_service_copy(
+                    &self.obs.base_services[*base].object,
+                    &ServiceCopySpec {
+                        rsg_name: self.rsg_name,
+                        rsg_namespace: self.namespace,
+                        copy_name: name,
+                        group_id: self.id,
+                        keep_external_type: self.ctx.boundary.allow_external_service_copies,
+                    },
+                );
+                let service: Service =
+                    serde_json::from_value(copy).map_err(ReconcileError::convert("Service"))?;
+                let params = crate::create_params();
+                Ok(match self.services.create(&params, &service).await {
+                    Ok(_) => Ok(()),
+                    Err(kube::Error::Api(status)) => Err((Some(status.code), status.message)),
+                    Err(err) => Err((None, err.to_string())),
+                })
+            }
+        }
+    }
 }
 
 fn name_conflict(description: &str, rsg_name: &str, id: i32) -> Problem {

@@ -85,7 +85,40 @@ pub async fn apply(
         draining: plan.draining_before.clone(),
         problems: Vec::new(),
     };
-    // Demand rose while groups were draining: they come back first, Services restored.
+    reuse_groups(ctx, rsg, obs, plan, group_name, &mut applied).await?;
+    complete_groups(
+        ctx,
+        rsg,
+        obs,
+        group_name,
+        &plan.groups.complete,
+        &mut applied,
+    )
+    .await?;
+    if plan.groups.restore_group0 {
+        restore_group0(ctx, rsg, obs, &mut applied).await?;
+    }
+    new_groups(ctx, rsg, obs, group_name, &plan.groups.create, &mut applied).await?;
+    take_down_groups(ctx, rsg, obs, plan, &mut applied).await?;
+    for removal in &plan.removals {
+        if let Some(problem) = remove_group(ctx, rsg, obs, removal.id, removal.why).await? {
+            applied.problems.push(problem);
+        } else {
+            applied.draining.remove(&removal.id);
+        }
+    }
+    Ok(applied)
+}
+
+/// Demand rose while groups were draining: they come back first, Services restored.
+async fn reuse_groups(
+    ctx: &Context,
+    rsg: &ResourceScalingGroup,
+    obs: &Observation,
+    plan: &ReconcilePlan,
+    group_name: &str,
+    applied: &mut Applied,
+) -> Result<(), ReconcileError> {
     for id in &plan.groups.reuse {
         groups::mark_draining(ctx, rsg, obs, *id, None).await?;
         if *id > 0 {
@@ -106,39 +139,49 @@ pub async fn apply(
         )
         .await;
     }
-    complete_groups(
-        ctx,
-        rsg,
-        obs,
-        group_name,
-        &plan.groups.complete,
-        &mut applied,
-    )
-    .await?;
-    if plan.groups.restore_group0 {
-        match groups::set_group0(ctx, obs, false).await? {
-            None => {
-                applied.active.insert(0);
-                ctx.event(
-                    rsg,
-                    false,
-                    "ScaledUp",
-                    "Scale",
-                    "group 0: restored the base workloads to their baseline replicas".into(),
-                )
-                .await;
-            }
-            Some(problem) => applied.problems.push(problem),
+    Ok(())
+}
+
+/// Restores group 0 (the base workloads) to their baseline replicas.
+async fn restore_group0(
+    ctx: &Context,
+    rsg: &ResourceScalingGroup,
+    obs: &Observation,
+    applied: &mut Applied,
+) -> Result<(), ReconcileError> {
+    match groups::set_group0(ctx, obs, false).await? {
+        None => {
+            applied.active.insert(0);
+            ctx.event(
+                rsg,
+                false,
+                "ScaledUp",
+                "Scale",
+                "group 0: restored the base workloads to their baseline replicas".into(),
+            )
+            .await;
         }
+        Some(problem) => applied.problems.push(problem),
     }
-    new_groups(ctx, rsg, obs, group_name, &plan.groups.create, &mut applied).await?;
+    Ok(())
+}
+
+/// Takes the plan's groups out of service: the scale-down victims (with the decision's
+/// Event), then a rolling update's replacements.
+async fn take_down_groups(
+    ctx: &Context,
+    rsg: &ResourceScalingGroup,
+    obs: &Observation,
+    plan: &ReconcilePlan,
+    applied: &mut Applied,
+) -> Result<(), ReconcileError> {
     let (victims, replacements): (Vec<&TakeDown>, Vec<&TakeDown>) = plan
         .take_downs
         .iter()
         .partition(|down| down.replaced_revision.is_none());
     for down in victims {
         applied.active.remove(&down.id);
-        take_down(ctx, rsg, obs, plan, down.id, "", &mut applied).await?;
+        take_down(ctx, rsg, obs, plan, down.id, "", applied).await?;
     }
     if let Some(decision) = &plan.decision {
         record_decision(ctx, decision);
@@ -151,33 +194,19 @@ pub async fn apply(
         )
         .await;
     }
-    // A rolling update's replacements, while enough groups stay ready.
     for down in replacements {
         applied.active.remove(&down.id);
         let why = "replaced by a new-revision group";
-        take_down(ctx, rsg, obs, plan, down.id, why, &mut applied).await?;
+        take_down(ctx, rsg, obs, plan, down.id, why, applied).await?;
         let old = down.replaced_revision.as_deref().unwrap_or_default();
-        ctx.event(
-            rsg,
-            false,
-            "ReplacedGroup",
-            "Update",
-            format!(
-                "group {}: revision {old} replaced by revision {}",
-                down.id,
-                obs.update_revision()
-            ),
-        )
-        .await;
+        let note = format!(
+            "group {}: revision {old} replaced by revision {}",
+            down.id,
+            obs.update_revision()
+        );
+        ctx.event(rsg, false, "ReplacedGroup", "Update", note).await;
     }
-    for removal in &plan.removals {
-        if let Some(problem) = remove_group(ctx, rsg, obs, removal.id, removal.why).await? {
-            applied.problems.push(problem);
-        } else {
-            applied.draining.remove(&removal.id);
-        }
-    }
-    Ok(applied)
+    Ok(())
 }
 
 /// Counts and logs a scale-down decision (the troubleshooting guide greps for the fallbacks).
