@@ -171,7 +171,10 @@ async fn with_rsg(client: &Client) -> Duration {
         status.current_replicas == groups
             && status.ready_replicas == groups
             && status.updated_replicas == Some(groups)
-            && status.groups.iter().all(|g| g.state == "Active")
+            && status
+                .groups
+                .iter()
+                .all(|g| g.state == rsg::api::GroupState::Active)
             && revision.is_none_or(|r| status.update_revision.as_deref() != Some(r))
     };
     let before = loop {

@@ -178,7 +178,7 @@ pub fn copy_group(
     renames: &std::collections::BTreeMap<String, String>,
 ) -> Vec<serde_json::Value> {
     use rsg::group_replication::baseline::Replicas;
-    use rsg::group_replication::build::{
+    use rsg::group_replication::copy_objects::{
         build_service_copy, build_workload_copy, CopySpec, ServiceCopySpec,
     };
     bases

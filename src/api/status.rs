@@ -55,6 +55,18 @@ pub struct ResourceScalingGroupStatus {
     pub conditions: Vec<Condition>,
 }
 
+/// Where a group of a GroupReplication RSG is in its life.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum GroupState {
+    /// Counts towards `currentReplicas` and serves.
+    #[default]
+    Active,
+    /// Its copied Services are removed; its workloads go once idle or at the drain timeout.
+    Draining,
+    /// Group 0 held at zero replicas: the base workloads are kept, not deleted.
+    ScaledToZero,
+}
+
 /// One group of a GroupReplication RSG.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -63,7 +75,7 @@ pub struct GroupStatus {
     pub id: i32,
     /// `Active`, `Draining` (Services removed, workloads about to go) or `ScaledToZero`
     /// (group 0 held at zero replicas).
-    pub state: String,
+    pub state: GroupState,
     /// True while the group counts towards `currentReplicas`.
     pub active: bool,
     /// True when every workload of the group is fully ready.

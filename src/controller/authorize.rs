@@ -11,7 +11,7 @@ use tracing::warn;
 use crate::api::ResourceScalingGroup;
 use crate::authorship::{Authorization, Authorship};
 use crate::reconcile::conditions::reason;
-use crate::reconcile::{rsg_key, Context, ReconcileError};
+use crate::reconcile::{rsg_key, Context, ReconcileError, RsgEvent};
 use crate::workload::WorkloadKind;
 
 /// After a review could not be made, how soon it is tried again.
@@ -77,7 +77,7 @@ pub async fn authorize(
     };
     for note in ctx.new_reports(rsg, std::slice::from_ref(&message)) {
         warn!(rsg = %rsg_key(rsg), reason, "not acting: {note}");
-        ctx.event(rsg, true, reason, "Authorize", note.to_string())
+        ctx.event(rsg, RsgEvent::NotAuthorized(reason), note.to_string())
             .await;
     }
     ctx.write_ready(rsg, false, reason, message).await?;

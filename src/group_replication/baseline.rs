@@ -20,26 +20,7 @@ pub enum Replicas {
     PerRole(BTreeMap<String, i32>),
 }
 
-/// Why a ConfigMap value cannot be a baseline (said on the RSG).
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum BaselineError {
-    /// A count above what rsg ever sets.
-    #[error("ConfigMap key {key:?} holds {count}, more than the {MAX_FOLLOWER_REPLICAS} replicas rsg sets on a workload; new groups of this target (and group 0 restored from zero) wait until it is fixed")]
-    OverCap {
-        /// The ConfigMap key.
-        key: String,
-        /// The count it holds.
-        count: i32,
-    },
-    /// Not a non-negative integer.
-    #[error("ConfigMap key {key:?} holds {quoted:?}, which is not a non-negative integer; new groups of this target wait until it is fixed")]
-    NotACount {
-        /// The ConfigMap key.
-        key: String,
-        /// The value, at most 32 characters of it.
-        quoted: String,
-    },
-}
+pub use crate::reconcile::BaselineError;
 
 /// A target's baseline, or why its ConfigMap value cannot be used.
 pub type Baseline = Result<Replicas, BaselineError>;

@@ -6,16 +6,16 @@
 //! representatives and writes the status built from what it did ([`status`]).
 
 mod apply;
-pub mod artifacts;
+pub mod artifact_decisions;
 pub mod baseline;
-pub mod build;
 pub mod copy_identity;
+pub mod copy_objects;
+pub mod group_changes;
 mod group_pods;
 pub mod observe;
 pub mod placement;
 pub mod placement_report;
 pub mod placement_status;
-pub mod plan;
 pub mod reconcile_plan;
 mod representatives;
 pub mod revision;
@@ -37,7 +37,7 @@ pub use representatives::pick_representative;
 use crate::api::{GroupConfig, ResourceScalingGroup, STRATEGY_GROUP_REPLICATION};
 use crate::reconcile::conditions::{find_condition, stored_condition, READY};
 use crate::reconcile::{
-    problems_condition, rsg_key, Context, Next, Problem, ReconcileError, Strategy,
+    problems_condition, rsg_key, Context, Next, Problem, ReconcileError, RsgEvent, Strategy,
 };
 use crate::scale_down::{read_metric, MetricReading};
 use crate::validation::effective_group_name;
@@ -48,16 +48,17 @@ use reconcile_plan::ReconcilePlan;
 /// (in the message) the object: once per change, not on every retry. Called once per
 /// reconcile with all its problems, none included.
 fn log_new_problems(ctx: &Context, rsg: &ResourceScalingGroup, problems: &[Problem]) {
-    let messages: Vec<String> = problems.iter().map(|p| p.message().to_string()).collect();
+    let messages: Vec<String> = problems.iter().map(Problem::to_string).collect();
     let news = ctx.new_reports(rsg, &messages);
-    for problem in problems.iter().filter(|p| news.contains(&p.message())) {
-        warn!(
-            rsg = %rsg_key(rsg),
-            reason = problem.reason(),
-            "{}: {}",
-            problem.log_phrase(),
-            problem.message()
-        );
+    for (problem, message) in problems.iter().zip(&messages) {
+        if news.contains(&message.as_str()) {
+            warn!(
+                rsg = %rsg_key(rsg),
+                reason = problem.reason(),
+                "{}: {message}",
+                problem.log_phrase(),
+            );
+        }
     }
 }
 
@@ -252,9 +253,7 @@ async fn announce_unschedulable(
         if before(group.id).is_none() {
             ctx.event(
                 rsg,
-                true,
-                "Unschedulable",
-                "Schedule",
+                RsgEvent::Unschedulable,
                 format!("group {}: {message}", group.id),
             )
             .await;

@@ -1,6 +1,6 @@
 //! Reading everything a GroupReplication reconcile decides from. Nothing here writes: what
 //! would have to be stored first (a snapshot, the baseline ConfigMap) is worked out by the
-//! pure functions of [`super::artifacts`] and carried in the [`Observation`].
+//! pure functions of [`super::artifact_decisions`] and carried in the [`Observation`].
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -12,19 +12,19 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 use serde_json::Value;
 
-use super::artifacts::{
+use super::artifact_decisions::{
     resolve_baseline, resolve_snapshot, snapshot_revision, BaselineWrite, SnapshotWrite,
 };
 use super::baseline::{Baseline, Replicas};
 use super::placement::{BasePods, CopyPlacement};
 use super::revision::{group_revision, template_revision, with_placement};
 use crate::api::{
-    ResourceScalingGroup, TargetResource, LABEL_GROUP_ID, LABEL_NAME, LABEL_PLACEMENT,
+    GroupState, ResourceScalingGroup, TargetResource, LABEL_GROUP_ID, LABEL_NAME, LABEL_PLACEMENT,
     LABEL_REVISION, LABEL_TARGET,
 };
 use crate::cache::labelled;
 use crate::naming::{replica_config_name, snapshot_name};
-use crate::reconcile::{to_json, Context, ObjectName, Problem, ReconcileError};
+use crate::reconcile::{to_json, Context, Failure, NotFound, ObjectName, Problem, ReconcileError};
 use crate::workload::{
     self, all_pod_template_labels, is_fully_ready, label, object_to_value, AccessError,
     WorkloadKind,
@@ -257,11 +257,12 @@ fn access_problem(
     failed: impl FnOnce(AccessError) -> ReconcileError,
 ) -> Result<Problem, ReconcileError> {
     match err {
-        AccessError::NotServed { .. } => {
-            Ok(Problem::TargetNotFound(format!("target {target:?}: {err}")))
-        }
-        ref e if e.is_forbidden() => Ok(Problem::Forbidden(format!(
-            "target {target:?}: {what}: {err}"
+        AccessError::NotServed { .. } => Ok(Problem::TargetNotFound(NotFound::KindNotServed(
+            Failure::new(format!("target {target:?}"), err),
+        ))),
+        ref e if e.is_forbidden() => Ok(Problem::Forbidden(Failure::new(
+            format!("target {target:?}: {what}"),
+            err,
         ))),
         other => Err(failed(other)),
     }
@@ -354,7 +355,7 @@ fn groups_in_status(rsg: &ResourceScalingGroup) -> BTreeSet<i32> {
     rsg.status
         .iter()
         .flat_map(|s| &s.groups)
-        .filter(|g| g.id > 0 && matches!(g.state.as_str(), "Active" | "Draining"))
+        .filter(|g| g.id > 0 && matches!(g.state, GroupState::Active | GroupState::Draining))
         .map(|g| g.id)
         .collect()
 }
@@ -500,10 +501,10 @@ async fn observe_target(
         Ok(Some(base)) => base,
         Ok(None) => {
             return Ok(TargetObservation::Problem(Problem::TargetNotFound(
-                format!(
-                    "target {:?}: {} {base_namespace}/{} not found",
-                    target.name, reference.kind, reference.name
-                ),
+                NotFound::Target {
+                    target: target.name.clone(),
+                    workload: format!("{} {base_namespace}/{}", reference.kind, reference.name),
+                },
             )));
         }
         Err(err) => {
@@ -517,7 +518,7 @@ async fn observe_target(
         }
     };
     let live_revision = template_revision(&base);
-    let ours = super::artifacts::snapshots_of(&ctx.stores, rsg, &target.name);
+    let ours = super::artifact_decisions::snapshots_of(&ctx.stores, rsg, &target.name);
     let (snapshot, to_store) = match target_snapshot(ctx, rsg, target, &base, &live_revision, &ours)
     {
         Ok(resolved) => resolved,
@@ -596,7 +597,7 @@ fn target_snapshot(
         &ctx.boundary,
     );
     if !refused.is_empty() {
-        return Err(Problem::CopyIdentityRefused(refused.join("; ")));
+        return Err(Problem::CopyIdentityRefused(refused));
     }
     Ok((snapshot, to_store))
 }

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
 
+use super::group_changes::{plan_groups, GroupPlan, GroupState};
 use super::observe::Observation;
-use super::plan::{plan_groups, GroupPlan, GroupState};
 use super::rollout::{groups_to_replace, old_groups_first, surge_allowance, RolloutState};
 use crate::api::{GroupConfig, UpdateStrategy, ANNOTATION_METRIC_VALUES};
 use crate::scale_down::victims::VictimDecision;

@@ -10,8 +10,8 @@ use super::observe::Observation;
 use super::placement_report::GroupPlacementReport;
 use super::placement_status::{with_placement_condition, PlacementInputs};
 use crate::api::{
-    CandidateValue, GroupStatus, ResourceScalingGroup, ResourceScalingGroupStatus, ScaleDownRecord,
-    LABEL_REPRESENTATIVE,
+    CandidateValue, GroupState, GroupStatus, ResourceScalingGroup, ResourceScalingGroupStatus,
+    ScaleDownRecord, LABEL_REPRESENTATIVE,
 };
 use crate::naming::copy_service_name;
 use crate::reconcile::conditions::{reason, with_condition, READY};
@@ -187,9 +187,9 @@ fn group_entries(
         let active = summary.active.contains(&id);
         let draining_since = summary.draining.get(&id).map(|since| Time(*since));
         let state = match (id, active, draining_since.is_some()) {
-            (_, true, _) => "Active",
-            (_, false, true) => "Draining",
-            (0, false, false) => "ScaledToZero",
+            (_, true, _) => GroupState::Active,
+            (_, false, true) => GroupState::Draining,
+            (0, false, false) => GroupState::ScaledToZero,
             _ => continue,
         };
         let revision = obs.group_revision(id);
@@ -209,7 +209,7 @@ fn group_entries(
         let placement = summary.placement.get(&id);
         tally.groups.push(GroupStatus {
             id,
-            state: state.into(),
+            state,
             active,
             ready,
             workloads: group_workloads(obs, namespace, group_name, id),

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::jiff::Timestamp;
 use serde_json::{json, Value};
 
-use super::artifacts::BaselineWrite;
+use super::artifact_decisions::BaselineWrite;
 use super::baseline::Replicas;
 use super::observe::{BaseService, Observation, TargetState};
 use crate::api::{GroupConfig, ResourceScalingGroup};

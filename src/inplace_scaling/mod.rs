@@ -25,7 +25,7 @@ use crate::api::{
     FollowerStatus, LeaderFollowerConfig, ResourceScalingGroup, TargetResource, LABEL_MANAGED,
     STRATEGY_INPLACE_SCALING,
 };
-use crate::reconcile::{rsg_key, Context, Next, Problem, ReconcileError, Strategy};
+use crate::reconcile::{rsg_key, Context, Next, Problem, ReconcileError, RsgEvent, Strategy};
 use crate::workload::{label, WorkloadKind};
 use plan::{plan_follower, plan_leader, problem_of, Read};
 
@@ -142,7 +142,7 @@ async fn reconcile(
 
     // Each problem is logged once when it appears ("follower resource not found: ...",
     // "patch follower replicas failed: ..."), naming the RSG and the follower.
-    let messages: Vec<String> = problems.iter().map(|p| p.message().to_string()).collect();
+    let messages: Vec<String> = problems.iter().map(Problem::to_string).collect();
     for message in ctx.new_reports(rsg, &messages) {
         warn!(rsg = %rsg_key(rsg), "{message}");
     }
@@ -157,7 +157,7 @@ async fn reconcile(
         },
     );
     if let Some((why, message)) = status::new_problem(&previous, &written, &problems) {
-        ctx.event(rsg, true, why, "Reconcile", message).await;
+        ctx.event(rsg, RsgEvent::Problem(why), message).await;
     }
     ctx.write_status(rsg, &written).await?;
     Ok(requeue_after(ctx, rsg, &leader, config, &problems).await)
@@ -182,13 +182,13 @@ async fn scale_leader(
         match leader.set_replicas(ctx, wanted).await {
             Ok(()) => {
                 let note = format!("set {} to leader.replicas {wanted}", leader.describe());
-                ctx.event(rsg, false, "ScaledLeader", "Scale", note).await;
+                ctx.event(rsg, RsgEvent::ScaledLeader, note).await;
                 applied = Some(wanted);
                 replicas = Some(wanted);
             }
             Err(err) => problems.push(problem_of(
                 &err,
-                format!("patch leader replicas failed: {}: {err}", leader.describe()),
+                format!("patch leader replicas failed: {}", leader.describe()),
             )),
         }
     }
@@ -234,8 +234,8 @@ async fn scale_followers(
                 Ok(()) => changed.push(format!("{describe} {from} -> {to}")),
                 Err(err) => {
                     planned.status.current_replicas = Some(from);
-                    let message = format!("patch follower replicas failed: {describe}: {err}");
-                    problems.push(problem_of(&err, message));
+                    let doing = format!("patch follower replicas failed: {describe}");
+                    problems.push(problem_of(&err, doing));
                 }
             }
         }
@@ -249,8 +249,7 @@ async fn scale_followers(
             leader_replicas.unwrap_or_default(),
             changed.join(", ")
         );
-        ctx.event(rsg, false, "ScaledFollowers", "Scale", note)
-            .await;
+        ctx.event(rsg, RsgEvent::ScaledFollowers, note).await;
     }
     followers
 }

@@ -6,7 +6,7 @@
 use serde_json::Value;
 
 use crate::api::{FollowerStatus, MAX_FOLLOWER_REPLICAS};
-use crate::reconcile::Problem;
+use crate::reconcile::{Failure, NotFound, Problem};
 use crate::workload::{spec_replicas, AccessError};
 
 /// A read of a leader or follower: the object, `None` when it does not exist.
@@ -24,11 +24,12 @@ pub fn follower_replicas(leader: i32, ratio: i32) -> Result<i32, i64> {
 
 /// The problem a failed read (or patch) of a workload is: kind not served, RBAC, or another
 /// API failure, each retried.
-pub fn problem_of(err: &AccessError, message: String) -> Problem {
+pub fn problem_of(err: &AccessError, doing: String) -> Problem {
+    let failure = Failure::new(doing, err);
     match err {
-        AccessError::NotServed { .. } => Problem::TargetNotFound(message),
-        e if e.is_forbidden() => Problem::Forbidden(message),
-        _ => Problem::ApiError(message),
+        AccessError::NotServed { .. } => Problem::TargetNotFound(NotFound::KindNotServed(failure)),
+        e if e.is_forbidden() => Problem::Forbidden(failure),
+        _ => Problem::ApiError(failure),
     }
 }
 
@@ -60,14 +61,14 @@ pub fn plan_leader(
         Ok(None) => LeaderPlan {
             observed: None,
             set_replicas: None,
-            problem: Some(Problem::TargetNotFound(format!(
-                "leader resource not found: {describe}"
+            problem: Some(Problem::TargetNotFound(NotFound::Leader(
+                describe.to_string(),
             ))),
         },
         Err(err) => LeaderPlan {
             observed: None,
             set_replicas: None,
-            problem: Some(problem_of(err, format!("reading leader {describe}: {err}"))),
+            problem: Some(problem_of(err, format!("reading leader {describe}"))),
         },
     }
 }
@@ -99,14 +100,15 @@ pub fn plan_follower(
     };
     let desired = match leader_replicas.map(|l| follower_replicas(l, ratio)) {
         Some(Err(wanted)) => {
-            let message = format!(
-                "follower replicas over the cap: {describe} would need {} × {ratio} = {wanted} replicas, more than {MAX_FOLLOWER_REPLICAS}; left as it is",
-                leader_replicas.unwrap_or_default(),
-            );
             return FollowerPlan {
                 status,
                 patch: None,
-                problem: Some(Problem::ReplicasOverCap(message)),
+                problem: Some(Problem::ReplicasOverCap {
+                    follower: describe.to_string(),
+                    leader_replicas: leader_replicas.unwrap_or_default(),
+                    ratio,
+                    wanted,
+                }),
             };
         }
         Some(Ok(replicas)) => Some(replicas),
@@ -116,8 +118,9 @@ pub fn plan_follower(
     let object = match read {
         Ok(Some(object)) => object,
         Ok(None) => {
-            let message = format!("follower resource not found: {describe}");
-            let problem = Some(Problem::TargetNotFound(message));
+            let problem = Some(Problem::TargetNotFound(NotFound::Follower(
+                describe.to_string(),
+            )));
             return FollowerPlan {
                 status,
                 patch: None,
@@ -125,8 +128,7 @@ pub fn plan_follower(
             };
         }
         Err(err) => {
-            let message = format!("reading follower {describe}: {err}");
-            let problem = Some(problem_of(err, message));
+            let problem = Some(problem_of(err, format!("reading follower {describe}")));
             return FollowerPlan {
                 status,
                 patch: None,
@@ -180,9 +182,9 @@ mod tests {
         let missing = plan_leader(&Ok(None), Some(5), None, "Deployment n/l");
         assert_eq!(
             missing.problem,
-            Some(Problem::TargetNotFound(
-                "leader resource not found: Deployment n/l".into()
-            ))
+            Some(Problem::TargetNotFound(NotFound::Leader(
+                "Deployment n/l".into()
+            )))
         );
     }
 
@@ -194,7 +196,10 @@ mod tests {
         assert_eq!(plan.status.current_replicas, Some(6));
         let over = plan_follower("decode", 1000, "Deployment n/d", &follower, Some(11));
         assert_eq!(over.patch, None);
-        assert!(matches!(over.problem, Some(Problem::ReplicasOverCap(_))));
+        assert!(matches!(
+            over.problem,
+            Some(Problem::ReplicasOverCap { .. })
+        ));
         let settled = plan_follower(
             "decode",
             2,

@@ -5,11 +5,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kube::api::Patch;
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::{Event, Recorder};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Client, Resource, ResourceExt};
 
 use super::conditions::{already_reported, with_condition, READY};
+use super::events::RsgEvent;
 use super::{ObjectName, ReconcileError};
 use crate::api::{ResourceScalingGroup, ResourceScalingGroupStatus};
 use crate::authorship::Authorship;
@@ -92,27 +93,21 @@ impl Context {
         self
     }
 
-    /// Publishes an Event on `rsg`; failures are logged, never fatal.
-    pub async fn event(
-        &self,
-        rsg: &ResourceScalingGroup,
-        warning: bool,
-        reason: &str,
-        action: &str,
-        note: String,
-    ) {
-        let event = Event {
-            type_: if warning {
-                EventType::Warning
-            } else {
-                EventType::Normal
-            },
-            reason: reason.to_string(),
+    /// Publishes `event` on `rsg` with `note` as its detail; failures are logged, never fatal.
+    pub async fn event(&self, rsg: &ResourceScalingGroup, event: RsgEvent<'_>, note: String) {
+        let published = Event {
+            type_: event.event_type(),
+            reason: event.reason().to_string(),
             note: Some(note),
-            action: action.to_string(),
+            action: event.action().to_string(),
             secondary: None,
         };
-        if let Err(err) = self.recorder.publish(&event, &rsg.object_ref(&())).await {
+        let reason = event.reason();
+        if let Err(err) = self
+            .recorder
+            .publish(&published, &rsg.object_ref(&()))
+            .await
+        {
             tracing::warn!(error = %err, reason, "could not publish an Event");
         }
     }
@@ -204,7 +199,7 @@ impl Context {
             return Ok(());
         }
         if !ready {
-            self.event(rsg, true, why, "Reconcile", message.clone())
+            self.event(rsg, RsgEvent::Problem(why), message.clone())
                 .await;
         }
         status.observed_generation = rsg.metadata.generation;

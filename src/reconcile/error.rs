@@ -57,12 +57,19 @@ pub enum ReconcileError {
     },
     /// A create failed for a reason other than a conflict or RBAC (what the group made before
     /// it is rolled back).
-    #[error("creating {object}: {message}")]
+    #[error("creating {object}: {source}")]
     Create {
         /// What was created.
         object: Box<ObjectName>,
-        /// What the API server (or the client) said.
-        message: String,
+        /// What failed.
+        source: Box<AccessError>,
+    },
+    /// A create found the name taken by an object this RSG made that the cache does not show
+    /// yet: retried once the cache catches up.
+    #[error("creating {object}: it exists already, made by this RSG, but is not in the cache yet")]
+    CacheBehind {
+        /// What was created.
+        object: Box<ObjectName>,
     },
     /// A patch (or apply) failed.
     #[error("patching {object}: {source}")]
@@ -104,7 +111,7 @@ impl ReconcileError {
         match self {
             Self::Read { .. } => "read",
             Self::List { .. } => "list",
-            Self::Create { .. } => "create",
+            Self::Create { .. } | Self::CacheBehind { .. } => "create",
             Self::Patch { .. } => "patch",
             Self::Delete { .. } => "delete",
             Self::WriteStatus { .. } => "write_status",
@@ -112,11 +119,18 @@ impl ReconcileError {
         }
     }
 
-    /// Creating `object` failed with `message`.
-    pub fn create(object: ObjectName, message: String) -> Self {
-        Self::Create {
+    /// For `map_err`: creating `object` failed.
+    pub fn create<E: Into<AccessError>>(object: ObjectName) -> impl FnOnce(E) -> Self {
+        move |err| Self::Create {
             object: Box::new(object),
-            message,
+            source: Box::new(err.into()),
+        }
+    }
+
+    /// Creating `object` found it made by this RSG but not yet in the cache.
+    pub fn cache_behind(object: ObjectName) -> Self {
+        Self::CacheBehind {
+            object: Box::new(object),
         }
     }
 
@@ -202,10 +216,19 @@ mod tests {
         assert!(err
             .to_string()
             .starts_with("listing Service in namespace team-a: "));
-        let err = ReconcileError::create(object, "quota exceeded".into());
+        let err = ReconcileError::create(object.clone())(not_found());
+        assert!(err
+            .to_string()
+            .starts_with("creating Deployment team-a/pd-llm-prefill-1: "));
+        assert!(
+            std::error::Error::source(&err).is_some(),
+            "a failed create keeps the API error as its source"
+        );
+        let err = ReconcileError::cache_behind(object);
         assert_eq!(
             err.to_string(),
-            "creating Deployment team-a/pd-llm-prefill-1: quota exceeded"
+            "creating Deployment team-a/pd-llm-prefill-1: it exists already, made by this RSG, but is not in the cache yet"
         );
+        assert_eq!(err.action(), "create");
     }
 }

@@ -6,6 +6,7 @@ pub mod backoff;
 pub mod conditions;
 mod context;
 mod error;
+mod events;
 #[cfg(test)]
 pub mod mock_api;
 mod problem;
@@ -13,7 +14,8 @@ mod strategy;
 
 pub use context::Context;
 pub use error::{to_json, ObjectName, ReconcileError};
-pub use problem::{problems_condition, Problem};
+pub use events::RsgEvent;
+pub use problem::{problems_condition, BaselineError, Failure, NotFound, Problem, TakenFor};
 pub use strategy::{Next, Strategy};
 
 use crate::api::ResourceScalingGroup;

@@ -7,6 +7,7 @@ use std::sync::Mutex;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use kube::api::{DeleteParams, ListParams, Patch};
 use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
+use kube::error::DiscoveryError;
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -41,6 +42,14 @@ impl AccessError {
         }
     }
 
+    /// What the API server said (its Status message), else the whole error.
+    pub fn api_message(&self) -> String {
+        match self {
+            Self::Api(kube::Error::Api(status)) => status.message.clone(),
+            other => other.to_string(),
+        }
+    }
+
     /// RBAC refused the request.
     pub fn is_forbidden(&self) -> bool {
         self.status_code() == Some(api_errors::FORBIDDEN)
@@ -62,6 +71,29 @@ fn written_key(kind: &WorkloadKind, namespace: &str, name: &str) -> (String, Str
         namespace.to_string(),
         name.to_string(),
     )
+}
+
+/// What a failed discovery of `gvk` means: the kind is not served (its group answers 404 or
+/// does not list it), or discovery itself failed (API server unreachable, timeout, 5xx), which
+/// is retried like any failed call rather than reported as a missing CRD.
+fn discovery_failure(err: kube::Error, gvk: &GroupVersionKind) -> AccessError {
+    let not_served = api_errors::is_not_found(&err)
+        || matches!(
+            err,
+            kube::Error::Discovery(
+                DiscoveryError::MissingKind(_)
+                    | DiscoveryError::MissingApiGroup(_)
+                    | DiscoveryError::MissingResource(_)
+            )
+        );
+    if not_served {
+        AccessError::NotServed {
+            api_version: gvk.api_version(),
+            kind: gvk.kind.clone(),
+        }
+    } else {
+        AccessError::Api(err)
+    }
 }
 
 enum Typed {
@@ -155,10 +187,7 @@ impl WorkloadAccess {
         }
         let (ar, _) = kube::discovery::pinned_kind(&self.client, &gvk)
             .await
-            .map_err(|_| AccessError::NotServed {
-                api_version: gvk.api_version(),
-                kind: gvk.kind.clone(),
-            })?;
+            .map_err(|err| discovery_failure(err, &gvk))?;
         self.discovered
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -188,15 +217,9 @@ impl WorkloadAccess {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(&kind.gvk());
-            if kube::discovery::pinned_kind(&self.client, &kind.gvk())
-                .await
-                .is_err()
-            {
-                let gvk = kind.gvk();
-                return AccessError::NotServed {
-                    api_version: gvk.api_version(),
-                    kind: gvk.kind,
-                };
+            let gvk = kind.gvk();
+            if let Err(failure) = kube::discovery::pinned_kind(&self.client, &gvk).await {
+                return discovery_failure(failure, &gvk);
             }
         }
         AccessError::Api(err)
@@ -423,4 +446,49 @@ fn with_type_meta(mut value: Value, kind: &WorkloadKind) -> Value {
 /// Converts a typed object to JSON for the uniform code paths.
 pub fn object_to_value<T: Serialize>(kind: &str, object: &T) -> Result<Value, AccessError> {
     to_value(kind, object)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lws() -> GroupVersionKind {
+        GroupVersionKind::gvk("leaderworkerset.x-k8s.io", "v1", "LeaderWorkerSet")
+    }
+
+    #[test]
+    fn a_kind_the_api_server_does_not_list_is_not_served() {
+        let missing_group = kube::Error::Api(Box::new(
+            kube::core::Status::failure(
+                "the server could not find the requested resource",
+                "NotFound",
+            )
+            .with_code(404),
+        ));
+        let missing_kind =
+            kube::Error::Discovery(DiscoveryError::MissingKind("LeaderWorkerSet".into()));
+        for err in [missing_group, missing_kind] {
+            assert!(matches!(
+                discovery_failure(err, &lws()),
+                AccessError::NotServed { ref kind, .. } if kind == "LeaderWorkerSet"
+            ));
+        }
+    }
+
+    #[test]
+    fn a_failed_discovery_is_an_api_failure_not_a_missing_crd() {
+        let unavailable = kube::Error::Api(Box::new(
+            kube::core::Status::failure("etcdserver: request timed out", "ServiceUnavailable")
+                .with_code(503),
+        ));
+        let unreachable = kube::Error::ReadEvents(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "connection refused",
+        ));
+        for err in [unavailable, unreachable] {
+            let failure = discovery_failure(err, &lws());
+            assert!(matches!(failure, AccessError::Api(_)), "{failure}");
+            assert!(!failure.to_string().contains("CRD"), "{failure}");
+        }
+    }
 }

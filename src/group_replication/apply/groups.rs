@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use crate::api::{ResourceScalingGroup, LABEL_GROUP_ID, LABEL_MANAGED, LABEL_NAME};
 use crate::api_errors;
 use crate::group_replication::baseline::Replicas;
-use crate::group_replication::build::{
+use crate::group_replication::copy_objects::{
     build_service_copy, build_workload_copy, CopySpec, ServiceCopySpec,
 };
 use crate::group_replication::observe::{
@@ -21,8 +21,8 @@ use crate::group_replication::observe::{
 };
 use crate::group_replication::placement::BasePods;
 use crate::naming::{copy_service_name, copy_workload_name};
-use crate::reconcile::{to_json, Context, ObjectName, Problem, ReconcileError};
-use crate::workload::{label, role_based_group, WorkloadKind};
+use crate::reconcile::{to_json, Context, Failure, ObjectName, Problem, ReconcileError, TakenFor};
+use crate::workload::{label, role_based_group, AccessError, WorkloadKind};
 
 fn labelled_ours(object: &Value, rsg_name: &str) -> bool {
     label(object, LABEL_NAME) == Some(rsg_name)
@@ -106,7 +106,7 @@ pub async fn create_group(
     let rsg_name = rsg.name_any();
     if let Some(message) = obs.targets.iter().find_map(|t| t.baseline.as_ref().err()) {
         return Ok(GroupCreation::Blocked(Problem::InvalidReplicaConfig(
-            message.to_string(),
+            message.clone(),
         )));
     }
     let services: Api<Service> = Api::namespaced(ctx.client.clone(), &namespace);
@@ -145,7 +145,7 @@ pub async fn create_group(
                 created.push(part);
                 continue;
             }
-            Err((Some(api_errors::CONFLICT), _)) => {
+            Err(refusal) if refusal.status_code() == Some(api_errors::CONFLICT) => {
                 match conflicting_owner(ctx, &services, &namespace, &part).await? {
                     None => continue,
                     Some(description) => {
@@ -154,14 +154,13 @@ pub async fn create_group(
                     }
                 }
             }
-            Err((Some(api_errors::FORBIDDEN), message)) => Problem::Forbidden(format!(
-                "creating {} {namespace}/{}: {message}",
-                part.kind_name(),
-                part.name()
+            Err(refusal) if refusal.is_forbidden() => Problem::Forbidden(Failure::new(
+                format!("creating {} {namespace}/{}", part.kind_name(), part.name()),
+                refusal.api_message(),
             )),
-            Err((_, message)) => {
+            Err(refusal) => {
                 roll_back(ctx, &services, &namespace, &created).await?;
-                return Err(ReconcileError::create(part.object(&namespace), message));
+                return Err(ReconcileError::create(part.object(&namespace))(refusal));
             }
         };
         roll_back(ctx, &services, &namespace, &created).await?;
@@ -188,8 +187,8 @@ struct GroupBuild<'a> {
     services: &'a Api<Service>,
 }
 
-/// A create the API server refused: its status code (when it answered) and message.
-type Refusal = (Option<u16>, String);
+/// Why a create failed (the API server's answer, when it answered).
+type Refusal = AccessError;
 
 impl GroupBuild<'_> {
     /// Builds and creates one missing object.
@@ -217,12 +216,7 @@ impl GroupBuild<'_> {
                             .map(|p| (p, self.base_pods.as_slice())),
                     },
                 );
-                Ok(self
-                    .ctx
-                    .workloads
-                    .create(kind, self.namespace, copy)
-                    .await
-                    .map_err(|err| (err.status_code(), err.to_string())))
+                Ok(self.ctx.workloads.create(kind, self.namespace, copy).await)
             }
             Missing::Service { base, name } => {
                 let copy = build_service_copy(
@@ -238,20 +232,25 @@ impl GroupBuild<'_> {
                 let service: Service =
                     serde_json::from_value(copy).map_err(ReconcileError::convert("Service"))?;
                 let params = crate::create_params();
-                Ok(match self.services.create(&params, &service).await {
-                    Ok(_) => Ok(()),
-                    Err(kube::Error::Api(status)) => Err((Some(status.code), status.message)),
-                    Err(err) => Err((None, err.to_string())),
-                })
+                Ok(self
+                    .services
+                    .create(&params, &service)
+                    .await
+                    .map(|_| ())
+                    .map_err(AccessError::from))
             }
         }
     }
 }
 
 fn name_conflict(description: &str, rsg_name: &str, id: i32) -> Problem {
-    Problem::NameConflict(format!(
-        "{description} exists and was not made by this RSG (no label {LABEL_NAME}={rsg_name}); group {id} is not created"
-    ))
+    Problem::NameConflict {
+        object: description.to_string(),
+        taken_for: TakenFor::GroupCopy {
+            rsg_name: rsg_name.to_string(),
+            group: id,
+        },
+    }
 }
 
 impl Missing<'_> {
@@ -408,7 +407,7 @@ pub async fn set_group0(
         } else {
             match &target.baseline {
                 Ok(baseline) => baseline.clone(),
-                Err(err) => return Ok(Some(Problem::InvalidReplicaConfig(err.to_string()))),
+                Err(err) => return Ok(Some(Problem::InvalidReplicaConfig(err.clone()))),
             }
         };
         let annotation = if hold {

@@ -3,7 +3,7 @@
 //! Event. What a write could not do (a taken name, RBAC, a bad baseline) is a [`Problem`]
 //! in the outcome; the groups that are active and draining afterwards say what it did.
 
-mod artifacts;
+mod artifact_writes;
 mod groups;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -12,15 +12,15 @@ use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::jiff::Timestamp;
 use tracing::info;
 
-pub use artifacts::prune_old_snapshots;
-use artifacts::Stored;
+pub use artifact_writes::prune_old_snapshots;
+use artifact_writes::Stored;
 pub use groups::GroupCreation;
 
 use super::observe::Observation;
 use super::reconcile_plan::{id_list, ReconcilePlan, TakeDown};
 use crate::api::ResourceScalingGroup;
 use crate::metrics::DecisionLabels;
-use crate::reconcile::{Context, Problem, ReconcileError};
+use crate::reconcile::{Context, Problem, ReconcileError, RsgEvent};
 use crate::scale_down::victims::{DecisionSource, VictimDecision};
 
 /// How many groups are created at once.
@@ -47,24 +47,22 @@ pub async fn prerequisites(
 ) -> Result<Vec<Problem>, ReconcileError> {
     let mut problems = Vec::new();
     for write in &obs.snapshots_to_store {
-        match artifacts::store_snapshot(ctx, rsg, write).await? {
+        match artifact_writes::store_snapshot(ctx, rsg, write).await? {
             Stored::Conflict(problem) => problems.push(problem),
             Stored::Existed => {}
-            Stored::Taken => ctx.event(rsg, false, "SnapshotTaken", "Snapshot", format!("stored the base workload of target {:?} as a ControllerRevision; new groups are built from it", write.target)).await,
+            Stored::Taken => ctx.event(rsg, RsgEvent::SnapshotTaken, format!("stored the base workload of target {:?} as a ControllerRevision; new groups are built from it", write.target)).await,
         }
     }
     if !problems.is_empty() {
         return Ok(problems);
     }
     if !obs.baseline_write.is_empty() {
-        artifacts::write_baseline(ctx, rsg, &obs.baseline_write).await?;
+        artifact_writes::write_baseline(ctx, rsg, &obs.baseline_write).await?;
     }
     for adopted in groups::adopt_bases(ctx, rsg, obs).await? {
         ctx.event(
             rsg,
-            false,
-            "Adopted",
-            "Label",
+            RsgEvent::AdoptedBase,
             format!("labelled {adopted} as group 0 (metadata only; its pods are untouched)"),
         )
         .await;
@@ -132,9 +130,7 @@ async fn reuse_groups(
         applied.active.insert(*id);
         ctx.event(
             rsg,
-            false,
-            "ReusedGroup",
-            "Scale",
+            RsgEvent::ReusedGroup,
             format!("group {id}: stopped draining and serves again"),
         )
         .await;
@@ -154,9 +150,7 @@ async fn restore_group0(
             applied.active.insert(0);
             ctx.event(
                 rsg,
-                false,
-                "ScaledUp",
-                "Scale",
+                RsgEvent::RestoredGroup0,
                 "group 0: restored the base workloads to their baseline replicas".into(),
             )
             .await;
@@ -187,9 +181,7 @@ async fn take_down_groups(
         record_decision(ctx, decision);
         ctx.event(
             rsg,
-            false,
-            "ScaleDownDecision",
-            "Decide",
+            RsgEvent::ScaleDownDecision,
             super::status::describe_decision(decision),
         )
         .await;
@@ -204,7 +196,7 @@ async fn take_down_groups(
             down.id,
             obs.update_revision()
         );
-        ctx.event(rsg, false, "ReplacedGroup", "Update", note).await;
+        ctx.event(rsg, RsgEvent::ReplacedGroup, note).await;
     }
     Ok(())
 }
@@ -268,9 +260,7 @@ async fn complete_groups(
     if !completed.is_empty() {
         ctx.event(
             rsg,
-            false,
-            "CompletedGroups",
-            "Create",
+            RsgEvent::CompletedGroups,
             format!("created the missing objects of {}", completed.join("; ")),
         )
         .await;
@@ -295,8 +285,8 @@ async fn new_groups(
                 created_ids.push(id);
             }
             GroupCreation::Blocked(problem) => {
-                let message = problem.message().to_string();
-                ctx.event(rsg, true, problem.reason(), "Create", message)
+                let message = problem.to_string();
+                ctx.event(rsg, RsgEvent::CreateBlocked(problem.reason()), message)
                     .await;
                 applied.problems.push(problem);
             }
@@ -306,9 +296,7 @@ async fn new_groups(
         let per_group = obs.targets.len() + obs.base_services.len();
         ctx.event(
             rsg,
-            false,
-            "CreatedGroups",
-            "Create",
+            RsgEvent::CreatedGroups,
             format!("created groups {} ({per_group} objects each: a copy of every target and of every Service fronting them)", id_list(&created_ids)),
         )
         .await;
@@ -336,15 +324,12 @@ async fn remove_group(
         }
         let note =
             format!("group 0: scaled the base workloads to 0; they are kept, not deleted{because}");
-        ctx.event(rsg, false, "ScaledGroup0ToZero", "Scale", note)
-            .await;
+        ctx.event(rsg, RsgEvent::ScaledGroup0ToZero, note).await;
     } else {
         let deleted = groups::remove_copy_group(ctx, rsg, obs, id).await?;
         ctx.event(
             rsg,
-            false,
-            "DeletedGroup",
-            "Delete",
+            RsgEvent::DeletedGroup,
             format!("group {id}: deleted {}{because}", deleted.join(", ")),
         )
         .await;
@@ -378,9 +363,7 @@ async fn take_down(
     let namespace = rsg.metadata.namespace.as_deref().unwrap_or_default();
     ctx.event(
         rsg,
-        false,
-        "DrainingGroup",
-        "Scale",
+        RsgEvent::DrainingGroup,
         drain_message(id, &obs.base_services_in(namespace)),
     )
     .await;

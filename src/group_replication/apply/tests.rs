@@ -77,7 +77,7 @@ async fn a_name_taken_by_someone_else_is_a_problem_and_is_checked_first_next_tim
         .await
         .expect("a problem, not a failure");
     assert!(
-        matches!(applied.problems.as_slice(), [Problem::NameConflict(m)] if m.starts_with("Deployment team/pd-llm-prefill-1 exists and was not made by this RSG")),
+        matches!(applied.problems.as_slice(), [p @ Problem::NameConflict { .. }] if p.to_string().starts_with("Deployment team/pd-llm-prefill-1 exists and was not made by this RSG")),
         "{:?}",
         applied.problems
     );
@@ -153,7 +153,7 @@ async fn a_draining_group_past_its_timeout_is_deleted_services_first() {
 
 #[tokio::test]
 async fn a_snapshot_name_taken_by_someone_else_stops_the_reconcile_and_ours_is_used_quietly() {
-    use crate::group_replication::artifacts::resolve_snapshot;
+    use crate::group_replication::artifact_decisions::resolve_snapshot;
     const REVISIONS: &str = "/apis/apps/v1/namespaces/team/controllerrevisions";
     let the_rsg = rsg(scale_to(1));
     let base = crate::fixtures::deployment("base", "llm-prefill", 1);
@@ -197,7 +197,7 @@ async fn a_snapshot_name_taken_by_someone_else_stops_the_reconcile_and_ours_is_u
         .await
         .expect("a problem");
     assert!(
-        matches!(problems.as_slice(), [Problem::NameConflict(m)] if m.contains("exists and was not made by this RSG")),
+        matches!(problems.as_slice(), [p @ Problem::NameConflict { .. }] if p.to_string().contains("exists and was not made by this RSG")),
         "{problems:?}"
     );
     assert_eq!(

@@ -15,12 +15,12 @@ use kube::{Resource, ResourceExt};
 use serde_json::Value;
 
 use super::baseline::{self, Baseline};
-use super::build::strip_runtime_fields;
+use super::copy_objects::strip_runtime_fields;
 use super::revision::template_revision;
 use crate::api::{ResourceScalingGroup, LABEL_NAME, LABEL_REVISION, LABEL_TARGET};
 use crate::cache::{labelled, Stores};
 use crate::naming::{replica_config_name, snapshot_name};
-use crate::reconcile::Problem;
+use crate::reconcile::{Problem, TakenFor};
 
 fn owner_reference(rsg: &ResourceScalingGroup) -> Option<OwnerReference> {
     rsg.controller_owner_ref(&()).map(|mut owner| {
@@ -115,9 +115,12 @@ impl SnapshotWrite {
 
 /// A name conflict on the snapshot `name` of `target`.
 pub fn snapshot_conflict(namespace: &str, name: &str, target: &str) -> Problem {
-    Problem::NameConflict(format!(
-        "ControllerRevision {namespace}/{name} (the snapshot of target {target:?}) exists and was not made by this RSG; rename or delete it"
-    ))
+    Problem::NameConflict {
+        object: format!("ControllerRevision {namespace}/{name}"),
+        taken_for: TakenFor::Snapshot {
+            target: target.to_string(),
+        },
+    }
 }
 
 fn snapshot_write(

@@ -11,20 +11,11 @@ use kube::{Api, ResourceExt};
 
 use crate::api::ResourceScalingGroup;
 use crate::api_errors;
-use crate::group_replication::artifacts::{
+use crate::group_replication::artifact_decisions::{
     made_by, snapshot_conflict, snapshots_of, surplus_snapshots, BaselineWrite, SnapshotWrite,
 };
 use crate::group_replication::observe::Observation;
-use crate::reconcile::{Context, ObjectName, Problem, ReconcileError};
-
-/// A create that found the name taken by an object this RSG made, which the cache has not
-/// shown yet: retried once the cache catches up.
-fn cache_behind(object: ObjectName) -> ReconcileError {
-    ReconcileError::create(
-        object,
-        "it exists already, made by this RSG, but is not in the cache yet".into(),
-    )
-}
+use crate::reconcile::{Context, ObjectName, Problem, ReconcileError, RsgEvent};
 
 /// What storing a snapshot came to.
 #[derive(Debug, PartialEq)]
@@ -51,7 +42,7 @@ pub async fn store_snapshot(
         Err(err) => err,
     };
     if !api_errors::is_conflict(&err) {
-        return Err(ReconcileError::create(object, err.to_string()));
+        return Err(ReconcileError::create(object)(err));
     }
     let existing = api
         .get(write.name())
@@ -67,7 +58,7 @@ pub async fn store_snapshot(
     // Ours already: fine when it holds what was planned on, else plan again.
     match existing.data.as_ref().map(|d| &d.0) == write.workload() {
         true => Ok(Stored::Existed),
-        false => Err(cache_behind(object)),
+        false => Err(ReconcileError::cache_behind(object)),
     }
 }
 
@@ -85,8 +76,10 @@ pub async fn write_baseline(
         match api.create(&crate::create_params(), config_map).await {
             Ok(_) => {}
             // Written meanwhile (by the user, or by this RSG with the cache behind).
-            Err(err) if api_errors::is_conflict(&err) => return Err(cache_behind(object)),
-            Err(err) => return Err(ReconcileError::create(object, err.to_string())),
+            Err(err) if api_errors::is_conflict(&err) => {
+                return Err(ReconcileError::cache_behind(object))
+            }
+            Err(err) => return Err(ReconcileError::create(object)(err)),
         }
     }
     if let Some(patch) = &write.adopt {
@@ -95,9 +88,7 @@ pub async fn write_baseline(
             .map_err(ReconcileError::patch(object.clone()))?;
         ctx.event(
             rsg,
-            false,
-            "Adopted",
-            "Own",
+            RsgEvent::OwnedArtifact,
             format!(
                 "{object}: owned by this RSG now, so it is deleted with it; its values are kept"
             ),
