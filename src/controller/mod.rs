@@ -40,7 +40,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
         _ = shutdown.cancelled() => return,
     }
     // Another replica may have led and written statuses since this one last did.
-    ctx.forget_written_statuses();
+    ctx.memory.forget_written();
     let mut requests = ctx.stores.feed.open(&ctx.stores.rsgs);
     let request_stream = futures::stream::poll_fn(move |cx| requests.poll_recv(cx));
     let reader = ctx.stores.rsgs.clone();
@@ -73,7 +73,9 @@ async fn forget_deleted_rsgs(ctx: Arc<Context>, shutdown: CancellationToken) {
             _ = ticker.tick() => {}
             _ = shutdown.cancelled() => return,
         }
-        let forgotten = ctx.forget_gone(|key| ctx.stores.rsgs.get(key).is_some());
+        let forgotten = ctx
+            .memory
+            .forget_gone(|key| ctx.stores.rsgs.get(key).is_some());
         if forgotten > 0 {
             debug!(forgotten, "dropped the state of deleted RSGs");
         }

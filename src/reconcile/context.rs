@@ -1,7 +1,6 @@
 //! What every reconcile needs.
 
-use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use kube::api::Patch;
@@ -11,6 +10,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 
 use super::conditions::{already_reported, with_condition, READY};
 use super::events::RsgEvent;
+use super::memory::RsgMemory;
 use super::{ObjectName, ReconcileError};
 use crate::api::{ResourceScalingGroup, ResourceScalingGroupStatus};
 use crate::authorship::Authorship;
@@ -38,27 +38,9 @@ pub struct Context {
     pub boundary: TargetBoundary,
     /// Admission records and author re-checks; `None`: every stored RSG is acted on.
     pub authorship: Option<Authorship>,
-    /// Consecutive failures per RSG, for backoff.
-    failures: Mutex<HashMap<ObjectRef<ResourceScalingGroup>, u32>>,
-    /// Copy names found taken by objects the RSG did not make; checked before creating.
-    name_conflicts: Mutex<HashMap<ObjectRef<ResourceScalingGroup>, BTreeSet<String>>>,
-    /// The problems each RSG's latest reconcile found.
-    reported: Mutex<HashMap<ObjectRef<ResourceScalingGroup>, Reported>>,
-    /// Since when each RSG has been stopped on a problem the user has to fix.
-    problem_streaks: Mutex<HashMap<ObjectRef<ResourceScalingGroup>, std::time::Instant>>,
-    /// The status this process last wrote for each RSG while leading, with the RSG's uid.
-    /// rsg alone writes RSG status, so it is the newest there is; the cache may not show it.
-    written: Mutex<HashMap<ObjectRef<ResourceScalingGroup>, Written>>,
+    /// What is remembered about each RSG between reconciles.
+    pub memory: RsgMemory,
 }
-
-/// A status written, and the uid of the RSG it was written for.
-type Written = (Option<String>, ResourceScalingGroupStatus);
-
-/// The problem messages one reconcile found, and the spec generation it reconciled.
-type Reported = (Option<i64>, BTreeSet<String>);
-
-/// RSGs whose latest problems are remembered; past it the memory starts afresh.
-const MAX_REMEMBERED_REPORTS: usize = 10_000;
 
 impl Context {
     /// A context over `client` and `stores`.
@@ -79,11 +61,7 @@ impl Context {
             metrics,
             prometheus,
             authorship: None,
-            failures: Mutex::new(HashMap::new()),
-            name_conflicts: Mutex::new(HashMap::new()),
-            reported: Mutex::new(HashMap::new()),
-            problem_streaks: Mutex::new(HashMap::new()),
-            written: Mutex::new(HashMap::new()),
+            memory: RsgMemory::default(),
         }
     }
 
@@ -141,12 +119,8 @@ impl Context {
             let object = ObjectName::new("ResourceScalingGroup", &namespace, &rsg.name_any());
             ReconcileError::write_status(object, source)
         })?;
-        let mut written = self.written.lock().unwrap_or_else(|p| p.into_inner());
-        let key = ObjectRef::from_obj(rsg);
-        if written.len() >= MAX_REMEMBERED_REPORTS && !written.contains_key(&key) {
-            written.clear();
-        }
-        written.insert(key, (rsg.uid(), status.clone()));
+        self.memory
+            .record_written(&ObjectRef::from_obj(rsg), status);
         Ok(())
     }
 
@@ -156,27 +130,11 @@ impl Context {
     /// is never lost to a cache that lags behind a write (the status is applied whole).
     pub fn with_newest_status(&self, rsg: &ResourceScalingGroup) -> ResourceScalingGroup {
         let mut newest = rsg.clone();
-        if let Some(status) = self
-            .written
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&ObjectRef::from_obj(rsg))
-            .filter(|(uid, _)| *uid == rsg.uid())
-            .map(|(_, status)| status)
-        {
-            // Only for this very RSG: one deleted and made again under its name starts afresh.
-            newest.status = Some(status.clone());
+        // Only for this very RSG: one deleted and made again under its name starts afresh.
+        if let Some(status) = self.memory.written(&ObjectRef::from_obj(rsg)) {
+            newest.status = Some(status);
         }
         newest
-    }
-
-    /// Forgets the statuses written: at the start of each term as leader, since another
-    /// replica may have written since.
-    pub fn forget_written_statuses(&self) {
-        self.written
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
     }
 
     /// Sets the Ready condition (and observedGeneration) only. Nothing is written when the
@@ -216,31 +174,19 @@ impl Context {
 
     /// The delay before retrying `rsg` after a failure: 1s doubling to 5 minutes.
     pub fn next_backoff(&self, rsg: &ObjectRef<ResourceScalingGroup>) -> Duration {
-        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        let count = failures.entry(rsg.clone()).or_insert(0);
-        *count = count.saturating_add(1);
-        Duration::from_secs(1u64 << (*count - 1).min(8)).min(Duration::from_secs(300))
+        let count = self.memory.count_failure(rsg);
+        Duration::from_secs(1u64 << (count - 1).min(8)).min(Duration::from_secs(300))
     }
 
     /// The delay before `rsg`, stopped again on a problem the user has to fix (a missing
     /// target), is looked at again: see [`super::backoff::problem_retry`].
     pub fn problem_backoff(&self, rsg: &ObjectRef<ResourceScalingGroup>) -> Duration {
-        let mut streaks = self
-            .problem_streaks
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        let since = *streaks
-            .entry(rsg.clone())
-            .or_insert_with(std::time::Instant::now);
-        super::backoff::problem_retry(&rsg.to_string(), since.elapsed())
+        super::backoff::problem_retry(&rsg.to_string(), self.memory.problem_streak(rsg))
     }
 
     /// Forgets the problem streak of `rsg` once it gets past its problems.
     pub fn reset_problem_backoff(&self, rsg: &ObjectRef<ResourceScalingGroup>) {
-        self.problem_streaks
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(rsg);
+        self.memory.end_problem_streak(rsg);
     }
 
     /// Makes sure every kind among `kinds` is watched (typed caches, or watches started on
@@ -258,10 +204,7 @@ impl Context {
 
     /// Forgets the failures of `rsg` after a success.
     pub fn reset_backoff(&self, rsg: &ObjectRef<ResourceScalingGroup>) {
-        self.failures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(rsg);
+        self.memory.reset_failures(rsg);
     }
 }
 
@@ -278,92 +221,20 @@ impl Context {
     ) -> Vec<&'m str> {
         let key = ObjectRef::from_obj(rsg);
         let generation = rsg.metadata.generation;
-        let mut reported = self.reported.lock().unwrap_or_else(|p| p.into_inner());
-        let previous = reported
-            .get(&key)
-            .filter(|(seen, _)| *seen == generation)
-            .map(|(_, messages)| messages.clone())
-            .unwrap_or_default();
-        if reported.len() >= MAX_REMEMBERED_REPORTS && !reported.contains_key(&key) {
-            reported.clear();
-        }
-        reported.insert(key, (generation, messages.iter().cloned().collect()));
+        let previous =
+            self.memory
+                .replace_reported(&key, generation, messages.iter().cloned().collect());
         messages
             .iter()
             .map(String::as_str)
             .filter(|m| !previous.contains(*m) && !already_reported(rsg, m))
             .collect()
     }
-
-    /// Whether `name` was found taken for `rsg` before.
-    pub fn is_known_conflict(&self, rsg: &ObjectRef<ResourceScalingGroup>, name: &str) -> bool {
-        self.name_conflicts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(rsg)
-            .is_some_and(|names| names.contains(name))
-    }
-
-    /// Forgets everything remembered about RSGs for which `exists` is false (deleted ones):
-    /// backoffs, taken names and reported problems. Returns how many were forgotten.
-    pub fn forget_gone(&self, exists: impl Fn(&ObjectRef<ResourceScalingGroup>) -> bool) -> usize {
-        let mut forgotten = BTreeSet::new();
-        let mut keep = |key: &ObjectRef<ResourceScalingGroup>| {
-            let keep = exists(key);
-            if !keep {
-                forgotten.insert(key.to_string());
-            }
-            keep
-        };
-        self.failures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|key, _| keep(key));
-        self.name_conflicts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|key, names| keep(key) && !names.is_empty());
-        self.reported
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|key, _| keep(key));
-        self.problem_streaks
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|key, _| keep(key));
-        self.written
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|key, _| keep(key));
-        forgotten.len()
-    }
-
-    /// Records (`taken`) or forgets a taken copy name.
-    pub fn set_conflict(&self, rsg: &ObjectRef<ResourceScalingGroup>, name: &str, taken: bool) {
-        let mut conflicts = self
-            .name_conflicts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        let names = conflicts.entry(rsg.clone()).or_default();
-        if taken {
-            names.insert(name.to_string());
-        } else {
-            names.remove(name);
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A context whose API answers every call with 503 (no test here reaches the API).
-    fn offline_context() -> Context {
-        super::super::mock_api::context(|_| {
-            super::super::mock_api::status(503, "ServiceUnavailable")
-        })
-        .0
-    }
 
     #[tokio::test]
     async fn a_reconcile_starts_from_the_status_written_last_not_a_lagging_cache() {
@@ -399,25 +270,7 @@ mod tests {
             None,
             "an RSG made again under the same name starts afresh"
         );
-        ctx.forget_written_statuses();
+        ctx.memory.forget_written();
         assert_eq!(ctx.with_newest_status(&cached).status, None);
-    }
-
-    #[tokio::test]
-    async fn state_of_deleted_rsgs_is_forgotten() {
-        let ctx = offline_context();
-        let kept = ObjectRef::new("kept").within("ns");
-        let gone = ObjectRef::new("gone").within("ns");
-        for rsg in [&kept, &gone] {
-            ctx.next_backoff(rsg);
-            ctx.set_conflict(rsg, "pd-llm-prefill-2", true);
-        }
-        assert_eq!(ctx.forget_gone(|key| *key == kept), 1);
-        assert!(ctx.is_known_conflict(&kept, "pd-llm-prefill-2"));
-        assert!(!ctx.is_known_conflict(&gone, "pd-llm-prefill-2"));
-        // The backoff of the deleted RSG starts afresh; the kept one goes on doubling.
-        assert_eq!(ctx.next_backoff(&gone), Duration::from_secs(1));
-        assert_eq!(ctx.next_backoff(&kept), Duration::from_secs(2));
-        assert_eq!(ctx.forget_gone(|_| true), 0);
     }
 }

@@ -7,6 +7,7 @@ pub mod conditions;
 mod context;
 mod error;
 mod events;
+pub mod memory;
 #[cfg(test)]
 pub mod mock_api;
 mod problem;

@@ -115,7 +115,7 @@ pub async fn create_group(
     // Names found taken before are checked first, so a lasting conflict creates nothing.
     for part in missing
         .iter()
-        .filter(|p| ctx.is_known_conflict(&rsg_ref, p.name()))
+        .filter(|p| ctx.memory.is_known_conflict(&rsg_ref, p.name()))
     {
         match conflicting_owner(ctx, &services, &namespace, part).await? {
             Some(description) => {
@@ -125,7 +125,7 @@ pub async fn create_group(
                     id,
                 )))
             }
-            None => ctx.set_conflict(&rsg_ref, part.name(), false),
+            None => ctx.memory.set_conflict(&rsg_ref, part.name(), false),
         }
     }
     let build = GroupBuild {
@@ -149,7 +149,7 @@ pub async fn create_group(
                 match conflicting_owner(ctx, &services, &namespace, &part).await? {
                     None => continue,
                     Some(description) => {
-                        ctx.set_conflict(&rsg_ref, part.name(), true);
+                        ctx.memory.set_conflict(&rsg_ref, part.name(), true);
                         name_conflict(&description, &rsg_name, id)
                     }
                 }

@@ -82,7 +82,9 @@ async fn a_name_taken_by_someone_else_is_a_problem_and_is_checked_first_next_tim
         applied.problems
     );
     assert!(!applied.active.contains(&1));
-    assert!(ctx.is_known_conflict(&ObjectRef::from_obj(&the_rsg), "pd-llm-prefill-1"));
+    assert!(ctx
+        .memory
+        .is_known_conflict(&ObjectRef::from_obj(&the_rsg), "pd-llm-prefill-1"));
     assert_eq!(
         recorded.lines(),
         vec![
