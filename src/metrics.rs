@@ -72,6 +72,8 @@ pub struct Metrics {
     pub reconciles: Family<ReconcileLabels, Counter>,
     /// Reconcile latency in seconds.
     pub reconcile_duration: HistogramFamily<StrategyLabels>,
+    /// Reconciles put off because their namespace held its share of the workers.
+    pub reconciles_deferred: Counter,
     /// Scale-down decisions by source.
     pub scale_down_decisions: Family<DecisionLabels, Counter>,
     /// Prometheus queries by result.
@@ -116,6 +118,9 @@ impl Default for Metrics {
             reconcile_duration: "reconcile_duration_seconds",
                 "Time one reconcile takes",
                 Family::new_with_constructor(latency_histogram);
+            reconciles_deferred: "reconciles_deferred",
+                "Reconciles put off for a second or two because their namespace already had its share of the workers in flight",
+                Counter::default();
             scale_down_decisions: "scale_down_decisions",
                 "Scale-down decisions by what decided them: Metric, Annotation or GroupId",
                 Family::default();

@@ -5,6 +5,7 @@
 //! author still holds the rights it uses, then hands the RSG to its strategy.
 
 mod authorize;
+mod fair_share;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,12 +25,16 @@ use crate::inplace_scaling::InplaceScaling;
 use crate::reconcile::conditions::reason;
 use crate::reconcile::{rsg_key, Context, Next, ReconcileError, Strategy};
 use crate::validation::{exclusive_target_errors, invalid_object_message, validate_rsg};
+use fair_share::{retry_after_deferral, NamespaceShares};
 
 /// The strategies, each serving the RSGs whose `scalingStrategy.type` is its name.
 const STRATEGIES: [&dyn Strategy; 2] = [&GroupReplication, &InplaceScaling];
 
 /// How many RSGs are reconciled at once.
-const CONCURRENCY: u16 = 4;
+const CONCURRENCY: u16 = 8;
+
+/// How many of them one namespace may hold (see [`fair_share`]).
+const PER_NAMESPACE: usize = 4;
 
 /// Runs the controller until `shutdown` fires, fed by the shared cache's reconcile feed.
 /// It starts once every cache has synced (see [`crate::cache::Stores::wait_synced`]), so that
@@ -45,12 +50,17 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
     let request_stream = futures::stream::poll_fn(move |cx| requests.poll_recv(cx));
     let reader = ctx.stores.rsgs.clone();
     tokio::spawn(forget_deleted_rsgs(ctx.clone(), shutdown.clone()));
+    let shares = Arc::new(NamespaceShares::new(PER_NAMESPACE));
     // Every request, the RSGs' own changes included, arrives through the feed.
     Controller::for_shared_stream(futures::stream::pending(), reader)
         .reconcile_on(request_stream)
         .with_config(Config::default().concurrency(CONCURRENCY))
         .graceful_shutdown_on(async move { shutdown.cancelled().await })
-        .run(reconcile, error_policy, ctx.clone())
+        .run(
+            move |rsg, ctx| reconcile_in_turn(rsg, ctx, shares.clone()),
+            error_policy,
+            ctx.clone(),
+        )
         .for_each(|result| async move {
             if let Err(err) = result {
                 tracing::debug!(error = %err, "reconcile did not complete");
@@ -129,6 +139,24 @@ fn error_policy(rsg: Arc<ResourceScalingGroup>, err: &ReconcileError, ctx: Arc<C
     let delay = ctx.next_backoff(&ObjectRef::from_obj(rsg.as_ref()));
     warn!(rsg = %rsg_key(&rsg), action = err.action(), error = %err, retry_in = ?delay, "reconcile failed");
     Action::requeue(delay)
+}
+
+/// Reconciles `rsg` when its namespace has a free share of the workers; else looks at it
+/// again in a second or two, leaving the worker to other namespaces.
+async fn reconcile_in_turn(
+    rsg: Arc<ResourceScalingGroup>,
+    ctx: Arc<Context>,
+    shares: Arc<NamespaceShares>,
+) -> Result<Action, ReconcileError> {
+    let namespace = rsg.namespace().unwrap_or_default();
+    let Some(_turn) = shares.try_enter(&namespace) else {
+        ctx.metrics.reconciles_deferred.inc();
+        return Ok(Action::requeue(retry_after_deferral(
+            &namespace,
+            &rsg.name_any(),
+        )));
+    };
+    reconcile(rsg, ctx).await
 }
 
 async fn reconcile(
