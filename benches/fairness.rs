@@ -203,10 +203,7 @@ fn main() {
         println!("fairness benchmark: run with `cargo bench --bench fairness`");
         return;
     }
-    let n: usize = std::env::var("RSG_FAIRNESS_RSGS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(200);
+    let n: usize = common::env_number("RSG_FAIRNESS_RSGS", 200);
     let mut builds = vec![("this build".to_string(), PathBuf::from(rsg_binary()))];
     if let Ok(baseline) = std::env::var("RSG_BENCH_BASELINE_BIN") {
         builds.push((format!("baseline {baseline}"), PathBuf::from(baseline)));

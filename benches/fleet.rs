@@ -185,10 +185,7 @@ fn main() {
         println!("fleet benchmark: run with `cargo bench --bench fleet`");
         return;
     }
-    let n: usize = std::env::var("RSG_FLEET_RSGS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1000);
+    let n: usize = common::env_number("RSG_FLEET_RSGS", 1000);
     let dir = scratch_dir();
     let plane = ControlPlane::start(&dir, false);
     install_rsg_prerequisites(&plane.kubeconfig);

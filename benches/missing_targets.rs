@@ -83,10 +83,7 @@ fn main() {
         println!("missing targets benchmark: run with `cargo bench --bench missing_targets`");
         return;
     }
-    let minutes: u64 = std::env::var("RSG_BENCH_MINUTES")
-        .ok()
-        .and_then(|m| m.parse().ok())
-        .unwrap_or(6);
+    let minutes: u64 = common::env_number("RSG_BENCH_MINUTES", 6);
     let dir = scratch_dir();
     let plane = ControlPlane::start(&dir, false);
     install_rsg_prerequisites(&plane.kubeconfig);

@@ -9,6 +9,7 @@ pub mod api_errors;
 pub mod authorization;
 pub mod authorship;
 pub mod boundary;
+pub mod bounded_map;
 pub mod cache;
 pub mod certs;
 pub mod cli;

@@ -117,17 +117,20 @@ pub fn memory_mib(pid: u32) -> (f64, f64) {
 
 /// Duration from `RSG_BENCH_SECONDS` (default `default_secs`).
 pub fn bench_duration(default_secs: u64) -> Duration {
-    Duration::from_secs(
-        std::env::var("RSG_BENCH_SECONDS")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(default_secs),
-    )
+    Duration::from_secs(env_number("RSG_BENCH_SECONDS", default_secs))
 }
 
 /// True when run by `cargo bench` (which passes `--bench`); `cargo test` builds benches too.
 pub fn invoked_as_benchmark() -> bool {
     std::env::args().any(|a| a == "--bench")
+}
+
+/// The number in the environment variable `name`, else `default`.
+pub fn env_number<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn ms(d: Duration) -> f64 {

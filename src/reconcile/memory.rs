@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use kube::runtime::reflector::ObjectRef;
 
 use crate::api::{ResourceScalingGroup, ResourceScalingGroupStatus};
+use crate::bounded_map::make_room;
 
 /// RSGs remembered at most; past it the least recently used one is forgotten.
 pub const MAX_REMEMBERED_RSGS: usize = 20_000;
@@ -58,16 +59,9 @@ impl Entries {
     fn entry(&mut self, rsg: &RsgRef) -> &mut Remembered {
         self.clock += 1;
         let clock = self.clock;
-        if !self.by_rsg.contains_key(rsg) && self.by_rsg.len() >= self.capacity {
-            let oldest = self
-                .by_rsg
-                .iter()
-                .min_by_key(|(_, remembered)| remembered.used)
-                .map(|(key, _)| key.clone());
-            if let Some(oldest) = oldest {
-                self.by_rsg.remove(&oldest);
-            }
-        }
+        make_room(&mut self.by_rsg, rsg, self.capacity, |remembered| {
+            remembered.used
+        });
         let uid = &rsg.extra.uid;
         let remembered = self.by_rsg.entry(rsg.clone()).or_default();
         if remembered.uid != *uid {

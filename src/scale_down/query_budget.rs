@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::prometheus::QueryError;
 use super::values::QueryResponse;
+use crate::bounded_map::make_room;
 
 /// What an RSG was last answered.
 #[derive(Clone, Debug)]
@@ -70,16 +71,9 @@ impl QueryBudget {
                 .retain(|_, last| now.duration_since(last.at) < interval);
             self.pruned_at = Some(now);
         }
-        if !self.last.contains_key(rsg) && self.last.len() >= self.capacity {
-            let oldest = self
-                .last
-                .iter()
-                .min_by_key(|(_, last)| last.at)
-                .map(|(key, _)| key.clone());
-            if let Some(key) = oldest {
-                self.last.remove(&key);
-            }
-        }
+        make_room(&mut self.last, &rsg.to_string(), self.capacity, |last| {
+            last.at
+        });
         self.last.insert(
             rsg.to_string(),
             LastQuery {
