@@ -30,7 +30,7 @@ use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{self, store::Writer, ObjectRef, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client, Resource, ResourceExt};
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 use tracing::{info, warn};
 
 pub use feed::ReconcileFeed;
@@ -85,6 +85,9 @@ pub struct Stores {
     pub target_index: Arc<TargetIndex>,
     /// Reconcile requests for the controller, open while this replica leads.
     pub feed: Arc<ReconcileFeed>,
+    /// Woken by every RSG delete event, so what the controller remembers about the RSG can
+    /// be dropped at once (a watch gap misses some; the controller also sweeps every minute).
+    pub rsg_deleted: Arc<Notify>,
     /// True once every cache has completed its initial list; a watch wakes every waiter.
     synced: Arc<watch::Sender<bool>>,
 }
@@ -292,7 +295,9 @@ impl Stores {
     pub fn start(client: Client, scope: WatchScope) -> Self {
         let target_index = Arc::new(TargetIndex::default());
         let feed = Arc::new(ReconcileFeed::default());
-        let (rsgs, grants, triggers) = watch_rsgs_and_grants(&client, &scope, &feed, &target_index);
+        let rsg_deleted = Arc::new(Notify::new());
+        let (rsgs, grants, triggers) =
+            watch_rsgs_and_grants(&client, &scope, &feed, &target_index, &rsg_deleted);
         let members = Arc::new(RsgMembers::default());
         let representative_index = Arc::new(RsgMembers::by_label(LABEL_REPRESENTATIVE));
         let service_index = Arc::new(ServiceIndex::default());
@@ -358,6 +363,7 @@ impl Stores {
             nodes: watch_node_labels(&client),
             target_index,
             feed,
+            rsg_deleted,
             synced: Arc::new(watch::channel(false).0),
         };
         tokio::spawn(stores.clone().mark_synced());
@@ -386,6 +392,7 @@ impl Stores {
             dynamic: Arc::new(DynamicWatches::disabled()),
             target_index: target_index.clone(),
             feed: Arc::default(),
+            rsg_deleted: Arc::default(),
             synced: Arc::new(watch::channel(true).0),
         };
         (
@@ -530,6 +537,7 @@ fn watch_rsgs_and_grants(
     scope: &WatchScope,
     feed: &Arc<ReconcileFeed>,
     target_index: &Arc<TargetIndex>,
+    deleted: &Arc<Notify>,
 ) -> (
     Store<ResourceScalingGroup>,
     Store<ResourceScalingGroupGrant>,
@@ -539,6 +547,7 @@ fn watch_rsgs_and_grants(
     let triggers = RsgTriggers::new(feed.clone(), rsgs.clone(), target_index.clone());
     let index = target_index.clone();
     let rsg_triggers = triggers.clone();
+    let deleted = deleted.clone();
     spawn_reflector(
         namespaced::<ResourceScalingGroup>(client, scope),
         watcher::Config::default(),
@@ -547,6 +556,9 @@ fn watch_rsgs_and_grants(
         move |event| {
             index.apply(event);
             rsg_triggers.send_for_event(event, RsgTriggers::for_itself);
+            if matches!(event, watcher::Event::Delete(_)) {
+                deleted.notify_one();
+            }
         },
     );
     let (grants, grant_writer) = reflector::store::<ResourceScalingGroupGrant>();

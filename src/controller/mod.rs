@@ -71,23 +71,35 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
     info!("controller stopped");
 }
 
-/// How often what is remembered about deleted RSGs is dropped.
+/// How often what is remembered about deleted RSGs is swept even without a delete event
+/// (a watch that restarted after a gap reports no deletes for it).
 const FORGET_INTERVAL: Duration = Duration::from_secs(60);
 
-/// Drops, every minute, what the context remembers about RSGs that no longer exist, so
-/// per-RSG state does not grow with every RSG ever created.
+/// After a sweep woken by a delete, how long the next waits: deleting many RSGs at once
+/// costs one sweep per second, not one per RSG.
+const FORGET_DEBOUNCE: Duration = Duration::from_secs(1);
+
+/// Drops what the context remembers about RSGs that no longer exist, when their delete
+/// events arrive and every minute, so per-RSG state does not grow with every RSG ever made.
 async fn forget_deleted_rsgs(ctx: Arc<Context>, shutdown: CancellationToken) {
     let mut ticker = tokio::time::interval(FORGET_INTERVAL);
     loop {
-        tokio::select! {
-            _ = ticker.tick() => {}
+        let woken_by_delete = tokio::select! {
+            _ = ticker.tick() => false,
+            _ = ctx.stores.rsg_deleted.notified() => true,
             _ = shutdown.cancelled() => return,
-        }
+        };
         let forgotten = ctx
             .memory
             .forget_gone(|key| ctx.stores.rsgs.get(key).is_some());
         if forgotten > 0 {
             debug!(forgotten, "dropped the state of deleted RSGs");
+        }
+        if woken_by_delete {
+            tokio::select! {
+                _ = tokio::time::sleep(FORGET_DEBOUNCE) => {}
+                _ = shutdown.cancelled() => return,
+            }
         }
     }
 }
