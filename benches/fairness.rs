@@ -123,7 +123,8 @@ fn deferred(rsg: &RsgProcess) -> f64 {
 }
 
 fn measure(binary: &Path, label: &str, n: usize) -> Figures {
-    let dir = scratch_dir();
+    let dir = scratch_dir().join(label);
+    std::fs::create_dir_all(&dir).expect("a scratch directory");
     let plane = ControlPlane::start(&dir, false);
     install_rsg_prerequisites(&plane.kubeconfig);
     let prometheus = format!("http://127.0.0.1:{}", silent_prometheus());
@@ -195,6 +196,9 @@ fn measure(binary: &Path, label: &str, n: usize) -> Figures {
         }
     });
     rsg.stop(libc::SIGTERM);
+    // The next build is measured on a control plane of its own, with nothing else running.
+    plane.kill_apiserver();
+    plane.kill_etcd();
     figures
 }
 
@@ -222,7 +226,7 @@ fn main() {
             f.idle.as_secs_f64(),
             f.busy.as_secs_f64(),
             f.busy_drained.as_secs_f64(),
-            f.deferred
+            f.deferred.abs()
         );
     }
 }
