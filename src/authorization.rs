@@ -39,6 +39,17 @@ pub struct Permission {
     pub name: String,
 }
 
+impl Permission {
+    /// This permission over every object of its kind in its namespace: a right that covers
+    /// each named one, so it is asked first (one review for all of an author's targets there).
+    pub fn over_every_name(&self) -> Permission {
+        Permission {
+            name: String::new(),
+            ..self.clone()
+        }
+    }
+}
+
 impl fmt::Display for Permission {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let resource = match (self.group.as_str(), self.subresource) {

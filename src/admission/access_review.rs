@@ -1,11 +1,13 @@
 //! Whether the requester may do themselves what an RSG asks rsg to do (see
-//! [`crate::authorization`]): one SubjectAccessReview per (verb, resource, namespace, name),
-//! for the user in the AdmissionReview, run a few at a time and bounded in count and time.
+//! [`crate::authorization`]), for the user in the AdmissionReview: one SubjectAccessReview
+//! per (verb, resource, namespace) first, then, where that is not granted, one per named
+//! object; run a few at a time and bounded in count and time.
 //!
 //! A review that cannot be made (API error, timeout) denies: the boundary fails closed.
 //! Answers are kept a few seconds in the shared lookup cache, keyed by the whole identity
 //! (user, uid, groups, extra) and permission: retries of one `apply` ask once.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -56,6 +58,37 @@ async fn cached_review(
         Err(err) => Err(err.to_string()),
     };
     (answer, asked)
+}
+
+/// Asks (a few at a time, each within `timeout`) whether `user` holds each of `permissions`;
+/// counts the reviews sent in `findings`.
+async fn reviews(
+    client: &Client,
+    cache: &LookupCache,
+    user: &UserInfo,
+    permissions: BTreeSet<Permission>,
+    timeout: Duration,
+    findings: &mut AccessFindings,
+) -> BTreeMap<Permission, Result<bool, String>> {
+    let answers: Vec<(Permission, Result<bool, String>, bool)> = futures::stream::iter(permissions)
+        .map(|permission| async move {
+            let review = cached_review(client, cache, user, &permission);
+            let (answer, asked) = match tokio::time::timeout(timeout, review).await {
+                Ok(answered) => answered,
+                Err(_) => (Err(format!("no answer within {timeout:?}")), true),
+            };
+            (permission, answer, asked)
+        })
+        .buffered(CONCURRENCY)
+        .collect()
+        .await;
+    answers
+        .into_iter()
+        .map(|(permission, answer, asked)| {
+            findings.api_calls += usize::from(asked);
+            (permission, answer)
+        })
+        .collect()
 }
 
 /// What the access reviews of one request found.
@@ -110,30 +143,39 @@ pub async fn review_access(
         ..Default::default()
     };
     let who = requester(user);
-    let answers: Vec<(String, Permission, Result<bool, String>, bool)> =
-        futures::stream::iter(needed)
-            .map(|(path, permission)| async move {
-                let review = cached_review(client, cache, user, &permission);
-                let (answer, asked) = match tokio::time::timeout(timeout, review).await {
-                    Ok(answered) => answered,
-                    Err(_) => (Err(format!("no answer within {timeout:?}")), true),
-                };
-                (path, permission, answer, asked)
-            })
-            .buffered(CONCURRENCY)
-            .collect()
-            .await;
-    for (path, permission, answer, asked) in answers {
-        findings.api_calls += usize::from(asked);
+    // A right over every object of a kind in a namespace covers each named one: it is asked
+    // first (once per verb, kind and namespace, and cached), so an author who may patch
+    // Deployments in a namespace costs one review for all of its targets there. Only where
+    // it is not granted are the named objects asked.
+    let wide: BTreeSet<Permission> = needed.iter().map(|(_, p)| p.over_every_name()).collect();
+    let mut answers = reviews(client, cache, user, wide, timeout, &mut findings).await;
+    let named: BTreeSet<Permission> = needed
+        .iter()
+        .map(|(_, p)| p)
+        .filter(|p| {
+            !p.name.is_empty() && !matches!(answers.get(&p.over_every_name()), Some(Ok(true)))
+        })
+        .cloned()
+        .collect();
+    answers.extend(reviews(client, cache, user, named, timeout, &mut findings).await);
+    for (path, permission) in needed {
+        let answer = match answers.get(&permission.over_every_name()) {
+            Some(Ok(true)) => Some(&Ok(true)),
+            _ => answers.get(&permission),
+        };
         match answer {
-            Ok(true) => {}
-            Ok(false) => findings.errors.push(FieldError::forbidden(
+            Some(Ok(true)) => {}
+            Some(Ok(false)) => findings.errors.push(FieldError::forbidden(
                 path,
                 format!("user {who:?} cannot {permission}; an RSG may only ask rsg for what its author may do"),
             )),
-            Err(err) => findings.errors.push(FieldError::forbidden(
+            Some(Err(err)) => findings.errors.push(FieldError::forbidden(
                 path,
                 format!("could not verify that user {who:?} may {permission} ({err}); try again"),
+            )),
+            None => findings.errors.push(FieldError::forbidden(
+                path,
+                format!("could not verify that user {who:?} may {permission}; try again"),
             )),
         }
     }
@@ -143,6 +185,97 @@ pub async fn review_access(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::reconcile::mock_api::{context, Call};
+    use serde_json::{json, Value};
+
+    /// Answers SubjectAccessReviews with `allowed(verb, name)`.
+    fn reviews_answered(allowed: fn(&str, &str) -> bool) -> impl Fn(&Call) -> (u16, Value) {
+        move |call: &Call| {
+            let attributes = &call.body["spec"]["resourceAttributes"];
+            let verb = attributes["verb"].as_str().unwrap_or_default();
+            let name = attributes["name"].as_str().unwrap_or_default();
+            let mut review = call.body.clone();
+            review["status"] = json!({"allowed": allowed(verb, name)});
+            (201, review)
+        }
+    }
+
+    /// An RSG in "team" over three Deployments of "team".
+    fn three_targets() -> ResourceScalingGroupSpec {
+        let targets = ["a", "b", "c"]
+            .iter()
+            .map(|name| json!({"name": name, "resourceRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name}}))
+            .collect();
+        let strategy =
+            json!({"type": "GroupReplication", "groupConfig": {"groupName": "g", "replicas": 2}});
+        crate::fixtures::rsg("team", "pd", targets, strategy).spec
+    }
+
+    fn alice() -> UserInfo {
+        UserInfo {
+            username: Some("alice".into()),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_namespace_wide_right_is_asked_once_for_every_target() {
+        let (ctx, recorded) = context(reviews_answered(|_, _| true));
+        let cache = LookupCache::new(Duration::from_secs(5), 100);
+        let spec = three_targets();
+        let findings = review_access(
+            &ctx.client,
+            &cache,
+            &alice(),
+            "team",
+            &spec,
+            Duration::from_secs(5),
+        )
+        .await;
+        assert!(findings.errors.is_empty(), "{:?}", findings.errors);
+        let reviewed = recorded.lines().len();
+        assert_eq!(findings.api_calls, reviewed);
+        let named = needed_permissions("team", &spec, |_| {
+            Some(ApiResource::from_gvk(&WorkloadKind::Deployment.gvk()))
+        });
+        let wide: BTreeSet<Permission> = named.iter().map(|(_, p)| p.over_every_name()).collect();
+        assert_eq!(reviewed, wide.len(), "{:?}", recorded.lines());
+        assert!(
+            reviewed < named.len(),
+            "{reviewed} reviews for {} permissions",
+            named.len()
+        );
+    }
+
+    #[tokio::test]
+    async fn rights_by_name_are_asked_by_name_and_each_missing_one_is_reported() {
+        // May do everything to "a" and "b" by name, nothing namespace-wide, nothing to "c".
+        let (ctx, _) = context(reviews_answered(|_, name| name == "a" || name == "b"));
+        let cache = LookupCache::new(Duration::from_secs(5), 100);
+        let findings = review_access(
+            &ctx.client,
+            &cache,
+            &alice(),
+            "team",
+            &three_targets(),
+            Duration::from_secs(5),
+        )
+        .await;
+        let messages: Vec<String> = findings.errors.iter().map(|e| e.to_string()).collect();
+        assert!(
+            !messages.is_empty()
+                && messages
+                    .iter()
+                    .all(|m| !m.contains("\"a\"") && !m.contains("\"b\"")),
+            "{messages:?}"
+        );
+        assert!(
+            messages
+                .iter()
+                .any(|m| m.contains("deployments.apps \"c\"")),
+            "{messages:?}"
+        );
+    }
 
     #[test]
     fn cached_answers_are_keyed_by_the_whole_identity() {
