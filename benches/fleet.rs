@@ -2,7 +2,8 @@
 //! at 3 groups (2 copies of each), on an API server with no node, so groups stay not ready
 //! (as pods loading a model do for minutes). Side by side in one run:
 //!
-//! * `kubectl apply` of the N RSGs through both webhooks, and of N plain Deployments;
+//! * `kubectl apply` of the N RSGs through both webhooks, of N plain Deployments, and of the N
+//!   RSGs with no webhook registered and rsg not running (the API server's own cost);
 //! * rsg's time from the start of that apply until every copy and Service copy exists, and a
 //!   plain client writing the same 2N Deployments and 2N Services (8 at a time);
 //! * rsg's RSS once converged;
@@ -27,13 +28,14 @@ use kube::api::{ListParams, PostParams};
 use kube::{Api, Client};
 use serde_json::{json, Value};
 use support::control_plane::{ControlPlane, RSG_USER};
-use support::kubectl::{install_rsg_prerequisites, kubectl_apply};
+use support::kubectl::{install_rsg_prerequisites, kubectl, kubectl_apply};
 use support::processes::scratch_dir;
 use support::rsg_process::{register_webhooks, RsgProcess};
 
 const FLEET: &str = "fleet";
 const PLAIN: &str = "fleet-plain";
 const PLAIN_COPIES: &str = "fleet-plain-copies";
+const BARE: &str = "fleet-bare";
 const GROUPS: i32 = 3;
 const PLAIN_CONCURRENCY: usize = 8;
 
@@ -45,10 +47,10 @@ fn base(ns: &str, i: usize) -> (Value, Value) {
     (deployment, service)
 }
 
-fn rsg_of(i: usize) -> Value {
+fn rsg_of(ns: &str, i: usize) -> Value {
     json!({
         "apiVersion": "autoscaling.openfuyao.com/v1alpha1", "kind": "ResourceScalingGroup",
-        "metadata": {"name": format!("rsg-{i}"), "namespace": FLEET},
+        "metadata": {"name": format!("rsg-{i}"), "namespace": ns},
         "spec": {"targetResources": [{"name": "engine", "resourceRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": format!("base-{i}")}}],
                  "scalingStrategy": {"type": "GroupReplication", "groupConfig": {"groupName": "g", "replicas": GROUPS}}}
     })
@@ -99,6 +101,28 @@ async fn copies(client: &Client, ns: &str) -> (usize, usize) {
         deployments.map_or(0, |l| l.items.len()),
         services.map_or(0, |l| l.items.len()),
     )
+}
+
+/// `kubectl apply` of `n` RSGs with no webhook registered and rsg not running: what the API
+/// server itself spends on the custom resources. They are deleted before rsg starts.
+fn bare_rsg_apply(kubeconfig: &std::path::Path, n: usize) -> Duration {
+    let namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": BARE}});
+    assert!(
+        kubectl_apply(
+            kubeconfig,
+            &serde_norway::to_string(&namespace).expect("YAML"),
+            &[]
+        )
+        .success
+    );
+    let rsgs: Vec<Value> = (0..n).map(|i| rsg_of(BARE, i)).collect();
+    let took = kubectl_apply_timed(kubeconfig, &rsgs);
+    let deleted = kubectl(
+        kubeconfig,
+        &["delete", "rsg", "--all", "-n", BARE, "--wait=false"],
+    );
+    assert!(deleted.success, "{}", deleted.stderr);
+    took
 }
 
 fn kubectl_apply_timed(kubeconfig: &std::path::Path, objects: &[Value]) -> Duration {
@@ -189,6 +213,7 @@ fn main() {
     let dir = scratch_dir();
     let plane = ControlPlane::start(&dir, false);
     install_rsg_prerequisites(&plane.kubeconfig);
+    let bare_apply = bare_rsg_apply(&plane.kubeconfig, n);
     let rsg = RsgProcess::start(&dir, &plane.rsg_kubeconfig, "rsg-fleet");
     register_webhooks(&plane.kubeconfig, &rsg);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -236,7 +261,7 @@ fn main() {
 
     let plain: Vec<Value> = (0..n).map(|i| base(PLAIN, i).0).collect();
     let plain_apply = kubectl_apply_timed(&plane.kubeconfig, &plain);
-    let rsgs: Vec<Value> = (0..n).map(rsg_of).collect();
+    let rsgs: Vec<Value> = (0..n).map(|i| rsg_of(FLEET, i)).collect();
     let started = Instant::now();
     let rsg_apply = kubectl_apply_timed(&plane.kubeconfig, &rsgs);
     let want = 2 * n;
@@ -288,6 +313,12 @@ fn main() {
         rsg_apply.as_secs_f64(),
         plain_apply.as_secs_f64(),
         ratio(rsg_apply, plain_apply)
+    );
+    println!(
+        "| kubectl apply of {n} RSGs with no webhook registered (the API server's own cost) | {:.1} s | {n} plain Deployments: {:.1} s | {:.2} |",
+        bare_apply.as_secs_f64(),
+        plain_apply.as_secs_f64(),
+        ratio(bare_apply, plain_apply)
     );
     println!("| rsg RSS converged (peak) | {rss:.1} MiB ({peak:.1}) | — | — |");
     println!(
