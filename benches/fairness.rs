@@ -19,7 +19,6 @@ use std::time::{Duration, Instant};
 use common::invoked_as_benchmark;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use rsg::api::ResourceScalingGroup;
@@ -116,10 +115,7 @@ struct Figures {
 
 fn deferred(rsg: &RsgProcess) -> f64 {
     let body = rsg.get("/metrics").map(|(_, b)| b).unwrap_or_default();
-    body.lines()
-        .filter(|l| l.starts_with("rsg_reconciles_deferred_total"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    common::metric_sum(&body, "rsg_reconciles_deferred_total")
 }
 
 fn measure(binary: &Path, label: &str, n: usize) -> Figures {
@@ -151,14 +147,7 @@ fn measure(binary: &Path, label: &str, n: usize) -> Figures {
         .expect("runtime");
     let figures = runtime.block_on(async {
         let client = support::client_for(&plane.kubeconfig).await;
-        for ns in [BUSY, QUIET] {
-            let namespace: Namespace =
-                serde_json::from_value(json!({"metadata": {"name": ns}})).expect("a namespace");
-            Api::<Namespace>::all(client.clone())
-                .create(&PostParams::default(), &namespace)
-                .await
-                .expect("namespace");
-        }
+        common::create_namespaces(&client, &[BUSY, QUIET]).await;
         futures::stream::iter(0..n)
             .for_each_concurrent(16, |i| {
                 let client = client.clone();

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use common::{invoked_as_benchmark, memory_mib};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Namespace, Service};
+use k8s_openapi::api::core::v1::Service;
 use kube::api::{ListParams, PostParams};
 use kube::{Api, Client};
 use serde_json::{json, Value};
@@ -198,10 +198,7 @@ fn audited(log: &std::path::Path) -> Audited {
 
 fn reconciles(rsg: &RsgProcess) -> f64 {
     let body = rsg.get("/metrics").map(|(_, b)| b).unwrap_or_default();
-    body.lines()
-        .filter(|l| l.starts_with("rsg_reconciles_total"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    common::metric_sum(&body, "rsg_reconciles_total")
 }
 
 fn main() {
@@ -222,14 +219,7 @@ fn main() {
         .expect("runtime");
     let client = runtime.block_on(support::client_for(&plane.kubeconfig));
     runtime.block_on(async {
-        for ns in [FLEET, PLAIN, PLAIN_COPIES] {
-            let namespace: Namespace =
-                serde_json::from_value(json!({"metadata": {"name": ns}})).expect("a namespace");
-            Api::<Namespace>::all(client.clone())
-                .create(&PostParams::default(), &namespace)
-                .await
-                .expect("namespace");
-        }
+        common::create_namespaces(&client, &[FLEET, PLAIN, PLAIN_COPIES]).await;
         let bases: Vec<Value> = (0..n)
             .flat_map(|i| {
                 let (d, s) = base(FLEET, i);

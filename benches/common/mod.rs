@@ -125,6 +125,27 @@ pub fn invoked_as_benchmark() -> bool {
     std::env::args().any(|a| a == "--bench")
 }
 
+/// Creates the namespaces `names`.
+pub async fn create_namespaces(client: &kube::Client, names: &[&str]) {
+    for name in names {
+        let namespace: k8s_openapi::api::core::v1::Namespace =
+            serde_json::from_value(serde_json::json!({"metadata": {"name": name}}))
+                .expect("a namespace");
+        kube::Api::<k8s_openapi::api::core::v1::Namespace>::all(client.clone())
+            .create(&kube::api::PostParams::default(), &namespace)
+            .await
+            .expect("namespace");
+    }
+}
+
+/// The sum of every sample of the metric `name` (all its label sets) in a `/metrics` body.
+pub fn metric_sum(body: &str, name: &str) -> f64 {
+    body.lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 /// The number in the environment variable `name`, else `default`.
 pub fn env_number<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)

@@ -185,20 +185,8 @@ pub async fn review_access(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reconcile::mock_api::{context, Call};
-    use serde_json::{json, Value};
-
-    /// Answers SubjectAccessReviews with `allowed(verb, name)`.
-    fn reviews_answered(allowed: fn(&str, &str) -> bool) -> impl Fn(&Call) -> (u16, Value) {
-        move |call: &Call| {
-            let attributes = &call.body["spec"]["resourceAttributes"];
-            let verb = attributes["verb"].as_str().unwrap_or_default();
-            let name = attributes["name"].as_str().unwrap_or_default();
-            let mut review = call.body.clone();
-            review["status"] = json!({"allowed": allowed(verb, name)});
-            (201, review)
-        }
-    }
+    use crate::reconcile::mock_api::{access_reviews, context};
+    use serde_json::json;
 
     /// An RSG in "team" over three Deployments of "team".
     fn three_targets() -> ResourceScalingGroupSpec {
@@ -220,7 +208,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_namespace_wide_right_is_asked_once_for_every_target() {
-        let (ctx, recorded) = context(reviews_answered(|_, _| true));
+        let (ctx, recorded) = context(access_reviews(|_, _| true));
         let cache = LookupCache::new(Duration::from_secs(5), 100);
         let spec = three_targets();
         let findings = review_access(
@@ -250,7 +238,7 @@ mod tests {
     #[tokio::test]
     async fn rights_by_name_are_asked_by_name_and_each_missing_one_is_reported() {
         // May do everything to "a" and "b" by name, nothing namespace-wide, nothing to "c".
-        let (ctx, _) = context(reviews_answered(|_, name| name == "a" || name == "b"));
+        let (ctx, _) = context(access_reviews(|_, name| name == "a" || name == "b"));
         let cache = LookupCache::new(Duration::from_secs(5), 100);
         let findings = review_access(
             &ctx.client,

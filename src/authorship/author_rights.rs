@@ -163,8 +163,7 @@ impl AuthorChecks {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reconcile::mock_api::{context, Call};
-    use serde_json::{json, Value};
+    use crate::reconcile::mock_api::{access_reviews, context};
 
     fn permission(verb: &'static str, namespace: &str, name: &str) -> (String, Permission) {
         (
@@ -187,18 +186,6 @@ mod tests {
         }
     }
 
-    /// Answers SubjectAccessReviews with `allowed(verb, name)`.
-    fn reviews(allowed: fn(&str, &str) -> bool) -> impl Fn(&Call) -> (u16, Value) {
-        move |call: &Call| {
-            let attributes = &call.body["spec"]["resourceAttributes"];
-            let verb = attributes["verb"].as_str().unwrap_or_default();
-            let name = attributes["name"].as_str().unwrap_or_default();
-            let mut review = call.body.clone();
-            review["status"] = json!({"allowed": allowed(verb, name)});
-            (201, review)
-        }
-    }
-
     fn needed() -> Vec<(String, Permission)> {
         vec![
             permission("get", "prod", "a"),
@@ -211,7 +198,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_namespace_wide_right_covers_every_target_and_answers_are_reused() {
-        let (ctx, recorded) = context(reviews(|_, _| true));
+        let (ctx, recorded) = context(access_reviews(|_, _| true));
         let checks = AuthorChecks::new(Duration::from_secs(60));
         let verdict = checks.check(&ctx.client, &alice(), needed()).await;
         assert!(
@@ -232,7 +219,7 @@ mod tests {
     #[tokio::test]
     async fn where_the_namespace_is_denied_each_named_object_is_asked() {
         // May get and patch "a" by name only, and get everything.
-        let (ctx, recorded) = context(reviews(|verb, name| verb != "patch" || name == "a"));
+        let (ctx, recorded) = context(access_reviews(|verb, name| verb != "patch" || name == "a"));
         let checks = AuthorChecks::new(Duration::from_secs(60));
         let verdict = checks.check(&ctx.client, &alice(), needed()).await;
         assert_eq!(

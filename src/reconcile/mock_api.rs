@@ -71,6 +71,18 @@ pub fn status(code: u16, reason: &str) -> (u16, Value) {
     )
 }
 
+/// Answers (Local)SubjectAccessReviews with `allowed(verb, name)` of their resource attributes.
+pub fn access_reviews(allowed: fn(&str, &str) -> bool) -> impl Fn(&Call) -> (u16, Value) {
+    move |call: &Call| {
+        let attributes = &call.body["spec"]["resourceAttributes"];
+        let verb = attributes["verb"].as_str().unwrap_or_default();
+        let name = attributes["name"].as_str().unwrap_or_default();
+        let mut review = call.body.clone();
+        review["status"] = json!({"allowed": allowed(verb, name)});
+        (201, review)
+    }
+}
+
 /// The created object echoed back, as the API server answers a create.
 pub fn created(call: &Call) -> (u16, Value) {
     (201, call.body.clone())
