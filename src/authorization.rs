@@ -6,7 +6,7 @@
 //!   in the RSG's namespace (copies run there).
 //! * InplaceScaling: `get` every workload and `update` its `scale` subresource.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use k8s_openapi::api::authentication::v1::UserInfo;
@@ -48,6 +48,40 @@ impl Permission {
             ..self.clone()
         }
     }
+}
+
+/// The rights to ask first for `needed`: each over every name in its namespace. One answer
+/// covers all of an author's named objects of a kind there.
+pub fn namespace_wide(needed: &[(String, Permission)]) -> BTreeSet<Permission> {
+    needed.iter().map(|(_, p)| p.over_every_name()).collect()
+}
+
+/// The named permissions of `needed` whose namespace-wide right `answers` did not grant
+/// (`granted` tells a granting answer): these are asked by name.
+pub fn named_to_ask<A>(
+    needed: &[(String, Permission)],
+    answers: &BTreeMap<Permission, A>,
+    granted: impl Fn(&A) -> bool,
+) -> BTreeSet<Permission> {
+    needed
+        .iter()
+        .map(|(_, p)| p)
+        .filter(|p| !p.name.is_empty() && !answers.get(&p.over_every_name()).is_some_and(&granted))
+        .cloned()
+        .collect()
+}
+
+/// The answer that decides `permission`: its namespace-wide right when that was granted,
+/// else its own.
+pub fn deciding_answer<'a, A>(
+    answers: &'a BTreeMap<Permission, A>,
+    permission: &Permission,
+    granted: impl Fn(&A) -> bool,
+) -> Option<&'a A> {
+    answers
+        .get(&permission.over_every_name())
+        .filter(|answer| granted(answer))
+        .or_else(|| answers.get(permission))
 }
 
 impl fmt::Display for Permission {

@@ -18,7 +18,10 @@ use kube::Client;
 use super::lookup_cache::{LookupCache, LookupKey, LookupValue};
 use super::lookups::{api_resource, LiveFindings};
 use crate::api::ResourceScalingGroupSpec;
-use crate::authorization::{identity_key, needed_permissions, subject_may, Permission};
+use crate::authorization::{
+    deciding_answer, identity_key, named_to_ask, namespace_wide, needed_permissions, subject_may,
+    Permission,
+};
 use crate::validation::FieldError;
 use crate::workload::WorkloadKind;
 
@@ -147,23 +150,13 @@ pub async fn review_access(
     // first (once per verb, kind and namespace, and cached), so an author who may patch
     // Deployments in a namespace costs one review for all of its targets there. Only where
     // it is not granted are the named objects asked.
-    let wide: BTreeSet<Permission> = needed.iter().map(|(_, p)| p.over_every_name()).collect();
+    let granted = |answer: &Result<bool, String>| matches!(answer, Ok(true));
+    let wide = namespace_wide(&needed);
     let mut answers = reviews(client, cache, user, wide, timeout, &mut findings).await;
-    let named: BTreeSet<Permission> = needed
-        .iter()
-        .map(|(_, p)| p)
-        .filter(|p| {
-            !p.name.is_empty() && !matches!(answers.get(&p.over_every_name()), Some(Ok(true)))
-        })
-        .cloned()
-        .collect();
+    let named = named_to_ask(&needed, &answers, granted);
     answers.extend(reviews(client, cache, user, named, timeout, &mut findings).await);
     for (path, permission) in needed {
-        let answer = match answers.get(&permission.over_every_name()) {
-            Some(Ok(true)) => Some(&Ok(true)),
-            _ => answers.get(&permission),
-        };
-        match answer {
+        match deciding_answer(&answers, &permission, granted) {
             Some(Ok(true)) => {}
             Some(Ok(false)) => findings.errors.push(FieldError::forbidden(
                 path,

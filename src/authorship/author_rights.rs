@@ -13,7 +13,9 @@ use k8s_openapi::api::authentication::v1::UserInfo;
 use kube::Client;
 
 use crate::admission::{LookupCache, LookupKey, LookupValue};
-use crate::authorization::{identity_key, subject_may, Permission};
+use crate::authorization::{
+    deciding_answer, identity_key, named_to_ask, namespace_wide, subject_may, Permission,
+};
 
 /// Reviews sent at once for one RSG.
 const CONCURRENCY: usize = 8;
@@ -117,18 +119,13 @@ impl AuthorChecks {
         needed: Vec<(String, Permission)>,
     ) -> AuthorVerdict {
         let now = Instant::now();
-        let broad = Permission::over_every_name;
-        let wide: BTreeSet<Permission> = needed.iter().map(|(_, p)| broad(p)).collect();
+        let granted = |(allowed, _): &(bool, Instant)| *allowed;
+        let wide = namespace_wide(&needed);
         let mut answers = match self.answers_for(client, author, wide).await {
             Ok(answers) => answers,
             Err(why) => return AuthorVerdict::Unverified(why),
         };
-        let named: BTreeSet<Permission> = needed
-            .iter()
-            .map(|(_, p)| p)
-            .filter(|p| !p.name.is_empty() && answers.get(&broad(p)).is_some_and(|(a, _)| !a))
-            .cloned()
-            .collect();
+        let named = named_to_ask(&needed, &answers, granted);
         match self.answers_for(client, author, named).await {
             Ok(more) => answers.extend(more),
             Err(why) => return AuthorVerdict::Unverified(why),
@@ -137,11 +134,7 @@ impl AuthorChecks {
         let mut oldest = now;
         let mut missing = Vec::new();
         for (path, permission) in &needed {
-            let answer = answers
-                .get(&broad(permission))
-                .filter(|(allowed, _)| *allowed)
-                .or_else(|| answers.get(permission));
-            match answer {
+            match deciding_answer(&answers, permission, granted) {
                 Some((true, at)) => oldest = oldest.min(*at),
                 Some((false, at)) => {
                     oldest = oldest.min(*at);
