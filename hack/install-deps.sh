@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything the tests and the local run need on a fresh Debian machine:
-# openssl, curl, prometheus and prometheus-pushgateway (for the scale-down tests), the Helm
+# openssl, curl, iproute2, prometheus and prometheus-pushgateway (for the scale-down tests), the Helm
 # library for Python (helm-sdkpy, for the chart tests), then etcd, kwok and the Kubernetes
 # binaries (kube-apiserver, kube-controller-manager, kube-scheduler, kubectl) of the releases in
 # hack/versions.sh, built from their Go modules by hack/install-k8s.sh (cached after the first run).
@@ -12,6 +12,8 @@ SUDO=""
 missing=()
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+# `ip` makes the test host (a network namespace) that aggregated API servers are reached at.
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-pip)
 [ -x /usr/bin/prometheus ] || missing+=(prometheus)
 [ -x /usr/bin/prometheus-pushgateway ] || missing+=(prometheus-pushgateway)

@@ -9,12 +9,15 @@
 #   kwok-<v>:       kwok (simulated nodes and pod lifecycle)
 #   lws-<v>:        the LeaderWorkerSet controller (bin/lws-controller), its CRD (crd.yaml) and
 #                   its webhook configurations (webhooks.yaml), from sigs.k8s.io/lws
-#   keda-<v>:       the KEDA operator (bin/keda-operator) and its CRDs (crds.yaml), from
-#                   github.com/kedacore/keda/v2
+#   keda-<v>:       the KEDA operator (bin/keda-operator), its metrics API server
+#                   (bin/keda-adapter) and its CRDs (crds.yaml), from github.com/kedacore/keda/v2
+#   metrics-server-<v>: metrics-server (bin/metrics-server), from sigs.k8s.io/metrics-server, for
+#                   CPU-driven HPAs (it reads the pods' usage that kwok simulates)
 # Idempotent: a component whose binaries are cached (and report the pinned version) is not rebuilt.
 # A cold run downloads a few hundred MB of Go modules and takes several minutes per release on 2 cores.
 # Prints nothing but progress on stderr; `hack/install-k8s.sh --print-env` prints the cache paths
-# as shell assignments (RSG_K8S_BIN, RSG_K8S_FLOOR_BIN, RSG_ETCD_BIN, RSG_KWOK_BIN).
+# as shell assignments (RSG_K8S_BIN, RSG_K8S_FLOOR_BIN, RSG_ETCD_BIN, RSG_KWOK_BIN, RSG_LWS_DIR,
+# RSG_KEDA_DIR, RSG_METRICS_SERVER_BIN).
 set -euo pipefail
 HACK="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=hack/versions.sh
@@ -27,10 +30,11 @@ ETCD_BIN="$CACHE/etcd-$ETCD_VERSION/bin"
 KWOK_BIN="$CACHE/kwok-$KWOK_VERSION/bin"
 LWS_DIR="$CACHE/lws-$LWS_VERSION"
 KEDA_DIR="$CACHE/keda-$KEDA_VERSION"
+METRICS_SERVER_BIN="$CACHE/metrics-server-$METRICS_SERVER_VERSION/bin"
 
 if [ "${1:-}" = "--print-env" ]; then
-  printf 'RSG_K8S_BIN=%q\nRSG_K8S_FLOOR_BIN=%q\nRSG_ETCD_BIN=%q\nRSG_KWOK_BIN=%q\nRSG_LWS_DIR=%q\nRSG_KEDA_DIR=%q\n' \
-    "$K8S_NEWEST_BIN" "$K8S_FLOOR_BIN" "$ETCD_BIN" "$KWOK_BIN" "$LWS_DIR" "$KEDA_DIR"
+  printf 'RSG_K8S_BIN=%q\nRSG_K8S_FLOOR_BIN=%q\nRSG_ETCD_BIN=%q\nRSG_KWOK_BIN=%q\nRSG_LWS_DIR=%q\nRSG_KEDA_DIR=%q\nRSG_METRICS_SERVER_BIN=%q\n' \
+    "$K8S_NEWEST_BIN" "$K8S_FLOOR_BIN" "$ETCD_BIN" "$KWOK_BIN" "$LWS_DIR" "$KEDA_DIR" "$METRICS_SERVER_BIN"
   exit 0
 fi
 
@@ -178,13 +182,18 @@ build_lws() {
 
 # KEDA's go.mod pins some dependencies with replace directives (all to published versions),
 # which a dependent module does not inherit: the wrapper module copies them, then builds the
-# operator command. The CRDs come from the same module's config/.
+# operator and the metrics API server (the "adapter" that serves external.metrics.k8s.io to the
+# HPAs KEDA creates). The CRDs come from the same module's config/.
 build_keda() {
-  if [ -x "$KEDA_DIR/bin/keda-operator" ] && [ -f "$KEDA_DIR/crds.yaml" ]; then
+  local commands=(keda-operator:operator keda-adapter:adapter) missing=() entry
+  for entry in "${commands[@]}"; do
+    [ -x "$KEDA_DIR/bin/${entry%%:*}" ] || missing+=("$entry")
+  done
+  if [ ${#missing[@]} -eq 0 ] && [ -f "$KEDA_DIR/crds.yaml" ]; then
     log "KEDA $KEDA_VERSION cached in $KEDA_DIR"
     return
   fi
-  log "building the KEDA operator $KEDA_VERSION from its Go module"
+  log "building KEDA $KEDA_VERSION (${missing[*]%%:*}) from its Go module"
   local work="$CACHE/build/keda-$KEDA_VERSION"
   mkdir -p "$work" "$KEDA_DIR/bin"
   local gomod
@@ -196,8 +205,10 @@ build_keda() {
     sed -n -e 's/^replace \([^(].* => .*\)$/\t\1/p' -e '/^replace (/,/^)/{/=>/p}' "$gomod"
     echo ")"
   } >"$work/go.mod"
-  (cd "$work" && go build -mod=mod -trimpath -ldflags "-s -w" -o "$KEDA_DIR/bin/keda-operator" github.com/kedacore/keda/v2/cmd/operator) \
-    >"$work/build.log" 2>&1 || { tail -n 40 "$work/build.log" >&2; log "building KEDA failed (log: $work/build.log)"; exit 1; }
+  for entry in "${missing[@]}"; do
+    (cd "$work" && go build -mod=mod -trimpath -ldflags "-s -w" -o "$KEDA_DIR/bin/${entry%%:*}" "github.com/kedacore/keda/v2/cmd/${entry#*:}") \
+      >"$work/build.log" 2>&1 || { tail -n 40 "$work/build.log" >&2; log "building KEDA's ${entry#*:} failed (log: $work/build.log)"; exit 1; }
+  done
   local module_dir
   module_dir="$(cd "$work" && go list -m -f '{{.Dir}}' github.com/kedacore/keda/v2)"
   [ -d "$module_dir/config/crd/bases" ] || { log "could not find the KEDA module's config/crd/bases"; exit 1; }
@@ -209,10 +220,29 @@ build_keda() {
   log "KEDA $KEDA_VERSION built into $KEDA_DIR"
 }
 
+# metrics-server has no replace directives; like LeaderWorkerSet, a wrapper module requiring the
+# pinned version builds its command.
+build_metrics_server() {
+  if reports "$METRICS_SERVER_BIN/metrics-server" "v$METRICS_SERVER_VERSION"; then
+    log "metrics-server $METRICS_SERVER_VERSION cached in $METRICS_SERVER_BIN"
+    return
+  fi
+  log "building metrics-server $METRICS_SERVER_VERSION from its Go module"
+  local work="$CACHE/build/metrics-server-$METRICS_SERVER_VERSION"
+  mkdir -p "$work" "$METRICS_SERVER_BIN"
+  printf 'module rsg.local/build/metrics-server\n\ngo 1.26\n\nrequire sigs.k8s.io/metrics-server v%s\n' "$METRICS_SERVER_VERSION" >"$work/go.mod"
+  local ldflags="-s -w -X k8s.io/client-go/pkg/version.gitVersion=v$METRICS_SERVER_VERSION"
+  (cd "$work" && go build -mod=mod -trimpath -ldflags "$ldflags" -o "$METRICS_SERVER_BIN/metrics-server" sigs.k8s.io/metrics-server/cmd/metrics-server) \
+    >"$work/build.log" 2>&1 || { tail -n 40 "$work/build.log" >&2; log "building metrics-server failed (log: $work/build.log)"; exit 1; }
+  reports "$METRICS_SERVER_BIN/metrics-server" "v$METRICS_SERVER_VERSION" || { log "$METRICS_SERVER_BIN/metrics-server does not report v$METRICS_SERVER_VERSION"; exit 1; }
+  log "metrics-server $METRICS_SERVER_VERSION built into $METRICS_SERVER_BIN"
+}
+
 build_etcd
 build_kwok
 build_lws
 build_keda
+build_metrics_server
 build_kubernetes "$K8S_NEWEST_VERSION" "$K8S_NEWEST_BIN" agnhost
 build_kubernetes "$K8S_FLOOR_VERSION" "$K8S_FLOOR_BIN"
 log "done"

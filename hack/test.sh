@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 source hack/versions.sh
 hack/install-deps.sh
 eval "$(hack/install-k8s.sh --print-env)"
-export RSG_ETCD_BIN RSG_KWOK_BIN RSG_LWS_DIR RSG_KEDA_DIR
+export RSG_ETCD_BIN RSG_KWOK_BIN RSG_LWS_DIR RSG_KEDA_DIR RSG_METRICS_SERVER_BIN
 
 # What runs on the floor release too: CRD install and both webhooks as shipped, GroupReplication
 # 0 <-> N with Services, InplaceScaling, an autoscaling/v2 HPA on the scale subresource, rolling

@@ -18,3 +18,6 @@ LWS_VERSION=0.8.0
 # KEDA: its operator (activation to and from zero through an RSG's scale subresource) and its
 # CRDs, from the Go module. 2.20.2 is the newest release whose go.mod this machine's Go 1.26 builds.
 KEDA_VERSION=2.20.2
+# metrics-server: the resource metrics API (metrics.k8s.io) for CPU-driven HPAs, reading the pod
+# usage kwok simulates.
+METRICS_SERVER_VERSION=0.8.0

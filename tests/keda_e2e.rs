@@ -1,8 +1,10 @@
-//! KEDA driving an RSG: the real KEDA operator (built from its Go module) polls a Prometheus
-//! trigger (a real Prometheus scraping a pushgateway) and moves the RSG between zero and one
-//! group through its scale subresource. Activation restores group 0 from its baseline;
-//! deactivation holds group 0 at zero and keeps the base. Prints how long each took, from the
-//! metric's change to the RSG reporting the new count.
+//! KEDA driving an RSG: the real KEDA operator and metrics API server (built from their Go
+//! module) poll a Prometheus trigger (a real Prometheus scraping a pushgateway). The operator
+//! moves the RSG between zero and one group through its scale subresource: activation
+//! restores group 0 from its baseline, deactivation holds group 0 at zero and keeps the base.
+//! Above one, the HPA KEDA created reads the trigger's value through the metrics API
+//! (`external.metrics.k8s.io`, an APIService) and sets the group count. Prints how long each
+//! took, from the metric's change to the RSG reporting the new count.
 
 mod support;
 
@@ -14,7 +16,9 @@ use support::{apply, env_with, get_json, namespace, wait_for, wait_rsg_converged
 const BASELINE: i64 = 2;
 
 /// A ScaledObject `name` on `target` (`apiVersion`, kind, name): zero to four, one per 8
-/// requests in flight in `ns`, active above 4, polled every second, 5 s cooldown.
+/// requests in flight in `ns`, active above 4, polled every second, 5 s cooldown; the HPA it
+/// makes scales down without a stabilization window (the default five minutes would only
+/// slow the tests).
 fn scaled_object(ns: &str, name: &str, target: (&str, &str, &str), prometheus: &str) -> String {
     let (api_version, kind, target) = target;
     format!(
@@ -30,6 +34,10 @@ spec:
   maxReplicaCount: 4
   pollingInterval: 1
   cooldownPeriod: 5
+  advanced:
+    horizontalPodAutoscalerConfig:
+      behavior:
+        scaleDown: {{stabilizationWindowSeconds: 0}}
   triggers:
   - type: prometheus
     metadata:
@@ -138,6 +146,67 @@ fn a_keda_prometheus_trigger_activates_and_deactivates_an_rsg_through_its_scale_
         activation.as_secs_f64(),
         serving.as_secs_f64(),
         deactivation.as_secs_f64()
+    );
+}
+
+#[test]
+fn a_keda_value_that_asks_for_n_groups_makes_the_hpa_keda_created_set_n() {
+    let prometheus = setup();
+    let ns = namespace("keda-groups");
+    apply(&support::fixtures::deployment(&ns, "engine", 1));
+    apply(&support::fixtures::group_rsg(
+        &ns,
+        "engine",
+        "engine",
+        ("apps/v1", "Deployment", "engine"),
+        "{replicas: 1}",
+    ));
+    wait_rsg_converged(&ns, "engine", 1);
+    let rsg_target = (
+        "autoscaling.openfuyao.com/v1alpha1",
+        "ResourceScalingGroup",
+        "engine",
+    );
+
+    // 20 requests in flight at 8 per group: the HPA asks for three groups.
+    prometheus.push("inference", "inflight_requests", "gauge", &ns, 0, 20.0);
+    let pushed = Instant::now();
+    apply(&scaled_object(&ns, "engine", rsg_target, &prometheus.url));
+    wait_rsg_converged(&ns, "engine", 3);
+    let three = pushed.elapsed();
+    let hpa = get_json("hpa", &ns, "keda-hpa-engine").expect("KEDA's HPA");
+    assert_eq!(hpa["status"]["desiredReplicas"], 3, "{hpa}");
+    let metric = &hpa["status"]["currentMetrics"][0]["external"];
+    assert_eq!(
+        metric["metric"]["name"], "s0-prometheus",
+        "the HPA reads KEDA's external metric: {hpa}"
+    );
+    let rsg = get_json("rsg", &ns, "engine").expect("the RSG");
+    assert_eq!(rsg["spec"]["scalingStrategy"]["groupConfig"]["replicas"], 3);
+    assert!(get_json("deployment", &ns, "engine-engine-2").is_some());
+
+    // 30 in flight: four groups, KEDA's maximum.
+    prometheus.push("inference", "inflight_requests", "gauge", &ns, 0, 30.0);
+    let raised = Instant::now();
+    wait_rsg_converged(&ns, "engine", 4);
+    let four = raised.elapsed();
+
+    // 6 in flight, still active: one group; the highest ids go.
+    prometheus.push("inference", "inflight_requests", "gauge", &ns, 0, 6.0);
+    let lowered = Instant::now();
+    wait_rsg_converged(&ns, "engine", 1);
+    let one = lowered.elapsed();
+    assert!(get_json("deployment", &ns, "engine-engine-1").is_none());
+    let base = get_json("deployment", &ns, "engine").expect("the base");
+    assert_eq!(
+        base["spec"]["replicas"], 1,
+        "group 0 stays, at its baseline"
+    );
+    println!(
+        "KEDA through its metrics API: 1 -> 3 groups {:.1} s after the value was pushed (ScaledObject made at once), 3 -> 4 {:.1} s, 4 -> 1 {:.1} s",
+        three.as_secs_f64(),
+        four.as_secs_f64(),
+        one.as_secs_f64()
     );
 }
 

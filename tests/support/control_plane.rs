@@ -6,6 +6,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use super::kubectl::kubectl;
+use super::pki;
 use super::processes::{free_port, log_tail, spawn_logged};
 use super::wait_for;
 
@@ -173,6 +174,9 @@ pub struct ControlPlane {
     pub dir: PathBuf,
     /// apiserver log file.
     pub apiserver_log: PathBuf,
+    /// The port kwok serves on loopback, kubelet-style, when the cluster runs: each node's
+    /// resource metrics are there (kwok-stages.yaml), where metrics-server reads them.
+    pub kwok_port: u16,
     children: Mutex<Vec<Child>>,
     etcd: Mutex<Option<Child>>,
     etcd_args: Vec<String>,
@@ -255,6 +259,20 @@ impl ControlPlane {
         }
         std::fs::write(&tokens, token_lines).expect("writing tokens");
 
+        // The front proxy: the API server signs the requests it forwards to aggregated API
+        // servers (KEDA's metrics API, metrics-server) with this client certificate, and
+        // publishes the CA for them to check it (kube-system/extension-apiserver-authentication).
+        let front_proxy_dir = dir.join("front-proxy");
+        let front_proxy_ca = pki::certificate_authority(&front_proxy_dir, "front-proxy-ca");
+        let front_proxy_client = pki::issue(
+            &front_proxy_dir,
+            &front_proxy_ca,
+            "front-proxy-client",
+            "front-proxy-client",
+            &[],
+            "clientAuth",
+        );
+
         let audit_policy = dir.join("audit-policy.yaml");
         std::fs::write(&audit_policy, AUDIT_POLICY).expect("writing the audit policy");
         let audit_log = dir.join("audit.log");
@@ -283,6 +301,22 @@ impl ControlPlane {
             "--enable-priority-and-fairness=false".into(),
             format!("--audit-policy-file={}", audit_policy.display()),
             format!("--audit-log-path={}", audit_log.display()),
+            format!(
+                "--requestheader-client-ca-file={}",
+                front_proxy_ca.cert.display()
+            ),
+            "--requestheader-allowed-names=front-proxy-client".into(),
+            "--requestheader-username-headers=X-Remote-User".into(),
+            "--requestheader-group-headers=X-Remote-Group".into(),
+            "--requestheader-extra-headers-prefix=X-Remote-Extra-".into(),
+            format!(
+                "--proxy-client-cert-file={}",
+                front_proxy_client.cert.display()
+            ),
+            format!(
+                "--proxy-client-key-file={}",
+                front_proxy_client.key.display()
+            ),
         ];
         let apiserver_log = dir.join("kube-apiserver.log");
         let mut command = Command::new(binary("kube-apiserver"));
@@ -314,6 +348,7 @@ impl ControlPlane {
             apiserver_port,
             dir: dir.to_path_buf(),
             apiserver_log,
+            kwok_port: free_port(),
             children: Mutex::new(Vec::new()),
             etcd: Mutex::new(Some(etcd)),
             etcd_args,
@@ -411,7 +446,7 @@ impl ControlPlane {
             // traffic off this machine, even to an address a pod status names.
             "--cidr=127.64.0.0/16".into(),
             "--node-ip=127.0.0.1".into(),
-            format!("--server-address=127.0.0.1:{}", free_port()),
+            format!("--server-address=127.0.0.1:{}", self.kwok_port),
             "--node-lease-duration-seconds=40".into(),
         ]);
         self.push_child(spawn_logged(kwok, &self.dir.join("kwok.log")));

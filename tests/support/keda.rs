@@ -1,18 +1,21 @@
-//! The KEDA operator itself (github.com/kedacore/keda/v2 at the version of `hack/versions.sh`,
-//! built by `hack/install-k8s.sh`) and its CRDs, run against the test control plane. The
-//! operator polls a ScaledObject's triggers and moves its target between zero and
-//! `minReplicaCount`/one through the target's scale subresource; above that it hands over to
-//! the HPA it creates (which needs KEDA's metrics API server, not run here).
+//! KEDA itself (github.com/kedacore/keda/v2 at the version of `hack/versions.sh`, built by
+//! `hack/install-k8s.sh`) and its CRDs, run against the test control plane: the operator polls
+//! a ScaledObject's triggers and moves its target between zero and `minReplicaCount`/one
+//! through the target's scale subresource; above that the HPA it creates scales the target,
+//! reading the trigger's value from KEDA's metrics API server (`external.metrics.k8s.io`,
+//! registered as an APIService whose endpoints are the test host).
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use super::processes::{free_port, spawn_logged};
-use super::{env, kubectl, prometheus, rsg_process, wait_for};
+use super::{aggregated_api, env, kubectl, pki, prometheus, wait_for};
 
 /// The namespace the operator keeps its own objects in.
 pub const KEDA_NAMESPACE: &str = "keda";
+/// The Service the metrics API server is registered behind.
+const METRICS_API_SERVICE: &str = "keda-metrics-apiserver";
 
 fn installed_file(relative: &str) -> PathBuf {
     super::control_plane::component_file("RSG_KEDA_DIR", "keda", "KEDA_VERSION", relative)
@@ -28,15 +31,27 @@ pub fn start() {
         let out = kubectl(&env.kubeconfig, &["create", "namespace", KEDA_NAMESPACE]);
         assert!(out.success, "creating namespace keda: {}", out.stderr);
 
-        // The operator's gRPC metrics service serves TLS from this directory (tls.crt,
-        // tls.key, ca.crt), as KEDA's own certificate Secret would provide.
+        // The operator's gRPC metrics service and the metrics API server, its client, both
+        // take their mutual TLS from this directory (tls.crt, tls.key, ca.crt), as KEDA's own
+        // certificate Secret would provide; the metrics API server also serves the API server
+        // with that certificate, so it names the Service too.
         let cert_dir = env.dir.join("keda-certs");
-        rsg_process::generate_certs(&cert_dir);
+        let ca = pki::certificate_authority(&cert_dir, "ca");
+        let service_name = format!("{METRICS_API_SERVICE}.{KEDA_NAMESPACE}.svc");
+        pki::issue(
+            &cert_dir,
+            &ca,
+            "tls",
+            "keda",
+            &["127.0.0.1", "localhost", &service_name],
+            "serverAuth,clientAuth",
+        );
         // Scalers trust the CAs of this directory (certificates only).
         let ca_dir = env.dir.join("keda-ca");
         std::fs::create_dir_all(&ca_dir).expect("creating KEDA's CA directory");
         std::fs::copy(cert_dir.join("ca.crt"), ca_dir.join("ca.crt")).expect("copying the CA");
         let probe_port = free_port();
+        let grpc_port = free_port();
         let log = env.dir.join("keda-operator.log");
         let mut operator = std::process::Command::new(installed_file("bin/keda-operator"));
         operator
@@ -48,7 +63,7 @@ pub fn start() {
                 "--leader-elect=false".to_string(),
                 "--metrics-bind-address=0".into(),
                 format!("--health-probe-bind-address=127.0.0.1:{probe_port}"),
-                format!("--metrics-service-bind-address=127.0.0.1:{}", free_port()),
+                format!("--metrics-service-bind-address=127.0.0.1:{grpc_port}"),
                 format!("--cert-dir={}", cert_dir.display()),
                 format!("--ca-dir={}", ca_dir.display()),
                 "--enable-webhook-patching=false".into(),
@@ -64,5 +79,47 @@ pub fn start() {
                 matches!(prometheus::http("GET", &url, None), Ok((200, _))).then_some(())
             },
         );
+        start_metrics_api_server(&cert_dir, grpc_port, &ca.cert);
     });
+}
+
+/// Starts KEDA's metrics API server (it asks the operator's gRPC service on `grpc_port` for
+/// each value) and registers `external.metrics.k8s.io/v1beta1` behind it.
+fn start_metrics_api_server(cert_dir: &std::path::Path, grpc_port: u16, ca: &std::path::Path) {
+    let env = env();
+    let port = free_port();
+    let kubeconfig = format!("{}", env.kubeconfig.display());
+    let mut adapter = std::process::Command::new(installed_file("bin/keda-adapter"));
+    adapter
+        .env("KUBECONFIG", &env.kubeconfig)
+        .env("POD_NAMESPACE", KEDA_NAMESPACE)
+        .env("KEDA_CLUSTER_OBJECT_NAMESPACE", KEDA_NAMESPACE)
+        .env("WATCH_NAMESPACE", "")
+        .args([
+            format!("--secure-port={port}"),
+            "--bind-address=127.0.0.1".into(),
+            format!("--cert-dir={}", cert_dir.display()),
+            format!("--tls-cert-file={}", cert_dir.join("tls.crt").display()),
+            format!(
+                "--tls-private-key-file={}",
+                cert_dir.join("tls.key").display()
+            ),
+            format!("--lister-kubeconfig={kubeconfig}"),
+            format!("--authentication-kubeconfig={kubeconfig}"),
+            format!("--authorization-kubeconfig={kubeconfig}"),
+            format!("--metrics-service-address=127.0.0.1:{grpc_port}"),
+            // Its own Prometheus endpoint, unused here.
+            format!("--port={}", free_port()),
+        ]);
+    std::mem::forget(spawn_logged(
+        adapter,
+        &env.dir.join("keda-metrics-apiserver.log"),
+    ));
+    aggregated_api::register(
+        "external.metrics.k8s.io",
+        "v1beta1",
+        (KEDA_NAMESPACE, METRICS_API_SERVICE),
+        port,
+        &pki::ca_bundle(ca),
+    );
 }

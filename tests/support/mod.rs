@@ -4,6 +4,7 @@
 //! Tests isolate themselves by namespace.
 #![allow(dead_code, unused_imports)]
 
+pub mod aggregated_api;
 pub mod chart_rsg;
 pub mod control_plane;
 pub mod crds;
@@ -12,11 +13,14 @@ pub mod helm;
 pub mod keda;
 pub mod kubectl;
 pub mod leader_worker_set;
+pub mod metrics_server;
+pub mod pki;
 pub mod processes;
 pub mod prometheus;
 pub mod proxy;
 pub mod rsg_process;
 pub mod serving_floor;
+pub mod test_host;
 pub mod token_front;
 
 use std::path::PathBuf;
