@@ -74,6 +74,8 @@ pub struct Metrics {
     pub reconcile_duration: HistogramFamily<StrategyLabels>,
     /// Reconciles put off because their namespace held its share of the workers.
     pub reconciles_deferred: Counter,
+    /// Events dropped because too many waited to be published.
+    pub events_dropped: Counter,
     /// Scale-down decisions by source.
     pub scale_down_decisions: Family<DecisionLabels, Counter>,
     /// Prometheus queries by result.
@@ -120,6 +122,9 @@ impl Default for Metrics {
                 Family::new_with_constructor(latency_histogram);
             reconciles_deferred: "reconciles_deferred",
                 "Reconciles put off for a second or two because their namespace already had its share of the workers in flight",
+                Counter::default();
+            events_dropped: "events_dropped",
+                "Events dropped because too many were waiting to be published (the API server is far behind)",
                 Counter::default();
             scale_down_decisions: "scale_down_decisions",
                 "Scale-down decisions by what decided them: Metric, Annotation or GroupId",

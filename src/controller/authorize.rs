@@ -77,8 +77,7 @@ pub async fn authorize(
     };
     for note in ctx.new_reports(rsg, std::slice::from_ref(&message)) {
         warn!(rsg = %rsg_key(rsg), reason, "not acting: {note}");
-        ctx.event(rsg, RsgEvent::NotAuthorized(reason), note.to_string())
-            .await;
+        ctx.event(rsg, RsgEvent::NotAuthorized(reason), note.to_string());
     }
     ctx.write_ready(rsg, false, reason, message).await?;
     Ok(Err(next))

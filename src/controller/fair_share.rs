@@ -1,9 +1,11 @@
 //! Fair shares of the reconcile workers between namespaces (tenants).
 //!
-//! One namespace may hold at most a share of the workers at once (half of them).
-//! A reconcile of an RSG whose namespace has used up its share does nothing and is looked
-//! at again a moment later, so the free workers go to other namespaces: a thousand RSGs of
-//! one tenant waiting on a slow Prometheus keep that tenant's share busy, and the others'
+//! One namespace may always hold its share of the workers (half of them). Past its share it
+//! may take more only while a reserve stays free for other namespaces (a quarter of the
+//! workers), so a lone namespace's fleet gets three quarters of the workers and a namespace
+//! that arrives later still finds a worker at once. A reconcile of an RSG whose namespace
+//! cannot take a turn does nothing and is looked at again a moment later: a thousand RSGs of
+//! one tenant waiting on a slow Prometheus keep that tenant's workers busy, and the others'
 //! RSGs still find a worker within seconds.
 
 use std::collections::HashMap;
@@ -16,6 +18,9 @@ use std::time::Duration;
 pub struct NamespaceShares {
     in_flight: Mutex<HashMap<String, usize>>,
     per_namespace: usize,
+    /// Past its share, a namespace takes a turn only while fewer than this many reconciles
+    /// are in flight in all: the workers less the reserve kept for other namespaces.
+    over_share_limit: usize,
 }
 
 /// A namespace's turn on a worker: held while the reconcile runs, given back on drop.
@@ -34,11 +39,14 @@ pub fn retry_after_deferral(namespace: &str, name: &str) -> Duration {
 }
 
 impl NamespaceShares {
-    /// Shares of at most `per_namespace` reconciles in flight for each namespace.
-    pub fn new(per_namespace: usize) -> Self {
+    /// Shares of `per_namespace` reconciles in flight for each namespace among `workers`;
+    /// beyond it a namespace may use idle workers up to `workers - reserve` in flight in all.
+    pub fn new(workers: usize, per_namespace: usize, reserve: usize) -> Self {
+        let per_namespace = per_namespace.max(1);
         Self {
             in_flight: Mutex::new(HashMap::new()),
-            per_namespace: per_namespace.max(1),
+            per_namespace,
+            over_share_limit: workers.saturating_sub(reserve).max(per_namespace),
         }
     }
 
@@ -46,11 +54,13 @@ impl NamespaceShares {
         self.in_flight.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A turn for `namespace`, or `None` when its share is in use.
+    /// A turn for `namespace`, or `None` when its share is in use and the idle workers are
+    /// down to the reserve.
     pub fn try_enter(&self, namespace: &str) -> Option<Turn<'_>> {
         let mut counts = self.counts();
+        let total: usize = counts.values().sum();
         let count = counts.entry(namespace.to_string()).or_default();
-        if *count >= self.per_namespace {
+        if *count >= self.per_namespace && total >= self.over_share_limit {
             return None;
         }
         *count += 1;
@@ -84,12 +94,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_namespace_holds_at_most_its_share_and_others_still_get_turns() {
-        let shares = NamespaceShares::new(2);
+    fn a_namespace_past_its_share_with_the_rest_busy_waits_and_others_still_get_turns() {
+        // Four workers, shares of two, no reserve: past its share only while workers idle.
+        let shares = NamespaceShares::new(4, 2, 0);
+        let neighbour = [shares.try_enter("neighbour"), shares.try_enter("neighbour")];
         let first = shares.try_enter("busy");
         let second = shares.try_enter("busy");
         assert!(first.is_some() && second.is_some());
-        assert!(shares.try_enter("busy").is_none(), "over its share");
+        assert!(
+            shares.try_enter("busy").is_none(),
+            "over its share, no worker idle"
+        );
+        drop(neighbour);
         let other = shares.try_enter("quiet");
         assert!(other.is_some(), "another namespace is not held back");
         drop(first);
@@ -100,6 +116,26 @@ mod tests {
         );
         drop(other);
         assert_eq!(shares.in_flight("quiet"), 0);
+    }
+
+    #[test]
+    fn a_lone_namespace_uses_idle_workers_but_leaves_the_reserve_to_others() {
+        // Eight workers, shares of four, a reserve of two.
+        let shares = NamespaceShares::new(8, 4, 2);
+        let busy: Vec<_> = (0..6).map(|_| shares.try_enter("busy")).collect();
+        assert!(
+            busy.iter().all(Option::is_some),
+            "past its share into idle workers"
+        );
+        assert!(shares.try_enter("busy").is_none(), "the reserve stays free");
+        let quiet = [shares.try_enter("quiet"), shares.try_enter("quiet")];
+        assert!(quiet.iter().all(Option::is_some), "others find the reserve");
+        assert!(
+            shares.try_enter("quiet").is_some(),
+            "and their own share, the busy one being past its"
+        );
+        drop(busy);
+        assert_eq!(shares.in_flight("busy"), 0);
     }
 
     #[test]

@@ -31,10 +31,13 @@ use fair_share::{retry_after_deferral, NamespaceShares};
 const STRATEGIES: [&dyn Strategy; 2] = [&GroupReplication, &InplaceScaling];
 
 /// How many RSGs are reconciled at once.
-const CONCURRENCY: u16 = 8;
+const CONCURRENCY: u16 = 16;
 
-/// How many of them one namespace may hold (see [`fair_share`]).
-const PER_NAMESPACE: usize = 4;
+/// How many of them one namespace may always hold (see [`fair_share`]).
+const PER_NAMESPACE: usize = 8;
+
+/// How many workers a namespace past its share leaves idle for the others.
+const RESERVE: usize = 4;
 
 /// Runs the controller until `shutdown` fires, fed by the shared cache's reconcile feed.
 /// It starts once every cache has synced (see [`crate::cache::Stores::wait_synced`]), so that
@@ -50,7 +53,11 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
     let request_stream = futures::stream::poll_fn(move |cx| requests.poll_recv(cx));
     let reader = ctx.stores.rsgs.clone();
     tokio::spawn(forget_deleted_rsgs(ctx.clone(), shutdown.clone()));
-    let shares = Arc::new(NamespaceShares::new(PER_NAMESPACE));
+    let shares = Arc::new(NamespaceShares::new(
+        usize::from(CONCURRENCY),
+        PER_NAMESPACE,
+        RESERVE,
+    ));
     // Every request, the RSGs' own changes included, arrives through the feed.
     Controller::for_shared_stream(futures::stream::pending(), reader)
         .reconcile_on(request_stream)

@@ -173,6 +173,7 @@ async fn reconcile(
     let summary = status::GroupSummary {
         desired: plan.desired,
         active: &applied.active,
+        created: &applied.created,
         draining: &applied.draining,
         represented: &represented,
         last_scale_down: plan
@@ -255,8 +256,7 @@ async fn announce_unschedulable(
                 rsg,
                 RsgEvent::Unschedulable,
                 format!("group {}: {message}", group.id),
-            )
-            .await;
+            );
         }
     }
 }

@@ -27,6 +27,8 @@ pub struct GroupSummary<'a> {
     pub desired: i32,
     /// Active groups after this reconcile.
     pub active: &'a BTreeSet<i32>,
+    /// Groups created whole in this reconcile, from the update revision.
+    pub created: &'a BTreeSet<i32>,
     /// Draining groups and since when.
     pub draining: &'a BTreeMap<i32, Timestamp>,
     /// Groups with a representative pod.
@@ -192,7 +194,13 @@ fn group_entries(
             (0, false, false) => GroupState::ScaledToZero,
             _ => continue,
         };
-        let revision = obs.group_revision(id);
+        // A group created in this pass is not in the observation made before it: it was
+        // built from the update revision.
+        let revision = if summary.created.contains(&id) {
+            update_revision.to_string()
+        } else {
+            obs.group_revision(id)
+        };
         if active && revision == update_revision {
             tally.updated += 1;
         }
@@ -324,4 +332,58 @@ fn groups_ready_condition(
         ));
     }
     (false, "WaitingForWorkloads", message)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use serde_json::json;
+
+    use super::{groups_status, GroupSummary};
+    use crate::group_replication::test_observation::{observation, rsg, RSG};
+
+    /// The status of a pass that observed copy groups `observed`, found groups 0 to 3 active
+    /// afterwards and created `created`.
+    fn status_of(
+        observed: &[i32],
+        created: &BTreeSet<i32>,
+    ) -> crate::api::ResourceScalingGroupStatus {
+        let obs = observation(observed, &[]);
+        let active: BTreeSet<i32> = [0, 1, 2, 3].into();
+        let summary = GroupSummary {
+            desired: 4,
+            active: &active,
+            created,
+            draining: &BTreeMap::new(),
+            represented: &BTreeSet::new(),
+            last_scale_down: None,
+            rollout: None,
+            placement: &BTreeMap::new(),
+        };
+        groups_status(&rsg(json!({"replicas": 4})), &obs, RSG, &summary, &[])
+    }
+
+    #[test]
+    fn groups_created_in_this_pass_show_the_update_revision_the_next_pass_will_see() {
+        let status = status_of(&[1], &[2, 3].into());
+        let update = status.update_revision.clone().expect("an update revision");
+        let revisions: Vec<Option<&str>> = status
+            .groups
+            .iter()
+            .map(|g| g.revision.as_deref())
+            .collect();
+        assert_eq!(revisions, vec![Some(update.as_str()); 4], "{status:?}");
+        assert_eq!(status.updated_replicas, Some(4));
+        // The next pass observes the copies it made: the same status, so nothing is written.
+        let next = status_of(&[1, 2, 3], &BTreeSet::new());
+        assert_eq!(next.groups, status.groups);
+        assert_eq!(next.updated_replicas, status.updated_replicas);
+    }
+
+    #[test]
+    fn a_group_neither_created_in_this_pass_nor_seen_is_not_counted_as_updated() {
+        let status = status_of(&[1], &BTreeSet::new());
+        assert_eq!(status.updated_replicas, Some(2), "{status:?}");
+    }
 }

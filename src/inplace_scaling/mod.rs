@@ -157,7 +157,7 @@ async fn reconcile(
         },
     );
     if let Some((why, message)) = status::new_problem(&previous, &written, &problems) {
-        ctx.event(rsg, RsgEvent::Problem(why), message).await;
+        ctx.event(rsg, RsgEvent::Problem(why), message);
     }
     ctx.write_status(rsg, &written).await?;
     Ok(requeue_after(ctx, rsg, &leader, config, &problems).await)
@@ -182,7 +182,7 @@ async fn scale_leader(
         match leader.set_replicas(ctx, wanted).await {
             Ok(()) => {
                 let note = format!("set {} to leader.replicas {wanted}", leader.describe());
-                ctx.event(rsg, RsgEvent::ScaledLeader, note).await;
+                ctx.event(rsg, RsgEvent::ScaledLeader, note);
                 applied = Some(wanted);
                 replicas = Some(wanted);
             }
@@ -249,7 +249,7 @@ async fn scale_followers(
             leader_replicas.unwrap_or_default(),
             changed.join(", ")
         );
-        ctx.event(rsg, RsgEvent::ScaledFollowers, note).await;
+        ctx.event(rsg, RsgEvent::ScaledFollowers, note);
     }
     followers
 }

@@ -9,6 +9,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Client, Resource, ResourceExt};
 
 use super::conditions::{already_reported, with_condition, READY};
+use super::event_queue::EventQueue;
 use super::events::RsgEvent;
 use super::memory::RsgMemory;
 use super::{ObjectName, ReconcileError};
@@ -28,8 +29,8 @@ pub struct Context {
     pub stores: Stores,
     /// Workload I/O for every kind.
     pub workloads: WorkloadAccess,
-    /// Publishes Events on RSGs.
-    pub recorder: Recorder,
+    /// Publishes Events on RSGs, off the reconcile path.
+    pub events: EventQueue,
     /// Metrics registry.
     pub metrics: Arc<Metrics>,
     /// Prometheus for scale-down decisions, when configured.
@@ -57,7 +58,7 @@ impl Context {
             workloads: WorkloadAccess::new(client.clone()),
             client,
             stores,
-            recorder,
+            events: EventQueue::start(recorder, metrics.events_dropped.clone()),
             metrics,
             prometheus,
             authorship: None,
@@ -71,8 +72,9 @@ impl Context {
         self
     }
 
-    /// Publishes `event` on `rsg` with `note` as its detail; failures are logged, never fatal.
-    pub async fn event(&self, rsg: &ResourceScalingGroup, event: RsgEvent<'_>, note: String) {
+    /// Queues `event` on `rsg` with `note` as its detail, to be published in order by the
+    /// Event task; failures are logged, never fatal, and the reconcile does not wait.
+    pub fn event(&self, rsg: &ResourceScalingGroup, event: RsgEvent<'_>, note: String) {
         let published = Event {
             type_: event.event_type(),
             reason: event.reason().to_string(),
@@ -80,14 +82,7 @@ impl Context {
             action: event.action().to_string(),
             secondary: None,
         };
-        let reason = event.reason();
-        if let Err(err) = self
-            .recorder
-            .publish(&published, &rsg.object_ref(&()))
-            .await
-        {
-            tracing::warn!(error = %err, reason, "could not publish an Event");
-        }
+        self.events.publish(published, rsg.object_ref(&()));
     }
 
     /// Writes `status` to the RSG's status subresource with server-side apply, as the one
@@ -157,8 +152,7 @@ impl Context {
             return Ok(());
         }
         if !ready {
-            self.event(rsg, RsgEvent::Problem(why), message.clone())
-                .await;
+            self.event(rsg, RsgEvent::Problem(why), message.clone());
         }
         status.observed_generation = rsg.metadata.generation;
         status.conditions = with_condition(

@@ -6,6 +6,7 @@ pub mod backoff;
 pub mod conditions;
 mod context;
 mod error;
+pub mod event_queue;
 mod events;
 pub mod memory;
 #[cfg(test)]

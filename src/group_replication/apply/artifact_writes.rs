@@ -92,8 +92,7 @@ pub async fn write_baseline(
             format!(
                 "{object}: owned by this RSG now, so it is deleted with it; its values are kept"
             ),
-        )
-        .await;
+        );
     }
     if !write.fill.is_empty() {
         let patch = serde_json::json!({"data": write.fill});

@@ -473,23 +473,23 @@ pub async fn adopt_bases(
     obs: &Observation,
 ) -> Result<Vec<String>, ReconcileError> {
     let rsg_name = rsg.name_any();
-    let mut adopted = Vec::new();
-    for target in &obs.targets {
+    let patch = json!({"metadata": {"labels": {LABEL_NAME: rsg_name, LABEL_GROUP_ID: "0", LABEL_MANAGED: "true"}}});
+    let unadopted = obs.targets.iter().filter(|target| {
         let group = label(&target.base, LABEL_GROUP_ID);
         let managed = label(&target.base, LABEL_MANAGED).is_some();
-        if labelled_ours(&target.base, &rsg_name) && group == Some("0") && managed {
-            continue;
-        }
-        let patch = json!({"metadata": {"labels": {LABEL_NAME: rsg_name, LABEL_GROUP_ID: "0", LABEL_MANAGED: "true"}}});
+        !(labelled_ours(&target.base, &rsg_name) && group == Some("0") && managed)
+    });
+    // Each base is its own object: labelled at once.
+    futures::future::try_join_all(unadopted.map(|target| async {
         patch_base(ctx, target, &patch).await?;
-        adopted.push(format!(
+        Ok::<_, ReconcileError>(format!(
             "{} {}/{}",
             target.kind.kind_name(),
             target.base_namespace,
             target.base_name
-        ));
-    }
-    Ok(adopted)
+        ))
+    }))
+    .await
 }
 
 /// Marks group `id` as draining since `since` (or, with `None`, no longer draining) on its

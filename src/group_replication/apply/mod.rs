@@ -35,6 +35,9 @@ pub struct Applied {
     pub draining: BTreeMap<i32, Timestamp>,
     /// What could not be done.
     pub problems: Vec<Problem>,
+    /// Groups created whole in this pass, from the update revision: the cache does not show
+    /// their copies yet, but the status can already say what they are.
+    pub created: BTreeSet<i32>,
 }
 
 /// Stores what the observation found missing before any group is built: snapshots, the
@@ -45,27 +48,38 @@ pub async fn prerequisites(
     rsg: &ResourceScalingGroup,
     obs: &Observation,
 ) -> Result<Vec<Problem>, ReconcileError> {
+    let stored = futures::future::try_join_all(
+        obs.snapshots_to_store
+            .iter()
+            .map(|write| artifact_writes::store_snapshot(ctx, rsg, write)),
+    )
+    .await?;
     let mut problems = Vec::new();
-    for write in &obs.snapshots_to_store {
-        match artifact_writes::store_snapshot(ctx, rsg, write).await? {
+    for (write, outcome) in obs.snapshots_to_store.iter().zip(stored) {
+        match outcome {
             Stored::Conflict(problem) => problems.push(problem),
             Stored::Existed => {}
-            Stored::Taken => ctx.event(rsg, RsgEvent::SnapshotTaken, format!("stored the base workload of target {:?} as a ControllerRevision; new groups are built from it", write.target)).await,
+            Stored::Taken => ctx.event(rsg, RsgEvent::SnapshotTaken, format!("stored the base workload of target {:?} as a ControllerRevision; new groups are built from it", write.target)),
         }
     }
     if !problems.is_empty() {
         return Ok(problems);
     }
-    if !obs.baseline_write.is_empty() {
-        artifact_writes::write_baseline(ctx, rsg, &obs.baseline_write).await?;
-    }
-    for adopted in groups::adopt_bases(ctx, rsg, obs).await? {
+    // The baseline and the bases' group-0 labels are independent writes: made at once.
+    let baseline = async {
+        if obs.baseline_write.is_empty() {
+            Ok(())
+        } else {
+            artifact_writes::write_baseline(ctx, rsg, &obs.baseline_write).await
+        }
+    };
+    let ((), adopted) = futures::try_join!(baseline, groups::adopt_bases(ctx, rsg, obs))?;
+    for adopted in adopted {
         ctx.event(
             rsg,
             RsgEvent::AdoptedBase,
             format!("labelled {adopted} as group 0 (metadata only; its pods are untouched)"),
-        )
-        .await;
+        );
     }
     Ok(problems)
 }
@@ -81,7 +95,7 @@ pub async fn apply(
     let mut applied = Applied {
         active: plan.active_before.clone(),
         draining: plan.draining_before.clone(),
-        problems: Vec::new(),
+        ..Applied::default()
     };
     reuse_groups(ctx, rsg, obs, plan, group_name, &mut applied).await?;
     complete_groups(
@@ -132,8 +146,7 @@ async fn reuse_groups(
             rsg,
             RsgEvent::ReusedGroup,
             format!("group {id}: stopped draining and serves again"),
-        )
-        .await;
+        );
     }
     Ok(())
 }
@@ -152,8 +165,7 @@ async fn restore_group0(
                 rsg,
                 RsgEvent::RestoredGroup0,
                 "group 0: restored the base workloads to their baseline replicas".into(),
-            )
-            .await;
+            );
         }
         Some(problem) => applied.problems.push(problem),
     }
@@ -183,8 +195,7 @@ async fn take_down_groups(
             rsg,
             RsgEvent::ScaleDownDecision,
             super::status::describe_decision(decision),
-        )
-        .await;
+        );
     }
     for down in replacements {
         applied.active.remove(&down.id);
@@ -196,7 +207,7 @@ async fn take_down_groups(
             down.id,
             obs.update_revision()
         );
-        ctx.event(rsg, RsgEvent::ReplacedGroup, note).await;
+        ctx.event(rsg, RsgEvent::ReplacedGroup, note);
     }
     Ok(())
 }
@@ -262,8 +273,7 @@ async fn complete_groups(
             rsg,
             RsgEvent::CompletedGroups,
             format!("created the missing objects of {}", completed.join("; ")),
-        )
-        .await;
+        );
     }
     Ok(())
 }
@@ -282,12 +292,12 @@ async fn new_groups(
         match outcome {
             GroupCreation::Created(_) => {
                 applied.active.insert(id);
+                applied.created.insert(id);
                 created_ids.push(id);
             }
             GroupCreation::Blocked(problem) => {
                 let message = problem.to_string();
-                ctx.event(rsg, RsgEvent::CreateBlocked(problem.reason()), message)
-                    .await;
+                ctx.event(rsg, RsgEvent::CreateBlocked(problem.reason()), message);
                 applied.problems.push(problem);
             }
         }
@@ -298,8 +308,7 @@ async fn new_groups(
             rsg,
             RsgEvent::CreatedGroups,
             format!("created groups {} ({per_group} objects each: a copy of every target and of every Service fronting them)", id_list(&created_ids)),
-        )
-        .await;
+        );
     }
     Ok(())
 }
@@ -324,15 +333,14 @@ async fn remove_group(
         }
         let note =
             format!("group 0: scaled the base workloads to 0; they are kept, not deleted{because}");
-        ctx.event(rsg, RsgEvent::ScaledGroup0ToZero, note).await;
+        ctx.event(rsg, RsgEvent::ScaledGroup0ToZero, note);
     } else {
         let deleted = groups::remove_copy_group(ctx, rsg, obs, id).await?;
         ctx.event(
             rsg,
             RsgEvent::DeletedGroup,
             format!("group {id}: deleted {}{because}", deleted.join(", ")),
-        )
-        .await;
+        );
     }
     Ok(None)
 }
@@ -365,8 +373,7 @@ async fn take_down(
         rsg,
         RsgEvent::DrainingGroup,
         drain_message(id, &obs.base_services_in(namespace)),
-    )
-    .await;
+    );
     Ok(())
 }
 

@@ -101,6 +101,7 @@ async fn a_name_taken_by_someone_else_is_a_problem_and_is_checked_first_next_tim
         recorded.lines()[2..],
         [format!("GET {DEPLOYMENTS}/pd-llm-prefill-1")]
     );
+    ctx.events.flush().await;
     assert_eq!(
         recorded.event_reasons(),
         vec!["NameConflict", "NameConflict"]
@@ -150,6 +151,7 @@ async fn a_draining_group_past_its_timeout_is_deleted_services_first() {
         applied.draining.keys().copied().collect::<Vec<_>>(),
         vec![3]
     );
+    ctx.events.flush().await;
     assert_eq!(recorded.event_reasons(), vec!["DeletedGroup"]);
 }
 
@@ -178,6 +180,7 @@ async fn a_snapshot_name_taken_by_someone_else_stops_the_reconcile_and_ours_is_u
         .await
         .expect("stored");
     assert!(problems.is_empty(), "{problems:?}");
+    ctx.events.flush().await;
     assert!(
         !recorded
             .event_reasons()
