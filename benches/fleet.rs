@@ -23,7 +23,7 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::{invoked_as_benchmark, memory_mib};
+use common::{cpu_seconds, invoked_as_benchmark, memory_mib};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
@@ -320,9 +320,17 @@ fn main() {
 
     // The controller from a standing start: every RSG stored, the Lease released.
     let before_converge = audited(&plane.audit_log);
+    let cpu = || {
+        (
+            rsg.pid().map_or(f64::NAN, cpu_seconds),
+            plane.apiserver_pid().map_or(f64::NAN, cpu_seconds),
+        )
+    };
+    let cpu_before = cpu();
     let released = Instant::now();
     release_lease(&plane.kubeconfig);
     let converged = wait_converged(&runtime, &client, want, released);
+    let cpu_after = cpu();
     let (rss, peak) = rsg.pid().map_or((f64::NAN, f64::NAN), memory_mib);
     std::thread::sleep(Duration::from_secs(5));
     let after_converge = audited(&plane.audit_log);
@@ -363,6 +371,12 @@ fn main() {
         2 * want,
         (2 * want) as f64 / n as f64,
         converge_writes as f64 / (2 * want) as f64
+    );
+    println!(
+        "| CPU while converging: rsg, the API server | {:.1} s, {:.1} s (of {:.1} s on 2 cores) | — | — |",
+        cpu_after.0 - cpu_before.0,
+        cpu_after.1 - cpu_before.1,
+        2.0 * converged.as_secs_f64()
     );
     println!(
         "| kubectl apply of {n} RSGs through both webhooks (rsg serving them, reconciling nothing) | {:.1} s | {n} plain Deployments: {:.1} s | {:.2} |",

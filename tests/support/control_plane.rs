@@ -482,6 +482,15 @@ impl ControlPlane {
         self.start_apiserver();
     }
 
+    /// The apiserver's process id, while it runs.
+    pub fn apiserver_pid(&self) -> Option<u32> {
+        self.apiserver
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(Child::id)
+    }
+
     /// Kills the apiserver (SIGKILL).
     pub fn kill_apiserver(&self) {
         kill(&self.apiserver);
