@@ -117,14 +117,7 @@ fn a_cpu_hpa_scales_the_group_count_up_and_down_in_group_units() {
     support::metrics_server::start();
     let ns = namespace("cpu-hpa");
     apply(&engine(&ns));
-    apply(&support::fixtures::group_rsg(
-        &ns,
-        "engine",
-        "engine",
-        ("apps/v1", "Deployment", "engine"),
-        "{replicas: 1}",
-    ));
-    support::wait_rsg_converged(&ns, "engine", 1);
+    support::engine_rsg_at_one_group(&ns);
     apply(&cpu_hpa(&ns));
 
     // Idle (1m of the 100m requested): the HPA reads about 1% and keeps the one group.

@@ -69,14 +69,7 @@ fn a_keda_prometheus_trigger_activates_and_deactivates_an_rsg_through_its_scale_
         "engine",
         BASELINE as i32,
     ));
-    apply(&support::fixtures::group_rsg(
-        &ns,
-        "engine",
-        "engine",
-        ("apps/v1", "Deployment", "engine"),
-        "{replicas: 1}",
-    ));
-    wait_rsg_converged(&ns, "engine", 1);
+    support::engine_rsg_at_one_group(&ns);
 
     // No requests in flight (no series at all): KEDA deactivates the RSG to zero.
     apply(&scaled_object(
@@ -154,14 +147,7 @@ fn a_keda_value_that_asks_for_n_groups_makes_the_hpa_keda_created_set_n() {
     let prometheus = setup();
     let ns = namespace("keda-groups");
     apply(&support::fixtures::deployment(&ns, "engine", 1));
-    apply(&support::fixtures::group_rsg(
-        &ns,
-        "engine",
-        "engine",
-        ("apps/v1", "Deployment", "engine"),
-        "{replicas: 1}",
-    ));
-    wait_rsg_converged(&ns, "engine", 1);
+    support::engine_rsg_at_one_group(&ns);
     let rsg_target = (
         "autoscaling.openfuyao.com/v1alpha1",
         "ResourceScalingGroup",

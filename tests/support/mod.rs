@@ -280,6 +280,19 @@ pub fn wait_rsg_converged(namespace: &str, name: &str, current: i64) -> serde_js
     )
 }
 
+/// An RSG `engine` in `ns` over the Deployment `engine` (applied already), at one group;
+/// returns it once converged.
+pub fn engine_rsg_at_one_group(ns: &str) -> serde_json::Value {
+    apply(&fixtures::group_rsg(
+        ns,
+        "engine",
+        "engine",
+        ("apps/v1", "Deployment", "engine"),
+        "{replicas: 1}",
+    ));
+    wait_rsg_converged(ns, "engine", 1)
+}
+
 /// A base Deployment `web` and an RSG `web` over it in `ns` with `groups` groups and
 /// `scale_down` (YAML lines under `scaleDown:`, indented 8 spaces), converged.
 pub fn scale_down_rsg(ns: &str, groups: i32, scale_down: &str) {
