@@ -254,6 +254,15 @@ fn wait_converged(
     }
 }
 
+/// `object` without rsg's labels on its metadata: a plain client's object, which rsg's
+/// label-selected caches do not hold (its selector and pod template keep theirs).
+fn unlabelled(mut object: Value) -> Value {
+    if let Some(labels) = object["metadata"]["labels"].as_object_mut() {
+        labels.retain(|key, _| !key.starts_with("rsg.io/"));
+    }
+    object
+}
+
 /// The plain client's reference: the copies and Service copies rsg would write for `n` RSGs,
 /// written `PLAIN_CONCURRENCY` at a time; returns how long it took.
 fn plain_copies_write(runtime: &tokio::runtime::Runtime, client: &Client, n: usize) -> Duration {
@@ -271,6 +280,7 @@ fn plain_copies_write(runtime: &tokio::runtime::Runtime, client: &Client, n: usi
                 )
             })
         })
+        .map(unlabelled)
         .collect();
     let started = Instant::now();
     runtime.block_on(create_all(client, plain_copies, PLAIN_CONCURRENCY));

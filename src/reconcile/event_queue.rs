@@ -1,16 +1,24 @@
-//! Events leave the reconcile path: a reconcile queues its Events and one task publishes them
-//! in the order they were queued, so no reconcile waits on an Event's write (a new RSG has
-//! three: its snapshot, its adoption, its scale-up). The queue is bounded: when the API server
-//! falls that far behind, an Event is dropped and counted (`rsg_events_dropped_total`) rather
-//! than slowing the reconciles that do the work.
+//! Events leave the reconcile path: a reconcile queues its Events and publishing tasks send
+//! them, so no reconcile waits on an Event's write (a new RSG has three: its snapshot, its
+//! adoption, its scale-up). Events go into one of [`LANES`] lanes chosen by the RSG, each
+//! published in order by its own task: an RSG's Events keep their order, and eight are sent
+//! at once. Each lane is bounded: when the API server falls that far behind, an Event is
+//! dropped and counted (`rsg_events_dropped_total`) rather than slowing the reconciles that
+//! do the work.
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::{Event, Recorder};
 use prometheus_client::metrics::counter::Counter;
 use tokio::sync::{mpsc, oneshot};
 
-/// How many Events may wait for the publishing task.
-pub const CAPACITY: usize = 4096;
+/// How many lanes (publishing tasks) there are.
+pub const LANES: usize = 8;
+
+/// How many Events may wait in one lane.
+pub const LANE_CAPACITY: usize = 2048;
 
 enum Queued {
     Publish(Box<(Event, ObjectReference)>),
@@ -20,38 +28,57 @@ enum Queued {
 /// The sending side; cheap to share. Publishing stops when every sender is gone.
 #[derive(Clone)]
 pub struct EventQueue {
-    sender: mpsc::Sender<Queued>,
+    lanes: Arc<[mpsc::Sender<Queued>]>,
     dropped: Counter,
 }
 
-impl EventQueue {
-    /// Starts the task that publishes queued Events with `recorder` (needs a Tokio runtime);
-    /// Events that find the queue full are counted in `dropped`.
-    pub fn start(recorder: Recorder, dropped: Counter) -> Self {
-        let (sender, mut receiver) = mpsc::channel::<Queued>(CAPACITY);
-        tokio::spawn(async move {
-            while let Some(queued) = receiver.recv().await {
-                match queued {
-                    Queued::Publish(event) => {
-                        let (event, reference) = *event;
-                        if let Err(err) = recorder.publish(&event, &reference).await {
-                            tracing::warn!(error = %err, reason = %event.reason, "could not publish an Event");
-                        }
-                    }
-                    Queued::Flush(done) => {
-                        let _ = done.send(());
-                    }
+/// Publishes what one lane receives, in order.
+async fn publish_lane(recorder: Recorder, mut receiver: mpsc::Receiver<Queued>) {
+    while let Some(queued) = receiver.recv().await {
+        match queued {
+            Queued::Publish(event) => {
+                let (event, reference) = *event;
+                if let Err(err) = recorder.publish(&event, &reference).await {
+                    tracing::warn!(error = %err, reason = %event.reason, "could not publish an Event");
                 }
             }
-        });
-        Self { sender, dropped }
+            Queued::Flush(done) => {
+                let _ = done.send(());
+            }
+        }
+    }
+}
+
+impl EventQueue {
+    /// Starts the tasks that publish queued Events with `recorder` (needs a Tokio runtime);
+    /// Events that find their lane full are counted in `dropped`.
+    pub fn start(recorder: Recorder, dropped: Counter) -> Self {
+        let lanes: Vec<mpsc::Sender<Queued>> = (0..LANES)
+            .map(|_| {
+                let (sender, receiver) = mpsc::channel::<Queued>(LANE_CAPACITY);
+                tokio::spawn(publish_lane(recorder.clone(), receiver));
+                sender
+            })
+            .collect();
+        Self {
+            lanes: lanes.into(),
+            dropped,
+        }
     }
 
-    /// Queues `event` about `reference`; counts and logs it when the queue is full.
+    /// The lane of the object `reference` names: the same object, the same lane.
+    fn lane(&self, reference: &ObjectReference) -> &mpsc::Sender<Queued> {
+        let mut hasher = DefaultHasher::new();
+        (&reference.namespace, &reference.name).hash(&mut hasher);
+        let index = usize::try_from(hasher.finish() % self.lanes.len() as u64).unwrap_or(0);
+        &self.lanes[index]
+    }
+
+    /// Queues `event` about `reference`; counts and logs it when its lane is full.
     pub fn publish(&self, event: Event, reference: ObjectReference) {
-        if let Err(mpsc::error::TrySendError::Full(Queued::Publish(event))) = self
-            .sender
-            .try_send(Queued::Publish(Box::new((event, reference))))
+        let lane = self.lane(&reference);
+        if let Err(mpsc::error::TrySendError::Full(Queued::Publish(event))) =
+            lane.try_send(Queued::Publish(Box::new((event, reference))))
         {
             self.dropped.inc();
             tracing::warn!(reason = %event.0.reason, "Event dropped: too many Events wait to be published");
@@ -60,9 +87,11 @@ impl EventQueue {
 
     /// Returns once every Event queued before this call has been published (or failed).
     pub async fn flush(&self) {
-        let (done, published) = oneshot::channel();
-        if self.sender.send(Queued::Flush(done)).await.is_ok() {
-            let _ = published.await;
+        for lane in self.lanes.iter() {
+            let (done, published) = oneshot::channel();
+            if lane.send(Queued::Flush(done)).await.is_ok() {
+                let _ = published.await;
+            }
         }
     }
 }
@@ -93,7 +122,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn queued_events_are_published_in_order_and_flush_waits_for_them() {
+    async fn an_objects_events_are_published_in_order_and_flush_waits_for_them() {
         let (ctx, recorded) = mock_api::context(mock_api::created);
         for reason in ["First", "Second", "Third"] {
             ctx.events.publish(event(reason), reference());
@@ -102,13 +131,30 @@ mod tests {
         assert_eq!(recorded.event_reasons(), ["First", "Second", "Third"]);
     }
 
+    #[tokio::test]
+    async fn events_of_many_objects_are_spread_over_the_lanes_and_all_published() {
+        let (ctx, recorded) = mock_api::context(mock_api::created);
+        let lanes: std::collections::BTreeSet<usize> = (0..64)
+            .map(|i| {
+                let mut other = reference();
+                other.name = Some(format!("rsg-{i}"));
+                let lane = ctx.events.lane(&other) as *const _ as usize;
+                ctx.events.publish(event("Spread"), other);
+                lane
+            })
+            .collect();
+        assert_eq!(lanes.len(), LANES, "64 objects use every lane");
+        ctx.events.flush().await;
+        assert_eq!(recorded.event_reasons().len(), 64);
+    }
+
     #[test]
     fn a_full_queue_drops_and_counts_instead_of_waiting() {
         let dropped = Counter::default();
-        // A queue whose publishing task never runs, with room for one Event.
+        // One lane whose publishing task never runs, with room for one Event.
         let (sender, _receiver) = mpsc::channel::<Queued>(1);
         let queue = EventQueue {
-            sender,
+            lanes: vec![sender].into(),
             dropped: dropped.clone(),
         };
         queue.publish(event("Kept"), reference());

@@ -301,6 +301,8 @@ impl ControlPlane {
             "--enable-priority-and-fairness=false".into(),
             format!("--audit-policy-file={}", audit_policy.display()),
             format!("--audit-log-path={}", audit_log.display()),
+            // One file however long the run (the default rotates at 100 MB).
+            "--audit-log-maxsize=100000".into(),
             format!(
                 "--requestheader-client-ca-file={}",
                 front_proxy_ca.cert.display()
