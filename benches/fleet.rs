@@ -149,6 +149,8 @@ struct Audited {
     writes: BTreeMap<String, usize>,
     /// Cluster-wide lists and watches: its caches starting.
     cache: usize,
+    /// Events it published.
+    events: usize,
 }
 
 /// The counts of `after` not in `before`: the total and a breakdown.
@@ -190,6 +192,7 @@ fn audited(log: &std::path::Path) -> Audited {
         match verb {
             "get" | "list" if namespaced => *counts.reads.entry(what).or_default() += 1,
             "list" | "watch" => counts.cache += 1,
+            "create" if resource == "events" => counts.events += 1,
             "create" | "update" | "patch" | "delete" if resource != "events" => {
                 *counts.writes.entry(what).or_default() += 1
             }
@@ -344,6 +347,12 @@ fn main() {
     let (rss, peak) = rsg.pid().map_or((f64::NAN, f64::NAN), memory_mib);
     std::thread::sleep(Duration::from_secs(5));
     let after_converge = audited(&plane.audit_log);
+    let converge_events = after_converge.events - before_converge.events;
+    // Read before the restart, which starts the counters afresh.
+    let dropped = rsg
+        .get("/metrics")
+        .map(|(_, body)| common::metric_sum(&body, "rsg_events_dropped_total"))
+        .unwrap_or(f64::NAN);
     let (converge_writes, converge_write_kinds) =
         since(&after_converge.writes, &before_converge.writes);
 
@@ -381,6 +390,9 @@ fn main() {
         2 * want,
         (2 * want) as f64 / n as f64,
         converge_writes as f64 / (2 * want) as f64
+    );
+    println!(
+        "| Events rsg published converging (dropped: `rsg_events_dropped_total`) | {converge_events} ({dropped:.0} dropped) | — | — |"
     );
     println!(
         "| CPU while converging: rsg, the API server | {:.1} s, {:.1} s (of {:.1} s on 2 cores) | — | — |",
