@@ -136,6 +136,8 @@ pub async fn run_while_leading(
         };
         if lost {
             controller.abort();
+            // Queued Events are writes too: none may follow the loss.
+            ctx.events.fence();
             ctx.stores.feed.close();
             warn!("Lease lost: reconciles in flight aborted");
         } else {

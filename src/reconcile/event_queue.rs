@@ -4,7 +4,8 @@
 //! published in order by its own task: an RSG's Events keep their order, and eight are sent
 //! at once. Each lane is bounded: when the API server falls that far behind, an Event is
 //! dropped and counted (`rsg_events_dropped_total`) rather than slowing the reconciles that
-//! do the work.
+//! do the work. Events are writes: when the Lease is lost, [`EventQueue::fence`] discards
+//! what is queued and aborts what is being sent, so nothing is written after the loss.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::{Event, Recorder};
 use prometheus_client::metrics::counter::Counter;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 /// How many lanes (publishing tasks) there are.
 pub const LANES: usize = 8;
@@ -20,8 +21,11 @@ pub const LANES: usize = 8;
 /// How many Events may wait in one lane.
 pub const LANE_CAPACITY: usize = 2048;
 
+/// An Event and what it is about, with the fencing epoch it was queued in.
+type Publication = (Event, ObjectReference, u64);
+
 enum Queued {
-    Publish(Box<(Event, ObjectReference)>),
+    Publish(Box<Publication>),
     Flush(oneshot::Sender<()>),
 }
 
@@ -30,16 +34,28 @@ enum Queued {
 pub struct EventQueue {
     lanes: Arc<[mpsc::Sender<Queued>]>,
     dropped: Counter,
+    /// Raised by every fence; Events of an earlier epoch are not sent.
+    epoch: Arc<watch::Sender<u64>>,
 }
 
-/// Publishes what one lane receives, in order.
-async fn publish_lane(recorder: Recorder, mut receiver: mpsc::Receiver<Queued>) {
+/// Publishes what one lane receives, in order, skipping what a fence came after.
+async fn publish_lane(
+    recorder: Recorder,
+    mut receiver: mpsc::Receiver<Queued>,
+    mut epoch: watch::Receiver<u64>,
+) {
     while let Some(queued) = receiver.recv().await {
         match queued {
-            Queued::Publish(event) => {
-                let (event, reference) = *event;
-                if let Err(err) = recorder.publish(&event, &reference).await {
-                    tracing::warn!(error = %err, reason = %event.reason, "could not publish an Event");
+            Queued::Publish(publication) => {
+                let (event, reference, queued_in) = *publication;
+                if *epoch.borrow_and_update() != queued_in {
+                    continue;
+                }
+                tokio::select! {
+                    sent = recorder.publish(&event, &reference) => if let Err(err) = sent {
+                        tracing::warn!(error = %err, reason = %event.reason, "could not publish an Event");
+                    },
+                    _ = epoch.changed() => {}
                 }
             }
             Queued::Flush(done) => {
@@ -53,17 +69,25 @@ impl EventQueue {
     /// Starts the tasks that publish queued Events with `recorder` (needs a Tokio runtime);
     /// Events that find their lane full are counted in `dropped`.
     pub fn start(recorder: Recorder, dropped: Counter) -> Self {
+        let (epoch, epochs) = watch::channel(0);
         let lanes: Vec<mpsc::Sender<Queued>> = (0..LANES)
             .map(|_| {
                 let (sender, receiver) = mpsc::channel::<Queued>(LANE_CAPACITY);
-                tokio::spawn(publish_lane(recorder.clone(), receiver));
+                tokio::spawn(publish_lane(recorder.clone(), receiver, epochs.clone()));
                 sender
             })
             .collect();
         Self {
             lanes: lanes.into(),
             dropped,
+            epoch: Arc::new(epoch),
         }
+    }
+
+    /// Discards every Event queued so far and aborts those being sent: called when the Lease
+    /// is lost, so that this replica writes nothing after the loss.
+    pub fn fence(&self) {
+        self.epoch.send_modify(|epoch| *epoch += 1);
     }
 
     /// The lane of the object `reference` names: the same object, the same lane.
@@ -77,8 +101,9 @@ impl EventQueue {
     /// Queues `event` about `reference`; counts and logs it when its lane is full.
     pub fn publish(&self, event: Event, reference: ObjectReference) {
         let lane = self.lane(&reference);
+        let epoch = *self.epoch.borrow();
         if let Err(mpsc::error::TrySendError::Full(Queued::Publish(event))) =
-            lane.try_send(Queued::Publish(Box::new((event, reference))))
+            lane.try_send(Queued::Publish(Box::new((event, reference, epoch))))
         {
             self.dropped.inc();
             tracing::warn!(reason = %event.0.reason, "Event dropped: too many Events wait to be published");
@@ -132,6 +157,18 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_fence_discards_what_was_queued_before_it_and_later_events_still_go() {
+        let (ctx, recorded) = mock_api::context(mock_api::created);
+        for reason in ["BeforeTheLoss", "AlsoBefore"] {
+            ctx.events.publish(event(reason), reference());
+        }
+        ctx.events.fence();
+        ctx.events.publish(event("AfterLeadingAgain"), reference());
+        ctx.events.flush().await;
+        assert_eq!(recorded.event_reasons(), ["AfterLeadingAgain"]);
+    }
+
+    #[tokio::test]
     async fn events_of_many_objects_are_spread_over_the_lanes_and_all_published() {
         let (ctx, recorded) = mock_api::context(mock_api::created);
         let lanes: std::collections::BTreeSet<usize> = (0..64)
@@ -156,6 +193,7 @@ mod tests {
         let queue = EventQueue {
             lanes: vec![sender].into(),
             dropped: dropped.clone(),
+            epoch: Arc::new(watch::channel(0).0),
         };
         queue.publish(event("Kept"), reference());
         queue.publish(event("Dropped"), reference());
