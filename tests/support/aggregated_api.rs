@@ -8,18 +8,13 @@ use std::time::Duration;
 use super::test_host::TestHost;
 use super::{env, kubectl_apply, run_kubectl, wait_for};
 
-/// The port the test host publishes an aggregated API server on.
-const PUBLISHED_PORT: u16 = 443;
-
 /// Registers `group`/`version` as served by the server listening on `127.0.0.1:<port>` with a
 /// certificate for `<service>.<namespace>.svc` signed by the CA whose base64 is `ca_bundle`;
 /// returns once the API server reports the APIService Available.
 pub fn register(group: &str, version: &str, service: (&str, &str), port: u16, ca_bundle: &str) {
     let (namespace, service) = service;
     let host = TestHost::get();
-    // One published port per server: each gets its own address-port pair on the test host.
-    let published = PUBLISHED_PORT + port % 1000;
-    host.relay(published, port);
+    let published = host.relay(port);
     let address = host.address;
     let yaml = format!(
         r#"apiVersion: v1

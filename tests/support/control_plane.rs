@@ -128,22 +128,23 @@ fn binary_in(dir: PathBuf, name: &str) -> PathBuf {
     path
 }
 
+/// Binary `name` of `component`: in `$<env_var>` when set (hack/test.sh sets it), else in
+/// the install script's cache directory for the version pinned as `version_key`. Panics,
+/// saying how to install it, when it is missing.
+pub fn component_binary(env_var: &str, component: &str, version_key: &str, name: &str) -> PathBuf {
+    binary_in(component_bin_dir(env_var, component, version_key), name)
+}
+
 fn binary(name: &str) -> PathBuf {
     binary_in(k8s_bin_dir(), name)
 }
 
 fn etcd_binary() -> PathBuf {
-    binary_in(
-        component_bin_dir("RSG_ETCD_BIN", "etcd", "ETCD_VERSION"),
-        "etcd",
-    )
+    component_binary("RSG_ETCD_BIN", "etcd", "ETCD_VERSION", "etcd")
 }
 
 fn kwok_binary() -> PathBuf {
-    binary_in(
-        component_bin_dir("RSG_KWOK_BIN", "kwok", "KWOK_VERSION"),
-        "kwok",
-    )
+    component_binary("RSG_KWOK_BIN", "kwok", "KWOK_VERSION", "kwok")
 }
 
 /// The simulated nodes (3 zones of 2 racks), shared with `hack/run-local.sh`.

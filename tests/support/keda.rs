@@ -21,6 +21,18 @@ fn installed_file(relative: &str) -> PathBuf {
     super::control_plane::component_file("RSG_KEDA_DIR", "keda", "KEDA_VERSION", relative)
 }
 
+/// KEDA's command `relative` (the operator or the metrics API server), with the environment
+/// both take: the admin kubeconfig, KEDA's namespace, every namespace watched.
+fn keda_command(relative: &str) -> std::process::Command {
+    let mut command = std::process::Command::new(installed_file(relative));
+    command
+        .env("KUBECONFIG", &env().kubeconfig)
+        .env("POD_NAMESPACE", KEDA_NAMESPACE)
+        .env("KEDA_CLUSTER_OBJECT_NAMESPACE", KEDA_NAMESPACE)
+        .env("WATCH_NAMESPACE", "");
+    command
+}
+
 /// Installs KEDA's CRDs and starts its operator, once per test binary; returns when the
 /// operator reports ready.
 pub fn start() {
@@ -53,22 +65,17 @@ pub fn start() {
         let probe_port = free_port();
         let grpc_port = free_port();
         let log = env.dir.join("keda-operator.log");
-        let mut operator = std::process::Command::new(installed_file("bin/keda-operator"));
-        operator
-            .env("KUBECONFIG", &env.kubeconfig)
-            .env("POD_NAMESPACE", KEDA_NAMESPACE)
-            .env("KEDA_CLUSTER_OBJECT_NAMESPACE", KEDA_NAMESPACE)
-            .env("WATCH_NAMESPACE", "")
-            .args([
-                "--leader-elect=false".to_string(),
-                "--metrics-bind-address=0".into(),
-                format!("--health-probe-bind-address=127.0.0.1:{probe_port}"),
-                format!("--metrics-service-bind-address=127.0.0.1:{grpc_port}"),
-                format!("--cert-dir={}", cert_dir.display()),
-                format!("--ca-dir={}", ca_dir.display()),
-                "--enable-webhook-patching=false".into(),
-                "--enable-apiservice-patching=false".into(),
-            ]);
+        let mut operator = keda_command("bin/keda-operator");
+        operator.args([
+            "--leader-elect=false".to_string(),
+            "--metrics-bind-address=0".into(),
+            format!("--health-probe-bind-address=127.0.0.1:{probe_port}"),
+            format!("--metrics-service-bind-address=127.0.0.1:{grpc_port}"),
+            format!("--cert-dir={}", cert_dir.display()),
+            format!("--ca-dir={}", ca_dir.display()),
+            "--enable-webhook-patching=false".into(),
+            "--enable-apiservice-patching=false".into(),
+        ]);
         // The child lives as long as the test binary (it is killed when the binary exits).
         std::mem::forget(spawn_logged(operator, &log));
         wait_for(
@@ -89,28 +96,23 @@ fn start_metrics_api_server(cert_dir: &std::path::Path, grpc_port: u16, ca: &std
     let env = env();
     let port = free_port();
     let kubeconfig = format!("{}", env.kubeconfig.display());
-    let mut adapter = std::process::Command::new(installed_file("bin/keda-adapter"));
-    adapter
-        .env("KUBECONFIG", &env.kubeconfig)
-        .env("POD_NAMESPACE", KEDA_NAMESPACE)
-        .env("KEDA_CLUSTER_OBJECT_NAMESPACE", KEDA_NAMESPACE)
-        .env("WATCH_NAMESPACE", "")
-        .args([
-            format!("--secure-port={port}"),
-            "--bind-address=127.0.0.1".into(),
-            format!("--cert-dir={}", cert_dir.display()),
-            format!("--tls-cert-file={}", cert_dir.join("tls.crt").display()),
-            format!(
-                "--tls-private-key-file={}",
-                cert_dir.join("tls.key").display()
-            ),
-            format!("--lister-kubeconfig={kubeconfig}"),
-            format!("--authentication-kubeconfig={kubeconfig}"),
-            format!("--authorization-kubeconfig={kubeconfig}"),
-            format!("--metrics-service-address=127.0.0.1:{grpc_port}"),
-            // Its own Prometheus endpoint, unused here.
-            format!("--port={}", free_port()),
-        ]);
+    let mut adapter = keda_command("bin/keda-adapter");
+    adapter.args([
+        format!("--secure-port={port}"),
+        "--bind-address=127.0.0.1".into(),
+        format!("--cert-dir={}", cert_dir.display()),
+        format!("--tls-cert-file={}", cert_dir.join("tls.crt").display()),
+        format!(
+            "--tls-private-key-file={}",
+            cert_dir.join("tls.key").display()
+        ),
+        format!("--lister-kubeconfig={kubeconfig}"),
+        format!("--authentication-kubeconfig={kubeconfig}"),
+        format!("--authorization-kubeconfig={kubeconfig}"),
+        format!("--metrics-service-address=127.0.0.1:{grpc_port}"),
+        // Its own Prometheus endpoint, unused here.
+        format!("--port={}", free_port()),
+    ]);
     std::mem::forget(spawn_logged(
         adapter,
         &env.dir.join("keda-metrics-apiserver.log"),

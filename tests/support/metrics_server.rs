@@ -18,23 +18,12 @@ const NAMESPACE: &str = "kube-system";
 const SERVICE: &str = "metrics-server";
 
 fn binary() -> std::path::PathBuf {
-    let dir = std::env::var("RSG_METRICS_SERVER_BIN")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|_| {
-            super::control_plane::cache_dir()
-                .join(format!(
-                    "metrics-server-{}",
-                    super::control_plane::pinned_version("METRICS_SERVER_VERSION")
-                ))
-                .join("bin")
-        });
-    let path = dir.join("metrics-server");
-    assert!(
-        path.is_file(),
-        "metrics-server not found at {}: run hack/install-k8s.sh (the README's test command does it)",
-        path.display()
-    );
-    path
+    super::control_plane::component_binary(
+        "RSG_METRICS_SERVER_BIN",
+        "metrics-server",
+        "METRICS_SERVER_VERSION",
+        "metrics-server",
+    )
 }
 
 /// Starts metrics-server once per test binary (the cluster must run) and returns when the

@@ -106,10 +106,15 @@ impl TestHost {
         Ok(host)
     }
 
-    /// Listens on `port` of the test host and forwards every connection to
-    /// `127.0.0.1:<loopback_port>` of the machine, for as long as the test binary runs.
-    pub fn relay(&self, port: u16, loopback_port: u16) {
-        let listener = self.listen(port);
+    /// Listens on a free port of the test host and forwards every connection to
+    /// `127.0.0.1:<loopback_port>` of the machine, for as long as the test binary runs;
+    /// returns the port.
+    pub fn relay(&self, loopback_port: u16) -> u16 {
+        let listener = self.listen();
+        let port = listener
+            .local_addr()
+            .map(|address| address.port())
+            .unwrap_or_else(|e| panic!("the relay's address: {e}"));
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
                 let Ok(server) = TcpStream::connect((Ipv4Addr::LOCALHOST, loopback_port)) else {
@@ -124,13 +129,14 @@ impl TestHost {
                 }
             }
         });
+        port
     }
 
-    /// A socket listening on `port` of the test host: bound by a thread that enters the
+    /// A socket listening on a free port of the test host: bound by a thread that enters the
     /// namespace for just that (a socket stays in the namespace it was made in).
-    fn listen(&self, port: u16) -> TcpListener {
+    fn listen(&self) -> TcpListener {
         let handle = format!("{NETNS_DIR}/{}", self.netns);
-        let address = SocketAddrV4::new(self.address, port);
+        let address = SocketAddrV4::new(self.address, 0);
         std::thread::spawn(move || -> Result<TcpListener, String> {
             let namespace = File::open(&handle).map_err(|e| format!("opening {handle}: {e}"))?;
             // SAFETY: setns on a namespace handle this thread opened; it changes only this
