@@ -4,6 +4,7 @@
 //! HTTPS port and runs the reconcile loops, all over one shared informer cache.
 
 pub mod admission;
+pub mod allocator;
 pub mod api;
 pub mod api_errors;
 pub mod authorization;

@@ -58,6 +58,7 @@ fn main() -> ExitCode {
         }
         Command::Run(args) => {
             init_logging(cli.log_format);
+            rsg::allocator::limit_arenas();
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()

@@ -19,13 +19,14 @@ mod rsg_members;
 mod service_index;
 mod target_index;
 mod triggers;
+mod trim;
 mod watch_index;
 
 use std::sync::Arc;
 
 use futures::{FutureExt, StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::{ControllerRevision, Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, PodSpec, PodStatus, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Service};
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{self, store::Writer, ObjectRef, Store};
 use kube::runtime::{watcher, WatchStreamExt};
@@ -39,6 +40,11 @@ pub use rsg_members::RsgMembers;
 pub use service_index::ServiceIndex;
 pub use target_index::TargetIndex;
 pub use triggers::RsgTriggers;
+pub use trim::snapshot_workload;
+use trim::{
+    keep_all, trim_deployment, trim_node, trim_pod, trim_revision, trim_rsg, trim_service,
+    trim_statefulset,
+};
 
 use crate::api::{
     ResourceScalingGroup, ResourceScalingGroupGrant, ResourceScalingGroupGrantSpec, LABEL_MANAGED,
@@ -51,11 +57,12 @@ use crate::workload::WorkloadKey;
 /// Reflector stores and indexes over the objects rsg reads.
 #[derive(Clone)]
 pub struct Stores {
-    /// Every ResourceScalingGroup in the cluster.
+    /// Every ResourceScalingGroup in the cluster (without kubectl's last-applied annotation).
     pub rsgs: Store<ResourceScalingGroup>,
-    /// Deployments labelled `rsg.io/managed` (adopted bases, copies, leaders, followers).
+    /// Deployments labelled `rsg.io/managed` (adopted bases, copies, leaders, followers),
+    /// without status conditions; copies without their pod spec (see `trim`).
     pub deployments: Store<Deployment>,
-    /// StatefulSets labelled `rsg.io/managed`.
+    /// StatefulSets labelled `rsg.io/managed`, trimmed as Deployments are.
     pub statefulsets: Store<StatefulSet>,
     /// Every Service, without status, managed fields or kubectl's last-applied annotation: the
     /// bases' Services (found through [`Stores::service_index`]) and the copies.
@@ -66,7 +73,8 @@ pub struct Stores {
     pub members: Arc<RsgMembers>,
     /// ConfigMaps labelled `rsg.io/name` (replica baselines).
     pub config_maps: Store<ConfigMap>,
-    /// ControllerRevisions labelled `rsg.io/name` (snapshots).
+    /// ControllerRevisions labelled `rsg.io/name` (snapshots), their data held as compact JSON
+    /// text: read it with [`snapshot_workload`].
     pub revisions: Store<ControllerRevision>,
     /// Pods labelled `rsg.io/representative`, trimmed like [`Stores::group_pods`].
     pub representatives: Store<Pod>,
@@ -160,33 +168,6 @@ fn spawn_reflector<K>(
     });
 }
 
-/// Keeps every field.
-fn keep_all<K>(_: &mut K) {}
-
-/// What rsg reads of a Service: its metadata (without kubectl's last-applied copy) and spec.
-fn trim_service(service: &mut Service) {
-    service.status = None;
-    service
-        .annotations_mut()
-        .remove("kubectl.kubernetes.io/last-applied-configuration");
-}
-
-/// What rsg reads of a pod: metadata, the node it is bound to, its phase and conditions.
-fn trim_pod(pod: &mut Pod) {
-    pod.metadata.annotations = None;
-    let node_name = pod.spec.take().and_then(|spec| spec.node_name);
-    pod.spec = Some(PodSpec {
-        node_name,
-        ..PodSpec::default()
-    });
-    let status = pod.status.take().unwrap_or_default();
-    pod.status = Some(PodStatus {
-        phase: status.phase,
-        conditions: status.conditions,
-        ..PodStatus::default()
-    });
-}
-
 /// One label-selected watch: its store, its objects in `members` (an index that no other
 /// watch of the same kind feeds) and its events turned into triggers by `map`.
 struct LabelledWatch<'a, K> {
@@ -222,15 +203,16 @@ where
     store
 }
 
-/// A label-selected watch of objects rsg manages, indexed by RSG, kept whole.
+/// A label-selected watch of objects rsg manages, indexed by RSG, trimmed by `trim`.
 fn managed<'a, K>(
     label: &'a str,
+    trim: fn(&mut K),
     members: &'a Arc<RsgMembers>,
     map: fn(&RsgTriggers, &K) -> Vec<ObjectRef<ResourceScalingGroup>>,
 ) -> LabelledWatch<'a, K> {
     LabelledWatch {
         label,
-        trim: keep_all,
+        trim,
         members,
         map,
     }
@@ -259,12 +241,6 @@ fn watch_services(
         },
     );
     store
-}
-
-/// What rsg reads of a Node: its name and labels.
-fn trim_node(node: &mut PartialObjectMeta<Node>) {
-    node.annotations_mut().clear();
-    node.metadata.owner_references = None;
 }
 
 /// Watches Nodes' metadata, names and labels only: what placement reports need.
@@ -314,26 +290,31 @@ impl Stores {
                 &client,
                 &scope,
                 &triggers,
-                managed(LABEL_MANAGED, m, RsgTriggers::for_workload),
+                managed(LABEL_MANAGED, trim_deployment, m, RsgTriggers::for_workload),
             ),
             statefulsets: watch_labelled(
                 &client,
                 &scope,
                 &triggers,
-                managed(LABEL_MANAGED, m, RsgTriggers::for_workload),
+                managed(
+                    LABEL_MANAGED,
+                    trim_statefulset,
+                    m,
+                    RsgTriggers::for_workload,
+                ),
             ),
             services: watch_services(&client, &scope, &triggers, m, &service_index),
             config_maps: watch_labelled(
                 &client,
                 &scope,
                 &triggers,
-                managed(LABEL_NAME, m, RsgTriggers::for_labelled),
+                managed(LABEL_NAME, keep_all, m, RsgTriggers::for_labelled),
             ),
             revisions: watch_labelled(
                 &client,
                 &scope,
                 &triggers,
-                managed(LABEL_NAME, m, RsgTriggers::for_labelled),
+                managed(LABEL_NAME, trim_revision, m, RsgTriggers::for_labelled),
             ),
             representatives: watch_labelled(
                 &client,
@@ -444,6 +425,7 @@ impl Stores {
             }
         }
         self.synced.send_replace(true);
+        crate::allocator::return_free_memory();
         info!(rsgs = self.rsgs.len(), "informer caches synced");
     }
 
@@ -552,7 +534,7 @@ fn watch_rsgs_and_grants(
         namespaced::<ResourceScalingGroup>(client, scope),
         watcher::Config::default(),
         rsg_writer,
-        keep_all,
+        trim_rsg,
         move |event| {
             index.apply(event);
             rsg_triggers.send_for_event(event, RsgTriggers::for_itself);

@@ -18,7 +18,7 @@ use super::baseline::{self, Baseline};
 use super::copy_objects::strip_runtime_fields;
 use super::revision::template_revision;
 use crate::api::{ResourceScalingGroup, LABEL_NAME, LABEL_REVISION, LABEL_TARGET};
-use crate::cache::{labelled, Stores};
+use crate::cache::{labelled, snapshot_workload, Stores};
 use crate::naming::{replica_config_name, snapshot_name};
 use crate::reconcile::{Problem, TakenFor};
 
@@ -165,10 +165,10 @@ pub fn resolve_snapshot(
     if rolling {
         let current = ours
             .iter()
-            .find(|s| snapshot_revision(s).as_deref() == Some(live_revision))
-            .and_then(|s| s.data.as_ref());
-        if let Some(data) = current {
-            return Ok((data.0.clone(), None));
+            .filter_map(snapshot_workload)
+            .find(|workload| template_revision(workload) == live_revision);
+        if let Some(workload) = current {
+            return Ok((workload, None));
         }
     }
     if !rolling || ours.is_empty() {
@@ -176,8 +176,8 @@ pub fn resolve_snapshot(
             if !made_by(&revision.metadata, rsg) {
                 return Err(snapshot_conflict(&namespace, &first_name, target));
             }
-            if let Some(data) = &revision.data {
-                return Ok((data.0.clone(), None));
+            if let Some(workload) = snapshot_workload(revision) {
+                return Ok((workload, None));
             }
         }
         let write = snapshot_write(rsg, target, first_name, base, &[], 1);
@@ -219,7 +219,7 @@ pub fn snapshots_of(
 /// The revision a snapshot holds (computed from its data, so snapshots taken before
 /// revisions existed have one too).
 pub fn snapshot_revision(snapshot: &ControllerRevision) -> Option<String> {
-    snapshot.data.as_ref().map(|d| template_revision(&d.0))
+    snapshot_workload(snapshot).map(|workload| template_revision(&workload))
 }
 
 /// Snapshots kept per target beyond those groups still use.

@@ -126,7 +126,8 @@ impl Context {
     pub fn with_newest_status(&self, rsg: &ResourceScalingGroup) -> ResourceScalingGroup {
         let mut newest = rsg.clone();
         // Only for this very RSG: one deleted and made again under its name starts afresh.
-        if let Some(status) = self.memory.written(&ObjectRef::from_obj(rsg)) {
+        let key = ObjectRef::from_obj(rsg);
+        if let Some(status) = self.memory.written_unless_cached(&key, rsg.status.as_ref()) {
             newest.status = Some(status);
         }
         newest

@@ -192,9 +192,23 @@ impl RsgMemory {
         self.lock().entry(rsg).written = Some(status.clone());
     }
 
-    /// The status last written for this very RSG (`rsg` carries its uid).
-    pub fn written(&self, rsg: &RsgRef) -> Option<ResourceScalingGroupStatus> {
-        self.lock().get(rsg).and_then(|r| r.written.clone())
+    /// The status last written for this very RSG (`rsg` carries its uid) when the cache (`cached`) does not show it
+    /// yet. Once the cache shows it, it is forgotten: at 10,000 RSGs, a copy of every settled
+    /// status would be tens of megabytes that the cache already holds.
+    pub fn written_unless_cached(
+        &self,
+        rsg: &RsgRef,
+        cached: Option<&ResourceScalingGroupStatus>,
+    ) -> Option<ResourceScalingGroupStatus> {
+        let mut entries = self.lock();
+        let remembered = entries
+            .by_rsg
+            .get_mut(rsg)
+            .filter(|remembered| remembered.uid == rsg.extra.uid)?;
+        if remembered.written.as_ref() == cached {
+            remembered.written = None;
+        }
+        remembered.written.clone()
     }
 
     /// Forgets every status written: at the start of each term as leader, since another
@@ -248,11 +262,34 @@ mod tests {
         memory.count_failure(&first);
         let again = rsg("pd", "uid-2");
         assert!(!memory.is_known_conflict(&again, "pd-llm-prefill-2"));
-        assert_eq!(memory.written(&again), None);
+        assert_eq!(memory.written_unless_cached(&again, None), None);
         assert_eq!(memory.count_failure(&again), 1);
         assert!(
-            memory.written(&first).is_none(),
+            memory.written_unless_cached(&first, None).is_none(),
             "the old entry was replaced"
+        );
+    }
+
+    #[test]
+    fn a_written_status_is_kept_until_the_cache_shows_it_then_forgotten() {
+        let memory = RsgMemory::default();
+        let key = rsg("pd", "1");
+        let written = ResourceScalingGroupStatus {
+            current_replicas: 3,
+            ..ResourceScalingGroupStatus::default()
+        };
+        memory.record_written(&key, &written);
+        let older = ResourceScalingGroupStatus::default();
+        assert_eq!(
+            memory.written_unless_cached(&key, Some(&older)),
+            Some(written.clone()),
+            "the cache lags behind the write"
+        );
+        assert_eq!(memory.written_unless_cached(&key, Some(&written)), None);
+        assert_eq!(
+            memory.written_unless_cached(&key, Some(&older)),
+            None,
+            "forgotten once the cache showed it: a later status is the cache's"
         );
     }
 
@@ -282,7 +319,7 @@ mod tests {
         assert_eq!(memory.forget_gone(|key| *key == kept), 1);
         assert_eq!(memory.len(), 1);
         memory.forget_written();
-        assert_eq!(memory.written(&kept), None);
+        assert_eq!(memory.written_unless_cached(&kept, None), None);
         assert_eq!(
             memory.count_failure(&kept),
             2,

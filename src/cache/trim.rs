@@ -1,0 +1,185 @@
+//! What the caches keep of each object: what rsg reads, and no more. At 10,000 RSGs the
+//! cache is most of rsg's memory, so every field a reconcile never reads is dropped as the
+//! object arrives (managed fields are dropped for every kind by the reflector itself).
+
+use k8s_openapi::api::apps::v1::{ControllerRevision, Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{Node, Pod, PodSpec, PodStatus, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::runtime::RawExtension;
+use kube::core::PartialObjectMeta;
+use kube::ResourceExt;
+use serde_json::Value;
+
+use crate::api::{ResourceScalingGroup, LABEL_GROUP_ID};
+
+/// kubectl's copy of what was last applied: never read by rsg, often the largest annotation.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// Keeps every field.
+pub(super) fn keep_all<K>(_: &mut K) {}
+
+/// What rsg reads of an RSG: everything but kubectl's last-applied annotation (a second copy
+/// of the spec). rsg writes RSGs by patch only, so the annotation is never written back.
+pub(super) fn trim_rsg(rsg: &mut ResourceScalingGroup) {
+    rsg.annotations_mut().remove(LAST_APPLIED);
+}
+
+/// What rsg reads of a Service: its metadata (without kubectl's last-applied copy) and spec.
+pub(super) fn trim_service(service: &mut Service) {
+    service.status = None;
+    service.annotations_mut().remove(LAST_APPLIED);
+}
+
+/// True for a copy (a workload of group 1 and up): rsg reads its metadata, replicas,
+/// selector and readiness counts, never its pod template, which the snapshot it was built
+/// from holds.
+fn is_copy(meta: &ObjectMeta) -> bool {
+    meta.labels
+        .as_ref()
+        .and_then(|labels| labels.get(LABEL_GROUP_ID))
+        .and_then(|id| id.parse::<i32>().ok())
+        .is_some_and(|id| id > 0)
+}
+
+/// What rsg reads of a Deployment: a base whole but for its status conditions (its template
+/// is snapshotted); a copy without its pod spec and strategy.
+pub(super) fn trim_deployment(deployment: &mut Deployment) {
+    deployment.annotations_mut().remove(LAST_APPLIED);
+    if let Some(status) = deployment.status.as_mut() {
+        status.conditions = None;
+    }
+    if is_copy(&deployment.metadata) {
+        if let Some(spec) = deployment.spec.as_mut() {
+            spec.template.spec = None;
+            spec.strategy = None;
+        }
+    }
+}
+
+/// What rsg reads of a StatefulSet: as for a Deployment (a copy keeps its volume claim
+/// templates' absence: rsg never reads them either).
+pub(super) fn trim_statefulset(statefulset: &mut StatefulSet) {
+    statefulset.annotations_mut().remove(LAST_APPLIED);
+    if let Some(status) = statefulset.status.as_mut() {
+        status.conditions = None;
+    }
+    if is_copy(&statefulset.metadata) {
+        if let Some(spec) = statefulset.spec.as_mut() {
+            spec.template.spec = None;
+            spec.volume_claim_templates = None;
+            spec.update_strategy = None;
+        }
+    }
+}
+
+/// A snapshot's workload, held in the cache as its compact JSON text: a parsed JSON tree
+/// takes about ten times the text's size, and a reconcile reads the workload once.
+pub(super) fn trim_revision(revision: &mut ControllerRevision) {
+    if let Some(RawExtension(data)) = revision.data.as_mut() {
+        if !data.is_string() {
+            *data = Value::String(data.to_string());
+        }
+    }
+}
+
+/// The workload a snapshot holds, whether read from the API server (a JSON object) or from
+/// the cache (its compact text, see [`trim_revision`]). `None` when it holds none, or text
+/// that is not JSON.
+pub fn snapshot_workload(revision: &ControllerRevision) -> Option<Value> {
+    match revision.data.as_ref().map(|RawExtension(data)| data)? {
+        Value::String(text) => serde_json::from_str(text).ok(),
+        other => Some(other.clone()),
+    }
+}
+
+/// What rsg reads of a pod: metadata, the node it is bound to, its phase and conditions.
+pub(super) fn trim_pod(pod: &mut Pod) {
+    pod.metadata.annotations = None;
+    let node_name = pod.spec.take().and_then(|spec| spec.node_name);
+    pod.spec = Some(PodSpec {
+        node_name,
+        ..PodSpec::default()
+    });
+    let status = pod.status.take().unwrap_or_default();
+    pod.status = Some(PodStatus {
+        phase: status.phase,
+        conditions: status.conditions,
+        ..PodStatus::default()
+    });
+}
+
+/// What rsg reads of a Node: its name and labels.
+pub(super) fn trim_node(node: &mut PartialObjectMeta<Node>) {
+    node.annotations_mut().clear();
+    node.metadata.owner_references = None;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn deployment(group: &str) -> Deployment {
+        let mut value = crate::fixtures::deployment("n", "d", 1);
+        value["metadata"]["labels"] = json!({LABEL_GROUP_ID: group});
+        value["metadata"]["annotations"] = json!({LAST_APPLIED: "{}", "keep": "1"});
+        value["status"] =
+            json!({"readyReplicas": 1, "conditions": [{"type": "Available", "status": "True"}]});
+        serde_json::from_value(value).unwrap()
+    }
+
+    #[test]
+    fn a_copy_keeps_what_readiness_and_grouping_read_and_loses_its_pod_spec() {
+        let mut copy = deployment("2");
+        trim_deployment(&mut copy);
+        let spec = copy.spec.as_ref().unwrap();
+        assert!(spec.template.spec.is_none());
+        assert_eq!(spec.replicas, Some(1));
+        assert!(spec.selector.match_labels.is_some());
+        assert!(spec.template.metadata.is_some());
+        let status = copy.status.as_ref().unwrap();
+        assert_eq!(status.ready_replicas, Some(1));
+        assert!(status.conditions.is_none());
+        assert_eq!(copy.annotations().keys().collect::<Vec<_>>(), ["keep"]);
+    }
+
+    #[test]
+    fn a_base_keeps_its_pod_template_for_its_snapshot() {
+        for group in ["0", "not-a-number"] {
+            let mut base = deployment(group);
+            trim_deployment(&mut base);
+            assert!(base.spec.unwrap().template.spec.is_some(), "group {group}");
+        }
+    }
+
+    #[test]
+    fn a_cached_snapshot_reads_back_as_the_workload_it_holds() {
+        let workload = crate::fixtures::deployment("n", "d", 1);
+        let mut revision = ControllerRevision {
+            data: Some(RawExtension(workload.clone())),
+            ..ControllerRevision::default()
+        };
+        assert_eq!(snapshot_workload(&revision), Some(workload.clone()));
+        trim_revision(&mut revision);
+        assert!(revision.data.as_ref().unwrap().0.is_string());
+        assert_eq!(snapshot_workload(&revision), Some(workload.clone()));
+        trim_revision(&mut revision);
+        assert_eq!(snapshot_workload(&revision), Some(workload));
+        assert_eq!(snapshot_workload(&ControllerRevision::default()), None);
+    }
+
+    #[test]
+    fn an_rsg_loses_only_kubectls_copy_of_its_spec() {
+        let mut rsg =
+            crate::fixtures::rsg("n", "g", Vec::new(), json!({"type": "GroupReplication"}));
+        rsg.metadata.annotations = Some(
+            [
+                (LAST_APPLIED.to_string(), "{}".to_string()),
+                ("a".to_string(), "1".to_string()),
+            ]
+            .into(),
+        );
+        trim_rsg(&mut rsg);
+        assert_eq!(rsg.annotations().keys().collect::<Vec<_>>(), ["a"]);
+    }
+}
