@@ -171,7 +171,7 @@ fn admission_context(
     boundary: &TargetBoundary,
     admission_key: Arc<AdmissionKey>,
 ) -> Arc<AdmissionContext> {
-    Arc::new(AdmissionContext {
+    let context = Arc::new(AdmissionContext {
         stores: stores.clone(),
         client: Some(client.clone()),
         live_checks: args.admission_live_checks,
@@ -182,7 +182,20 @@ fn admission_context(
         access_reviews: args.admission_access_reviews,
         boundary: boundary.clone(),
         admission_key: Some(admission_key),
-    })
+    });
+    // What a burst of reviews read is dropped once stale, not kept until the next burst.
+    let swept = Arc::downgrade(&context);
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(30));
+        loop {
+            every.tick().await;
+            let Some(context) = swept.upgrade() else {
+                return;
+            };
+            context.lookup_cache.forget_expired();
+        }
+    });
+    context
 }
 
 /// The authorship checks the controllers make, unless admission records are not required

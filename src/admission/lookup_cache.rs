@@ -79,6 +79,15 @@ impl LookupCache {
             .map(|(at, value)| (value.clone(), *at))
     }
 
+    /// Drops the entries past their ttl; returns how many remain. Run every so often: after
+    /// a burst (10,000 RSGs applied at once) the reads it kept would otherwise stay until
+    /// the next burst fills the cache.
+    pub fn forget_expired(&self) -> usize {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries.retain(|_, (at, _)| at.elapsed() < self.ttl);
+        entries.len()
+    }
+
     fn keep(&self, key: LookupKey, value: LookupValue, at: Instant) {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         if entries.len() >= self.capacity {
@@ -156,6 +165,16 @@ mod tests {
             .get_or_read(key(1), async { Ok(LookupValue::Exists(true)) })
             .await;
         assert!(asked, "a failed read is read again");
+    }
+
+    #[tokio::test]
+    async fn expired_reads_are_forgotten_fresh_ones_kept() {
+        let cache = LookupCache::new(Duration::from_secs(60), 8);
+        let long_ago = Instant::now() - Duration::from_secs(61);
+        cache.keep(key(0), LookupValue::Exists(true), long_ago);
+        cache.keep(key(1), LookupValue::Exists(true), Instant::now());
+        assert_eq!(cache.forget_expired(), 1);
+        assert!(cache.fresh(&key(1)).is_some());
     }
 
     #[tokio::test]

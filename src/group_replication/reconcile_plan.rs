@@ -1,7 +1,8 @@
 //! The pure plan of one GroupReplication reconcile: the group counts, which groups are
 //! reused, created, completed or restored, the scale-down victims, the rolling-update
 //! replacements, and which draining groups go now. Made from the observation, the metric
-//! reading and the time alone; [`super::apply`] carries it out.
+//! reading and the time alone, it ends in a list of typed [`GroupAction`]s
+//! ([`ReconcilePlan::actions`]) that [`super::apply`] carries out one after the other.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -64,10 +65,78 @@ pub struct ReconcilePlan {
     pub rollout: Option<(BTreeSet<i32>, bool)>,
 }
 
+/// One step of a reconcile's group work. [`ReconcilePlan::actions`] lists them in the order
+/// they are carried out.
+#[derive(Clone, Debug, PartialEq)]
+pub enum GroupAction {
+    /// A draining group serves again: its draining mark goes, its missing objects (the
+    /// Service copies a drain removed) are made again.
+    Reuse(i32),
+    /// Half-made groups get their missing objects.
+    Complete(Vec<i32>),
+    /// Group 0's bases go back to their baseline replicas.
+    RestoreGroup0,
+    /// New groups are made from the update revision.
+    Create(Vec<i32>),
+    /// A group leaves service: it starts draining at `drain_since` (Service copies removed
+    /// first), or without a drain timeout (`None`) it is removed at once. `replaced_revision`
+    /// is set for an old-revision group a rolling update replaces.
+    TakeDown {
+        /// The group.
+        id: i32,
+        /// When it starts draining; `None`: removed now.
+        drain_since: Option<Timestamp>,
+        /// The revision a rolling update replaces.
+        replaced_revision: Option<String>,
+    },
+    /// The scale-down decision is counted, logged and announced (after its victims went).
+    AnnounceDecision(VictimDecision),
+    /// A draining group is removed now.
+    Remove(Removal),
+}
+
 impl ReconcilePlan {
     /// The groups taken down by a scale-down decision.
     pub fn victims(&self) -> &[i32] {
         self.decision.as_ref().map_or(&[], |d| d.victims.as_slice())
+    }
+
+    /// The plan as the actions that carry it out, in order: draining groups reused, half-made
+    /// groups completed, group 0 restored, new groups created (so capacity comes before it
+    /// goes), then the scale-down victims taken down and the decision announced, then a
+    /// rolling update's replacements, then the draining groups whose time is up removed.
+    pub fn actions(&self) -> Vec<GroupAction> {
+        let mut actions: Vec<GroupAction> = self
+            .groups
+            .reuse
+            .iter()
+            .copied()
+            .map(GroupAction::Reuse)
+            .collect();
+        if !self.groups.complete.is_empty() {
+            actions.push(GroupAction::Complete(self.groups.complete.clone()));
+        }
+        if self.groups.restore_group0 {
+            actions.push(GroupAction::RestoreGroup0);
+        }
+        if !self.groups.create.is_empty() {
+            actions.push(GroupAction::Create(self.groups.create.clone()));
+        }
+        let drain_since = self.drain_timeout.map(|_| self.now);
+        let take_down = |down: &TakeDown| GroupAction::TakeDown {
+            id: down.id,
+            drain_since,
+            replaced_revision: down.replaced_revision.clone(),
+        };
+        let (victims, replacements): (Vec<&TakeDown>, Vec<&TakeDown>) = self
+            .take_downs
+            .iter()
+            .partition(|down| down.replaced_revision.is_none());
+        actions.extend(victims.into_iter().map(take_down));
+        actions.extend(self.decision.clone().map(GroupAction::AnnounceDecision));
+        actions.extend(replacements.into_iter().map(take_down));
+        actions.extend(self.removals.iter().cloned().map(GroupAction::Remove));
+        actions
     }
 }
 

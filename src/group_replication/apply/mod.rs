@@ -1,6 +1,6 @@
 //! Carrying out a [`ReconcilePlan`]: first what the observation found missing (snapshots,
-//! the baseline, base labels), then the group changes in the plan's order, each with its
-//! Event. What a write could not do (a taken name, RBAC, a bad baseline) is a [`Problem`]
+//! the baseline, base labels), then the plan's [`GroupAction`]s one after the other, each
+//! with its Event. What a write could not do (a taken name, RBAC, a bad baseline) is a [`Problem`]
 //! in the outcome; the groups that are active and draining afterwards say what it did.
 
 mod artifact_writes;
@@ -17,7 +17,7 @@ use artifact_writes::Stored;
 pub use groups::GroupCreation;
 
 use super::observe::Observation;
-use super::reconcile_plan::{id_list, ReconcilePlan, TakeDown};
+use super::reconcile_plan::{id_list, GroupAction, ReconcilePlan};
 use crate::api::ResourceScalingGroup;
 use crate::metrics::DecisionLabels;
 use crate::reconcile::{Context, Problem, ReconcileError, RsgEvent};
@@ -84,7 +84,7 @@ pub async fn prerequisites(
     Ok(problems)
 }
 
-/// Carries out `plan` for the groups named `group_name`.
+/// Carries out `plan` for the groups named `group_name`: its actions one after the other.
 pub async fn apply(
     ctx: &Context,
     rsg: &ResourceScalingGroup,
@@ -97,57 +97,108 @@ pub async fn apply(
         draining: plan.draining_before.clone(),
         ..Applied::default()
     };
-    reuse_groups(ctx, rsg, obs, plan, group_name, &mut applied).await?;
-    complete_groups(
+    let build = Build {
         ctx,
         rsg,
         obs,
         group_name,
-        &plan.groups.complete,
-        &mut applied,
-    )
-    .await?;
-    if plan.groups.restore_group0 {
-        restore_group0(ctx, rsg, obs, &mut applied).await?;
-    }
-    new_groups(ctx, rsg, obs, group_name, &plan.groups.create, &mut applied).await?;
-    take_down_groups(ctx, rsg, obs, plan, &mut applied).await?;
-    for removal in &plan.removals {
-        if let Some(problem) = remove_group(ctx, rsg, obs, removal.id, removal.why).await? {
-            applied.problems.push(problem);
-        } else {
-            applied.draining.remove(&removal.id);
-        }
+    };
+    for action in plan.actions() {
+        build.carry_out(action, &mut applied).await?;
     }
     Ok(applied)
 }
 
-/// Demand rose while groups were draining: they come back first, Services restored.
-async fn reuse_groups(
+/// What every action is carried out with: the RSG, and the observation its objects are
+/// built from.
+struct Build<'a> {
+    ctx: &'a Context,
+    rsg: &'a ResourceScalingGroup,
+    obs: &'a Observation,
+    group_name: &'a str,
+}
+
+impl Build<'_> {
+    /// Carries out one action, recording in `applied` which groups are active and draining
+    /// afterwards and what could not be done.
+    async fn carry_out(
+        &self,
+        action: GroupAction,
+        applied: &mut Applied,
+    ) -> Result<(), ReconcileError> {
+        let (ctx, rsg, obs) = (self.ctx, self.rsg, self.obs);
+        match action {
+            GroupAction::Reuse(id) => {
+                reuse_group(ctx, rsg, obs, self.group_name, id, applied).await
+            }
+            GroupAction::Complete(ids) => {
+                complete_groups(ctx, rsg, obs, self.group_name, &ids, applied).await
+            }
+            GroupAction::RestoreGroup0 => restore_group0(ctx, rsg, obs, applied).await,
+            GroupAction::Create(ids) => {
+                new_groups(ctx, rsg, obs, self.group_name, &ids, applied).await
+            }
+            GroupAction::TakeDown {
+                id,
+                drain_since,
+                replaced_revision,
+            } => {
+                applied.active.remove(&id);
+                let why = match replaced_revision {
+                    Some(_) => "replaced by a new-revision group",
+                    None => "",
+                };
+                take_down(ctx, rsg, obs, id, drain_since, why, applied).await?;
+                if let Some(old) = replaced_revision {
+                    let new = obs.update_revision();
+                    let note = format!("group {id}: revision {old} replaced by revision {new}");
+                    ctx.event(rsg, RsgEvent::ReplacedGroup, note);
+                }
+                Ok(())
+            }
+            GroupAction::AnnounceDecision(decision) => {
+                record_decision(ctx, &decision);
+                let message = super::status::describe_decision(&decision);
+                ctx.event(rsg, RsgEvent::ScaleDownDecision, message);
+                Ok(())
+            }
+            GroupAction::Remove(removal) => {
+                match remove_group(ctx, rsg, obs, removal.id, removal.why).await? {
+                    Some(problem) => applied.problems.push(problem),
+                    None => {
+                        applied.draining.remove(&removal.id);
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Demand rose while group `id` was draining: it comes back, its Services restored.
+async fn reuse_group(
     ctx: &Context,
     rsg: &ResourceScalingGroup,
     obs: &Observation,
-    plan: &ReconcilePlan,
     group_name: &str,
+    id: i32,
     applied: &mut Applied,
 ) -> Result<(), ReconcileError> {
-    for id in &plan.groups.reuse {
-        groups::mark_draining(ctx, rsg, obs, *id, None).await?;
-        if *id > 0 {
-            for (_, outcome) in create_groups(ctx, rsg, obs, group_name, &[*id]).await? {
-                if let GroupCreation::Blocked(problem) = outcome {
-                    applied.problems.push(problem);
-                }
+    groups::mark_draining(ctx, rsg, obs, id, None).await?;
+    if id > 0 {
+        for (_, outcome) in create_groups(ctx, rsg, obs, group_name, &[id]).await? {
+            if let GroupCreation::Blocked(problem) = outcome {
+                applied.problems.push(problem);
             }
         }
-        applied.draining.remove(id);
-        applied.active.insert(*id);
-        ctx.event(
-            rsg,
-            RsgEvent::ReusedGroup,
-            format!("group {id}: stopped draining and serves again"),
-        );
     }
+    applied.draining.remove(&id);
+    applied.active.insert(id);
+    ctx.event(
+        rsg,
+        RsgEvent::ReusedGroup,
+        format!("group {id}: stopped draining and serves again"),
+    );
     Ok(())
 }
 
@@ -168,46 +219,6 @@ async fn restore_group0(
             );
         }
         Some(problem) => applied.problems.push(problem),
-    }
-    Ok(())
-}
-
-/// Takes the plan's groups out of service: the scale-down victims (with the decision's
-/// Event), then a rolling update's replacements.
-async fn take_down_groups(
-    ctx: &Context,
-    rsg: &ResourceScalingGroup,
-    obs: &Observation,
-    plan: &ReconcilePlan,
-    applied: &mut Applied,
-) -> Result<(), ReconcileError> {
-    let (victims, replacements): (Vec<&TakeDown>, Vec<&TakeDown>) = plan
-        .take_downs
-        .iter()
-        .partition(|down| down.replaced_revision.is_none());
-    for down in victims {
-        applied.active.remove(&down.id);
-        take_down(ctx, rsg, obs, plan, down.id, "", applied).await?;
-    }
-    if let Some(decision) = &plan.decision {
-        record_decision(ctx, decision);
-        ctx.event(
-            rsg,
-            RsgEvent::ScaleDownDecision,
-            super::status::describe_decision(decision),
-        );
-    }
-    for down in replacements {
-        applied.active.remove(&down.id);
-        let why = "replaced by a new-revision group";
-        take_down(ctx, rsg, obs, plan, down.id, why, applied).await?;
-        let old = down.replaced_revision.as_deref().unwrap_or_default();
-        let note = format!(
-            "group {}: revision {old} replaced by revision {}",
-            down.id,
-            obs.update_revision()
-        );
-        ctx.event(rsg, RsgEvent::ReplacedGroup, note);
     }
     Ok(())
 }
@@ -345,29 +356,28 @@ async fn remove_group(
     Ok(None)
 }
 
-/// Takes group `id` down: through the drain path when a drain timeout is set (copied
+/// Takes group `id` down: through the drain path when it drains (`drain_since` set: copied
 /// Services removed, then deleted once idle or timed out), else at once.
 async fn take_down(
     ctx: &Context,
     rsg: &ResourceScalingGroup,
     obs: &Observation,
-    plan: &ReconcilePlan,
     id: i32,
+    drain_since: Option<Timestamp>,
     why: &str,
     applied: &mut Applied,
 ) -> Result<(), ReconcileError> {
-    if plan.drain_timeout.is_none() {
+    let Some(since) = drain_since else {
         if let Some(problem) = remove_group(ctx, rsg, obs, id, why).await? {
             applied.problems.push(problem);
         }
         return Ok(());
-    }
+    };
     if id > 0 {
         groups::delete_copy_services(ctx, rsg, obs, id).await?;
     }
-    let since = plan.now.to_string();
-    groups::mark_draining(ctx, rsg, obs, id, Some(&since)).await?;
-    applied.draining.insert(id, plan.now);
+    groups::mark_draining(ctx, rsg, obs, id, Some(&since.to_string())).await?;
+    applied.draining.insert(id, since);
     let namespace = rsg.metadata.namespace.as_deref().unwrap_or_default();
     ctx.event(
         rsg,

@@ -3,7 +3,7 @@
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use serde_json::json;
 
-use super::{plan, Removal, TakeDown};
+use super::{plan, GroupAction, Removal, TakeDown};
 use crate::group_replication::test_observation::{config, observation};
 use crate::scale_down::victims::DecisionSource;
 use crate::scale_down::MetricReading;
@@ -204,4 +204,62 @@ fn turning_placement_on_replaces_groups_under_rolling_update_only() {
         .insert(1, placement.fingerprint.clone());
     assert!(!obs.group_outdated(1));
     assert_eq!(obs.group_revision(1), obs.update_revision());
+}
+
+#[test]
+fn the_actions_take_victims_down_then_announce_the_decision_then_remove_expired_drains() {
+    let long_ago = Timestamp::now() - SignedDuration::from_secs(600);
+    let obs = observation(&[1, 2, 3, 4], &[(4, long_ago)]);
+    let group = config(json!({"replicas": 2, "scaleDown": {"drainTimeout": "1m"}}));
+    let now = Timestamp::now();
+    let plan = plan(&obs, &group, &MetricReading::NoPrometheus, now);
+    let decision = plan.decision.clone().expect("a decision");
+    let drained = |id| GroupAction::TakeDown {
+        id,
+        drain_since: Some(now),
+        replaced_revision: None,
+    };
+    assert_eq!(
+        plan.actions(),
+        vec![
+            drained(3),
+            drained(2),
+            GroupAction::AnnounceDecision(decision),
+            GroupAction::Remove(Removal {
+                id: 4,
+                why: "the drain timeout passed"
+            }),
+        ]
+    );
+}
+
+#[test]
+fn without_a_drain_timeout_a_victim_is_removed_at_once_and_new_groups_come_before_any_goes() {
+    let obs = observation(&[1, 2], &[]);
+    let down = plan(
+        &obs,
+        &config(json!({"replicas": 2})),
+        &MetricReading::NoMetric,
+        Timestamp::now(),
+    );
+    assert!(matches!(
+        down.actions().first(),
+        Some(GroupAction::TakeDown {
+            id: 2,
+            drain_since: None,
+            replaced_revision: None
+        })
+    ));
+    let since = Timestamp::now() - SignedDuration::from_secs(30);
+    let obs = observation(&[1, 2], &[(2, since)]);
+    let up = plan(
+        &obs,
+        &config(json!({"replicas": 5, "scaleDown": {"drainTimeout": "5m"}})),
+        &MetricReading::NotRead,
+        Timestamp::now(),
+    );
+    assert_eq!(
+        up.actions(),
+        vec![GroupAction::Reuse(2), GroupAction::Create(vec![3, 4])]
+    );
 }
