@@ -64,7 +64,7 @@ pub struct Stores {
     pub deployments: Store<Deployment>,
     /// StatefulSets labelled `rsg.io/managed`, trimmed as Deployments are.
     pub statefulsets: Store<StatefulSet>,
-    /// Every Service, without status, managed fields or kubectl's last-applied annotation: the
+    /// Every Service, as its metadata without annotations, its selector and its type: the
     /// bases' Services (found through [`Stores::service_index`]) and the copies.
     pub services: Store<Service>,
     /// Selector pair → Services, for the Services that front a base.
@@ -243,6 +243,33 @@ fn watch_services(
     store
 }
 
+/// Watches the pods rsg reads, trimmed: representatives (indexed in `representatives`) and
+/// the copies' pods (indexed in `members`).
+fn watch_pods(
+    client: &Client,
+    scope: &WatchScope,
+    triggers: &RsgTriggers,
+    members: &Arc<RsgMembers>,
+    representatives: &Arc<RsgMembers>,
+) -> (Store<Pod>, Store<Pod>) {
+    let representative_watch = LabelledWatch {
+        label: LABEL_REPRESENTATIVE,
+        trim: trim_pod,
+        members: representatives,
+        map: RsgTriggers::for_representative,
+    };
+    let group_pod_watch = LabelledWatch {
+        label: LABEL_NAME,
+        trim: trim_pod,
+        members,
+        map: RsgTriggers::for_labelled,
+    };
+    (
+        watch_labelled(client, scope, triggers, representative_watch),
+        watch_labelled(client, scope, triggers, group_pod_watch),
+    )
+}
+
 /// Watches Nodes' metadata, names and labels only: what placement reports need.
 fn watch_node_labels(client: &Client) -> Store<PartialObjectMeta<Node>> {
     let (store, writer) = reflector::store::<PartialObjectMeta<Node>>();
@@ -278,6 +305,8 @@ impl Stores {
         let representative_index = Arc::new(RsgMembers::by_label(LABEL_REPRESENTATIVE));
         let service_index = Arc::new(ServiceIndex::default());
         let m = &members;
+        let (representatives, group_pods) =
+            watch_pods(&client, &scope, &triggers, m, &representative_index);
         let stores = Self {
             rsgs,
             grants,
@@ -316,28 +345,8 @@ impl Stores {
                 &triggers,
                 managed(LABEL_NAME, trim_revision, m, RsgTriggers::for_labelled),
             ),
-            representatives: watch_labelled(
-                &client,
-                &scope,
-                &triggers,
-                LabelledWatch {
-                    label: LABEL_REPRESENTATIVE,
-                    trim: trim_pod,
-                    members: &representative_index,
-                    map: RsgTriggers::for_representative,
-                },
-            ),
-            group_pods: watch_labelled(
-                &client,
-                &scope,
-                &triggers,
-                LabelledWatch {
-                    label: LABEL_NAME,
-                    trim: trim_pod,
-                    members: m,
-                    map: RsgTriggers::for_labelled,
-                },
-            ),
+            representatives,
+            group_pods,
             service_index,
             members,
             representative_index,

@@ -3,7 +3,7 @@
 //! object arrives (managed fields are dropped for every kind by the reflector itself).
 
 use k8s_openapi::api::apps::v1::{ControllerRevision, Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{Node, Pod, PodSpec, PodStatus, Service};
+use k8s_openapi::api::core::v1::{Node, Pod, PodSpec, PodStatus, Service, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::runtime::RawExtension;
 use kube::core::PartialObjectMeta;
@@ -24,10 +24,18 @@ pub(super) fn trim_rsg(rsg: &mut ResourceScalingGroup) {
     rsg.annotations_mut().remove(LAST_APPLIED);
 }
 
-/// What rsg reads of a Service: its metadata (without kubectl's last-applied copy) and spec.
+/// What rsg reads of a Service from the cache: its name, labels and owners, its selector
+/// (for the index of the Services that front a base) and its type. Every Service of the
+/// cluster is cached, most of them nobody's base; a group that needs a copy of a base
+/// Service reads it whole from the API server.
 pub(super) fn trim_service(service: &mut Service) {
     service.status = None;
-    service.annotations_mut().remove(LAST_APPLIED);
+    service.metadata.annotations = None;
+    service.spec = service.spec.take().map(|spec| ServiceSpec {
+        selector: spec.selector,
+        type_: spec.type_,
+        ..ServiceSpec::default()
+    });
 }
 
 /// True for a copy (a workload of group 1 and up): rsg reads its metadata, replicas,
@@ -166,6 +174,23 @@ mod tests {
         trim_revision(&mut revision);
         assert_eq!(snapshot_workload(&revision), Some(workload));
         assert_eq!(snapshot_workload(&ControllerRevision::default()), None);
+    }
+
+    #[test]
+    fn a_service_keeps_its_selector_type_and_labels_only() {
+        let mut value = crate::fixtures::service("n", "s");
+        value["metadata"]["labels"] = json!({"app": "s"});
+        value["metadata"]["annotations"] = json!({"prometheus.io/scrape": "true"});
+        value["spec"]["type"] = json!("NodePort");
+        value["spec"]["clusterIP"] = json!("None");
+        let mut service: Service = serde_json::from_value(value).unwrap();
+        trim_service(&mut service);
+        let spec = service.spec.as_ref().unwrap();
+        assert_eq!(spec.selector.as_ref().unwrap()["app"], "s");
+        assert_eq!(spec.type_.as_deref(), Some("NodePort"));
+        assert!(spec.ports.is_none() && spec.cluster_ip.is_none());
+        assert!(service.metadata.annotations.is_none());
+        assert_eq!(service.labels()["app"], "s");
     }
 
     #[test]

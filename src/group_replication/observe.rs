@@ -64,10 +64,12 @@ pub struct TargetState {
     pub copies: BTreeMap<i32, Value>,
 }
 
-/// A base Service that fronts one or more targets.
+/// A base Service that fronts one or more targets. The cache holds only its name, selector
+/// and type; a group that needs a copy of it reads it whole (see `apply`).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BaseService {
-    /// The live Service.
-    pub object: Value,
+    /// Its namespace (a target's).
+    pub namespace: String,
     /// Its name.
     pub name: String,
 }
@@ -114,7 +116,7 @@ impl Observation {
     pub fn base_services_in(&self, namespace: &str) -> Vec<String> {
         self.base_services
             .iter()
-            .filter(|s| s.object["metadata"]["namespace"].as_str() == Some(namespace))
+            .filter(|s| s.namespace == namespace)
             .map(|s| s.name.clone())
             .collect()
     }
@@ -447,7 +449,7 @@ pub async fn observe(
             .cloned()
             .unwrap_or(Ok(Replicas::Count(1)));
     }
-    let base_services = associated_services(ctx, &targets)?;
+    let base_services = associated_services(ctx, &targets);
     let copy_services =
         service_copies(ctx, rsg, &expected_groups, !base_services.is_empty()).await?;
     let group0_held = !targets.is_empty()
@@ -740,10 +742,7 @@ impl<'a> Fronted<'a> {
 
 /// The Services in the targets' namespaces whose selector picks a target's pods, and a
 /// StatefulSet's governing Service, from the cache (its selector index).
-fn associated_services(
-    ctx: &Context,
-    targets: &[TargetState],
-) -> Result<Vec<BaseService>, ReconcileError> {
+fn associated_services(ctx: &Context, targets: &[TargetState]) -> Vec<BaseService> {
     let mut names: BTreeSet<(String, String)> = BTreeSet::new();
     for target in targets.iter().map(Fronted::of) {
         for labels in &target.templates {
@@ -755,20 +754,14 @@ fn associated_services(
             names.insert((target.namespace.to_string(), governing.to_string()));
         }
     }
-    let mut found = Vec::new();
-    for (namespace, name) in names {
-        let cached = ctx
-            .stores
-            .services
-            .get(&ObjectRef::new(&name).within(&namespace));
-        if let Some(service) = cached {
-            found.push(BaseService {
-                object: to_json("Service", service.as_ref())?,
-                name,
-            });
-        }
-    }
-    Ok(found)
+    names
+        .into_iter()
+        .filter(|(namespace, name)| {
+            let cached = ObjectRef::new(name).within(namespace);
+            ctx.stores.services.get(&cached).is_some()
+        })
+        .map(|(namespace, name)| BaseService { namespace, name })
+        .collect()
 }
 
 #[cfg(test)]

@@ -260,13 +260,7 @@ fn group_services(obs: &Observation, namespace: &str, group_name: &str, id: i32)
         .iter()
         .map(|s| {
             if id == 0 {
-                format!(
-                    "{}/{}",
-                    s.object["metadata"]["namespace"]
-                        .as_str()
-                        .unwrap_or_default(),
-                    s.name
-                )
+                format!("{}/{}", s.namespace, s.name)
             } else {
                 format!("{namespace}/{}", copy_service_name(&s.name, group_name, id))
             }

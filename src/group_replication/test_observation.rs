@@ -81,7 +81,7 @@ pub fn observation(copies: &[i32], draining: &[(i32, Timestamp)]) -> Observation
             copies: copy_objects,
         }],
         base_services: vec![BaseService {
-            object: fixtures::service("base", "llm-prefill"),
+            namespace: "base".into(),
             name: "llm-prefill".into(),
         }],
         copy_services: copies

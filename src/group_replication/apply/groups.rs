@@ -9,6 +9,7 @@ use kube::api::DeleteParams;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 use serde_json::{json, Value};
+use tokio::sync::OnceCell;
 
 use crate::api::{ResourceScalingGroup, LABEL_GROUP_ID, LABEL_MANAGED, LABEL_NAME};
 use crate::api_errors;
@@ -17,7 +18,7 @@ use crate::group_replication::copy_objects::{
     build_service_copy, build_workload_copy, CopySpec, ServiceCopySpec,
 };
 use crate::group_replication::observe::{
-    Observation, TargetState, ANNOTATION_DRAINING_SINCE, ANNOTATION_HELD_AT_ZERO,
+    BaseService, Observation, TargetState, ANNOTATION_DRAINING_SINCE, ANNOTATION_HELD_AT_ZERO,
 };
 use crate::group_replication::placement::BasePods;
 use crate::naming::{copy_service_name, copy_workload_name};
@@ -92,6 +93,51 @@ pub enum GroupCreation {
     Blocked(Problem),
 }
 
+/// The base Services whole, read from the API server the first time a group needs a copy of
+/// one, then shared by every group this reconcile makes: the cache keeps only their names,
+/// selectors and types (a cluster's Services are many; a copy takes everything of its base).
+pub struct BaseServiceObjects<'a> {
+    services: &'a [BaseService],
+    read: OnceCell<Vec<Value>>,
+}
+
+impl<'a> BaseServiceObjects<'a> {
+    /// The base Services `services`, not read yet.
+    pub fn new(services: &'a [BaseService]) -> Self {
+        Self {
+            services,
+            read: OnceCell::new(),
+        }
+    }
+
+    /// The base Services whole, in the observation's order. One the cache showed but the
+    /// API server no longer has is a cache behind: the reconcile is retried on what the
+    /// cache shows next.
+    async fn read(&self, ctx: &Context) -> Result<&[Value], ReconcileError> {
+        let read = self
+            .read
+            .get_or_try_init(|| read_base_services(ctx, self.services))
+            .await?;
+        Ok(read)
+    }
+}
+
+async fn read_base_services(
+    ctx: &Context,
+    services: &[BaseService],
+) -> Result<Vec<Value>, ReconcileError> {
+    futures::future::try_join_all(services.iter().map(|base| async move {
+        let api: Api<Service> = Api::namespaced(ctx.client.clone(), &base.namespace);
+        let object = ObjectName::new("Service", &base.namespace, &base.name);
+        match api.get_opt(&base.name).await {
+            Ok(Some(service)) => to_json("Service", &service),
+            Ok(None) => Err(ReconcileError::cache_behind(object)),
+            Err(err) => Err(ReconcileError::read(object)(err)),
+        }
+    }))
+    .await
+}
+
 /// Creates the objects group `id` is missing, optimistically: an existing object is looked
 /// at only when the create reports a conflict. On a problem or failure, what this call
 /// created is deleted again so no half group stays.
@@ -99,6 +145,7 @@ pub async fn create_group(
     ctx: &Context,
     rsg: &ResourceScalingGroup,
     obs: &Observation,
+    base_services: &BaseServiceObjects<'_>,
     group_name: &str,
     id: i32,
 ) -> Result<GroupCreation, ReconcileError> {
@@ -113,24 +160,20 @@ pub async fn create_group(
     let rsg_ref = ObjectRef::from_obj(rsg);
     let missing = missing_parts(obs, group_name, id);
     // Names found taken before are checked first, so a lasting conflict creates nothing.
-    for part in missing
-        .iter()
-        .filter(|p| ctx.memory.is_known_conflict(&rsg_ref, p.name()))
-    {
-        match conflicting_owner(ctx, &services, &namespace, part).await? {
-            Some(description) => {
-                return Ok(GroupCreation::Blocked(name_conflict(
-                    &description,
-                    &rsg_name,
-                    id,
-                )))
-            }
-            None => ctx.memory.set_conflict(&rsg_ref, part.name(), false),
-        }
+    if let Some(description) = known_conflict(ctx, &rsg_ref, &services, &missing).await? {
+        let problem = name_conflict(&description, &rsg_name, id);
+        return Ok(GroupCreation::Blocked(problem));
     }
+    // Read before anything is created, so a failed read leaves no half group.
+    let needs_services = missing.iter().any(|p| matches!(p, Missing::Service { .. }));
+    let base_services = match needs_services {
+        true => base_services.read(ctx).await?,
+        false => &[],
+    };
     let build = GroupBuild {
         ctx,
         obs,
+        base_services,
         namespace: &namespace,
         rsg_name: &rsg_name,
         id,
@@ -174,10 +217,33 @@ pub async fn create_group(
     ))
 }
 
+/// The description of the first part of `missing` whose name was found taken before and
+/// still is; a name found free again is forgotten as a conflict.
+async fn known_conflict(
+    ctx: &Context,
+    rsg_ref: &ObjectRef<ResourceScalingGroup>,
+    services: &Api<Service>,
+    missing: &[Missing<'_>],
+) -> Result<Option<String>, ReconcileError> {
+    let namespace = rsg_ref.namespace.as_deref().unwrap_or_default();
+    for part in missing
+        .iter()
+        .filter(|p| ctx.memory.is_known_conflict(rsg_ref, p.name()))
+    {
+        match conflicting_owner(ctx, services, namespace, part).await? {
+            Some(description) => return Ok(Some(description)),
+            None => ctx.memory.set_conflict(rsg_ref, part.name(), false),
+        }
+    }
+    Ok(None)
+}
+
 /// What building group `id`'s objects needs.
 struct GroupBuild<'a> {
     ctx: &'a Context,
     obs: &'a Observation,
+    /// The base Services whole (empty when the group needs no Service copy).
+    base_services: &'a [Value],
     namespace: &'a str,
     rsg_name: &'a str,
     id: i32,
@@ -219,8 +285,12 @@ impl GroupBuild<'_> {
                 Ok(self.ctx.workloads.create(kind, self.namespace, copy).await)
             }
             Missing::Service { base, name } => {
+                let Some(base) = self.base_services.get(*base) else {
+                    let object = ObjectName::new("Service", self.namespace, name);
+                    return Err(ReconcileError::cache_behind(object));
+                };
                 let copy = build_service_copy(
-                    &self.obs.base_services[*base].object,
+                    base,
                     &ServiceCopySpec {
                         rsg_name: self.rsg_name,
                         rsg_namespace: self.namespace,

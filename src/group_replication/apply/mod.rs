@@ -14,6 +14,7 @@ use tracing::info;
 
 pub use artifact_writes::prune_old_snapshots;
 use artifact_writes::Stored;
+use groups::BaseServiceObjects;
 pub use groups::GroupCreation;
 
 use super::observe::Observation;
@@ -102,6 +103,7 @@ pub async fn apply(
         rsg,
         obs,
         group_name,
+        base_services: BaseServiceObjects::new(&obs.base_services),
     };
     for action in plan.actions() {
         build.carry_out(action, &mut applied).await?;
@@ -109,13 +111,14 @@ pub async fn apply(
     Ok(applied)
 }
 
-/// What every action is carried out with: the RSG, and the observation its objects are
-/// built from.
+/// What every action is carried out with: the RSG, the observation its objects are built
+/// from, and the base Services, read whole once a group needs copies of them.
 struct Build<'a> {
     ctx: &'a Context,
     rsg: &'a ResourceScalingGroup,
     obs: &'a Observation,
     group_name: &'a str,
+    base_services: BaseServiceObjects<'a>,
 }
 
 impl Build<'_> {
@@ -128,16 +131,10 @@ impl Build<'_> {
     ) -> Result<(), ReconcileError> {
         let (ctx, rsg, obs) = (self.ctx, self.rsg, self.obs);
         match action {
-            GroupAction::Reuse(id) => {
-                reuse_group(ctx, rsg, obs, self.group_name, id, applied).await
-            }
-            GroupAction::Complete(ids) => {
-                complete_groups(ctx, rsg, obs, self.group_name, &ids, applied).await
-            }
+            GroupAction::Reuse(id) => self.reuse_group(id, applied).await,
+            GroupAction::Complete(ids) => self.complete_groups(&ids, applied).await,
             GroupAction::RestoreGroup0 => restore_group0(ctx, rsg, obs, applied).await,
-            GroupAction::Create(ids) => {
-                new_groups(ctx, rsg, obs, self.group_name, &ids, applied).await
-            }
+            GroupAction::Create(ids) => self.new_groups(&ids, applied).await,
             GroupAction::TakeDown {
                 id,
                 drain_since,
@@ -173,33 +170,102 @@ impl Build<'_> {
             }
         }
     }
-}
 
-/// Demand rose while group `id` was draining: it comes back, its Services restored.
-async fn reuse_group(
-    ctx: &Context,
-    rsg: &ResourceScalingGroup,
-    obs: &Observation,
-    group_name: &str,
-    id: i32,
-    applied: &mut Applied,
-) -> Result<(), ReconcileError> {
-    groups::mark_draining(ctx, rsg, obs, id, None).await?;
-    if id > 0 {
-        for (_, outcome) in create_groups(ctx, rsg, obs, group_name, &[id]).await? {
-            if let GroupCreation::Blocked(problem) = outcome {
-                applied.problems.push(problem);
+    /// Demand rose while group `id` was draining: it comes back, its Services restored.
+    async fn reuse_group(&self, id: i32, applied: &mut Applied) -> Result<(), ReconcileError> {
+        let (ctx, rsg) = (self.ctx, self.rsg);
+        groups::mark_draining(ctx, rsg, self.obs, id, None).await?;
+        if id > 0 {
+            for (_, outcome) in self.create_groups(&[id]).await? {
+                if let GroupCreation::Blocked(problem) = outcome {
+                    applied.problems.push(problem);
+                }
             }
         }
+        applied.draining.remove(&id);
+        applied.active.insert(id);
+        ctx.event(
+            rsg,
+            RsgEvent::ReusedGroup,
+            format!("group {id}: stopped draining and serves again"),
+        );
+        Ok(())
     }
-    applied.draining.remove(&id);
-    applied.active.insert(id);
-    ctx.event(
-        rsg,
-        RsgEvent::ReusedGroup,
-        format!("group {id}: stopped draining and serves again"),
-    );
-    Ok(())
+
+    /// Creates (or completes) the groups `ids`, up to [`CREATE_CONCURRENCY`] at once.
+    async fn create_groups(
+        &self,
+        ids: &[i32],
+    ) -> Result<Vec<(i32, GroupCreation)>, ReconcileError> {
+        let (ctx, rsg, obs, group_name) = (self.ctx, self.rsg, self.obs, self.group_name);
+        let base_services = &self.base_services;
+        let mut results: Vec<(i32, GroupCreation)> = futures::stream::iter(ids.iter().copied())
+            .map(|id| async move {
+                groups::create_group(ctx, rsg, obs, base_services, group_name, id)
+                    .await
+                    .map(|outcome| (id, outcome))
+            })
+            .buffer_unordered(CREATE_CONCURRENCY)
+            .try_collect()
+            .await?;
+        results.sort_by_key(|(id, _)| *id);
+        Ok(results)
+    }
+
+    /// Completes half-made groups, with one Event for all of them.
+    async fn complete_groups(
+        &self,
+        ids: &[i32],
+        applied: &mut Applied,
+    ) -> Result<(), ReconcileError> {
+        let mut completed = Vec::new();
+        for (id, outcome) in self.create_groups(ids).await? {
+            match outcome {
+                GroupCreation::Created(created) if !created.is_empty() => {
+                    completed.push(format!("group {id}: {}", created.join(", ")))
+                }
+                GroupCreation::Created(_) => {}
+                GroupCreation::Blocked(problem) => applied.problems.push(problem),
+            }
+        }
+        if !completed.is_empty() {
+            self.ctx.event(
+                self.rsg,
+                RsgEvent::CompletedGroups,
+                format!("created the missing objects of {}", completed.join("; ")),
+            );
+        }
+        Ok(())
+    }
+
+    /// Creates new groups, with one Event for those created and one per problem.
+    async fn new_groups(&self, ids: &[i32], applied: &mut Applied) -> Result<(), ReconcileError> {
+        let (ctx, rsg, obs) = (self.ctx, self.rsg, self.obs);
+        let mut created_ids = Vec::new();
+        for (id, outcome) in self.create_groups(ids).await? {
+            match outcome {
+                GroupCreation::Created(_) => {
+                    applied.active.insert(id);
+                    applied.created.insert(id);
+                    created_ids.push(id);
+                }
+                GroupCreation::Blocked(problem) => {
+                    let message = problem.to_string();
+                    ctx.event(rsg, RsgEvent::CreateBlocked(problem.reason()), message);
+                    applied.problems.push(problem);
+                }
+            }
+        }
+        if !created_ids.is_empty() {
+            let per_group = obs.targets.len() + obs.base_services.len();
+            ctx.event(
+            rsg,
+            RsgEvent::CreatedGroups,
+            format!("created groups {} ({per_group} objects each: a copy of every target and of every Service fronting them)", id_list(&created_ids)),
+        );
+        }
+        Ok(())
+    }
 }
 
 /// Restores group 0 (the base workloads) to their baseline replicas.
@@ -237,91 +303,6 @@ fn record_decision(ctx: &Context, decision: &VictimDecision) {
         DecisionSource::Metric => {}
     }
     info!(victims = ?decision.victims, source = decision.source.as_str(), reason = %decision.reason, "scale-down decision");
-}
-
-/// Creates (or completes) the groups `ids`, up to [`CREATE_CONCURRENCY`] at once.
-async fn create_groups(
-    ctx: &Context,
-    rsg: &ResourceScalingGroup,
-    obs: &Observation,
-    group_name: &str,
-    ids: &[i32],
-) -> Result<Vec<(i32, GroupCreation)>, ReconcileError> {
-    let mut results: Vec<(i32, GroupCreation)> = futures::stream::iter(ids.iter().copied())
-        .map(|id| async move {
-            groups::create_group(ctx, rsg, obs, group_name, id)
-                .await
-                .map(|outcome| (id, outcome))
-        })
-        .buffer_unordered(CREATE_CONCURRENCY)
-        .try_collect()
-        .await?;
-    results.sort_by_key(|(id, _)| *id);
-    Ok(results)
-}
-
-/// Completes half-made groups, with one Event for all of them.
-async fn complete_groups(
-    ctx: &Context,
-    rsg: &ResourceScalingGroup,
-    obs: &Observation,
-    group_name: &str,
-    ids: &[i32],
-    applied: &mut Applied,
-) -> Result<(), ReconcileError> {
-    let mut completed = Vec::new();
-    for (id, outcome) in create_groups(ctx, rsg, obs, group_name, ids).await? {
-        match outcome {
-            GroupCreation::Created(created) if !created.is_empty() => {
-                completed.push(format!("group {id}: {}", created.join(", ")))
-            }
-            GroupCreation::Created(_) => {}
-            GroupCreation::Blocked(problem) => applied.problems.push(problem),
-        }
-    }
-    if !completed.is_empty() {
-        ctx.event(
-            rsg,
-            RsgEvent::CompletedGroups,
-            format!("created the missing objects of {}", completed.join("; ")),
-        );
-    }
-    Ok(())
-}
-
-/// Creates new groups, with one Event for those created and one per problem.
-async fn new_groups(
-    ctx: &Context,
-    rsg: &ResourceScalingGroup,
-    obs: &Observation,
-    group_name: &str,
-    ids: &[i32],
-    applied: &mut Applied,
-) -> Result<(), ReconcileError> {
-    let mut created_ids = Vec::new();
-    for (id, outcome) in create_groups(ctx, rsg, obs, group_name, ids).await? {
-        match outcome {
-            GroupCreation::Created(_) => {
-                applied.active.insert(id);
-                applied.created.insert(id);
-                created_ids.push(id);
-            }
-            GroupCreation::Blocked(problem) => {
-                let message = problem.to_string();
-                ctx.event(rsg, RsgEvent::CreateBlocked(problem.reason()), message);
-                applied.problems.push(problem);
-            }
-        }
-    }
-    if !created_ids.is_empty() {
-        let per_group = obs.targets.len() + obs.base_services.len();
-        ctx.event(
-            rsg,
-            RsgEvent::CreatedGroups,
-            format!("created groups {} ({per_group} objects each: a copy of every target and of every Service fronting them)", id_list(&created_ids)),
-        );
-    }
-    Ok(())
 }
 
 /// Removes group `id` now: a copy group is deleted with its Services; group 0 is scaled to

@@ -15,6 +15,12 @@ use crate::scale_down::MetricReading;
 
 const DEPLOYMENTS: &str = "/apis/apps/v1/namespaces/team/deployments";
 const SERVICES: &str = "/api/v1/namespaces/team/services";
+/// The base Service of the test observation, read whole when a group needs its copy.
+const BASE_SERVICE: &str = "/api/v1/namespaces/base/services/llm-prefill";
+
+fn base_service() -> (u16, serde_json::Value) {
+    (200, crate::fixtures::service("base", "llm-prefill"))
+}
 
 fn scale_to(replicas: i32) -> serde_json::Value {
     json!({"replicas": replicas})
@@ -23,6 +29,7 @@ fn scale_to(replicas: i32) -> serde_json::Value {
 #[tokio::test]
 async fn a_group_whose_service_copy_fails_is_rolled_back_and_the_failure_names_it() {
     let (ctx, recorded) = context(|call: &Call| match (&call.method, call.path.as_str()) {
+        (&Method::GET, BASE_SERVICE) => base_service(),
         (&Method::POST, DEPLOYMENTS) => created(call),
         (&Method::POST, SERVICES) => status(500, "InternalError"),
         (&Method::DELETE, _) => (200, json!({"kind": "Status", "status": "Success"})),
@@ -46,6 +53,7 @@ async fn a_group_whose_service_copy_fails_is_rolled_back_and_the_failure_names_i
     assert_eq!(
         recorded.lines(),
         vec![
+            format!("GET {BASE_SERVICE}"),
             format!("POST {DEPLOYMENTS}"),
             format!("POST {SERVICES}"),
             format!("DELETE {DEPLOYMENTS}/pd-llm-prefill-1"),
@@ -55,8 +63,51 @@ async fn a_group_whose_service_copy_fails_is_rolled_back_and_the_failure_names_i
 }
 
 #[tokio::test]
+async fn base_services_are_read_once_for_every_group_and_a_vanished_one_creates_nothing() {
+    let (ctx, recorded) = context(|call: &Call| match (&call.method, call.path.as_str()) {
+        (&Method::GET, BASE_SERVICE) => base_service(),
+        (&Method::POST, DEPLOYMENTS | SERVICES) => created(call),
+        _ => status(404, "NotFound"),
+    });
+    let obs = observation(&[], &[]);
+    let plan = plan(
+        &obs,
+        &config(scale_to(4)),
+        &MetricReading::NotRead,
+        Timestamp::now(),
+    );
+    let applied = apply(&ctx, &rsg(scale_to(4)), &obs, &plan, RSG)
+        .await
+        .expect("three groups");
+    assert_eq!(applied.created, [1, 2, 3].into_iter().collect());
+    let reads = recorded.lines();
+    let base_reads = reads.iter().filter(|l| l.starts_with("GET ")).count();
+    assert_eq!(base_reads, 1, "{reads:?}");
+    assert_eq!(
+        reads.len(),
+        7,
+        "one read, then 3 Deployments and 3 Services: {reads:?}"
+    );
+
+    let (ctx, recorded) = context(|call: &Call| match (&call.method, call.path.as_str()) {
+        (&Method::POST, DEPLOYMENTS | SERVICES) => created(call),
+        _ => status(404, "NotFound"),
+    });
+    let err = apply(&ctx, &rsg(scale_to(2)), &obs, &plan, RSG)
+        .await
+        .expect_err("the base Service is gone");
+    assert!(matches!(&err, ReconcileError::CacheBehind { .. }), "{err}");
+    assert!(
+        recorded.lines().iter().all(|l| l.starts_with("GET ")),
+        "nothing created: {:?}",
+        recorded.lines()
+    );
+}
+
+#[tokio::test]
 async fn a_name_taken_by_someone_else_is_a_problem_and_is_checked_first_next_time() {
     let (ctx, recorded) = context(|call: &Call| match (&call.method, call.path.as_str()) {
+        (&Method::GET, BASE_SERVICE) => base_service(),
         (&Method::POST, DEPLOYMENTS) => status(409, "AlreadyExists"),
         // The object in the way carries no rsg.io/name label.
         (&Method::GET, path) if path.starts_with(DEPLOYMENTS) => (
@@ -88,6 +139,7 @@ async fn a_name_taken_by_someone_else_is_a_problem_and_is_checked_first_next_tim
     assert_eq!(
         recorded.lines(),
         vec![
+            format!("GET {BASE_SERVICE}"),
             format!("POST {DEPLOYMENTS}"),
             format!("GET {DEPLOYMENTS}/pd-llm-prefill-1"),
         ],
@@ -98,7 +150,7 @@ async fn a_name_taken_by_someone_else_is_a_problem_and_is_checked_first_next_tim
         .await
         .expect("a problem again");
     assert_eq!(
-        recorded.lines()[2..],
+        recorded.lines()[3..],
         [format!("GET {DEPLOYMENTS}/pd-llm-prefill-1")]
     );
     ctx.events.flush().await;
