@@ -1,6 +1,10 @@
 //! Checks that need the live cluster: whether targets exist, whether their pod templates'
 //! ConfigMaps/Secrets/PVCs/ServiceAccount exist where copies will run, and whether copied
-//! Service names fit. Problems reaching the API only ever produce warnings.
+//! Service names fit (the Services from the informer cache where it holds them: a burst of
+//! 10,000 RSGs in one namespace of 10,000 Services does not list them every few seconds).
+//! Problems reaching the API only ever produce warnings.
+
+use std::collections::BTreeMap;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{
@@ -14,6 +18,7 @@ use crate::api::{
     ResourceScalingGroupSpec, TargetResource, MAX_GROUP_REPLICAS, STRATEGY_GROUP_REPLICATION,
 };
 use crate::api_errors;
+use crate::cache::Stores;
 use crate::naming::copy_service_name;
 use crate::validation::{effective_group_name, FieldError, DNS1123_LABEL_MAX};
 use crate::workload::{
@@ -38,10 +43,10 @@ pub struct LiveFindings {
 const TARGET_CONCURRENCY: usize = 4;
 
 /// Runs every live check for one RSG: each distinct target read once at most (from `cache`
-/// when it was read lately), a few targets at a time.
+/// when it was read lately), a few targets at a time; the Services fronting a target found
+/// in `stores` (the informer cache) when it holds their namespace, else listed.
 pub async fn live_checks(
-    client: &Client,
-    cache: &LookupCache,
+    (client, cache, stores): (&Client, &LookupCache, &Stores),
     rsg_namespace: &str,
     rsg_name: &str,
     spec: &ResourceScalingGroupSpec,
@@ -58,8 +63,7 @@ pub async fn live_checks(
     let mut checks = Vec::with_capacity(spec.target_resources.len());
     for (i, target) in spec.target_resources.iter().enumerate() {
         checks.push(check_target(
-            client,
-            cache,
+            (client, cache, stores),
             rsg_namespace,
             i,
             target,
@@ -126,6 +130,8 @@ pub(super) async fn api_resource(
 struct TargetCheck<'a> {
     client: &'a Client,
     cache: &'a LookupCache,
+    /// The informer cache: the Services fronting a target, when it holds the namespace's.
+    stores: &'a Stores,
     /// The RSG's namespace, where copies run.
     rsg_namespace: &'a str,
     /// The target's namespace.
@@ -136,8 +142,7 @@ struct TargetCheck<'a> {
 }
 
 async fn check_target(
-    client: &Client,
-    cache: &LookupCache,
+    (client, cache, stores): (&Client, &LookupCache, &Stores),
     rsg_namespace: &str,
     index: usize,
     target: &TargetResource,
@@ -152,6 +157,7 @@ async fn check_target(
     let check = TargetCheck {
         client,
         cache,
+        stores,
         rsg_namespace,
         namespace: reference.namespace_or(rsg_namespace),
         prefix: format!("spec.targetResources[{index}]"),
@@ -266,38 +272,16 @@ impl TargetCheck<'_> {
         allow_external_services: bool,
     ) {
         let (prefix, namespace) = (&self.prefix, self.namespace);
-        let key = LookupKey::Services(namespace.to_string());
-        let services = findings
-            .read(self.cache, key, async {
-                service_selectors(self.client, namespace)
-                    .await
-                    .map(LookupValue::Services)
-            })
-            .await;
-        let services = match services {
-            Ok(LookupValue::Services(services)) => services,
-            Ok(_) => return,
-            Err(err) if api_errors::is_forbidden(&err) => return,
-            Err(err) => {
-                findings.warnings.push(format!(
-                    "{prefix}: could not list Services in {namespace:?}: {err}"
-                ));
-                return;
-            }
-        };
         let templates = all_pod_template_labels(workload);
-        let fronting = services.iter().filter(|service| {
-            templates
-                .iter()
-                .any(|labels| selector_matches_template(&service.selector, labels))
-        });
+        let fronting = match self.stores.services_fronting(namespace, &templates) {
+            Some(cached) => cached,
+            None => match self.listed_services_fronting(findings, &templates).await {
+                Some(listed) => listed,
+                None => return,
+            },
+        };
         let target = &self.target.name;
-        for ServiceSummary {
-            name: service,
-            type_,
-            ..
-        } in fronting
-        {
+        for (service, type_) in &fronting {
             if is_external(type_) && !allow_external_services {
                 findings.errors.push(FieldError::forbidden(
                     format!("{prefix}.resourceRef"),
@@ -318,6 +302,43 @@ impl TargetCheck<'_> {
                 ));
             }
         }
+    }
+
+    /// The name and type of each Service of the target's namespace whose selector picks pods
+    /// with one of `templates`' labels, from one LIST kept by the lookup cache: for a
+    /// namespace the informer cache does not hold. `None` (with a warning unless forbidden)
+    /// when they cannot be listed.
+    async fn listed_services_fronting(
+        &self,
+        findings: &mut LiveFindings,
+        templates: &[BTreeMap<String, String>],
+    ) -> Option<Vec<(String, String)>> {
+        let (prefix, namespace) = (&self.prefix, self.namespace);
+        let key = LookupKey::Services(namespace.to_string());
+        let services = findings
+            .read(self.cache, key, async {
+                service_selectors(self.client, namespace)
+                    .await
+                    .map(LookupValue::Services)
+            })
+            .await;
+        let services = match services {
+            Ok(LookupValue::Services(services)) => services,
+            Ok(_) => return None,
+            Err(err) if api_errors::is_forbidden(&err) => return None,
+            Err(err) => {
+                findings.warnings.push(format!(
+                    "{prefix}: could not list Services in {namespace:?}: {err}"
+                ));
+                return None;
+            }
+        };
+        let fronting = services.into_iter().filter(|service| {
+            templates
+                .iter()
+                .any(|labels| selector_matches_template(&service.selector, labels))
+        });
+        Some(fronting.map(|s| (s.name, s.type_)).collect())
     }
 }
 
@@ -378,4 +399,63 @@ async fn service_selectors(
             })
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reconcile::mock_api::{context, status, Call};
+    use hyper::Method;
+    use serde_json::json;
+    use std::time::Duration;
+
+    /// The Services of a namespace the informer cache does not hold are listed: one that
+    /// fronts the target as a LoadBalancer is refused without the operator's opt-in.
+    #[tokio::test]
+    async fn services_of_a_namespace_the_cache_does_not_hold_are_listed() {
+        let (ctx, recorded) = context(|call: &Call| match (&call.method, call.path.as_str()) {
+            (&Method::GET, "/apis/apps/v1/namespaces/team/deployments/llm") => {
+                (200, crate::fixtures::deployment("team", "llm", 1))
+            }
+            (&Method::GET, "/api/v1/namespaces/team/services") => {
+                let mut gateway = crate::fixtures::service("team", "gateway");
+                gateway["spec"]["selector"] = json!({"app": "llm"});
+                gateway["spec"]["type"] = json!("LoadBalancer");
+                let list = json!({"apiVersion": "v1", "kind": "ServiceList", "metadata": {}, "items": [gateway]});
+                (200, list)
+            }
+            _ => status(404, "NotFound"),
+        });
+        let target = json!({"name": "engine", "resourceRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "llm"}});
+        let strategy =
+            json!({"type": "GroupReplication", "groupConfig": {"groupName": "g", "replicas": 2}});
+        let spec = crate::fixtures::rsg("team", "pd", vec![target], strategy).spec;
+        let cache = LookupCache::new(Duration::from_secs(5), 100);
+        let findings = live_checks(
+            (&ctx.client, &cache, &ctx.stores),
+            "team",
+            "pd",
+            &spec,
+            false,
+        )
+        .await;
+        assert!(
+            recorded
+                .lines()
+                .contains(&"GET /api/v1/namespaces/team/services".to_string()),
+            "{:?}",
+            recorded.lines()
+        );
+        assert!(
+            findings.errors.iter().any(|e| e.to_string().contains(
+                "Service team/gateway fronts target \"engine\" and is of type LoadBalancer"
+            )),
+            "{:?}",
+            findings
+                .errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+        );
+    }
 }

@@ -207,8 +207,7 @@ async fn live_findings(
         return;
     };
     let live = lookups::live_checks(
-        client,
-        &ctx.lookup_cache,
+        (client, &ctx.lookup_cache, &ctx.stores),
         namespace,
         name,
         spec,

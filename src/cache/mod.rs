@@ -22,6 +22,7 @@ mod triggers;
 mod trim;
 mod watch_index;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use futures::{FutureExt, StreamExt, TryStreamExt};
@@ -98,6 +99,8 @@ pub struct Stores {
     pub rsg_deleted: Arc<Notify>,
     /// True once every cache has completed its initial list; a watch wakes every waiter.
     synced: Arc<watch::Sender<bool>>,
+    /// The namespaces whose Services are cached (`None`: none, for detached stores).
+    service_scope: Option<WatchScope>,
 }
 
 fn label_selected(label: &str) -> watcher::Config {
@@ -355,6 +358,7 @@ impl Stores {
             feed,
             rsg_deleted,
             synced: Arc::new(watch::channel(false).0),
+            service_scope: Some(scope),
         };
         tokio::spawn(stores.clone().mark_synced());
         stores
@@ -384,6 +388,7 @@ impl Stores {
             feed: Arc::default(),
             rsg_deleted: Arc::default(),
             synced: Arc::new(watch::channel(true).0),
+            service_scope: None,
         };
         (
             stores,
@@ -457,6 +462,33 @@ impl Stores {
 }
 
 impl Stores {
+    /// The name and type (`ClusterIP` when unset) of each Service in `namespace` whose
+    /// selector picks pods with one of `templates`' labels, from the cache and its selector
+    /// index; `None` when the cache does not hold that namespace's Services (not synced yet,
+    /// outside the watched namespaces, or detached).
+    pub fn services_fronting(
+        &self,
+        namespace: &str,
+        templates: &[BTreeMap<String, String>],
+    ) -> Option<Vec<(String, String)>> {
+        let scope = self.service_scope.as_ref()?;
+        if !self.is_synced() || !scope.includes(namespace) {
+            return None;
+        }
+        let names: BTreeSet<String> = templates
+            .iter()
+            .flat_map(|labels| self.service_index.selecting(namespace, labels))
+            .collect();
+        let typed = names.into_iter().filter_map(|name| {
+            let service = self
+                .services
+                .get(&ObjectRef::new(&name).within(namespace))?;
+            let type_ = service.spec.as_ref().and_then(|spec| spec.type_.clone());
+            Some((name, type_.unwrap_or_else(|| "ClusterIP".to_string())))
+        });
+        Some(typed.collect())
+    }
+
     /// The cached grants, by namespace.
     pub fn grants_by_namespace(&self) -> Grants {
         Grants::new(self.grants.state())
