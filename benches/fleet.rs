@@ -345,7 +345,7 @@ fn main() {
     let converged = wait_converged(&runtime, &client, want, released);
     let cpu_after = cpu();
     let (rss, peak) = rsg.pid().map_or((f64::NAN, f64::NAN), memory_mib);
-    // Settled: past rsg's next hand-back of free memory (every 30 s).
+    // Settled: what is held once the burst is over.
     std::thread::sleep(Duration::from_secs(35));
     let (settled_rss, _) = rsg.pid().map_or((f64::NAN, f64::NAN), memory_mib);
     let after_converge = audited(&plane.audit_log);

@@ -59,7 +59,6 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         info!(namespaces = ?listed, "acting only in the listed namespaces");
     }
     let stores = Stores::start(client.clone(), scope);
-    crate::allocator::spawn_periodic_return();
     let shutdown = CancellationToken::new();
     let certs = load_certs(&args, &provider, &shutdown);
     let (boundary, admission_key) = boundary_and_key(&args, &client).await?;
