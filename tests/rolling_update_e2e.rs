@@ -426,3 +426,51 @@ fn snapshots_no_group_uses_are_pruned_to_a_short_history() {
         },
     );
 }
+
+/// A base relabelled by hand as a copy (`rsg.io/group-id=7`) is cached without its pod spec,
+/// as copies are: rsg reads such a base from the API server, so it takes no snapshot of a
+/// template without containers and starts no rollout. It labels the base group 0 again.
+#[test]
+fn a_base_labelled_as_a_copy_by_hand_is_still_read_whole() {
+    let _shared = KILLS.read().unwrap_or_else(|p| p.into_inner());
+    setup();
+    let ns = namespace("rolling-relabelled");
+    bases(&ns, "0s");
+    apply(&rsg(&ns, 2, "{type: RollingUpdate}", None));
+    let before = wait_settled(&ns, 2)["updateRevision"].clone();
+    let snapshots = || support::names("controllerrevisions", &ns, "rsg.io/name=llm");
+    assert_eq!(snapshots().len(), 2);
+    run_kubectl(&[
+        "label",
+        "deployment/prefill",
+        "rsg.io/group-id=7",
+        "--overwrite",
+        "-n",
+        &ns,
+    ]);
+    // rsg stores any snapshot before it labels the bases again: once the label is back,
+    // every snapshot that reconcile took exists.
+    wait_for(
+        "the base labelled group 0 again",
+        Duration::from_secs(60),
+        || {
+            let base = get_json("deployment", &ns, "prefill")?;
+            (base["metadata"]["labels"]["rsg.io/group-id"] == "0").then_some(())
+        },
+    );
+    assert_eq!(
+        snapshots().len(),
+        2,
+        "no snapshot of a trimmed base: {:?}",
+        snapshots()
+    );
+    for name in snapshots() {
+        let snapshot = get_json("controllerrevision", &ns, &name).expect("the snapshot");
+        let containers = &snapshot["data"]["spec"]["template"]["spec"]["containers"];
+        assert!(
+            containers.as_array().is_some_and(|c| !c.is_empty()),
+            "snapshot {name} holds no containers: {snapshot}"
+        );
+    }
+    assert_eq!(status(&ns)["updateRevision"], before, "no rollout started");
+}

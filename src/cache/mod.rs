@@ -41,11 +41,11 @@ pub use rsg_members::RsgMembers;
 pub use service_index::ServiceIndex;
 pub use target_index::TargetIndex;
 pub use triggers::RsgTriggers;
-pub use trim::snapshot_workload;
 use trim::{
     keep_all, trim_deployment, trim_node, trim_pod, trim_revision, trim_rsg, trim_service,
     trim_statefulset,
 };
+pub use trim::{snapshot_workload, trimmed_as_copy};
 
 use crate::api::{
     ResourceScalingGroup, ResourceScalingGroupGrant, ResourceScalingGroupGrantSpec, LABEL_MANAGED,

@@ -38,10 +38,11 @@ pub(super) fn trim_service(service: &mut Service) {
     });
 }
 
-/// True for a copy (a workload of group 1 and up): rsg reads its metadata, replicas,
-/// selector and readiness counts, never its pod template, which the snapshot it was built
-/// from holds.
-fn is_copy(meta: &ObjectMeta) -> bool {
+/// True for a copy (a workload of group 1 and up), whose pod spec the cache drops: rsg reads
+/// its metadata, replicas, selector and readiness counts, never its pod template, which the
+/// snapshot it was built from holds. A base labelled so (by hand) is cached without its pod
+/// spec too, so a base is never read from the cache when this holds.
+pub fn trimmed_as_copy(meta: &ObjectMeta) -> bool {
     meta.labels
         .as_ref()
         .and_then(|labels| labels.get(LABEL_GROUP_ID))
@@ -56,7 +57,7 @@ pub(super) fn trim_deployment(deployment: &mut Deployment) {
     if let Some(status) = deployment.status.as_mut() {
         status.conditions = None;
     }
-    if is_copy(&deployment.metadata) {
+    if trimmed_as_copy(&deployment.metadata) {
         if let Some(spec) = deployment.spec.as_mut() {
             spec.template.spec = None;
             spec.strategy = None;
@@ -71,7 +72,7 @@ pub(super) fn trim_statefulset(statefulset: &mut StatefulSet) {
     if let Some(status) = statefulset.status.as_mut() {
         status.conditions = None;
     }
-    if is_copy(&statefulset.metadata) {
+    if trimmed_as_copy(&statefulset.metadata) {
         if let Some(spec) = statefulset.spec.as_mut() {
             spec.template.spec = None;
             spec.volume_claim_templates = None;

@@ -22,7 +22,7 @@ use crate::api::{
     GroupState, ResourceScalingGroup, TargetResource, LABEL_GROUP_ID, LABEL_NAME, LABEL_PLACEMENT,
     LABEL_REVISION, LABEL_TARGET,
 };
-use crate::cache::labelled;
+use crate::cache::{labelled, trimmed_as_copy};
 use crate::naming::{replica_config_name, snapshot_name};
 use crate::reconcile::{to_json, Context, Failure, NotFound, ObjectName, Problem, ReconcileError};
 use crate::workload::{
@@ -370,9 +370,9 @@ fn with_kind(mut value: Value, api_version: &str, kind: &str) -> Value {
     value
 }
 
-/// A base workload: from the cache when it holds the workload (adopted Deployments and
-/// StatefulSets carry `rsg.io/managed`) with rsg's own last write to it, else from the API
-/// server.
+/// A base workload: from the cache when it holds the workload whole (adopted Deployments and
+/// StatefulSets carry `rsg.io/managed`; one labelled as a copy is cached without its pod
+/// spec) with rsg's own last write to it, else from the API server.
 async fn read_base(
     ctx: &Context,
     kind: &WorkloadKind,
@@ -384,6 +384,7 @@ async fn read_base(
             .stores
             .deployments
             .get(&ObjectRef::new(name).within(namespace))
+            .filter(|d| !trimmed_as_copy(&d.metadata))
             .map(|d| {
                 (
                     d.metadata.resource_version.clone(),
@@ -394,6 +395,7 @@ async fn read_base(
             .stores
             .statefulsets
             .get(&ObjectRef::new(name).within(namespace))
+            .filter(|s| !trimmed_as_copy(&s.metadata))
             .map(|s| {
                 (
                     s.metadata.resource_version.clone(),
