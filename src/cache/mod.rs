@@ -462,10 +462,32 @@ impl Stores {
 }
 
 impl Stores {
+    /// The cached Services in `namespace` whose selector picks pods with one of `templates`'
+    /// labels, by name: found through the selector index, then the store.
+    pub fn cached_services_fronting(
+        &self,
+        namespace: &str,
+        templates: &[BTreeMap<String, String>],
+    ) -> BTreeMap<String, Arc<Service>> {
+        let names: BTreeSet<String> = templates
+            .iter()
+            .flat_map(|labels| self.service_index.selecting(namespace, labels))
+            .collect();
+        names
+            .into_iter()
+            .filter_map(|name| {
+                let service = self
+                    .services
+                    .get(&ObjectRef::new(&name).within(namespace))?;
+                Some((name, service))
+            })
+            .collect()
+    }
+
     /// The name and type (`ClusterIP` when unset) of each Service in `namespace` whose
-    /// selector picks pods with one of `templates`' labels, from the cache and its selector
-    /// index; `None` when the cache does not hold that namespace's Services (not synced yet,
-    /// outside the watched namespaces, or detached).
+    /// selector picks pods with one of `templates`' labels (see
+    /// [`Stores::cached_services_fronting`]); `None` when the cache does not hold that
+    /// namespace's Services (not synced yet, outside the watched namespaces, or detached).
     pub fn services_fronting(
         &self,
         namespace: &str,
@@ -475,16 +497,10 @@ impl Stores {
         if !self.is_synced() || !scope.includes(namespace) {
             return None;
         }
-        let names: BTreeSet<String> = templates
-            .iter()
-            .flat_map(|labels| self.service_index.selecting(namespace, labels))
-            .collect();
-        let typed = names.into_iter().filter_map(|name| {
-            let service = self
-                .services
-                .get(&ObjectRef::new(&name).within(namespace))?;
+        let fronting = self.cached_services_fronting(namespace, templates);
+        let typed = fronting.into_iter().map(|(name, service)| {
             let type_ = service.spec.as_ref().and_then(|spec| spec.type_.clone());
-            Some((name, type_.unwrap_or_else(|| "ClusterIP".to_string())))
+            (name, type_.unwrap_or_else(|| "ClusterIP".to_string()))
         });
         Some(typed.collect())
     }

@@ -747,21 +747,23 @@ impl<'a> Fronted<'a> {
 fn associated_services(ctx: &Context, targets: &[TargetState]) -> Vec<BaseService> {
     let mut names: BTreeSet<(String, String)> = BTreeSet::new();
     for target in targets.iter().map(Fronted::of) {
-        for labels in &target.templates {
-            for name in ctx.stores.service_index.selecting(target.namespace, labels) {
-                names.insert((target.namespace.to_string(), name));
-            }
-        }
-        if let Some(governing) = target.governing_service {
-            names.insert((target.namespace.to_string(), governing.to_string()));
-        }
+        let namespace = target.namespace;
+        let fronting = ctx
+            .stores
+            .cached_services_fronting(namespace, &target.templates);
+        names.extend(
+            fronting
+                .into_keys()
+                .map(|name| (namespace.to_string(), name)),
+        );
+        let governing = target.governing_service.filter(|name| {
+            let cached = ObjectRef::new(name).within(namespace);
+            ctx.stores.services.get(&cached).is_some()
+        });
+        names.extend(governing.map(|name| (namespace.to_string(), name.to_string())));
     }
     names
         .into_iter()
-        .filter(|(namespace, name)| {
-            let cached = ObjectRef::new(name).within(namespace);
-            ctx.stores.services.get(&cached).is_some()
-        })
         .map(|(namespace, name)| BaseService { namespace, name })
         .collect()
 }
