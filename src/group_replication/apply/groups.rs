@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Service;
 use kube::api::DeleteParams;
 use kube::runtime::reflector::ObjectRef;
@@ -122,20 +123,29 @@ impl<'a> BaseServiceObjects<'a> {
     }
 }
 
+/// Base Services read at once: however many Services select a base, a reconcile keeps at
+/// most this many reads in flight.
+const BASE_SERVICE_READS: usize = 8;
+
+/// The base Services whole, in `services`' order.
 async fn read_base_services(
     ctx: &Context,
     services: &[BaseService],
 ) -> Result<Vec<Value>, ReconcileError> {
-    futures::future::try_join_all(services.iter().map(|base| async move {
-        let api: Api<Service> = Api::namespaced(ctx.client.clone(), &base.namespace);
-        let object = ObjectName::new("Service", &base.namespace, &base.name);
-        match api.get_opt(&base.name).await {
-            Ok(Some(service)) => to_json("Service", &service),
-            Ok(None) => Err(ReconcileError::cache_behind(object)),
-            Err(err) => Err(ReconcileError::read(object)(err)),
-        }
-    }))
-    .await
+    // Owned, so the stream's futures borrow nothing but `ctx` (and stay `Send`).
+    futures::stream::iter(services.to_vec())
+        .map(|base| async move {
+            let api: Api<Service> = Api::namespaced(ctx.client.clone(), &base.namespace);
+            let object = ObjectName::new("Service", &base.namespace, &base.name);
+            match api.get_opt(&base.name).await {
+                Ok(Some(service)) => to_json("Service", &service),
+                Ok(None) => Err(ReconcileError::cache_behind(object)),
+                Err(err) => Err(ReconcileError::read(object)(err)),
+            }
+        })
+        .buffered(BASE_SERVICE_READS)
+        .try_collect()
+        .await
 }
 
 /// Creates the objects group `id` is missing, optimistically: an existing object is looked
