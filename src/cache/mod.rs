@@ -10,8 +10,11 @@
 //! Events on managed objects are turned into reconcile triggers for the RSGs they belong to.
 
 mod api_reachability;
+mod compact_store;
 mod dynamic_watches;
 pub use api_reachability::ApiReachability;
+use compact_store::compact_store;
+pub use compact_store::CompactStore;
 pub use dynamic_watches::DynamicWatches;
 mod feed;
 mod namespace_scope;
@@ -36,16 +39,16 @@ use tokio::sync::{watch, Notify};
 use tracing::{info, warn};
 
 pub use feed::ReconcileFeed;
+use namespace_scope::CacheWriter;
 pub use namespace_scope::{MergedRelists, WatchScope, Watchable};
 pub use rsg_members::RsgMembers;
 pub use service_index::ServiceIndex;
 pub use target_index::TargetIndex;
 pub use triggers::RsgTriggers;
+pub use trim::trimmed_as_copy;
 use trim::{
-    keep_all, trim_deployment, trim_node, trim_pod, trim_revision, trim_rsg, trim_service,
-    trim_statefulset,
+    keep_all, trim_deployment, trim_node, trim_pod, trim_rsg, trim_service, trim_statefulset,
 };
-pub use trim::{snapshot_workload, trimmed_as_copy};
 
 use crate::api::{
     ResourceScalingGroup, ResourceScalingGroupGrant, ResourceScalingGroupGrantSpec, LABEL_MANAGED,
@@ -62,28 +65,27 @@ pub struct Stores {
     pub rsgs: Store<ResourceScalingGroup>,
     /// Deployments labelled `rsg.io/managed` (adopted bases, copies, leaders, followers),
     /// without status conditions; copies without their pod spec (see `trim`).
-    pub deployments: Store<Deployment>,
+    pub deployments: CompactStore<Deployment>,
     /// StatefulSets labelled `rsg.io/managed`, trimmed as Deployments are.
-    pub statefulsets: Store<StatefulSet>,
+    pub statefulsets: CompactStore<StatefulSet>,
     /// Every Service, as its metadata without annotations, its selector and its type: the
     /// bases' Services (found through [`Stores::service_index`]) and the copies.
-    pub services: Store<Service>,
+    pub services: CompactStore<Service>,
     /// Selector pair → Services, for the Services that front a base.
     pub service_index: Arc<ServiceIndex>,
     /// RSG → its labelled objects of each kind.
     pub members: Arc<RsgMembers>,
     /// ConfigMaps labelled `rsg.io/name` (replica baselines).
-    pub config_maps: Store<ConfigMap>,
-    /// ControllerRevisions labelled `rsg.io/name` (snapshots), their data held as compact JSON
-    /// text: read it with [`snapshot_workload`].
-    pub revisions: Store<ControllerRevision>,
+    pub config_maps: CompactStore<ConfigMap>,
+    /// ControllerRevisions labelled `rsg.io/name` (snapshots).
+    pub revisions: CompactStore<ControllerRevision>,
     /// Pods labelled `rsg.io/representative`, trimmed like [`Stores::group_pods`].
-    pub representatives: Store<Pod>,
+    pub representatives: CompactStore<Pod>,
     /// RSG → its representative pods, by namespace (`rsg.io/representative` values).
     pub representative_index: Arc<RsgMembers>,
     /// Pods labelled `rsg.io/name` (the copies' pods), trimmed to metadata, node, phase and
     /// conditions: what representatives and placement reports read.
-    pub group_pods: Store<Pod>,
+    pub group_pods: CompactStore<Pod>,
     /// Every ResourceScalingGroupGrant (namespaces' consent to RSGs of other namespaces).
     pub grants: Store<ResourceScalingGroupGrant>,
     /// Every Node's name and labels (metadata only), for the domains groups landed in.
@@ -130,30 +132,30 @@ where
 }
 
 /// Runs a reflector for `K` as a background task, calling `on_event` for every event.
-fn spawn_reflector<K>(
+fn spawn_reflector<K, W>(
     watched: Watched<K>,
     config: watcher::Config,
-    writer: Writer<K>,
+    mut writer: W,
     trim: fn(&mut K),
     on_event: impl Fn(&watcher::Event<K>) + Send + Sync + 'static,
 ) where
     K: Watchable,
+    W: CacheWriter<K>,
+    W::Reader: Sync,
 {
     let kind = K::kind(&()).into_owned();
     let listed_kind = kind.clone();
     let events = match watched {
         Watched::All(api) => watcher(*api, config).default_backoff().boxed(),
-        Watched::Each(apis) => {
-            namespace_scope::merged_watch(apis, config, writer.as_reader()).boxed()
-        }
+        Watched::Each(apis) => namespace_scope::merged_watch(apis, config, writer.reader()).boxed(),
     };
     let stream = events
         .modify(move |object| {
             object.managed_fields_mut().clear();
             trim(object);
         })
-        .reflect(writer)
         .inspect_ok(move |event| {
+            writer.apply(event);
             if matches!(event, watcher::Event::InitDone) {
                 tracing::debug!(kind = %listed_kind, "initial list complete");
             }
@@ -185,11 +187,11 @@ fn watch_labelled<K>(
     scope: &WatchScope,
     triggers: &RsgTriggers,
     watch: LabelledWatch<'_, K>,
-) -> Store<K>
+) -> CompactStore<K>
 where
-    K: Watchable + Resource<Scope = kube::core::NamespaceResourceScope>,
+    K: Watchable + serde::Serialize + Resource<Scope = kube::core::NamespaceResourceScope>,
 {
-    let (store, writer) = reflector::store::<K>();
+    let (store, writer) = compact_store::<K>();
     let triggers = triggers.clone();
     let members = watch.members.clone();
     let map = watch.map;
@@ -229,8 +231,8 @@ fn watch_services(
     triggers: &RsgTriggers,
     members: &Arc<RsgMembers>,
     index: &Arc<ServiceIndex>,
-) -> Store<Service> {
-    let (store, writer) = reflector::store::<Service>();
+) -> CompactStore<Service> {
+    let (store, writer) = compact_store::<Service>();
     let (triggers, members, index) = (triggers.clone(), members.clone(), index.clone());
     spawn_reflector(
         namespaced::<Service>(client, scope),
@@ -254,7 +256,7 @@ fn watch_pods(
     triggers: &RsgTriggers,
     members: &Arc<RsgMembers>,
     representatives: &Arc<RsgMembers>,
-) -> (Store<Pod>, Store<Pod>) {
+) -> (CompactStore<Pod>, CompactStore<Pod>) {
     let representative_watch = LabelledWatch {
         label: LABEL_REPRESENTATIVE,
         trim: trim_pod,
@@ -346,7 +348,7 @@ impl Stores {
                 &client,
                 &scope,
                 &triggers,
-                managed(LABEL_NAME, trim_revision, m, RsgTriggers::for_labelled),
+                managed(LABEL_NAME, keep_all, m, RsgTriggers::for_labelled),
             ),
             representatives,
             group_pods,
@@ -371,13 +373,13 @@ impl Stores {
         let target_index = Arc::new(TargetIndex::default());
         let stores = Self {
             rsgs,
-            deployments: reflector::store().0,
-            statefulsets: reflector::store().0,
-            services: reflector::store().0,
-            config_maps: reflector::store().0,
-            revisions: reflector::store().0,
-            representatives: reflector::store().0,
-            group_pods: reflector::store().0,
+            deployments: compact_store().0,
+            statefulsets: compact_store().0,
+            services: compact_store().0,
+            config_maps: compact_store().0,
+            revisions: compact_store().0,
+            representatives: compact_store().0,
+            group_pods: compact_store().0,
             grants: reflector::store().0,
             nodes: reflector::store().0,
             service_index: Arc::default(),
@@ -408,31 +410,85 @@ impl Stores {
     /// answers at once.
     async fn mark_synced(self) {
         let mut pending = vec![
-            ("ResourceScalingGroup", self.rsgs.wait_until_ready().boxed()),
-            ("Deployment", self.deployments.wait_until_ready().boxed()),
-            ("StatefulSet", self.statefulsets.wait_until_ready().boxed()),
-            ("Service", self.services.wait_until_ready().boxed()),
-            ("ConfigMap", self.config_maps.wait_until_ready().boxed()),
+            (
+                "ResourceScalingGroup",
+                self.rsgs
+                    .wait_until_ready()
+                    .map(|ready| ready.is_ok())
+                    .boxed(),
+            ),
+            (
+                "Deployment",
+                self.deployments
+                    .wait_until_ready()
+                    .map(|ready| ready.is_ok())
+                    .boxed(),
+            ),
+            (
+                "StatefulSet",
+                self.statefulsets
+                    .wait_until_ready()
+                    .map(|ready| ready.is_ok())
+                    .boxed(),
+            ),
+            (
+                "Service",
+                self.services
+                    .wait_until_ready()
+                    .map(|ready| ready.is_ok())
+                    .boxed(),
+            ),
+            (
+                "ConfigMap",
+                self.config_maps
+                    .wait_until_ready()
+                    .map(|ready| ready.is_ok())
+                    .boxed(),
+            ),
             (
                 "ControllerRevision",
-                self.revisions.wait_until_ready().boxed(),
+                self.revisions
+                    .wait_until_ready()
+                    .map(|ready| ready.is_ok())
+                    .boxed(),
             ),
-            ("Pod", self.representatives.wait_until_ready().boxed()),
-            ("Pod (groups)", self.group_pods.wait_until_ready().boxed()),
+            (
+                "Pod",
+                self.representatives
+                    .wait_until_ready()
+                    .map(|ready| ready.is_ok())
+                    .boxed(),
+            ),
+            (
+                "Pod (groups)",
+                self.group_pods
+                    .wait_until_ready()
+                    .map(|ready| ready.is_ok())
+                    .boxed(),
+            ),
             (
                 "ResourceScalingGroupGrant",
-                self.grants.wait_until_ready().boxed(),
+                self.grants
+                    .wait_until_ready()
+                    .map(|ready| ready.is_ok())
+                    .boxed(),
             ),
-            ("Node", self.nodes.wait_until_ready().boxed()),
+            (
+                "Node",
+                self.nodes
+                    .wait_until_ready()
+                    .map(|ready| ready.is_ok())
+                    .boxed(),
+            ),
         ];
         while !pending.is_empty() {
             let waiting: Vec<&str> = pending.iter().map(|(kind, _)| *kind).collect();
             let next = futures::future::select_all(pending.iter_mut().map(|(_, ready)| ready));
             match tokio::time::timeout(std::time::Duration::from_secs(15), next).await {
-                Ok((Ok(()), index, _)) => {
+                Ok((true, index, _)) => {
                     drop(pending.remove(index));
                 }
-                Ok((Err(_), _, _)) => return,
+                Ok((false, _, _)) => return,
                 Err(_) => {
                     warn!(waiting = ?waiting, "informer caches still waiting for their initial list")
                 }
@@ -538,14 +594,13 @@ impl Stores {
 /// Objects in `store` in `namespace` whose label (`rsg.io/name` unless `members` is keyed by
 /// another) names `rsg`, found through `members`.
 pub fn labelled<K>(
-    store: &Store<K>,
+    store: &CompactStore<K>,
     members: &RsgMembers,
     namespace: &str,
     rsg: &str,
 ) -> Vec<Arc<K>>
 where
-    K: Resource + Clone + 'static,
-    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+    K: Resource<DynamicType = ()> + serde::de::DeserializeOwned,
 {
     members
         .names::<K>(namespace, rsg)

@@ -13,11 +13,14 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use futures::{Stream, StreamExt};
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::{store::Writer, ObjectRef, Store};
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
 use kube::{Api, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::compact_store::{CompactStore, CompactWriter};
 
 /// Where rsg watches namespaced kinds.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -61,9 +64,62 @@ impl WatchScope {
     }
 }
 
+/// A cache that tells which objects it holds in one namespace (what a namespace's relist
+/// compares its new list with).
+pub trait NamespaceContents<K>: Send + 'static {
+    /// The cached objects in `namespace`.
+    fn objects_in(&self, namespace: &str) -> Vec<K>;
+}
+
+impl<K: Watchable> NamespaceContents<K> for Store<K> {
+    fn objects_in(&self, namespace: &str) -> Vec<K> {
+        self.state()
+            .into_iter()
+            .filter(|object| object.namespace().as_deref() == Some(namespace))
+            .map(|object| object.as_ref().clone())
+            .collect()
+    }
+}
+
+impl<K: Watchable> NamespaceContents<K> for CompactStore<K> {
+    fn objects_in(&self, namespace: &str) -> Vec<K> {
+        CompactStore::objects_in(self, namespace)
+    }
+}
+
+/// What a watch's events are applied to: kube's reflector store, or a [`CompactStore`].
+pub trait CacheWriter<K>: Send + 'static {
+    /// The store this writer fills.
+    type Reader: NamespaceContents<K>;
+    /// A reader of the store this writer fills.
+    fn reader(&self) -> Self::Reader;
+    /// Applies one watch event.
+    fn apply(&mut self, event: &Event<K>);
+}
+
+impl<K: Watchable> CacheWriter<K> for Writer<K> {
+    type Reader = Store<K>;
+    fn reader(&self) -> Store<K> {
+        self.as_reader()
+    }
+    fn apply(&mut self, event: &Event<K>) {
+        self.apply_watcher_event(event);
+    }
+}
+
+impl<K: Watchable + Serialize> CacheWriter<K> for CompactWriter<K> {
+    type Reader = CompactStore<K>;
+    fn reader(&self) -> CompactStore<K> {
+        self.as_reader()
+    }
+    fn apply(&mut self, event: &Event<K>) {
+        self.apply_watcher_event(event);
+    }
+}
+
 /// Turns the events of per-namespace watches into those of one watch (see the module docs).
-pub struct MergedRelists<K: Resource<DynamicType = ()> + 'static> {
-    reader: Store<K>,
+pub struct MergedRelists<K: Resource<DynamicType = ()> + 'static, R> {
+    reader: R,
     /// Namespaces whose first list has not ended; empty once the merged store is ready.
     first_list_pending: BTreeSet<String>,
     /// Deletions seen before the merged store was ready.
@@ -72,23 +128,19 @@ pub struct MergedRelists<K: Resource<DynamicType = ()> + 'static> {
     relisting: HashMap<String, HashSet<ObjectRef<K>>>,
 }
 
-impl<K> MergedRelists<K>
+impl<K, R> MergedRelists<K, R>
 where
     K: Resource<DynamicType = ()> + Clone + 'static,
+    R: NamespaceContents<K>,
 {
     /// For watches of `namespaces` feeding the store `reader` reads.
-    pub fn new(namespaces: BTreeSet<String>, reader: Store<K>) -> Self {
+    pub fn new(namespaces: BTreeSet<String>, reader: R) -> Self {
         Self {
             reader,
             first_list_pending: namespaces,
             deferred_deletes: Vec::new(),
             relisting: HashMap::new(),
         }
-    }
-
-    /// The event that opens the merged stream.
-    pub fn opening() -> Event<K> {
-        Event::Init
     }
 
     /// The merged events for `event` of the watch of `namespace`.
@@ -129,11 +181,10 @@ where
                     return vec![];
                 };
                 self.reader
-                    .state()
+                    .objects_in(namespace)
                     .into_iter()
-                    .filter(|object| object.namespace().as_deref() == Some(namespace))
-                    .filter(|object| !seen.contains(&ObjectRef::from_obj(object.as_ref())))
-                    .map(|object| Event::Delete(object.as_ref().clone()))
+                    .filter(|object| !seen.contains(&ObjectRef::from_obj(object)))
+                    .map(Event::Delete)
                     .collect()
             }
         }
@@ -159,13 +210,14 @@ impl<K> Watchable for K where
 
 /// One stream of watcher events over `apis` (namespace, Api of that namespace), merged as a
 /// cluster-wide watch's; `reader` reads the store the events feed.
-pub fn merged_watch<K>(
+pub fn merged_watch<K, R>(
     apis: Vec<(String, Api<K>)>,
     config: watcher::Config,
-    reader: Store<K>,
+    reader: R,
 ) -> impl Stream<Item = Result<Event<K>, watcher::Error>> + Send
 where
     K: Watchable,
+    R: NamespaceContents<K> + Sync,
 {
     let namespaces = apis.iter().map(|(ns, _)| ns.clone()).collect();
     let watches = apis.into_iter().map(|(namespace, api)| {
@@ -175,7 +227,7 @@ where
             .boxed()
     });
     let mut merger = MergedRelists::new(namespaces, reader);
-    futures::stream::once(futures::future::ready(Ok(MergedRelists::opening()))).chain(
+    futures::stream::once(futures::future::ready(Ok(Event::Init))).chain(
         futures::stream::select_all(watches).flat_map(move |(namespace, result)| {
             let events: Vec<Result<Event<K>, watcher::Error>> = match result {
                 Ok(event) => merger
@@ -203,10 +255,10 @@ mod tests {
         object
     }
 
-    fn names(store: &Store<ConfigMap>) -> Vec<String> {
-        let mut names: Vec<String> = store
-            .state()
-            .iter()
+    fn names(store: &impl NamespaceContents<ConfigMap>) -> Vec<String> {
+        let mut names: Vec<String> = ["a", "b"]
+            .into_iter()
+            .flat_map(|ns| store.objects_in(ns))
             .map(|o| format!("{}/{}", o.namespace().unwrap_or_default(), o.name_any()))
             .collect();
         names.sort();
@@ -215,15 +267,22 @@ mod tests {
 
     #[test]
     fn the_store_is_ready_once_every_namespace_listed_and_a_relist_keeps_the_others() {
-        let (reader, mut writer) = reflector::store::<ConfigMap>();
+        let (_, writer) = reflector::store::<ConfigMap>();
+        merged_relists_of_two_namespaces(writer);
+        let (_, writer) = super::super::compact_store::compact_store::<ConfigMap>();
+        merged_relists_of_two_namespaces(writer);
+    }
+
+    fn merged_relists_of_two_namespaces(mut writer: impl CacheWriter<ConfigMap>) {
+        let reader = writer.reader();
         let namespaces = ["a".to_string(), "b".to_string()].into();
-        let mut merger = MergedRelists::new(namespaces, reader.clone());
+        let mut merger = MergedRelists::new(namespaces, writer.reader());
         let mut feed = |events: Vec<Event<ConfigMap>>| {
             for event in &events {
-                writer.apply_watcher_event(event);
+                writer.apply(event);
             }
         };
-        feed(vec![MergedRelists::opening()]);
+        feed(vec![Event::Init]);
         for (ns, event) in [
             ("a", Event::Init),
             ("a", Event::InitApply(config_map("a", "one"))),
@@ -237,7 +296,7 @@ mod tests {
             feed(events);
         }
         // "b" has not finished its list: nothing is served yet.
-        assert!(reader.state().is_empty());
+        assert!(names(&reader).is_empty());
         let events = merger.on_event("b", Event::InitDone);
         feed(events);
         assert_eq!(names(&reader), ["a/two", "b/three"]);

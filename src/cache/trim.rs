@@ -2,13 +2,11 @@
 //! cache is most of rsg's memory, so every field a reconcile never reads is dropped as the
 //! object arrives (managed fields are dropped for every kind by the reflector itself).
 
-use k8s_openapi::api::apps::v1::{ControllerRevision, Deployment, StatefulSet};
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{Node, Pod, PodSpec, PodStatus, Service, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use k8s_openapi::apimachinery::pkg::runtime::RawExtension;
 use kube::core::PartialObjectMeta;
 use kube::ResourceExt;
-use serde_json::Value;
 
 use crate::api::{ResourceScalingGroup, LABEL_GROUP_ID};
 
@@ -81,26 +79,6 @@ pub(super) fn trim_statefulset(statefulset: &mut StatefulSet) {
     }
 }
 
-/// A snapshot's workload, held in the cache as its compact JSON text: a parsed JSON tree
-/// takes about ten times the text's size, and a reconcile reads the workload once.
-pub(super) fn trim_revision(revision: &mut ControllerRevision) {
-    if let Some(RawExtension(data)) = revision.data.as_mut() {
-        if !data.is_string() {
-            *data = Value::String(data.to_string());
-        }
-    }
-}
-
-/// The workload a snapshot holds, whether read from the API server (a JSON object) or from
-/// the cache (its compact text, see [`trim_revision`]). `None` when it holds none, or text
-/// that is not JSON.
-pub fn snapshot_workload(revision: &ControllerRevision) -> Option<Value> {
-    match revision.data.as_ref().map(|RawExtension(data)| data)? {
-        Value::String(text) => serde_json::from_str(text).ok(),
-        other => Some(other.clone()),
-    }
-}
-
 /// What rsg reads of a pod: metadata, the node it is bound to, its phase and conditions.
 pub(super) fn trim_pod(pod: &mut Pod) {
     pod.metadata.annotations = None;
@@ -162,22 +140,6 @@ mod tests {
     }
 
     #[test]
-    fn a_cached_snapshot_reads_back_as_the_workload_it_holds() {
-        let workload = crate::fixtures::deployment("n", "d", 1);
-        let mut revision = ControllerRevision {
-            data: Some(RawExtension(workload.clone())),
-            ..ControllerRevision::default()
-        };
-        assert_eq!(snapshot_workload(&revision), Some(workload.clone()));
-        trim_revision(&mut revision);
-        assert!(revision.data.as_ref().unwrap().0.is_string());
-        assert_eq!(snapshot_workload(&revision), Some(workload.clone()));
-        trim_revision(&mut revision);
-        assert_eq!(snapshot_workload(&revision), Some(workload));
-        assert_eq!(snapshot_workload(&ControllerRevision::default()), None);
-    }
-
-    #[test]
     fn a_service_keeps_its_selector_type_and_labels_only() {
         let mut value = crate::fixtures::service("n", "s");
         value["metadata"]["labels"] = json!({"app": "s"});
@@ -207,5 +169,57 @@ mod tests {
         );
         trim_rsg(&mut rsg);
         assert_eq!(rsg.annotations().keys().collect::<Vec<_>>(), ["a"]);
+    }
+
+    /// Writes `object`, trimmed, to a compact store and reads it back.
+    fn cached<K>(mut object: K, trim: fn(&mut K)) -> Option<K>
+    where
+        K: kube::Resource<DynamicType = ()>
+            + serde::Serialize
+            + serde::de::DeserializeOwned
+            + Clone,
+    {
+        use kube::runtime::{reflector::ObjectRef, watcher::Event};
+        trim(&mut object);
+        let (store, mut writer) = super::super::compact_store::compact_store::<K>();
+        let reference = ObjectRef::new(&object.name_any()).within(&object.namespace().unwrap());
+        writer.apply_watcher_event(&Event::Apply(object));
+        store.get(&reference).map(|read| read.as_ref().clone())
+    }
+
+    #[test]
+    fn every_trimmed_kind_reads_back_from_the_compact_cache_as_it_was_trimmed() {
+        for group in ["0", "2"] {
+            let mut expected = deployment(group);
+            trim_deployment(&mut expected);
+            assert_eq!(
+                cached(deployment(group), trim_deployment),
+                Some(expected),
+                "Deployment of group {group}"
+            );
+        }
+        let mut service: Service =
+            serde_json::from_value(crate::fixtures::service("n", "s")).unwrap();
+        service.spec.as_mut().unwrap().type_ = Some("NodePort".into());
+        let mut expected = service.clone();
+        trim_service(&mut expected);
+        assert_eq!(cached(service, trim_service), Some(expected));
+        let revision: k8s_openapi::api::apps::v1::ControllerRevision =
+            serde_json::from_value(json!({
+                "apiVersion": "apps/v1", "kind": "ControllerRevision",
+                "metadata": {"name": "r", "namespace": "n"}, "revision": 1,
+                "data": crate::fixtures::deployment("n", "d", 1),
+            }))
+            .unwrap();
+        assert_eq!(cached(revision.clone(), keep_all), Some(revision));
+        let pod: Pod = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "n"},
+            "spec": {"nodeName": "node-1", "containers": [{"name": "c", "image": "i"}]},
+            "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]},
+        }))
+        .unwrap();
+        let mut expected = pod.clone();
+        trim_pod(&mut expected);
+        assert_eq!(cached(pod, trim_pod), Some(expected));
     }
 }

@@ -18,9 +18,17 @@ use super::baseline::{self, Baseline};
 use super::copy_objects::strip_runtime_fields;
 use super::revision::template_revision;
 use crate::api::{ResourceScalingGroup, LABEL_NAME, LABEL_REVISION, LABEL_TARGET};
-use crate::cache::{labelled, snapshot_workload, Stores};
+use crate::cache::{labelled, Stores};
 use crate::naming::{replica_config_name, snapshot_name};
 use crate::reconcile::{Problem, TakenFor};
+
+/// The workload a snapshot holds (`None` when it holds none).
+fn snapshot_workload(revision: &ControllerRevision) -> Option<Value> {
+    revision
+        .data
+        .as_ref()
+        .map(|RawExtension(workload)| workload.clone())
+}
 
 fn owner_reference(rsg: &ResourceScalingGroup) -> Option<OwnerReference> {
     rsg.controller_owner_ref(&()).map(|mut owner| {
