@@ -8,7 +8,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 
 use crate::admission::{AdmissionContext, LookupCache};
 use crate::authorship::{load_or_create, AdmissionKey, Authorship, KeyError};
@@ -19,6 +19,7 @@ use crate::cli::RunArgs;
 use crate::controller;
 use crate::leader::{Elector, LeaseSettings};
 use crate::metrics::Metrics;
+use crate::reconcile::event_recorder::EventRecorder;
 use crate::reconcile::Context;
 use crate::scale_down::{PrometheusClient, PrometheusConfig, PrometheusError};
 use crate::server::{self, Readiness, TlsConfigError};
@@ -100,7 +101,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         Context::new(
             client.clone(),
             stores.clone(),
-            Recorder::new(client.clone(), reporter),
+            EventRecorder::new(client.clone(), reporter),
             metrics.clone(),
             prometheus_client(&args)?,
             boundary,

@@ -4,7 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kube::api::Patch;
-use kube::runtime::events::{Event, Recorder};
+use kube::runtime::events::Event;
+
+use super::event_recorder::EventRecorder;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Client, Resource, ResourceExt};
 
@@ -48,7 +50,7 @@ impl Context {
     pub fn new(
         client: Client,
         stores: Stores,
-        recorder: Recorder,
+        recorder: EventRecorder,
         metrics: Arc<Metrics>,
         prometheus: Option<PrometheusClient>,
         boundary: TargetBoundary,

@@ -11,9 +11,11 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::ObjectReference;
-use kube::runtime::events::{Event, Recorder};
+use kube::runtime::events::Event;
 use prometheus_client::metrics::counter::Counter;
 use tokio::sync::{mpsc, oneshot, watch};
+
+use super::event_recorder::EventRecorder;
 
 /// How many lanes (publishing tasks) there are.
 pub const LANES: usize = 8;
@@ -40,7 +42,7 @@ pub struct EventQueue {
 
 /// Publishes what one lane receives, in order, skipping what a fence came after.
 async fn publish_lane(
-    recorder: Recorder,
+    recorder: EventRecorder,
     mut receiver: mpsc::Receiver<Queued>,
     mut epoch: watch::Receiver<u64>,
 ) {
@@ -68,7 +70,7 @@ async fn publish_lane(
 impl EventQueue {
     /// Starts the tasks that publish queued Events with `recorder` (needs a Tokio runtime);
     /// Events that find their lane full are counted in `dropped`.
-    pub fn start(recorder: Recorder, dropped: Counter) -> Self {
+    pub fn start(recorder: EventRecorder, dropped: Counter) -> Self {
         let (epoch, epochs) = watch::channel(0);
         let lanes: Vec<mpsc::Sender<Queued>> = (0..LANES)
             .map(|_| {

@@ -7,10 +7,10 @@ use std::sync::{Arc, Mutex};
 
 use hyper::{Method, Request, Response};
 use kube::client::Body;
-use kube::runtime::events::Recorder;
 use kube::Client;
 use serde_json::{json, Value};
 
+use super::event_recorder::EventRecorder;
 use super::Context;
 use crate::boundary::TargetBoundary;
 use crate::cache::Stores;
@@ -52,6 +52,35 @@ impl Recorded {
     }
 
     /// The reasons of the Events published, in order.
+    /// Records an Event's write as the API server would then serve the Event: a create as
+    /// sent, a patch (a repeat) as the Event it names with the patch's series.
+    fn write_event(&self, call: &Call) -> (u16, Value) {
+        let mut events = self.events.lock().unwrap_or_else(|p| p.into_inner());
+        let written = if call.method == Method::PATCH {
+            let name = call.path.rsplit('/').next().unwrap_or_default();
+            let Some(first) = events.iter().rev().find(|e| e["metadata"]["name"] == name) else {
+                return status(404, "NotFound");
+            };
+            let mut repeat = first.clone();
+            repeat["series"] = call.body["series"].clone();
+            repeat
+        } else {
+            call.body.clone()
+        };
+        events.push(written.clone());
+        (201, written)
+    }
+
+    /// The series count of each Event written, in order (`None` for a first Event).
+    pub fn event_series_counts(&self) -> Vec<Option<i64>> {
+        self.events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|e| e["series"]["count"].as_i64())
+            .collect()
+    }
+
     pub fn event_reasons(&self) -> Vec<String> {
         self.events
             .lock()
@@ -106,12 +135,7 @@ pub fn context(
                 body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
             };
             let (code, answer) = if call.path.contains("/events") {
-                record
-                    .events
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push(call.body.clone());
-                created(&call)
+                record.write_event(&call)
             } else {
                 record
                     .calls
@@ -130,7 +154,7 @@ pub fn context(
         }
     });
     let (stores, _) = Stores::detached();
-    let recorder = Recorder::new(client.clone(), "rsg".into());
+    let recorder = EventRecorder::new(client.clone(), "rsg".into());
     let ctx = Context::new(
         client,
         stores,

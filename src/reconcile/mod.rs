@@ -7,6 +7,7 @@ pub mod conditions;
 mod context;
 mod error;
 pub mod event_queue;
+pub mod event_recorder;
 mod events;
 pub mod memory;
 #[cfg(test)]

@@ -158,6 +158,11 @@ async fn a_name_taken_by_someone_else_is_a_problem_and_is_checked_first_next_tim
         recorded.event_reasons(),
         vec!["NameConflict", "NameConflict"]
     );
+    assert_eq!(
+        recorded.event_series_counts(),
+        [None, Some(2)],
+        "the second is counted into the first's series"
+    );
 }
 
 #[tokio::test]
