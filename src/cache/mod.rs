@@ -20,6 +20,7 @@ mod feed;
 mod namespace_scope;
 mod rsg_members;
 mod service_index;
+mod small_set;
 mod target_index;
 mod triggers;
 mod trim;
@@ -189,7 +190,10 @@ fn watch_labelled<K>(
     watch: LabelledWatch<'_, K>,
 ) -> CompactStore<K>
 where
-    K: Watchable + serde::Serialize + Resource<Scope = kube::core::NamespaceResourceScope>,
+    K: Watchable
+        + serde::Serialize
+        + k8s_openapi::Resource
+        + Resource<Scope = kube::core::NamespaceResourceScope>,
 {
     let (store, writer) = compact_store::<K>();
     let triggers = triggers.clone();
@@ -600,7 +604,7 @@ pub fn labelled<K>(
     rsg: &str,
 ) -> Vec<Arc<K>>
 where
-    K: Resource<DynamicType = ()> + serde::de::DeserializeOwned,
+    K: Resource<DynamicType = ()> + k8s_openapi::Resource + serde::de::DeserializeOwned,
 {
     members
         .names::<K>(namespace, rsg)

@@ -9,44 +9,47 @@ use std::sync::RwLock;
 use kube::runtime::watcher::Event;
 use kube::{Resource, ResourceExt};
 
+use super::small_set::SmallSet;
 use super::watch_index::{apply_event, read, write, WatchIndex};
 
 use crate::api::LABEL_NAME;
 
+/// A kind's name.
+type Kind = &'static str;
 /// `(kind, namespace, rsg name)`.
-type MemberKey = (String, String, String);
+type MemberKey = (Kind, Box<str>, Box<str>);
 /// `(kind, namespace, object name)`.
-type ObjectKey = (String, String, String);
+type ObjectKey = (Kind, Box<str>, Box<str>);
 
 #[derive(Default)]
 struct IndexState {
-    by_rsg: HashMap<MemberKey, BTreeSet<String>>,
-    rsg_of: HashMap<ObjectKey, String>,
-    relisting: HashMap<String, Option<Vec<Entry>>>,
+    by_rsg: HashMap<MemberKey, SmallSet<Box<str>>>,
+    rsg_of: HashMap<ObjectKey, Box<str>>,
+    relisting: HashMap<Kind, Option<Vec<Entry>>>,
 }
 
 /// An object and the RSG its label names (none: not labelled).
-type Entry = (ObjectKey, Option<String>);
+type Entry = (ObjectKey, Option<Box<str>>);
 
 impl IndexState {
     fn remove(&mut self, object: &ObjectKey) {
         let Some(rsg) = self.rsg_of.remove(object) else {
             return;
         };
-        let key = (object.0.clone(), object.1.clone(), rsg);
+        let key = (object.0, object.1.clone(), rsg);
         if let Some(names) = self.by_rsg.get_mut(&key) {
-            names.remove(&object.2);
+            names.remove(&*object.2);
             if names.is_empty() {
                 self.by_rsg.remove(&key);
             }
         }
     }
 
-    fn insert(&mut self, object: ObjectKey, rsg: Option<String>) {
+    fn insert(&mut self, object: ObjectKey, rsg: Option<Box<str>>) {
         self.remove(&object);
         if let Some(rsg) = rsg {
             self.by_rsg
-                .entry((object.0.clone(), object.1.clone(), rsg.clone()))
+                .entry((object.0, object.1.clone(), rsg.clone()))
                 .or_default()
                 .insert(object.2.clone());
             self.rsg_of.insert(object, rsg);
@@ -54,18 +57,14 @@ impl IndexState {
     }
 }
 
-fn keys_of<K: Resource>(object: &K, label: &str) -> Entry
-where
-    K::DynamicType: Default,
-{
-    let kind = K::kind(&K::DynamicType::default()).into_owned();
+fn keys_of<K: Resource + k8s_openapi::Resource>(object: &K, label: &str) -> Entry {
     (
         (
-            kind,
-            object.namespace().unwrap_or_default(),
-            object.name_any(),
+            K::KIND,
+            object.namespace().unwrap_or_default().into(),
+            object.name_any().into(),
         ),
-        object.labels().get(label).cloned(),
+        object.labels().get(label).map(|rsg| rsg.as_str().into()),
     )
 }
 
@@ -86,14 +85,11 @@ impl Default for RsgMembers {
 /// The index as one kind's watch changes it: a relist of that kind replaces its objects only.
 struct OfKind<'a> {
     state: &'a mut IndexState,
-    kind: String,
+    kind: Kind,
     label: &'static str,
 }
 
-impl<K: Resource> WatchIndex<K> for OfKind<'_>
-where
-    K::DynamicType: Default,
-{
+impl<K: Resource + k8s_openapi::Resource> WatchIndex<K> for OfKind<'_> {
     type Entry = Entry;
 
     fn entry_of(&self, object: &K) -> Entry {
@@ -109,7 +105,7 @@ where
     }
 
     fn relisting(&mut self) -> &mut Option<Vec<Entry>> {
-        self.state.relisting.entry(self.kind.clone()).or_default()
+        self.state.relisting.entry(self.kind).or_default()
     }
 
     fn replace_all(&mut self, entries: Vec<Entry>) {
@@ -144,11 +140,8 @@ impl RsgMembers {
     }
 
     /// Applies one watch event of kind `K`.
-    pub fn apply<K: Resource>(&self, event: &Event<K>)
-    where
-        K::DynamicType: Default,
-    {
-        let kind = K::kind(&K::DynamicType::default()).into_owned();
+    pub fn apply<K: Resource + k8s_openapi::Resource>(&self, event: &Event<K>) {
+        let kind = K::KIND;
         let mut state = write(&self.state);
         apply_event(
             &mut OfKind {
@@ -161,16 +154,15 @@ impl RsgMembers {
     }
 
     /// Names of the objects of kind `K` in `namespace` whose label names `rsg`.
-    pub fn names<K: Resource>(&self, namespace: &str, rsg: &str) -> BTreeSet<String>
-    where
-        K::DynamicType: Default,
-    {
-        let kind = K::kind(&K::DynamicType::default()).into_owned();
+    pub fn names<K: k8s_openapi::Resource>(&self, namespace: &str, rsg: &str) -> BTreeSet<String> {
+        let kind = K::KIND;
         read(&self.state)
             .by_rsg
-            .get(&(kind, namespace.to_string(), rsg.to_string()))
-            .cloned()
-            .unwrap_or_default()
+            .get(&(kind, namespace.into(), rsg.into()))
+            .into_iter()
+            .flat_map(SmallSet::iter)
+            .map(|name| name.to_string())
+            .collect()
     }
 }
 

@@ -9,33 +9,46 @@ use k8s_openapi::api::core::v1::Service;
 use kube::runtime::watcher::Event;
 use kube::ResourceExt;
 
+use super::small_set::SmallSet;
 use super::watch_index::{apply_event, read, write, WatchIndex};
 use crate::workload::selector_matches_template;
 
 /// `(namespace, name)` of a Service.
-type ServiceKey = (String, String);
+type ServiceKey = (Box<str>, Box<str>);
 /// `(namespace, label key, label value)`: one pair of a selector.
-type PairKey = (String, String, String);
+type PairKey = (Box<str>, Box<str>, Box<str>);
+/// A selector's pairs, sorted by key.
+type Selector = Box<[(Box<str>, Box<str>)]>;
 
 #[derive(Default)]
 struct IndexState {
-    selectors: HashMap<ServiceKey, BTreeMap<String, String>>,
-    by_pair: HashMap<PairKey, BTreeSet<String>>,
+    selectors: HashMap<ServiceKey, Selector>,
+    by_pair: HashMap<PairKey, SmallSet<Box<str>>>,
     relisting: Option<Vec<IndexEntry>>,
 }
 
-type IndexEntry = (ServiceKey, BTreeMap<String, String>);
+type IndexEntry = (ServiceKey, Selector);
 
 fn entry_of(service: &Service) -> IndexEntry {
     let selector = service
         .spec
         .as_ref()
-        .and_then(|s| s.selector.clone())
-        .unwrap_or_default();
+        .and_then(|s| s.selector.as_ref())
+        .into_iter()
+        .flatten()
+        .map(|(label, value)| (label.as_str().into(), value.as_str().into()))
+        .collect();
     (
-        (service.namespace().unwrap_or_default(), service.name_any()),
+        (
+            service.namespace().unwrap_or_default().into(),
+            service.name_any().into(),
+        ),
         selector,
     )
+}
+
+fn pair_key(namespace: &str, label: &str, value: &str) -> PairKey {
+    (namespace.into(), label.into(), value.into())
 }
 
 impl IndexState {
@@ -43,10 +56,10 @@ impl IndexState {
         let Some(selector) = self.selectors.remove(key) else {
             return;
         };
-        for (label, value) in selector {
-            let pair = (key.0.clone(), label, value);
+        for (label, value) in selector.iter() {
+            let pair = pair_key(&key.0, label, value);
             if let Some(names) = self.by_pair.get_mut(&pair) {
-                names.remove(&key.1);
+                names.remove(&*key.1);
                 if names.is_empty() {
                     self.by_pair.remove(&pair);
                 }
@@ -54,11 +67,11 @@ impl IndexState {
         }
     }
 
-    fn insert(&mut self, key: ServiceKey, selector: BTreeMap<String, String>) {
+    fn insert(&mut self, key: ServiceKey, selector: Selector) {
         self.remove(&key);
-        for (label, value) in &selector {
+        for (label, value) in selector.iter() {
             self.by_pair
-                .entry((key.0.clone(), label.clone(), value.clone()))
+                .entry(pair_key(&key.0, label, value))
                 .or_default()
                 .insert(key.1.clone());
         }
@@ -115,8 +128,7 @@ impl ServiceIndex {
         let state = read(&self.state);
         let mut candidates = BTreeSet::new();
         for (label, value) in labels {
-            let pair = (namespace.to_string(), label.clone(), value.clone());
-            if let Some(names) = state.by_pair.get(&pair) {
+            if let Some(names) = state.by_pair.get(&pair_key(namespace, label, value)) {
                 candidates.extend(names.iter().cloned());
             }
         }
@@ -125,9 +137,12 @@ impl ServiceIndex {
             .filter(|name| {
                 state
                     .selectors
-                    .get(&(namespace.to_string(), name.clone()))
-                    .is_some_and(|selector| selector_matches_template(selector, labels))
+                    .get(&(namespace.into(), name.clone()))
+                    .is_some_and(|selector| {
+                        selector_matches_template(selector.iter().map(|(k, v)| (k, v)), labels)
+                    })
             })
+            .map(String::from)
             .collect()
     }
 }

@@ -1,12 +1,13 @@
 //! An index from workload to the RSGs that target it, kept current from watch events, so
 //! the duplicate-target check costs the same with ten RSGs or ten thousand.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::RwLock;
 
 use kube::runtime::watcher::Event;
 use kube::ResourceExt;
 
+use super::small_set::SmallSet;
 use super::watch_index::{apply_event, read, write, WatchIndex};
 
 use crate::api::ResourceScalingGroup;
@@ -18,7 +19,7 @@ type RsgKey = (String, String);
 #[derive(Default)]
 struct IndexState {
     by_rsg: HashMap<RsgKey, (String, Vec<WorkloadKey>)>,
-    by_workload: HashMap<WorkloadKey, BTreeSet<TargetClaim>>,
+    by_workload: HashMap<WorkloadKey, SmallSet<TargetClaim>>,
     relisting: Option<Vec<IndexEntry>>,
 }
 

@@ -4,14 +4,18 @@
 use std::collections::BTreeMap;
 
 /// True when `selector` is non-empty and every pair of it is in `template_labels`.
-pub fn selector_matches_template(
-    selector: &BTreeMap<String, String>,
+pub fn selector_matches_template<'a, K, V>(
+    selector: impl IntoIterator<Item = (&'a K, &'a V)>,
     template_labels: &BTreeMap<String, String>,
-) -> bool {
-    !selector.is_empty()
-        && selector
-            .iter()
-            .all(|(k, v)| template_labels.get(k) == Some(v))
+) -> bool
+where
+    K: AsRef<str> + ?Sized + 'a,
+    V: AsRef<str> + ?Sized + 'a,
+{
+    let mut pairs = selector.into_iter().peekable();
+    pairs.peek().is_some()
+        && pairs
+            .all(|(k, v)| template_labels.get(k.as_ref()).map(String::as_str) == Some(v.as_ref()))
 }
 
 #[cfg(test)]
