@@ -6,9 +6,11 @@
 
 use std::sync::{Mutex, MutexGuard};
 
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::ObjectRef;
+use kube::ResourceExt;
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 
+use super::RsgNames;
 use crate::api::ResourceScalingGroup;
 
 type Request = ObjectRef<ResourceScalingGroup>;
@@ -35,12 +37,13 @@ impl ReconcileFeed {
     }
 
     /// Starts listening: every RSG in `rsgs` is requested once, then every new offer.
-    pub fn open(&self, rsgs: &Store<ResourceScalingGroup>) -> UnboundedReceiver<Request> {
+    pub fn open(&self, rsgs: &RsgNames) -> UnboundedReceiver<Request> {
         let (sender, receiver) = mpsc::unbounded_channel();
         // Installed before the store is read, so nothing that changes in between is missed.
         *self.slot() = Some(sender.clone());
         for rsg in rsgs.state() {
-            let _ = sender.send(ObjectRef::from_obj(rsg.as_ref()));
+            let (namespace, name) = (rsg.namespace().unwrap_or_default(), rsg.name_any());
+            let _ = sender.send(ObjectRef::new(&name).within(&namespace));
         }
         receiver
     }
@@ -63,7 +66,7 @@ mod tests {
     #[test]
     fn offers_are_dropped_while_closed_and_delivered_while_open() {
         let feed = ReconcileFeed::default();
-        let (store, _writer) = reflector::store::<ResourceScalingGroup>();
+        let (store, _writer) = reflector::store();
         feed.offer(reference("before"));
         let mut receiver = feed.open(&store);
         feed.offer(reference("during"));

@@ -19,6 +19,7 @@ pub use dynamic_watches::DynamicWatches;
 mod feed;
 mod namespace_scope;
 mod rsg_members;
+mod rsg_store;
 mod service_index;
 mod small_set;
 mod target_index;
@@ -33,7 +34,7 @@ use futures::{FutureExt, StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::{ControllerRevision, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Service};
 use kube::core::PartialObjectMeta;
-use kube::runtime::reflector::{self, store::Writer, ObjectRef, Store};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client, Resource, ResourceExt};
 use tokio::sync::{watch, Notify};
@@ -43,6 +44,8 @@ pub use feed::ReconcileFeed;
 use namespace_scope::CacheWriter;
 pub use namespace_scope::{MergedRelists, WatchScope, Watchable};
 pub use rsg_members::RsgMembers;
+pub use rsg_store::RsgNames;
+use rsg_store::{rsg_stores, RsgWriters};
 pub use service_index::ServiceIndex;
 pub use target_index::TargetIndex;
 pub use triggers::RsgTriggers;
@@ -63,7 +66,9 @@ use crate::workload::WorkloadKey;
 #[derive(Clone)]
 pub struct Stores {
     /// Every ResourceScalingGroup in the cluster (without kubectl's last-applied annotation).
-    pub rsgs: Store<ResourceScalingGroup>,
+    pub rsgs: CompactStore<ResourceScalingGroup>,
+    /// The same RSGs' namespaces and names: the controller's queue reads them.
+    pub rsg_names: RsgNames,
     /// Deployments labelled `rsg.io/managed` (adopted bases, copies, leaders, followers),
     /// without status conditions; copies without their pod spec (see `trim`).
     pub deployments: CompactStore<Deployment>,
@@ -308,7 +313,7 @@ impl Stores {
         let target_index = Arc::new(TargetIndex::default());
         let feed = Arc::new(ReconcileFeed::default());
         let rsg_deleted = Arc::new(Notify::new());
-        let (rsgs, grants, triggers) =
+        let (rsgs, rsg_names, grants, triggers) =
             watch_rsgs_and_grants(&client, &scope, &feed, &target_index, &rsg_deleted);
         let members = Arc::new(RsgMembers::default());
         let representative_index = Arc::new(RsgMembers::by_label(LABEL_REPRESENTATIVE));
@@ -318,6 +323,7 @@ impl Stores {
             watch_pods(&client, &scope, &triggers, m, &representative_index);
         let stores = Self {
             rsgs,
+            rsg_names,
             grants,
             dynamic: Arc::new(DynamicWatches::new(
                 client.clone(),
@@ -373,10 +379,11 @@ impl Stores {
     /// Stores that are not connected to a cluster, filled through the returned feeder
     /// (for tests and benchmarks of the admission path).
     pub fn detached() -> (Self, DetachedFeeder) {
-        let (rsgs, writer) = reflector::store::<ResourceScalingGroup>();
+        let (rsgs, rsg_names, writers) = rsg_stores();
         let target_index = Arc::new(TargetIndex::default());
         let stores = Self {
             rsgs,
+            rsg_names,
             deployments: compact_store().0,
             statefulsets: compact_store().0,
             services: compact_store().0,
@@ -399,7 +406,7 @@ impl Stores {
         (
             stores,
             DetachedFeeder {
-                writer,
+                writers,
                 target_index,
             },
         )
@@ -616,7 +623,7 @@ where
 
 /// Feeds detached [`Stores`] with watch events.
 pub struct DetachedFeeder {
-    writer: Writer<ResourceScalingGroup>,
+    writers: RsgWriters,
     target_index: Arc<TargetIndex>,
 }
 
@@ -624,7 +631,7 @@ impl DetachedFeeder {
     /// Applies one watch event to the store and the index.
     pub fn apply(&mut self, event: watcher::Event<ResourceScalingGroup>) {
         self.target_index.apply(&event);
-        self.writer.apply_watcher_event(&event);
+        self.writers.apply(&event);
     }
 }
 
@@ -637,12 +644,13 @@ fn watch_rsgs_and_grants(
     target_index: &Arc<TargetIndex>,
     deleted: &Arc<Notify>,
 ) -> (
-    Store<ResourceScalingGroup>,
+    CompactStore<ResourceScalingGroup>,
+    RsgNames,
     Store<ResourceScalingGroupGrant>,
     RsgTriggers,
 ) {
-    let (rsgs, rsg_writer) = reflector::store::<ResourceScalingGroup>();
-    let triggers = RsgTriggers::new(feed.clone(), rsgs.clone(), target_index.clone());
+    let (rsgs, rsg_names, rsg_writer) = rsg_stores();
+    let triggers = RsgTriggers::new(feed.clone(), rsg_names.clone(), target_index.clone());
     let index = target_index.clone();
     let rsg_triggers = triggers.clone();
     let deleted = deleted.clone();
@@ -668,5 +676,5 @@ fn watch_rsgs_and_grants(
         keep_all,
         move |event| grant_triggers.send_for_event(event, RsgTriggers::for_grant),
     );
-    (rsgs, grants, triggers)
+    (rsgs, rsg_names, grants, triggers)
 }

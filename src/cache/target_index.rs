@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::RwLock;
 
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher::Event;
 use kube::ResourceExt;
 
@@ -121,6 +122,19 @@ impl TargetIndex {
             .get(workload)
             .map(|c| c.iter().cloned().collect())
             .unwrap_or_default()
+    }
+
+    /// Every RSG with a target in `namespace`.
+    pub fn rsgs_targeting_namespace(
+        &self,
+        namespace: &str,
+    ) -> Vec<ObjectRef<ResourceScalingGroup>> {
+        read(&self.state)
+            .by_rsg
+            .iter()
+            .filter(|(_, (_, workloads))| workloads.iter().any(|w| w.namespace == namespace))
+            .map(|((rsg_namespace, name), _)| ObjectRef::new(name).within(rsg_namespace))
+            .collect()
     }
 
     /// Number of RSGs indexed.

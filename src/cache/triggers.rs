@@ -2,11 +2,11 @@
 
 use std::sync::Arc;
 
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 
-use super::{ReconcileFeed, TargetIndex};
+use super::{ReconcileFeed, RsgNames, TargetIndex};
 use crate::api::{ResourceScalingGroup, LABEL_NAME, LABEL_REPRESENTATIVE};
 use crate::workload::WorkloadKey;
 
@@ -14,17 +14,13 @@ use crate::workload::WorkloadKey;
 #[derive(Clone)]
 pub struct RsgTriggers {
     feed: Arc<ReconcileFeed>,
-    rsgs: Store<ResourceScalingGroup>,
+    rsgs: RsgNames,
     target_index: Arc<TargetIndex>,
 }
 
 impl RsgTriggers {
     /// Triggers that resolve owners through the RSG store and the target index.
-    pub fn new(
-        feed: Arc<ReconcileFeed>,
-        rsgs: Store<ResourceScalingGroup>,
-        target_index: Arc<TargetIndex>,
-    ) -> Self {
+    pub fn new(feed: Arc<ReconcileFeed>, rsgs: RsgNames, target_index: Arc<TargetIndex>) -> Self {
         Self {
             feed,
             rsgs,
@@ -99,18 +95,7 @@ impl RsgTriggers {
         let Some(namespace) = grant.namespace() else {
             return Vec::new();
         };
-        self.rsgs
-            .state()
-            .iter()
-            .filter(|rsg| {
-                let own = rsg.namespace().unwrap_or_default();
-                rsg.spec
-                    .target_resources
-                    .iter()
-                    .any(|t| t.resource_ref.namespace_or(&own) == namespace)
-            })
-            .map(|rsg| ObjectRef::from_obj(rsg.as_ref()))
-            .collect()
+        self.target_index.rsgs_targeting_namespace(&namespace)
     }
 
     /// Asks for a reconcile of each of `rsgs`.
@@ -133,7 +118,7 @@ impl RsgTriggers {
             .state()
             .iter()
             .filter(|rsg| &rsg.name_any() == name)
-            .map(|rsg| ObjectRef::from_obj(rsg.as_ref()))
+            .map(|rsg| ObjectRef::new(name).within(&rsg.namespace().unwrap_or_default()))
             .collect()
     }
 }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Config, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::ResourceExt;
@@ -49,9 +50,11 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
     }
     // Another replica may have led and written statuses since this one last did.
     ctx.memory.forget_written();
-    let mut requests = ctx.stores.feed.open(&ctx.stores.rsgs);
-    let request_stream = futures::stream::poll_fn(move |cx| requests.poll_recv(cx));
-    let reader = ctx.stores.rsgs.clone();
+    let mut requests = ctx.stores.feed.open(&ctx.stores.rsg_names);
+    let request_stream = futures::stream::poll_fn(move |cx| requests.poll_recv(cx)).map(
+        |rsg: ObjectRef<ResourceScalingGroup>| named(&rsg.namespace.unwrap_or_default(), &rsg.name),
+    );
+    let reader = ctx.stores.rsg_names.clone();
     tokio::spawn(forget_deleted_rsgs(ctx.clone(), shutdown.clone()));
     let shares = Arc::new(NamespaceShares::new(
         usize::from(CONCURRENCY),
@@ -96,9 +99,15 @@ async fn forget_deleted_rsgs(ctx: Arc<Context>, shutdown: CancellationToken) {
             _ = ctx.stores.rsg_deleted.notified() => true,
             _ = shutdown.cancelled() => return,
         };
-        let forgotten = ctx
-            .memory
-            .forget_gone(|key| ctx.stores.rsgs.get(key).is_some());
+        let forgotten = ctx.memory.forget_gone(|key| {
+            ctx.stores
+                .rsg_names
+                .get(&named(
+                    &key.namespace.clone().unwrap_or_default(),
+                    &key.name,
+                ))
+                .is_some()
+        });
         if forgotten > 0 {
             debug!(forgotten, "dropped the state of deleted RSGs");
         }
@@ -156,26 +165,36 @@ pub async fn run_while_leading(
     }
 }
 
-fn error_policy(rsg: Arc<ResourceScalingGroup>, err: &ReconcileError, ctx: Arc<Context>) -> Action {
-    let delay = ctx.next_backoff(&ObjectRef::from_obj(rsg.as_ref()));
-    warn!(rsg = %rsg_key(&rsg), action = err.action(), error = %err, retry_in = ?delay, "reconcile failed");
+/// What the controller's queue holds of an RSG: its namespace and name.
+type RsgName = PartialObjectMeta<ResourceScalingGroup>;
+
+/// The queue's reference to the RSG `name` in `namespace`.
+fn named(namespace: &str, name: &str) -> ObjectRef<RsgName> {
+    ObjectRef::new(name).within(namespace)
+}
+
+fn error_policy(rsg: Arc<RsgName>, err: &ReconcileError, ctx: Arc<Context>) -> Action {
+    let (namespace, name) = (rsg.namespace().unwrap_or_default(), rsg.name_any());
+    let delay = ctx.next_backoff(&ObjectRef::new(&name).within(&namespace));
+    warn!(rsg = %format!("{namespace}/{name}"), action = err.action(), error = %err, retry_in = ?delay, "reconcile failed");
     Action::requeue(delay)
 }
 
-/// Reconciles `rsg` when its namespace has a free share of the workers; else looks at it
-/// again in a second or two, leaving the worker to other namespaces.
+/// Reconciles the RSG `rsg` names when its namespace has a free share of the workers; else
+/// looks at it again in a second or two, leaving the worker to other namespaces. The RSG is
+/// read whole from the cache here; one gone since it was queued needs nothing.
 async fn reconcile_in_turn(
-    rsg: Arc<ResourceScalingGroup>,
+    rsg: Arc<RsgName>,
     ctx: Arc<Context>,
     shares: Arc<NamespaceShares>,
 ) -> Result<Action, ReconcileError> {
-    let namespace = rsg.namespace().unwrap_or_default();
+    let (namespace, name) = (rsg.namespace().unwrap_or_default(), rsg.name_any());
     let Some(_turn) = shares.try_enter(&namespace) else {
         ctx.metrics.reconciles_deferred.inc();
-        return Ok(Action::requeue(retry_after_deferral(
-            &namespace,
-            &rsg.name_any(),
-        )));
+        return Ok(Action::requeue(retry_after_deferral(&namespace, &name)));
+    };
+    let Some(rsg) = ctx.stores.rsg(&namespace, &name) else {
+        return Ok(Action::await_change());
     };
     reconcile(rsg, ctx).await
 }
