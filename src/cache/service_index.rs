@@ -193,6 +193,19 @@ mod tests {
     }
 
     #[test]
+    fn a_deleted_service_leaves_nothing_in_the_index() {
+        let index = ServiceIndex::default();
+        let selector = json!({"app": "llm", "role": "prefill"});
+        index.apply(&Event::Apply(service("a", "web", selector.clone())));
+        index.apply(&Event::Apply(service("a", "other", json!({"app": "llm"}))));
+        index.apply(&Event::Delete(service("a", "web", selector)));
+        index.apply(&Event::Delete(service("a", "other", json!({"app": "llm"}))));
+        let state = read(&index.state);
+        assert!(state.selectors.is_empty());
+        assert!(state.by_pair.is_empty(), "{:?}", state.by_pair.keys());
+    }
+
+    #[test]
     fn updates_deletes_and_relists_replace_what_was_indexed() {
         let index = ServiceIndex::default();
         let llm = labels(&[("app", "llm")]);

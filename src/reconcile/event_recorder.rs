@@ -242,6 +242,18 @@ mod tests {
     }
 
     #[test]
+    fn expired_events_are_forgotten_at_the_next_write_past_the_sweep_interval() {
+        let start = Instant::now();
+        let mut cache = SeriesCache::new(start);
+        cache.record(1, "old".into(), 1, start);
+        cache.record(2, "recent".into(), 1, start + SERIES_TTL - SWEEP_INTERVAL);
+        cache.record(3, "new".into(), 1, start + SERIES_TTL);
+        let mut kept: Vec<u64> = cache.written.keys().copied().collect();
+        kept.sort();
+        assert_eq!(kept, [2, 3], "the expired Event is no longer held");
+    }
+
+    #[test]
     fn expired_events_are_swept_when_due_and_a_full_cache_remembers_no_more() {
         let start = Instant::now();
         let mut cache = SeriesCache::new(start);
