@@ -188,6 +188,31 @@ mod tests {
     }
 
     #[test]
+    fn the_rsgs_with_a_target_in_a_namespace_are_found() {
+        let index = TargetIndex::default();
+        let elsewhere = |ns: &str, name: &str, target_ns: &str| {
+            let target = crate::fixtures::deployment_target("t", "web", Some(target_ns));
+            let strategy = serde_json::json!({"type": "GroupReplication"});
+            crate::fixtures::rsg(ns, name, vec![target], strategy)
+        };
+        index.apply(&Event::Apply(elsewhere("a", "one", "models")));
+        index.apply(&Event::Apply(elsewhere("a", "two", "other")));
+        index.apply(&Event::Apply(rsg(
+            "models",
+            "own",
+            "GroupReplication",
+            &["web"],
+        )));
+        let mut found: Vec<String> = index
+            .rsgs_targeting_namespace("models")
+            .iter()
+            .map(|r| format!("{}/{}", r.namespace.as_deref().unwrap_or_default(), r.name))
+            .collect();
+        found.sort();
+        assert_eq!(found, ["a/one", "models/own"]);
+    }
+
+    #[test]
     fn relist_replaces_the_contents() {
         let index = TargetIndex::default();
         index.apply(&Event::Apply(rsg(
