@@ -120,10 +120,14 @@ async fn forget_deleted_rsgs(ctx: Arc<Context>, shutdown: CancellationToken) {
     }
 }
 
+/// How long a stopping controller waits for its queued Events to be written.
+const EVENT_FLUSH_LIMIT: Duration = Duration::from_secs(5);
+
 /// Runs the controller whenever `leading` is true, until `shutdown` fires; returns once the
 /// controller has stopped, so the Lease can be released after the last write.
 ///
-/// On shutdown the reconciles in flight finish (this replica still holds the Lease). When the
+/// On shutdown the reconciles in flight finish and their queued Events are written (for at
+/// most [`EVENT_FLUSH_LIMIT`]) while this replica still holds the Lease. When the
 /// Lease is lost they are aborted at once: another replica may lead soon, and no write of this
 /// one may follow.
 pub async fn run_while_leading(
@@ -157,6 +161,15 @@ pub async fn run_while_leading(
                 warn!(error = %err, "controller task ended abnormally")
             }
             _ => {}
+        }
+        if !lost {
+            // The last reconciles' Events are written while this replica still holds the Lease.
+            if tokio::time::timeout(EVENT_FLUSH_LIMIT, ctx.events.flush())
+                .await
+                .is_err()
+            {
+                warn!(limit = ?EVENT_FLUSH_LIMIT, "Events still queued at shutdown were not all written");
+            }
         }
         ctx.metrics.leader.set(0);
         if shutdown.is_cancelled() {
@@ -334,4 +347,48 @@ fn claim_blocks(ctx: &Context, rsg: &ResourceScalingGroup, namespace: &str, name
             .authorship
             .as_ref()
             .is_none_or(|authorship| authorship.is_admitted(&other))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reconcile::mock_api::{self, status};
+    use k8s_openapi::api::core::v1::ObjectReference;
+    use kube::runtime::events::{Event, EventType};
+
+    #[tokio::test]
+    async fn events_queued_at_shutdown_are_written_before_the_controller_returns() {
+        let (ctx, recorded) = mock_api::context(|_| status(404, "NotFound"));
+        recorded.delay_events(Duration::from_millis(100));
+        let ctx = Arc::new(ctx);
+        let (_leading, leading_changes) = watch::channel(true);
+        let shutdown = CancellationToken::new();
+        let controller = tokio::spawn(run_while_leading(
+            ctx.clone(),
+            leading_changes,
+            shutdown.clone(),
+        ));
+        // Events are queued by reconciles, which run only while the controller leads.
+        while ctx.metrics.leader.get() != 1 {
+            tokio::task::yield_now().await;
+        }
+        let about = ObjectReference {
+            namespace: Some("team".into()),
+            name: Some("g".into()),
+            ..ObjectReference::default()
+        };
+        for reason in ["First", "Second", "Third"] {
+            let event = Event {
+                type_: EventType::Normal,
+                reason: reason.into(),
+                note: None,
+                action: "Test".into(),
+                secondary: None,
+            };
+            ctx.events.publish(event, about.clone());
+        }
+        shutdown.cancel();
+        controller.await.unwrap();
+        assert_eq!(recorded.event_reasons(), ["First", "Second", "Third"]);
+    }
 }

@@ -4,6 +4,7 @@
 //! Events are answered by the mock itself and kept apart from the calls.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use hyper::{Method, Request, Response};
 use kube::client::Body;
@@ -38,6 +39,8 @@ impl Call {
 pub struct Recorded {
     calls: Arc<Mutex<Vec<Call>>>,
     events: Arc<Mutex<Vec<Value>>>,
+    /// How long the mock takes to answer each Event's write.
+    event_delay: Arc<Mutex<Duration>>,
 }
 
 impl Recorded {
@@ -51,7 +54,11 @@ impl Recorded {
             .collect()
     }
 
-    /// The reasons of the Events published, in order.
+    /// Makes the mock take `delay` to answer each Event's write.
+    pub fn delay_events(&self, delay: Duration) {
+        *self.event_delay.lock().unwrap_or_else(|p| p.into_inner()) = delay;
+    }
+
     /// Records an Event's write as the API server would then serve the Event: a create as
     /// sent, a patch (a repeat) as the Event it names with the patch's series.
     fn write_event(&self, call: &Call) -> (u16, Value) {
@@ -81,6 +88,7 @@ impl Recorded {
             .collect()
     }
 
+    /// The reasons of the Events published, in order.
     pub fn event_reasons(&self) -> Vec<String> {
         self.events
             .lock()
@@ -135,6 +143,8 @@ pub fn context(
                 body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
             };
             let (code, answer) = if call.path.contains("/events") {
+                let delay = *record.event_delay.lock().unwrap_or_else(|p| p.into_inner());
+                tokio::time::sleep(delay).await;
                 record.write_event(&call)
             } else {
                 record
