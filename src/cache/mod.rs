@@ -299,6 +299,13 @@ fn watch_node_labels(client: &Client) -> Store<PartialObjectMeta<Node>> {
     store
 }
 
+/// True once a store's first list completes; false when its watch ended first.
+fn listed<'a, E>(
+    ready: impl std::future::Future<Output = Result<(), E>> + Send + 'a,
+) -> futures::future::BoxFuture<'a, bool> {
+    ready.map(|ready| ready.is_ok()).boxed()
+}
+
 impl Stores {
     /// The value of label `key` on node `node`, if cached.
     pub fn node_label(&self, node: &str, key: &str) -> Option<String> {
@@ -421,76 +428,22 @@ impl Stores {
     /// answers at once.
     async fn mark_synced(self) {
         let mut pending = vec![
-            (
-                "ResourceScalingGroup",
-                self.rsgs
-                    .wait_until_ready()
-                    .map(|ready| ready.is_ok())
-                    .boxed(),
-            ),
-            (
-                "Deployment",
-                self.deployments
-                    .wait_until_ready()
-                    .map(|ready| ready.is_ok())
-                    .boxed(),
-            ),
-            (
-                "StatefulSet",
-                self.statefulsets
-                    .wait_until_ready()
-                    .map(|ready| ready.is_ok())
-                    .boxed(),
-            ),
-            (
-                "Service",
-                self.services
-                    .wait_until_ready()
-                    .map(|ready| ready.is_ok())
-                    .boxed(),
-            ),
-            (
-                "ConfigMap",
-                self.config_maps
-                    .wait_until_ready()
-                    .map(|ready| ready.is_ok())
-                    .boxed(),
-            ),
+            ("ResourceScalingGroup", listed(self.rsgs.wait_until_ready())),
+            ("Deployment", listed(self.deployments.wait_until_ready())),
+            ("StatefulSet", listed(self.statefulsets.wait_until_ready())),
+            ("Service", listed(self.services.wait_until_ready())),
+            ("ConfigMap", listed(self.config_maps.wait_until_ready())),
             (
                 "ControllerRevision",
-                self.revisions
-                    .wait_until_ready()
-                    .map(|ready| ready.is_ok())
-                    .boxed(),
+                listed(self.revisions.wait_until_ready()),
             ),
-            (
-                "Pod",
-                self.representatives
-                    .wait_until_ready()
-                    .map(|ready| ready.is_ok())
-                    .boxed(),
-            ),
-            (
-                "Pod (groups)",
-                self.group_pods
-                    .wait_until_ready()
-                    .map(|ready| ready.is_ok())
-                    .boxed(),
-            ),
+            ("Pod", listed(self.representatives.wait_until_ready())),
+            ("Pod (groups)", listed(self.group_pods.wait_until_ready())),
             (
                 "ResourceScalingGroupGrant",
-                self.grants
-                    .wait_until_ready()
-                    .map(|ready| ready.is_ok())
-                    .boxed(),
+                listed(self.grants.wait_until_ready()),
             ),
-            (
-                "Node",
-                self.nodes
-                    .wait_until_ready()
-                    .map(|ready| ready.is_ok())
-                    .boxed(),
-            ),
+            ("Node", listed(self.nodes.wait_until_ready())),
         ];
         while !pending.is_empty() {
             let waiting: Vec<&str> = pending.iter().map(|(kind, _)| *kind).collect();
