@@ -7,10 +7,9 @@
 use std::sync::{Mutex, MutexGuard};
 
 use kube::runtime::reflector::ObjectRef;
-use kube::ResourceExt;
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 
-use super::RsgNames;
+use super::{retyped, RsgNames};
 use crate::api::ResourceScalingGroup;
 
 type Request = ObjectRef<ResourceScalingGroup>;
@@ -42,8 +41,7 @@ impl ReconcileFeed {
         // Installed before the store is read, so nothing that changes in between is missed.
         *self.slot() = Some(sender.clone());
         for rsg in rsgs.state() {
-            let (namespace, name) = (rsg.namespace().unwrap_or_default(), rsg.name_any());
-            let _ = sender.send(ObjectRef::new(&name).within(&namespace));
+            let _ = sender.send(retyped(&ObjectRef::from_obj(rsg.as_ref())));
         }
         receiver
     }

@@ -44,7 +44,7 @@ pub use feed::ReconcileFeed;
 use namespace_scope::CacheWriter;
 pub use namespace_scope::{MergedRelists, WatchScope, Watchable};
 pub use rsg_members::RsgMembers;
-pub use rsg_store::RsgNames;
+pub use rsg_store::{retyped, RsgName, RsgNames};
 use rsg_store::{rsg_stores, RsgWriters};
 pub use service_index::ServiceIndex;
 pub use target_index::TargetIndex;

@@ -4,20 +4,35 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::core::{PartialObjectMeta, PartialObjectMetaExt};
-use kube::runtime::reflector::{self, store::Writer, Store};
+use kube::runtime::reflector::{self, store::Writer, ObjectRef, Store};
 use kube::runtime::watcher::Event;
 
 use super::compact_store::{compact_store, CompactStore, CompactWriter};
 use super::namespace_scope::CacheWriter;
 use crate::api::ResourceScalingGroup;
 
+/// What the names cache holds of an RSG: its namespace and name.
+pub type RsgName = PartialObjectMeta<ResourceScalingGroup>;
+
 /// The names (namespace and name) of the cached RSGs.
-pub type RsgNames = Store<PartialObjectMeta<ResourceScalingGroup>>;
+pub type RsgNames = Store<RsgName>;
+
+/// `reference` as a reference to the same object of another type: an RSG and its name
+/// entry, whichever way round.
+pub fn retyped<From, To>(reference: &ObjectRef<From>) -> ObjectRef<To>
+where
+    From: kube::Resource<DynamicType = ()>,
+    To: kube::Resource<DynamicType = ()>,
+{
+    let mut retyped = ObjectRef::new(&reference.name);
+    retyped.namespace = reference.namespace.clone();
+    retyped
+}
 
 /// Feeds both caches of RSGs from one watch.
 pub struct RsgWriters {
     whole: CompactWriter<ResourceScalingGroup>,
-    names: Writer<PartialObjectMeta<ResourceScalingGroup>>,
+    names: Writer<RsgName>,
 }
 
 /// Empty caches of RSGs, whole and by name, and their writer.
@@ -32,7 +47,7 @@ pub fn rsg_stores() -> (CompactStore<ResourceScalingGroup>, RsgNames, RsgWriters
 }
 
 /// What the names cache keeps of an RSG: its namespace and name.
-fn name_of(rsg: &ResourceScalingGroup) -> PartialObjectMeta<ResourceScalingGroup> {
+fn name_of(rsg: &ResourceScalingGroup) -> RsgName {
     ObjectMeta {
         name: rsg.metadata.name.clone(),
         namespace: rsg.metadata.namespace.clone(),
@@ -65,7 +80,6 @@ impl CacheWriter<ResourceScalingGroup> for RsgWriters {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kube::runtime::reflector::ObjectRef;
     use serde_json::json;
 
     #[test]
@@ -79,6 +93,9 @@ mod tests {
         assert_eq!(named.len(), 1);
         assert_eq!(named[0].metadata.name.as_deref(), Some("g"));
         assert!(named[0].metadata.annotations.is_none());
+        let name_entry = ObjectRef::from_obj(named[0].as_ref());
+        assert_eq!(retyped::<_, ResourceScalingGroup>(&name_entry), reference);
+        assert_eq!(retyped::<_, RsgName>(&reference), name_entry);
         writers.apply(&Event::Delete(rsg));
         assert!(whole.get(&reference).is_none());
         assert!(names.state().is_empty());

@@ -6,7 +6,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 
-use super::{ReconcileFeed, RsgNames, TargetIndex};
+use super::{retyped, ReconcileFeed, RsgNames, TargetIndex};
 use crate::api::{ResourceScalingGroup, LABEL_NAME, LABEL_REPRESENTATIVE};
 use crate::workload::WorkloadKey;
 
@@ -118,7 +118,7 @@ impl RsgTriggers {
             .state()
             .iter()
             .filter(|rsg| &rsg.name_any() == name)
-            .map(|rsg| ObjectRef::new(name).within(&rsg.namespace().unwrap_or_default()))
+            .map(|rsg| retyped(&ObjectRef::from_obj(rsg.as_ref())))
             .collect()
     }
 }

@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Config, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::ResourceExt;
@@ -21,6 +20,7 @@ use tracing::{debug, info, warn, Instrument};
 
 use crate::api::ResourceScalingGroup;
 use crate::boundary::current_violations;
+use crate::cache::{retyped, RsgName};
 use crate::group_replication::GroupReplication;
 use crate::inplace_scaling::InplaceScaling;
 use crate::reconcile::conditions::reason;
@@ -51,9 +51,8 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
     // Another replica may have led and written statuses since this one last did.
     ctx.memory.forget_written();
     let mut requests = ctx.stores.feed.open(&ctx.stores.rsg_names);
-    let request_stream = futures::stream::poll_fn(move |cx| requests.poll_recv(cx)).map(
-        |rsg: ObjectRef<ResourceScalingGroup>| named(&rsg.namespace.unwrap_or_default(), &rsg.name),
-    );
+    let request_stream = futures::stream::poll_fn(move |cx| requests.poll_recv(cx))
+        .map(|rsg: ObjectRef<ResourceScalingGroup>| retyped::<_, RsgName>(&rsg));
     let reader = ctx.stores.rsg_names.clone();
     tokio::spawn(forget_deleted_rsgs(ctx.clone(), shutdown.clone()));
     let shares = Arc::new(NamespaceShares::new(
@@ -99,15 +98,9 @@ async fn forget_deleted_rsgs(ctx: Arc<Context>, shutdown: CancellationToken) {
             _ = ctx.stores.rsg_deleted.notified() => true,
             _ = shutdown.cancelled() => return,
         };
-        let forgotten = ctx.memory.forget_gone(|key| {
-            ctx.stores
-                .rsg_names
-                .get(&named(
-                    &key.namespace.clone().unwrap_or_default(),
-                    &key.name,
-                ))
-                .is_some()
-        });
+        let forgotten = ctx
+            .memory
+            .forget_gone(|key| ctx.stores.rsg_names.get(&retyped(key)).is_some());
         if forgotten > 0 {
             debug!(forgotten, "dropped the state of deleted RSGs");
         }
@@ -178,17 +171,10 @@ pub async fn run_while_leading(
     }
 }
 
-/// What the controller's queue holds of an RSG: its namespace and name.
-type RsgName = PartialObjectMeta<ResourceScalingGroup>;
-
-/// The queue's reference to the RSG `name` in `namespace`.
-fn named(namespace: &str, name: &str) -> ObjectRef<RsgName> {
-    ObjectRef::new(name).within(namespace)
-}
-
 fn error_policy(rsg: Arc<RsgName>, err: &ReconcileError, ctx: Arc<Context>) -> Action {
+    let reference = ObjectRef::from_obj(rsg.as_ref());
+    let delay = ctx.next_backoff(&retyped(&reference));
     let (namespace, name) = (rsg.namespace().unwrap_or_default(), rsg.name_any());
-    let delay = ctx.next_backoff(&ObjectRef::new(&name).within(&namespace));
     warn!(rsg = %format!("{namespace}/{name}"), action = err.action(), error = %err, retry_in = ?delay, "reconcile failed");
     Action::requeue(delay)
 }

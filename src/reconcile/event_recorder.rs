@@ -80,13 +80,12 @@ impl SeriesCache {
     /// Remembers that the Event `name` (sameness `key`) counts `count` at `now`; sweeps
     /// expired entries when due or full, and remembers nothing when still full.
     fn record(&mut self, key: u64, name: Box<str>, count: i32, now: Instant) {
-        let full = self.written.len() >= SERIES_CAPACITY && !self.written.contains_key(&key);
-        if full || now.duration_since(self.last_sweep) >= SWEEP_INTERVAL {
+        if self.full_without(key) || now.duration_since(self.last_sweep) >= SWEEP_INTERVAL {
             self.written
                 .retain(|_, seen| now.duration_since(seen.last_seen) < SERIES_TTL);
             self.last_sweep = now;
         }
-        if self.written.len() >= SERIES_CAPACITY && !self.written.contains_key(&key) {
+        if self.full_without(key) {
             return;
         }
         let last_seen = now;
@@ -98,6 +97,11 @@ impl SeriesCache {
                 last_seen,
             },
         );
+    }
+
+    /// True when the cache is full and does not hold `key` (which would take no new room).
+    fn full_without(&self, key: u64) -> bool {
+        self.written.len() >= SERIES_CAPACITY && !self.written.contains_key(&key)
     }
 }
 
