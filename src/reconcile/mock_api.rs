@@ -63,19 +63,19 @@ impl Recorded {
     /// sent, a patch (a repeat) as the Event it names with the patch's series.
     fn write_event(&self, call: &Call) -> (u16, Value) {
         let mut events = self.events.lock().unwrap_or_else(|p| p.into_inner());
-        let written = if call.method == Method::PATCH {
+        let (code, written) = if call.method == Method::PATCH {
             let name = call.path.rsplit('/').next().unwrap_or_default();
             let Some(first) = events.iter().rev().find(|e| e["metadata"]["name"] == name) else {
                 return status(404, "NotFound");
             };
             let mut repeat = first.clone();
             repeat["series"] = call.body["series"].clone();
-            repeat
+            (200, repeat)
         } else {
-            call.body.clone()
+            (201, call.body.clone())
         };
         events.push(written.clone());
-        (201, written)
+        (code, written)
     }
 
     /// The series count of each Event written, in order (`None` for a first Event).
