@@ -5,10 +5,13 @@
 //! * `kubectl apply` of the N RSGs through both webhooks while another holder owns rsg's
 //!   Lease (rsg serves the webhooks and reconciles nothing: the admission cost alone), of N
 //!   plain Deployments, and of the N RSGs with no webhook registered and rsg not running (the
-//!   API server's own cost for the custom resource);
+//!   API server's own cost for the custom resource), with rsg's own time per admission;
 //! * the controller from a standing start: the Lease released with the N RSGs stored, rsg's
-//!   time until every copy and Service copy exists, beside a plain client writing the same 2N
-//!   Deployments and 2N Services (8 at a time), and what rsg wrote meanwhile (audit log);
+//!   time until every copy and Service copy exists (seen through a label-selected watch),
+//!   beside two plain clients, 8 requests at a time, before rsg starts: one writing the same
+//!   2N Deployments and 2N Services, one making every write the manual asks of rsg for N
+//!   RSGs (`common/same_writes.rs`); the API server's CPU in each; what rsg wrote meanwhile
+//!   (audit log), how many reconciles it ran and how long they took;
 //! * rsg's RSS once converged;
 //! * a restart of the converged fleet: time to ready, then, until every RSG was reconciled
 //!   once, rsg's API requests (from the API server's audit log of its identity) per
@@ -17,6 +20,8 @@
 //! Run: `cargo bench --bench fleet` (RSG_FLEET_RSGS sets N, default 1000).
 
 mod common;
+#[path = "common/same_writes.rs"]
+mod same_writes;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
@@ -39,6 +44,7 @@ const FLEET: &str = "fleet";
 const PLAIN: &str = "fleet-plain";
 const PLAIN_COPIES: &str = "fleet-plain-copies";
 const BARE: &str = "fleet-bare";
+const PLAIN_WRITES: &str = "fleet-plain-writes";
 const GROUPS: i32 = 3;
 const PLAIN_CONCURRENCY: usize = 8;
 
@@ -107,7 +113,8 @@ async fn copies(client: &Client, ns: &str) -> (usize, usize) {
 }
 
 /// `kubectl apply` of `n` RSGs with no webhook registered and rsg not running: what the API
-/// server itself spends on the custom resources. They are deleted before rsg starts.
+/// server itself spends on the custom resources. They stay, for the statuses and Events of
+/// [`same_writes_write`], until [`delete_bare_rsgs`].
 fn bare_rsg_apply(kubeconfig: &std::path::Path, n: usize) -> Duration {
     let namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": BARE}});
     assert!(
@@ -119,13 +126,16 @@ fn bare_rsg_apply(kubeconfig: &std::path::Path, n: usize) -> Duration {
         .success
     );
     let rsgs: Vec<Value> = (0..n).map(|i| rsg_of(BARE, i)).collect();
-    let took = kubectl_apply_timed(kubeconfig, &rsgs);
+    kubectl_apply_timed(kubeconfig, &rsgs)
+}
+
+/// Deletes the RSGs of [`bare_rsg_apply`] before rsg starts.
+fn delete_bare_rsgs(kubeconfig: &std::path::Path) {
     let deleted = kubectl(
         kubeconfig,
         &["delete", "rsg", "--all", "-n", BARE, "--wait=false"],
     );
     assert!(deleted.success, "{}", deleted.stderr);
-    took
 }
 
 fn kubectl_apply_timed(kubeconfig: &std::path::Path, objects: &[Value]) -> Duration {
@@ -202,6 +212,18 @@ fn audited(log: &std::path::Path) -> Audited {
     counts
 }
 
+/// The mean of the histogram `name` over its samples whose labels contain `labels`, in ms.
+fn mean_ms(body: &str, name: &str, labels: &str) -> f64 {
+    let total = |suffix: &str| -> f64 {
+        let series = format!("{name}_{suffix}");
+        body.lines()
+            .filter(|l| l.starts_with(&series) && l.contains(labels))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    1000.0 * total("sum") / total("count")
+}
+
 fn reconciles(rsg: &RsgProcess) -> f64 {
     let body = rsg.get("/metrics").map(|(_, b)| b).unwrap_or_default();
     common::metric_sum(&body, "rsg_reconciles_total")
@@ -237,57 +259,144 @@ fn release_lease(kubeconfig: &std::path::Path) {
     assert!(out.success, "releasing the Lease: {}", out.stderr);
 }
 
-/// Waits until every copy and Service copy of the fleet exists; returns when.
-fn wait_converged(
-    runtime: &tokio::runtime::Runtime,
-    client: &Client,
-    want: usize,
-    started: Instant,
-) -> Duration {
-    loop {
-        let (deployments, services) = runtime.block_on(copies(client, FLEET));
-        if deployments >= want && services >= want {
-            return started.elapsed();
-        }
+/// Counts the copies and Service copies of the fleet as they appear, from one label-selected
+/// metadata watch of each kind: the wait itself costs the API server next to nothing (a
+/// LIST of every copy every few hundred milliseconds would load it while it is measured).
+struct CopyCounter {
+    done: tokio::sync::watch::Receiver<(usize, usize)>,
+}
+
+impl CopyCounter {
+    /// Starts watching the copies in `ns`; the counts are ready once both initial lists are in.
+    fn start(runtime: &tokio::runtime::Runtime, client: &Client, ns: &str) -> Self {
+        use kube::core::PartialObjectMeta;
+        use kube::runtime::{watcher, WatchStreamExt};
+        let config = watcher::Config::default().labels("rsg.io/group-id in (1,2)");
+        let (tx, done) = tokio::sync::watch::channel((0, 0));
+        let deployments = watcher(
+            Api::<PartialObjectMeta<Deployment>>::namespaced(client.clone(), ns),
+            config.clone(),
+        )
+        .default_backoff()
+        .applied_objects()
+        .map(|o| o.map(|o| (0usize, o.metadata.name.unwrap_or_default())));
+        let services = watcher(
+            Api::<PartialObjectMeta<Service>>::namespaced(client.clone(), ns),
+            config,
+        )
+        .default_backoff()
+        .applied_objects()
+        .map(|o| o.map(|o| (1usize, o.metadata.name.unwrap_or_default())));
+        runtime.spawn(async move {
+            let mut seen = [
+                std::collections::HashSet::new(),
+                std::collections::HashSet::new(),
+            ];
+            let mut both = std::pin::pin!(futures::stream::select(deployments, services));
+            while let Some(Ok((kind, name))) = both.next().await {
+                seen[kind].insert(name);
+                tx.send_replace((seen[0].len(), seen[1].len()));
+            }
+        });
+        Self { done }
+    }
+
+    /// Waits until `want` copies and `want` Service copies exist; returns `started.elapsed()`
+    /// then.
+    fn wait(
+        &mut self,
+        runtime: &tokio::runtime::Runtime,
+        want: usize,
+        started: Instant,
+    ) -> Duration {
+        let done = &mut self.done;
+        let reached = runtime.block_on(async {
+            let converged = done.wait_for(|(d, s)| *d >= want && *s >= want);
+            matches!(
+                tokio::time::timeout(Duration::from_secs(3600), converged).await,
+                Ok(Ok(_))
+            )
+        });
+        let (deployments, services) = *self.done.borrow();
         assert!(
-            started.elapsed() < Duration::from_secs(3600),
+            reached,
             "not converged after an hour: {deployments} of {want} copies, {services} Service copies"
         );
-        std::thread::sleep(Duration::from_millis(250));
+        started.elapsed()
     }
 }
 
-/// `object` without rsg's labels on its metadata: a plain client's object, which rsg's
-/// label-selected caches do not hold (its selector and pod template keep theirs).
-fn unlabelled(mut object: Value) -> Value {
+/// `object` with rsg's labels on its metadata renamed `ref.io/` (the same size): a plain
+/// client's object, which rsg's label-selected caches do not hold (its selector and pod
+/// template keep theirs).
+fn relabelled(mut object: Value) -> Value {
     if let Some(labels) = object["metadata"]["labels"].as_object_mut() {
-        labels.retain(|key, _| !key.starts_with("rsg.io/"));
+        *labels = std::mem::take(labels)
+            .into_iter()
+            .map(|(key, value)| match key.strip_prefix("rsg.io/") {
+                Some(rest) => (format!("ref.io/{rest}"), value),
+                None => (key, value),
+            })
+            .collect();
     }
     object
+}
+
+/// The copies and Service copies rsg would write for RSG `i` over a base in `ns`, their
+/// metadata [`relabelled`].
+fn plain_copies_of(ns: &str, i: usize) -> Vec<Value> {
+    let (d, s) = base(ns, i);
+    let renames = BTreeMap::new();
+    (1..GROUPS)
+        .flat_map(|id| {
+            common::copy_group(
+                &[d.clone(), s.clone()],
+                ns,
+                &format!("rsg-{i}"),
+                id,
+                &renames,
+            )
+        })
+        .map(relabelled)
+        .collect()
 }
 
 /// The plain client's reference: the copies and Service copies rsg would write for `n` RSGs,
 /// written `PLAIN_CONCURRENCY` at a time; returns how long it took.
 fn plain_copies_write(runtime: &tokio::runtime::Runtime, client: &Client, n: usize) -> Duration {
     let plain_copies: Vec<Value> = (0..n)
-        .flat_map(|i| {
-            let (d, s) = base(PLAIN_COPIES, i);
-            let renames = BTreeMap::new();
-            (1..GROUPS).flat_map(move |id| {
-                common::copy_group(
-                    &[d.clone(), s.clone()],
-                    PLAIN_COPIES,
-                    &format!("rsg-{i}"),
-                    id,
-                    &renames,
-                )
-            })
-        })
-        .map(unlabelled)
+        .flat_map(|i| plain_copies_of(PLAIN_COPIES, i))
         .collect();
     let started = Instant::now();
     runtime.block_on(create_all(client, plain_copies, PLAIN_CONCURRENCY));
     started.elapsed()
+}
+
+/// The second reference: a plain client making every write the manual asks of rsg for `n`
+/// RSGs (see [`same_writes`]), `PLAIN_CONCURRENCY` at a time; returns how long it took and
+/// how many writes it made.
+fn same_writes_write(
+    runtime: &tokio::runtime::Runtime,
+    client: &Client,
+    n: usize,
+) -> (Duration, usize) {
+    let writes: Vec<same_writes::Write> = (0..n)
+        .flat_map(|i| {
+            let (base, _) = base(PLAIN_WRITES, i);
+            let rsg = format!("rsg-{i}");
+            same_writes::writes_of(
+                PLAIN_WRITES,
+                &rsg,
+                &base,
+                plain_copies_of(PLAIN_WRITES, i),
+                (BARE, &rsg),
+            )
+        })
+        .collect();
+    let count = writes.len();
+    let started = Instant::now();
+    runtime.block_on(same_writes::make(client, writes, PLAIN_CONCURRENCY));
+    (started.elapsed(), count)
 }
 
 fn main() {
@@ -300,30 +409,52 @@ fn main() {
     let plane = ControlPlane::start(&dir, false);
     install_rsg_prerequisites(&plane.kubeconfig);
     let bare_apply = bare_rsg_apply(&plane.kubeconfig, n);
-    hold_lease(&plane.kubeconfig);
-    let rsg = RsgProcess::start(&dir, &plane.rsg_kubeconfig, "rsg-fleet");
-    register_webhooks(&plane.kubeconfig, &rsg);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("runtime");
     let client = runtime.block_on(support::client_for(&plane.kubeconfig));
     runtime.block_on(async {
-        common::create_namespaces(&client, &[FLEET, PLAIN, PLAIN_COPIES]).await;
+        common::create_namespaces(&client, &[FLEET, PLAIN, PLAIN_COPIES, PLAIN_WRITES]).await;
         let bases: Vec<Value> = (0..n)
             .flat_map(|i| {
                 let (d, s) = base(FLEET, i);
-                [d, s]
+                [d, s, base(PLAIN_WRITES, i).0]
             })
             .collect();
         create_all(&client, bases, 32).await;
     });
+    let apiserver_cpu = || plane.apiserver_pid().map_or(f64::NAN, cpu_seconds);
 
+    // The references, before rsg starts.
+    let cpu_before = apiserver_cpu();
     let plain_write = plain_copies_write(&runtime, &client, n);
+    let plain_write_cpu = apiserver_cpu() - cpu_before;
+    let cpu_before = apiserver_cpu();
+    let (same_write, same_writes) = same_writes_write(&runtime, &client, n);
+    let same_write_cpu = apiserver_cpu() - cpu_before;
+    delete_bare_rsgs(&plane.kubeconfig);
+
+    hold_lease(&plane.kubeconfig);
+    let rsg = RsgProcess::start(&dir, &plane.rsg_kubeconfig, "rsg-fleet");
+    register_webhooks(&plane.kubeconfig, &rsg);
     let plain: Vec<Value> = (0..n).map(|i| base(PLAIN, i).0).collect();
     let plain_apply = kubectl_apply_timed(&plane.kubeconfig, &plain);
     let rsgs: Vec<Value> = (0..n).map(|i| rsg_of(FLEET, i)).collect();
     let rsg_apply = kubectl_apply_timed(&plane.kubeconfig, &rsgs);
+    let admission_metrics = rsg.get("/metrics").map(|(_, b)| b).unwrap_or_default();
+    let (mutate_ms, validate_ms) = (
+        mean_ms(
+            &admission_metrics,
+            "rsg_admission_duration_seconds",
+            "webhook=\"mutate\"",
+        ),
+        mean_ms(
+            &admission_metrics,
+            "rsg_admission_duration_seconds",
+            "webhook=\"validate\"",
+        ),
+    );
     let want = 2 * n;
     assert_eq!(
         runtime.block_on(copies(&client, FLEET)),
@@ -340,9 +471,10 @@ fn main() {
         )
     };
     let cpu_before = cpu();
+    let mut counter = CopyCounter::start(&runtime, &client, FLEET);
     let released = Instant::now();
     release_lease(&plane.kubeconfig);
-    let converged = wait_converged(&runtime, &client, want, released);
+    let converged = counter.wait(&runtime, want, released);
     let cpu_after = cpu();
     let (rss, peak) = rsg.pid().map_or((f64::NAN, f64::NAN), memory_mib);
     // Settled: what is held once the burst is over.
@@ -351,10 +483,11 @@ fn main() {
     let after_converge = audited(&plane.audit_log);
     let converge_events = after_converge.events - before_converge.events;
     // Read before the restart, which starts the counters afresh.
-    let dropped = rsg
-        .get("/metrics")
-        .map(|(_, body)| common::metric_sum(&body, "rsg_events_dropped_total"))
-        .unwrap_or(f64::NAN);
+    let converge_metrics = rsg.get("/metrics").map(|(_, b)| b).unwrap_or_default();
+    let dropped = common::metric_sum(&converge_metrics, "rsg_events_dropped_total");
+    let converge_reconciles = common::metric_sum(&converge_metrics, "rsg_reconciles_total");
+    let reconcile_ms = mean_ms(&converge_metrics, "rsg_reconcile_duration_seconds", "");
+    let deferred = common::metric_sum(&converge_metrics, "rsg_reconciles_deferred_total");
     let (converge_writes, converge_write_kinds) =
         since(&after_converge.writes, &before_converge.writes);
 
@@ -390,6 +523,20 @@ fn main() {
         ratio(converged, plain_write)
     );
     println!(
+        "| the same, beside a plain client making every write the manual asks of rsg ({} per RSG: snapshot, baseline, base labels, 2 copies, 2 Service copies, status, 3 Events), {PLAIN_CONCURRENCY} at a time | {:.1} s | {:.1} s | {:.2} |",
+        same_writes as f64 / n as f64,
+        converged.as_secs_f64(),
+        same_write.as_secs_f64(),
+        ratio(converged, same_write)
+    );
+    println!(
+        "| API server CPU: rsg converging; the plain client writing the copies; the plain client making rsg's writes | {:.1} s | {plain_write_cpu:.1} s; {same_write_cpu:.1} s | — |",
+        cpu_after.1 - cpu_before.1
+    );
+    println!(
+        "| reconciles converging (mean duration; put off for their namespace's share) | {converge_reconciles:.0} ({reconcile_ms:.0} ms; {deferred:.0}) | — | — |"
+    );
+    println!(
         "| what rsg wrote converging ({converge_write_kinds}) | {converge_writes} ({:.1} per RSG) | the plain client: {} ({:.1} per RSG) | {:.2} |",
         converge_writes as f64 / n as f64,
         2 * want,
@@ -410,6 +557,9 @@ fn main() {
         rsg_apply.as_secs_f64(),
         plain_apply.as_secs_f64(),
         ratio(rsg_apply, plain_apply)
+    );
+    println!(
+        "| rsg's own time per admission request: mutate, validate (mean) | {mutate_ms:.2} ms, {validate_ms:.2} ms | — | — |"
     );
     println!(
         "| kubectl apply of {n} RSGs with no webhook registered (the API server's own cost) | {:.1} s | {n} plain Deployments: {:.1} s | {:.2} |",
