@@ -148,9 +148,9 @@ async fn read_base_services(
         .await
 }
 
-/// Creates the objects group `id` is missing, optimistically: an existing object is looked
-/// at only when the create reports a conflict. On a problem or failure, what this call
-/// created is deleted again so no half group stays.
+/// Creates the objects group `id` is missing, all at once and optimistically: an existing
+/// object is looked at only when the create reports a conflict. On a problem or failure,
+/// what this call created is deleted again so no half group stays.
 pub async fn create_group(
     ctx: &Context,
     rsg: &ResourceScalingGroup,
@@ -191,15 +191,23 @@ pub async fn create_group(
         base_pods: obs.base_pods(),
         services: &services,
     };
-    let mut created: Vec<Missing<'_>> = Vec::new();
-    for part in missing {
-        let problem = match build.create(&part).await? {
-            Ok(()) => {
-                created.push(part);
-                continue;
-            }
-            Err(refusal) if refusal.status_code() == Some(api_errors::CONFLICT) => {
-                match conflicting_owner(ctx, &services, &namespace, &part).await? {
+    // The parts are independent objects (a group has a few: the targets are capped):
+    // created at once, then looked at in order.
+    let outcomes =
+        futures::future::join_all(missing.iter().map(|part| build.create(part))).await;
+    let mut created: Vec<&Missing<'_>> = Vec::new();
+    let mut failures = Vec::new();
+    for (part, outcome) in missing.iter().zip(outcomes) {
+        match outcome {
+            Ok(Ok(())) => created.push(part),
+            failed => failures.push((part, failed)),
+        }
+    }
+    for (part, failed) in failures {
+        let problem = match failed {
+            Ok(Ok(())) => continue,
+            Ok(Err(refusal)) if refusal.status_code() == Some(api_errors::CONFLICT) => {
+                match conflicting_owner(ctx, &services, &namespace, part).await? {
                     None => continue,
                     Some(description) => {
                         ctx.memory.set_conflict(&rsg_ref, part.name(), true);
@@ -207,13 +215,17 @@ pub async fn create_group(
                     }
                 }
             }
-            Err(refusal) if refusal.is_forbidden() => Problem::Forbidden(Failure::new(
+            Ok(Err(refusal)) if refusal.is_forbidden() => Problem::Forbidden(Failure::new(
                 format!("creating {} {namespace}/{}", part.kind_name(), part.name()),
                 refusal.api_message(),
             )),
-            Err(refusal) => {
+            Ok(Err(refusal)) => {
                 roll_back(ctx, &services, &namespace, &created).await?;
                 return Err(ReconcileError::create(part.object(&namespace))(refusal));
+            }
+            Err(err) => {
+                roll_back(ctx, &services, &namespace, &created).await?;
+                return Err(err);
             }
         };
         roll_back(ctx, &services, &namespace, &created).await?;
@@ -388,7 +400,7 @@ async fn roll_back(
     ctx: &Context,
     services: &Api<Service>,
     namespace: &str,
-    created: &[Missing<'_>],
+    created: &[&Missing<'_>],
 ) -> Result<(), ReconcileError> {
     for part in created {
         match part {

@@ -109,6 +109,8 @@ async fn a_name_taken_by_someone_else_is_a_problem_and_is_checked_first_next_tim
     let (ctx, recorded) = context(|call: &Call| match (&call.method, call.path.as_str()) {
         (&Method::GET, BASE_SERVICE) => base_service(),
         (&Method::POST, DEPLOYMENTS) => status(409, "AlreadyExists"),
+        (&Method::POST, SERVICES) => created(call),
+        (&Method::DELETE, _) => (200, json!({"kind": "Status", "status": "Success"})),
         // The object in the way carries no rsg.io/name label.
         (&Method::GET, path) if path.starts_with(DEPLOYMENTS) => (
             200,
@@ -141,16 +143,18 @@ async fn a_name_taken_by_someone_else_is_a_problem_and_is_checked_first_next_tim
         vec![
             format!("GET {BASE_SERVICE}"),
             format!("POST {DEPLOYMENTS}"),
+            format!("POST {SERVICES}"),
             format!("GET {DEPLOYMENTS}/pd-llm-prefill-1"),
+            format!("DELETE {SERVICES}/llm-prefill-pd-1"),
         ],
-        "nothing else of the group is created"
+        "the group's parts are created at once; the Service copy made beside the taken name is deleted again"
     );
     // Next time the known conflict is read before anything is created: no create at all.
     apply(&ctx, &the_rsg, &obs, &plan, RSG)
         .await
         .expect("a problem again");
     assert_eq!(
-        recorded.lines()[3..],
+        recorded.lines()[5..],
         [format!("GET {DEPLOYMENTS}/pd-llm-prefill-1")]
     );
     ctx.events.flush().await;
