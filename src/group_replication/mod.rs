@@ -156,13 +156,17 @@ async fn reconcile(
         Observed::Blocked(problems) => return blocked(ctx, rsg, &problems).await,
         Observed::Ready(obs) => obs,
     };
-    let problems = apply::prerequisites(ctx, rsg, &obs).await?;
+    // Planned before the prerequisites are written (the plan reads only the observation),
+    // so that the base Services a new group copies are read beside the snapshots.
+    let plan = make_plan(ctx, rsg, &obs, config).await;
+    let base_services = apply::BaseServiceObjects::new(&obs.base_services);
+    let read_early = plan.creates_groups().then_some(&base_services);
+    let problems = apply::prerequisites(ctx, rsg, &obs, read_early).await?;
     if !problems.is_empty() {
         return blocked(ctx, rsg, &problems).await;
     }
     ctx.reset_problem_backoff(&ObjectRef::from_obj(rsg));
-    let plan = make_plan(ctx, rsg, &obs, config).await;
-    let applied = apply::apply(ctx, rsg, &obs, &plan, &group_name).await?;
+    let applied = apply::apply(ctx, rsg, &obs, &plan, (&group_name, &base_services)).await?;
     let pods = group_pods::read_group_pods(ctx, rsg, &obs, &applied.active).await?;
     let represented =
         representatives::ensure_representatives(ctx, rsg, &obs, &pods, &applied.active).await?;

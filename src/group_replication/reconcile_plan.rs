@@ -101,6 +101,11 @@ impl ReconcilePlan {
         self.decision.as_ref().map_or(&[], |d| d.victims.as_slice())
     }
 
+    /// Whether carrying the plan out creates new groups.
+    pub fn creates_groups(&self) -> bool {
+        !self.groups.create.is_empty()
+    }
+
     /// The plan as the actions that carry it out, in order: draining groups reused, half-made
     /// groups completed, group 0 restored, new groups created (so capacity comes before it
     /// goes), then the scale-down victims taken down and the decision announced, then a

@@ -111,6 +111,11 @@ impl<'a> BaseServiceObjects<'a> {
         }
     }
 
+    /// Reads the base Services whole now, for groups made later in the reconcile.
+    pub async fn prefetch(&self, ctx: &Context) -> Result<(), ReconcileError> {
+        self.read(ctx).await.map(|_| ())
+    }
+
     /// The base Services whole, in the observation's order. One the cache showed but the
     /// API server no longer has is a cache behind: the reconcile is retried on what the
     /// cache shows next.
@@ -193,8 +198,7 @@ pub async fn create_group(
     };
     // The parts are independent objects (a group has a few: the targets are capped):
     // created at once, then looked at in order.
-    let outcomes =
-        futures::future::join_all(missing.iter().map(|part| build.create(part))).await;
+    let outcomes = futures::future::join_all(missing.iter().map(|part| build.create(part))).await;
     let mut created: Vec<&Missing<'_>> = Vec::new();
     let mut failures = Vec::new();
     for (part, outcome) in missing.iter().zip(outcomes) {

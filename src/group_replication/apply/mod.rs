@@ -14,7 +14,7 @@ use tracing::info;
 
 pub use artifact_writes::prune_old_snapshots;
 use artifact_writes::Stored;
-use groups::BaseServiceObjects;
+pub use groups::BaseServiceObjects;
 pub use groups::GroupCreation;
 
 use super::observe::Observation;
@@ -44,17 +44,27 @@ pub struct Applied {
 /// Stores what the observation found missing before any group is built: snapshots, the
 /// baseline ConfigMap, and the group-0 labels of the bases (metadata only). Returns the
 /// problems that stop the reconcile here (a snapshot name taken by someone else).
+///
+/// With `base_services` (the plan creates groups), the base Services are read meanwhile, so
+/// the groups do not wait for that read after the snapshots.
 pub async fn prerequisites(
     ctx: &Context,
     rsg: &ResourceScalingGroup,
     obs: &Observation,
+    base_services: Option<&BaseServiceObjects<'_>>,
 ) -> Result<Vec<Problem>, ReconcileError> {
-    let stored = futures::future::try_join_all(
+    let snapshots = futures::future::try_join_all(
         obs.snapshots_to_store
             .iter()
             .map(|write| artifact_writes::store_snapshot(ctx, rsg, write)),
-    )
-    .await?;
+    );
+    let base_services_read = async {
+        match base_services {
+            Some(base_services) => base_services.prefetch(ctx).await,
+            None => Ok(()),
+        }
+    };
+    let (stored, ()) = futures::try_join!(snapshots, base_services_read)?;
     let mut problems = Vec::new();
     for (write, outcome) in obs.snapshots_to_store.iter().zip(stored) {
         match outcome {
@@ -86,12 +96,14 @@ pub async fn prerequisites(
 }
 
 /// Carries out `plan` for the groups named `group_name`: its actions one after the other.
+/// `base_services` are the observation's, read whole when a group first needs them (or
+/// already by [`prerequisites`]).
 pub async fn apply(
     ctx: &Context,
     rsg: &ResourceScalingGroup,
     obs: &Observation,
     plan: &ReconcilePlan,
-    group_name: &str,
+    (group_name, base_services): (&str, &BaseServiceObjects<'_>),
 ) -> Result<Applied, ReconcileError> {
     let mut applied = Applied {
         active: plan.active_before.clone(),
@@ -103,7 +115,7 @@ pub async fn apply(
         rsg,
         obs,
         group_name,
-        base_services: BaseServiceObjects::new(&obs.base_services),
+        base_services,
     };
     for action in plan.actions() {
         build.carry_out(action, &mut applied).await?;
@@ -118,7 +130,7 @@ struct Build<'a> {
     rsg: &'a ResourceScalingGroup,
     obs: &'a Observation,
     group_name: &'a str,
-    base_services: BaseServiceObjects<'a>,
+    base_services: &'a BaseServiceObjects<'a>,
 }
 
 impl Build<'_> {
@@ -198,7 +210,7 @@ impl Build<'_> {
         ids: &[i32],
     ) -> Result<Vec<(i32, GroupCreation)>, ReconcileError> {
         let (ctx, rsg, obs, group_name) = (self.ctx, self.rsg, self.obs, self.group_name);
-        let base_services = &self.base_services;
+        let base_services = self.base_services;
         let mut results: Vec<(i32, GroupCreation)> = futures::stream::iter(ids.iter().copied())
             .map(|id| async move {
                 groups::create_group(ctx, rsg, obs, base_services, group_name, id)

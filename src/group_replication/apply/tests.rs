@@ -6,12 +6,24 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::runtime::reflector::ObjectRef;
 use serde_json::json;
 
-use super::apply;
+use super::{apply as apply_with, BaseServiceObjects};
 use crate::group_replication::reconcile_plan::plan;
 use crate::group_replication::test_observation::{config, observation, rsg, RSG};
 use crate::reconcile::mock_api::{context, created, status, Call};
 use crate::reconcile::{Problem, ReconcileError};
 use crate::scale_down::MetricReading;
+
+/// Carries out `plan` as a reconcile does, the base Services read when a group needs them.
+async fn apply(
+    ctx: &crate::reconcile::Context,
+    rsg: &crate::api::ResourceScalingGroup,
+    obs: &crate::group_replication::observe::Observation,
+    plan: &crate::group_replication::reconcile_plan::ReconcilePlan,
+    group_name: &str,
+) -> Result<super::Applied, ReconcileError> {
+    let base_services = BaseServiceObjects::new(&obs.base_services);
+    apply_with(ctx, rsg, obs, plan, (group_name, &base_services)).await
+}
 
 const DEPLOYMENTS: &str = "/apis/apps/v1/namespaces/team/deployments";
 const SERVICES: &str = "/api/v1/namespaces/team/services";
@@ -237,7 +249,7 @@ async fn a_snapshot_name_taken_by_someone_else_stops_the_reconcile_and_ours_is_u
             _ => (200, json!({})),
         },
     );
-    let problems = super::prerequisites(&ctx, &the_rsg, &obs)
+    let problems = super::prerequisites(&ctx, &the_rsg, &obs, None)
         .await
         .expect("stored");
     assert!(problems.is_empty(), "{problems:?}");
@@ -259,7 +271,7 @@ async fn a_snapshot_name_taken_by_someone_else_stops_the_reconcile_and_ours_is_u
         ),
         _ => (200, json!({})),
     });
-    let problems = super::prerequisites(&ctx, &the_rsg, &obs)
+    let problems = super::prerequisites(&ctx, &the_rsg, &obs, None)
         .await
         .expect("a problem");
     assert!(
@@ -274,4 +286,48 @@ async fn a_snapshot_name_taken_by_someone_else_stops_the_reconcile_and_ours_is_u
         ],
         "nothing after the conflict: no baseline, no base labels"
     );
+}
+
+#[tokio::test]
+async fn a_plan_that_creates_groups_reads_the_base_services_beside_the_snapshot_and_once() {
+    use crate::group_replication::artifact_decisions::resolve_snapshot;
+    const REVISIONS: &str = "/apis/apps/v1/namespaces/team/controllerrevisions";
+    let the_rsg = rsg(scale_to(2));
+    let base = crate::fixtures::deployment("base", "llm-prefill", 1);
+    let (_, write) = resolve_snapshot(&the_rsg, "prefill", &base, "r1", false, None, &[])
+        .expect("no conflict seen in the cache");
+    let mut obs = observation(&[], &[]);
+    obs.snapshots_to_store = vec![write.expect("a snapshot to store")];
+    let (ctx, recorded) = context(|call: &Call| match (&call.method, call.path.as_str()) {
+        (&Method::GET, BASE_SERVICE) => base_service(),
+        (&Method::POST, REVISIONS | DEPLOYMENTS | SERVICES) => created(call),
+        _ => (200, json!({})),
+    });
+    let plan = plan(
+        &obs,
+        &config(scale_to(2)),
+        &MetricReading::NotRead,
+        Timestamp::now(),
+    );
+    assert!(plan.creates_groups());
+    let base_services = BaseServiceObjects::new(&obs.base_services);
+    let problems = super::prerequisites(&ctx, &the_rsg, &obs, Some(&base_services))
+        .await
+        .expect("stored");
+    assert!(problems.is_empty(), "{problems:?}");
+    let before_groups = recorded.lines();
+    assert!(
+        before_groups.starts_with(&[format!("POST {REVISIONS}"), format!("GET {BASE_SERVICE}")]),
+        "the base Service is read beside the snapshot: {before_groups:?}"
+    );
+    let applied = apply_with(&ctx, &the_rsg, &obs, &plan, (RSG, &base_services))
+        .await
+        .expect("group 1");
+    assert_eq!(applied.created, [1].into_iter().collect());
+    let reads: Vec<String> = recorded.lines()[before_groups.len()..]
+        .iter()
+        .filter(|l| l.starts_with("GET "))
+        .cloned()
+        .collect();
+    assert!(reads.is_empty(), "read once, before the groups: {reads:?}");
 }
