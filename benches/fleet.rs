@@ -10,7 +10,8 @@
 //!   time until every copy and Service copy exists (seen through a label-selected watch),
 //!   beside two plain clients, 8 requests at a time, before rsg starts: one writing the same
 //!   2N Deployments and 2N Services, one making every write the manual asks of rsg for N
-//!   RSGs (`common/same_writes.rs`); the API server's CPU in each; what rsg wrote meanwhile
+//!   RSGs (`common/same_writes.rs`), deleted again before rsg starts so that its caches
+//!   hold the fleet alone; the API server's CPU in each; what rsg wrote meanwhile
 //!   (audit log), how many reconciles it ran and how long they took;
 //! * rsg's RSS once converged;
 //! * a restart of the converged fleet: time to ready, then, until every RSG was reconciled
@@ -136,6 +137,51 @@ fn delete_bare_rsgs(kubeconfig: &std::path::Path) {
         &["delete", "rsg", "--all", "-n", BARE, "--wait=false"],
     );
     assert!(deleted.success, "{}", deleted.stderr);
+}
+
+/// Deletes what the two plain clients wrote, before rsg starts: rsg caches every Service of
+/// the cluster (trimmed, for the selector index), and the references' 40,000 Services at
+/// 10,000 RSGs are not the fleet's.
+async fn delete_references(client: &Client) {
+    use k8s_openapi::api::apps::v1::ControllerRevision;
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::api::DeleteParams;
+    let (all, params) = (ListParams::default(), DeleteParams::background());
+    for ns in [PLAIN_COPIES, PLAIN_WRITES] {
+        let services = Api::<Service>::namespaced(client.clone(), ns);
+        let names: Vec<String> = services
+            .list_metadata(&all)
+            .await
+            .expect("listing the references' Services")
+            .items
+            .into_iter()
+            .filter_map(|s| s.metadata.name)
+            .collect();
+        // Services have no delete-collection in every version: one by one, 32 at a time.
+        let failed = futures::stream::iter(names)
+            .map(|name| {
+                let services = services.clone();
+                let params = params.clone();
+                async move { services.delete(&name, &params).await.is_err() }
+            })
+            .buffer_unordered(32)
+            .filter(|failed| futures::future::ready(*failed))
+            .count()
+            .await;
+        assert_eq!(failed, 0, "some Services in {ns} could not be deleted");
+        let deployments = Api::<Deployment>::namespaced(client.clone(), ns);
+        let config_maps = Api::<ConfigMap>::namespaced(client.clone(), ns);
+        let revisions = Api::<ControllerRevision>::namespaced(client.clone(), ns);
+        let deleted = futures::try_join!(
+            deployments.delete_collection(&params, &all),
+            config_maps.delete_collection(&params, &all),
+            revisions.delete_collection(&params, &all),
+        );
+        assert!(
+            deleted.is_ok(),
+            "deleting the references in {ns}: {deleted:?}"
+        );
+    }
 }
 
 fn kubectl_apply_timed(kubeconfig: &std::path::Path, objects: &[Value]) -> Duration {
@@ -434,6 +480,7 @@ fn main() {
     let (same_write, same_writes) = same_writes_write(&runtime, &client, n);
     let same_write_cpu = apiserver_cpu() - cpu_before;
     delete_bare_rsgs(&plane.kubeconfig);
+    runtime.block_on(delete_references(&client));
 
     hold_lease(&plane.kubeconfig);
     let rsg = RsgProcess::start(&dir, &plane.rsg_kubeconfig, "rsg-fleet");
