@@ -155,7 +155,8 @@ async fn read_base_services(
 
 /// Creates the objects group `id` is missing, all at once and optimistically: an existing
 /// object is looked at only when the create reports a conflict. On a problem or failure,
-/// what this call created is deleted again so no half group stays.
+/// what this call created is deleted again so no half group stays (see
+/// [`GroupBuild::create_parts`]).
 pub async fn create_group(
     ctx: &Context,
     rsg: &ResourceScalingGroup,
@@ -195,52 +196,9 @@ pub async fn create_group(
         renames: service_renames(obs, group_name, id),
         base_pods: obs.base_pods(),
         services: &services,
+        rsg_ref: &rsg_ref,
     };
-    // The parts are independent objects (a group has a few: the targets are capped):
-    // created at once, then looked at in order.
-    let outcomes = futures::future::join_all(missing.iter().map(|part| build.create(part))).await;
-    let mut created: Vec<&Missing<'_>> = Vec::new();
-    let mut failures = Vec::new();
-    for (part, outcome) in missing.iter().zip(outcomes) {
-        match outcome {
-            Ok(Ok(())) => created.push(part),
-            failed => failures.push((part, failed)),
-        }
-    }
-    for (part, failed) in failures {
-        let problem = match failed {
-            Ok(Ok(())) => continue,
-            Ok(Err(refusal)) if refusal.status_code() == Some(api_errors::CONFLICT) => {
-                match conflicting_owner(ctx, &services, &namespace, part).await? {
-                    None => continue,
-                    Some(description) => {
-                        ctx.memory.set_conflict(&rsg_ref, part.name(), true);
-                        name_conflict(&description, &rsg_name, id)
-                    }
-                }
-            }
-            Ok(Err(refusal)) if refusal.is_forbidden() => Problem::Forbidden(Failure::new(
-                format!("creating {} {namespace}/{}", part.kind_name(), part.name()),
-                refusal.api_message(),
-            )),
-            Ok(Err(refusal)) => {
-                roll_back(ctx, &services, &namespace, &created).await?;
-                return Err(ReconcileError::create(part.object(&namespace))(refusal));
-            }
-            Err(err) => {
-                roll_back(ctx, &services, &namespace, &created).await?;
-                return Err(err);
-            }
-        };
-        roll_back(ctx, &services, &namespace, &created).await?;
-        return Ok(GroupCreation::Blocked(problem));
-    }
-    Ok(GroupCreation::Created(
-        created
-            .iter()
-            .map(|p| p.object(&namespace).to_string())
-            .collect(),
-    ))
+    build.create_parts(&missing).await
 }
 
 /// The description of the first part of `missing` whose name was found taken before and
@@ -277,12 +235,64 @@ struct GroupBuild<'a> {
     renames: BTreeMap<String, String>,
     base_pods: Vec<BasePods>,
     services: &'a Api<Service>,
+    rsg_ref: &'a ObjectRef<ResourceScalingGroup>,
 }
 
 /// Why a create failed (the API server's answer, when it answered).
 type Refusal = AccessError;
 
 impl GroupBuild<'_> {
+    /// Creates every part of `missing`. The parts are independent objects (a group has a few:
+    /// the targets are capped): created at once, then looked at in order; on a problem or
+    /// failure, every part created here is deleted again.
+    async fn create_parts(&self, missing: &[Missing<'_>]) -> Result<GroupCreation, ReconcileError> {
+        let (ctx, services, namespace) = (self.ctx, self.services, self.namespace);
+        let outcomes =
+            futures::future::join_all(missing.iter().map(|part| self.create(part))).await;
+        let mut created: Vec<&Missing<'_>> = Vec::new();
+        let mut failures = Vec::new();
+        for (part, outcome) in missing.iter().zip(outcomes) {
+            match outcome {
+                Ok(Ok(())) => created.push(part),
+                failed => failures.push((part, failed)),
+            }
+        }
+        for (part, failed) in failures {
+            let problem = match failed {
+                Ok(Ok(())) => continue,
+                Ok(Err(refusal)) if refusal.status_code() == Some(api_errors::CONFLICT) => {
+                    match conflicting_owner(ctx, services, namespace, part).await? {
+                        None => continue,
+                        Some(description) => {
+                            ctx.memory.set_conflict(self.rsg_ref, part.name(), true);
+                            name_conflict(&description, self.rsg_name, self.id)
+                        }
+                    }
+                }
+                Ok(Err(refusal)) if refusal.is_forbidden() => Problem::Forbidden(Failure::new(
+                    format!("creating {} {namespace}/{}", part.kind_name(), part.name()),
+                    refusal.api_message(),
+                )),
+                Ok(Err(refusal)) => {
+                    roll_back(ctx, services, namespace, &created).await?;
+                    return Err(ReconcileError::create(part.object(namespace))(refusal));
+                }
+                Err(err) => {
+                    roll_back(ctx, services, namespace, &created).await?;
+                    return Err(err);
+                }
+            };
+            roll_back(ctx, services, namespace, &created).await?;
+            return Ok(GroupCreation::Blocked(problem));
+        }
+        Ok(GroupCreation::Created(
+            created
+                .iter()
+                .map(|p| p.object(namespace).to_string())
+                .collect(),
+        ))
+    }
+
     /// Builds and creates one missing object.
     async fn create(&self, part: &Missing<'_>) -> Result<Result<(), Refusal>, ReconcileError> {
         match part {

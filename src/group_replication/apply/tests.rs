@@ -228,17 +228,29 @@ async fn a_draining_group_past_its_timeout_is_deleted_services_first() {
     assert_eq!(recorded.event_reasons(), vec!["DeletedGroup"]);
 }
 
-#[tokio::test]
-async fn a_snapshot_name_taken_by_someone_else_stops_the_reconcile_and_ours_is_used_quietly() {
+const REVISIONS: &str = "/apis/apps/v1/namespaces/team/controllerrevisions";
+
+/// The test observation with the snapshot of its base to store (none stored yet).
+fn observation_storing_a_snapshot(
+    the_rsg: &crate::api::ResourceScalingGroup,
+) -> (
+    crate::group_replication::observe::Observation,
+    crate::group_replication::artifact_decisions::SnapshotWrite,
+) {
     use crate::group_replication::artifact_decisions::resolve_snapshot;
-    const REVISIONS: &str = "/apis/apps/v1/namespaces/team/controllerrevisions";
-    let the_rsg = rsg(scale_to(1));
     let base = crate::fixtures::deployment("base", "llm-prefill", 1);
-    let (_, write) = resolve_snapshot(&the_rsg, "prefill", &base, "r1", false, None, &[])
+    let (_, write) = resolve_snapshot(the_rsg, "prefill", &base, "r1", false, None, &[])
         .expect("no conflict seen in the cache");
     let write = write.expect("a snapshot to store");
     let mut obs = observation(&[], &[]);
     obs.snapshots_to_store = vec![write.clone()];
+    (obs, write)
+}
+
+#[tokio::test]
+async fn a_snapshot_name_taken_by_someone_else_stops_the_reconcile_and_ours_is_used_quietly() {
+    let the_rsg = rsg(scale_to(1));
+    let (obs, write) = observation_storing_a_snapshot(&the_rsg);
 
     // Stored meanwhile by this RSG (its label and owner), with what was planned on.
     let ours = serde_json::to_value(&write.object).expect("JSON");
@@ -290,14 +302,8 @@ async fn a_snapshot_name_taken_by_someone_else_stops_the_reconcile_and_ours_is_u
 
 #[tokio::test]
 async fn a_plan_that_creates_groups_reads_the_base_services_beside_the_snapshot_and_once() {
-    use crate::group_replication::artifact_decisions::resolve_snapshot;
-    const REVISIONS: &str = "/apis/apps/v1/namespaces/team/controllerrevisions";
     let the_rsg = rsg(scale_to(2));
-    let base = crate::fixtures::deployment("base", "llm-prefill", 1);
-    let (_, write) = resolve_snapshot(&the_rsg, "prefill", &base, "r1", false, None, &[])
-        .expect("no conflict seen in the cache");
-    let mut obs = observation(&[], &[]);
-    obs.snapshots_to_store = vec![write.expect("a snapshot to store")];
+    let (obs, _) = observation_storing_a_snapshot(&the_rsg);
     let (ctx, recorded) = context(|call: &Call| match (&call.method, call.path.as_str()) {
         (&Method::GET, BASE_SERVICE) => base_service(),
         (&Method::POST, REVISIONS | DEPLOYMENTS | SERVICES) => created(call),
