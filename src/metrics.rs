@@ -121,7 +121,7 @@ impl Default for Metrics {
                 "Time one reconcile takes",
                 Family::new_with_constructor(latency_histogram);
             reconciles_deferred: "reconciles_deferred",
-                "Reconciles put off for a second or two because their namespace already had its share of the workers in flight",
+                "Reconciles put off until one of their namespace's reconciles ends, because their namespace already had its share of the workers in flight",
                 Counter::default();
             events_dropped: "events_dropped",
                 "Events dropped because too many were waiting to be published (the API server is far behind)",

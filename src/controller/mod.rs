@@ -55,10 +55,17 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
         .map(|rsg: ObjectRef<ResourceScalingGroup>| retyped::<_, RsgName>(&rsg));
     let reader = ctx.stores.rsg_names.clone();
     tokio::spawn(forget_deleted_rsgs(ctx.clone(), shutdown.clone()));
+    let feed_ctx = ctx.clone();
     let shares = Arc::new(NamespaceShares::new(
         usize::from(CONCURRENCY),
         PER_NAMESPACE,
         RESERVE,
+        Box::new(move |namespace, name| {
+            feed_ctx
+                .stores
+                .feed
+                .offer(ObjectRef::new(name).within(namespace))
+        }),
     ));
     // Every request, the RSGs' own changes included, arrives through the feed.
     Controller::for_shared_stream(futures::stream::pending(), reader)
@@ -180,15 +187,16 @@ fn error_policy(rsg: Arc<RsgName>, err: &ReconcileError, ctx: Arc<Context>) -> A
 }
 
 /// Reconciles the RSG `rsg` names when its namespace has a free share of the workers; else
-/// looks at it again in a second or two, leaving the worker to other namespaces. The RSG is
-/// read whole from the cache here; one gone since it was queued needs nothing.
+/// it waits in its namespace's line, woken when one of that namespace's reconciles ends, and
+/// the worker is left to other namespaces. The RSG is read whole from the cache here; one
+/// gone since it was queued needs nothing.
 async fn reconcile_in_turn(
     rsg: Arc<RsgName>,
     ctx: Arc<Context>,
     shares: Arc<NamespaceShares>,
 ) -> Result<Action, ReconcileError> {
     let (namespace, name) = (rsg.namespace().unwrap_or_default(), rsg.name_any());
-    let Some(_turn) = shares.try_enter(&namespace) else {
+    let Some(_turn) = shares.try_enter(&namespace, &name) else {
         ctx.metrics.reconciles_deferred.inc();
         return Ok(Action::requeue(retry_after_deferral(&namespace, &name)));
     };
