@@ -250,17 +250,18 @@ impl GroupBuild<'_> {
         let outcomes =
             futures::future::join_all(missing.iter().map(|part| self.create(part))).await;
         let mut created: Vec<&Missing<'_>> = Vec::new();
-        let mut failures = Vec::new();
+        // Each part that was not created: the API server's refusal, or a failure before it.
+        let mut failures: Vec<(&Missing<'_>, Result<Refusal, ReconcileError>)> = Vec::new();
         for (part, outcome) in missing.iter().zip(outcomes) {
             match outcome {
                 Ok(Ok(())) => created.push(part),
-                failed => failures.push((part, failed)),
+                Ok(Err(refusal)) => failures.push((part, Ok(refusal))),
+                Err(err) => failures.push((part, Err(err))),
             }
         }
         for (part, failed) in failures {
             let problem = match failed {
-                Ok(Ok(())) => continue,
-                Ok(Err(refusal)) if refusal.status_code() == Some(api_errors::CONFLICT) => {
+                Ok(refusal) if refusal.status_code() == Some(api_errors::CONFLICT) => {
                     match conflicting_owner(ctx, services, namespace, part).await? {
                         None => continue,
                         Some(description) => {
@@ -269,11 +270,11 @@ impl GroupBuild<'_> {
                         }
                     }
                 }
-                Ok(Err(refusal)) if refusal.is_forbidden() => Problem::Forbidden(Failure::new(
+                Ok(refusal) if refusal.is_forbidden() => Problem::Forbidden(Failure::new(
                     format!("creating {} {namespace}/{}", part.kind_name(), part.name()),
                     refusal.api_message(),
                 )),
-                Ok(Err(refusal)) => {
+                Ok(refusal) => {
                     roll_back(ctx, services, namespace, &created).await?;
                     return Err(ReconcileError::create(part.object(namespace))(refusal));
                 }
