@@ -181,8 +181,7 @@ pub async fn run_while_leading(
 fn error_policy(rsg: Arc<RsgName>, err: &ReconcileError, ctx: Arc<Context>) -> Action {
     let reference = ObjectRef::from_obj(rsg.as_ref());
     let delay = ctx.next_backoff(&retyped(&reference));
-    let (namespace, name) = (rsg.namespace().unwrap_or_default(), rsg.name_any());
-    warn!(rsg = %format!("{namespace}/{name}"), action = err.action(), error = %err, retry_in = ?delay, "reconcile failed");
+    warn!(rsg = %rsg_key(rsg.as_ref()), action = err.action(), error = %err, retry_in = ?delay, "reconcile failed");
     Action::requeue(delay)
 }
 

@@ -21,13 +21,12 @@ pub use events::RsgEvent;
 pub use problem::{problems_condition, BaselineError, Failure, NotFound, Problem, TakenFor};
 pub use strategy::{Next, Strategy};
 
-use crate::api::ResourceScalingGroup;
-
-/// `namespace/name` of an RSG, for log fields.
-pub fn rsg_key(rsg: &ResourceScalingGroup) -> String {
+/// `namespace/name` of an RSG (or of its entry in the names cache), for log fields.
+pub fn rsg_key(rsg: &impl kube::Resource) -> String {
+    let metadata = rsg.meta();
     format!(
         "{}/{}",
-        rsg.metadata.namespace.as_deref().unwrap_or_default(),
-        rsg.metadata.name.as_deref().unwrap_or_default()
+        metadata.namespace.as_deref().unwrap_or_default(),
+        metadata.name.as_deref().unwrap_or_default()
     )
 }
