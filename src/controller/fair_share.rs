@@ -53,29 +53,36 @@ impl Line {
         self.waiting.is_empty() && self.woken.is_empty()
     }
 
-    /// `name` asks for a turn: it no longer waits. Returns whether it had been woken.
-    fn arrived(&mut self, name: &str) -> bool {
-        self.waiting.remove(name);
+    /// `name` asks for a turn: it no longer waits. Returns where it stood in the line.
+    fn arrived(&mut self, name: &str) -> Standing {
+        if self.waiting.remove(name) {
+            return Standing::Waiting;
+        }
         match self.woken.iter().position(|woken| woken.as_ref() == name) {
-            Some(at) => self.woken.remove(at).is_some(),
-            None => false,
+            Some(at) => {
+                self.woken.remove(at);
+                Standing::Woken
+            }
+            None => Standing::New,
         }
     }
 
-    /// `name` did not get a turn: it waits, at the front when it had been woken.
-    fn wait(&mut self, name: &str, woken: bool) {
-        if self.waiting.insert(name.into()) {
-            match woken {
-                true => self.order.push_front(name.into()),
-                false => self.order.push_back(name.into()),
-            }
+    /// `name`, standing where [`Line::arrived`] said, did not get a turn: it waits. One that
+    /// was waiting keeps its place (it asked again on its own: an event, its requeue), one
+    /// woken goes to the front, a newcomer to the back.
+    fn wait(&mut self, name: &str, standing: Standing) {
+        self.waiting.insert(name.into());
+        match standing {
+            Standing::Waiting => {}
+            Standing::Woken => self.order.push_front(name.into()),
+            Standing::New => self.order.push_back(name.into()),
         }
     }
 
     /// The first waiting RSG, now woken.
     fn wake_next(&mut self) -> Option<Box<str>> {
         while let Some(name) = self.order.pop_front() {
-            // Names that asked meanwhile left the line without leaving the queue.
+            // Names that got a turn meanwhile left the line without leaving the queue.
             if self.waiting.remove(&name) {
                 if self.woken.len() == WOKEN_REMEMBERED {
                     self.woken.pop_front();
@@ -86,6 +93,17 @@ impl Line {
         }
         None
     }
+}
+
+/// Where an RSG asking for a turn stood in its namespace's line.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Standing {
+    /// Not in the line.
+    New,
+    /// In the line: its place is still in `order`.
+    Waiting,
+    /// Woken from the line, its turn may have come.
+    Woken,
 }
 
 /// A namespace's turn on a worker: held while the reconcile runs, given back on drop, which
@@ -125,9 +143,9 @@ impl NamespaceShares {
     /// use and the idle workers are down to the reserve: it then waits in its namespace's line.
     pub fn try_enter(&self, namespace: &str, name: &str) -> Option<Turn<'_>> {
         let mut state = self.state();
-        let woken = match state.waiting.get_mut(namespace) {
+        let standing = match state.waiting.get_mut(namespace) {
             Some(line) => line.arrived(name),
-            None => false,
+            None => Standing::New,
         };
         let total: usize = state.in_flight.values().sum();
         let count = state.in_flight.get(namespace).copied().unwrap_or_default();
@@ -136,7 +154,7 @@ impl NamespaceShares {
                 .waiting
                 .entry(namespace.to_string())
                 .or_default()
-                .wait(name, woken);
+                .wait(name, standing);
             return None;
         }
         *state.in_flight.entry(namespace.to_string()).or_default() += 1;
@@ -304,6 +322,22 @@ mod tests {
             ["busy/b4"],
             "b3 left the line when it got its turn"
         );
+    }
+
+    #[test]
+    fn a_waiting_rsg_that_asks_again_keeps_its_place_once() {
+        // Two workers, shares of one, no reserve.
+        let (shares, woken) = shares(2, 1, 0);
+        let quiet = shares.try_enter("quiet", "q1");
+        let busy = shares.try_enter("busy", "b1");
+        assert!(quiet.is_some() && busy.is_some());
+        for name in ["b2", "b3", "b2", "b2"] {
+            assert!(shares.try_enter("busy", name).is_none(), "{name} waits");
+        }
+        let queued = shares.state().waiting["busy"].order.len();
+        assert_eq!(queued, 2, "b2 asking again takes no second place");
+        drop(busy);
+        assert_eq!(taken(&woken), ["busy/b2"], "b2 kept the front");
     }
 
     #[test]
