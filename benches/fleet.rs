@@ -33,7 +33,7 @@ use common::{cpu_seconds, invoked_as_benchmark, memory_mib};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
-use kube::api::{ListParams, PostParams};
+use kube::api::ListParams;
 use kube::{Api, Client};
 use serde_json::{json, Value};
 use support::control_plane::{ControlPlane, RSG_USER};
@@ -66,36 +66,11 @@ fn rsg_of(ns: &str, i: usize) -> Value {
     })
 }
 
+/// Creates `objects` (Deployments and Services), `concurrency` at a time, with the plain
+/// client both references use.
 async fn create_all(client: &Client, objects: Vec<Value>, concurrency: usize) {
-    let creates = futures::stream::iter(objects).map(|object| {
-        let client = client.clone();
-        async move {
-            let ns = object["metadata"]["namespace"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string();
-            let params = PostParams::default();
-            if object["kind"] == "Service" {
-                let service: Service = serde_json::from_value(object).expect("a Service");
-                Api::<Service>::namespaced(client, &ns)
-                    .create(&params, &service)
-                    .await
-                    .map(|_| ())
-            } else {
-                let deployment: Deployment = serde_json::from_value(object).expect("a Deployment");
-                Api::<Deployment>::namespaced(client, &ns)
-                    .create(&params, &deployment)
-                    .await
-                    .map(|_| ())
-            }
-        }
-    });
-    let failed = creates
-        .buffer_unordered(concurrency)
-        .filter(|r| futures::future::ready(r.is_err()))
-        .count()
-        .await;
-    assert_eq!(failed, 0, "some objects could not be created");
+    let creates = objects.into_iter().map(same_writes::create).collect();
+    same_writes::make(client, creates, concurrency).await;
 }
 
 /// Copies (group ids 1 and 2) of Deployments and Services in `ns`.
@@ -260,13 +235,7 @@ fn audited(log: &std::path::Path) -> Audited {
 
 /// The mean of the histogram `name` over its samples whose labels contain `labels`, in ms.
 fn mean_ms(body: &str, name: &str, labels: &str) -> f64 {
-    let total = |suffix: &str| -> f64 {
-        let series = format!("{name}_{suffix}");
-        body.lines()
-            .filter(|l| l.starts_with(&series) && l.contains(labels))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
-    };
+    let total = |suffix: &str| common::metric_sum_where(body, &format!("{name}_{suffix}"), labels);
     1000.0 * total("sum") / total("count")
 }
 

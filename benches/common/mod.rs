@@ -156,8 +156,13 @@ pub async fn create_namespaces(client: &kube::Client, names: &[&str]) {
 
 /// The sum of every sample of the metric `name` (all its label sets) in a `/metrics` body.
 pub fn metric_sum(body: &str, name: &str) -> f64 {
+    metric_sum_where(body, name, "")
+}
+
+/// The sum of the samples of the metric `name` whose label set contains `labels`.
+pub fn metric_sum_where(body: &str, name: &str, labels: &str) -> f64 {
     body.lines()
-        .filter(|l| l.starts_with(name))
+        .filter(|l| l.starts_with(name) && l.contains(labels))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }

@@ -31,6 +31,15 @@ fn resource(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource
     ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
 }
 
+/// The create of `object`, a Deployment or a Service.
+pub fn create(object: Value) -> Write {
+    let resource = match object["kind"].as_str() {
+        Some("Service") => resource("", "v1", "Service", "services"),
+        _ => resource("apps", "v1", "Deployment", "deployments"),
+    };
+    Write::Create(resource, object)
+}
+
 /// The writes for RSG `rsg` over `base` (a Deployment stored in `ns` already) with `copies`
 /// (its copies and Service copies); its status and Events go to the RSG `status_of`
 /// (`namespace`, `name`), stored with no webhook and no controller.
@@ -68,13 +77,7 @@ pub fn writes_of(
             status: false,
         },
     ];
-    for copy in copies {
-        let created = match copy["kind"].as_str() {
-            Some("Service") => resource("", "v1", "Service", "services"),
-            _ => resource("apps", "v1", "Deployment", "deployments"),
-        };
-        writes.push(Write::Create(created, copy));
-    }
+    writes.extend(copies.into_iter().map(create));
     let (rsg_ns, rsg_name) = status_of;
     writes.push(Write::Patch {
         resource: resource(
